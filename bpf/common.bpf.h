@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * common.bpf.h: kernel-only types and constants shared by the BPF objects
+ * (the map value layouts, scratch layout, a few kernel constants that BTF does
+ * not carry). state.bpf.c defines the maps with these types; state.bpf.h
+ * declares them extern for the programs.
+ */
+#ifndef BSANDBOX_COMMON_BPF_H
+#define BSANDBOX_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "events.h"
+
+#define AT_FDCWD -100
+#define SIGNAL_GROUP_EXIT 0x00000004
+#define S_IFMT 00170000
+#define S_IFDIR 0040000
+
+/* Scratch slots per CPU: one for syscall programs, one for process programs,
+ * so that the two never share a buffer even if one could preempt the other. */
+#define BS_SLOT_FILES 0
+#define BS_SLOT_PROC 1
+#define BS_SLOTS 2
+
+struct bs_scratch {
+	__u8 ev[BS_EVENT_MAX + 64];
+	__u8 walk[2 * (BS_STR_MAX + 1)];
+};
+
+/* Value of bs_procs: one entry per traced thread group. */
+struct bs_proc {
+	__u64 last_dir_file; /* last struct file reported for getdents */
+};
+
+/* Value of bs_cwd: what this thread's last records told user space. */
+struct bs_cwd {
+	__u64 pwd_dentry;
+	__u64 pwd_mnt;
+	__u64 root_dentry;
+	__u64 root_mnt;
+	__u32 gen;
+	__u32 pad;
+};
+
+/*
+ * Map shapes, written once: state.bpf.c defines each map with its shape,
+ * state.bpf.h declares it extern with the same shape. Sizes that depend on
+ * the machine (ring size, CPU count) are set by the loader before load.
+ */
+#define BS_MAP_EVENTS                              \
+	struct {                                   \
+		__uint(type, BPF_MAP_TYPE_RINGBUF); \
+		__uint(max_entries, 16 << 20);     \
+	}
+#define BS_MAP_PROCS                            \
+	struct {                                \
+		__uint(type, BPF_MAP_TYPE_HASH); \
+		__uint(max_entries, 65536);     \
+		__type(key, __u32);             \
+		__type(value, struct bs_proc);  \
+	}
+#define BS_MAP_CWD                              \
+	struct {                                \
+		__uint(type, BPF_MAP_TYPE_HASH); \
+		__uint(max_entries, 65536);     \
+		__type(key, __u32);             \
+		__type(value, struct bs_cwd);   \
+	}
+#define BS_MAP_SCRATCH                            \
+	struct {                                  \
+		__uint(type, BPF_MAP_TYPE_ARRAY);  \
+		__uint(max_entries, 2 * BS_SLOTS); \
+		__type(key, __u32);               \
+		__type(value, struct bs_scratch); \
+	}
+#define BS_MAP_COUNTERS                                \
+	struct {                                       \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, BS_CNT_COUNT);     \
+		__type(key, __u32);                    \
+		__type(value, __u64);                  \
+	}
+#define BS_MAP_GEN                               \
+	struct {                                 \
+		__uint(type, BPF_MAP_TYPE_ARRAY); \
+		__uint(max_entries, 1);          \
+		__type(key, __u32);              \
+		__type(value, __u32);            \
+	}
+
+#endif /* BSANDBOX_COMMON_BPF_H */

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * files.bpf.c: file syscalls of the traced tree, captured at syscall exit.
+ *
+ * One program on the sys_exit tracepoint sees every syscall of the machine;
+ * it looks the syscall number up in bs_sc_table (filled by user space from
+ * the architecture's numbering) and leaves at once unless the syscall is a
+ * file syscall made by a thread group in bs_procs. That is the whole cost for
+ * processes outside the tree.
+ *
+ * Capturing at exit alone (no enter program) halves the work: the arguments
+ * are still in the saved user registers, the path strings are resident
+ * because the kernel has just copied them, and the result is known, so the
+ * kernel can name what the call reached (the file behind a returned fd, the
+ * new cwd) while it still exists. The one syscall whose arguments do not
+ * survive is a successful execve; sched_process_exec reports that instead.
+ *
+ * Relative names are sent as given, with the path of the dirfd or cwd they are
+ * relative to; the cwd is sent only when it changed since this thread's last
+ * record (bs_append_cwd_root), which keeps most records to a few dozen bytes.
+ */
+#include "state.bpf.h"
+
+#if defined(__TARGET_ARCH_x86)
+#define BS_SC_NR(regs) ((regs)->orig_ax)
+static __always_inline __u64 bs_sc_arg(struct pt_regs *r, __u32 i)
+{
+	switch (i) {
+	case 1: return r->di;
+	case 2: return r->si;
+	case 3: return r->dx;
+	case 4: return r->r10;
+	case 5: return r->r8;
+	case 6: return r->r9;
+	}
+	return 0;
+}
+#else
+#error "bsandbox's eBPF backend decodes x86_64 syscalls only so far"
+#endif
+
+/* Describes the object at f in the record: created by this open, a directory,
+ * and its file system's magic (so user space can leave out /proc, sysfs...). */
+static __always_inline void bs_describe_file(struct bs_file *e, __u64 file, bool from_open)
+{
+	struct file *f = (struct file *)file;
+	e->result_flags |= BS_RF_RESOLVED;
+	if (from_open && (BPF_CORE_READ(f, f_mode) & bs_fmode_created))
+		e->result_flags |= BS_RF_CREATED;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) == S_IFDIR)
+		e->result_flags |= BS_RF_DIR;
+	e->result_magic = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = BS_SC_NR(regs);
+	if (nr < 0 || nr >= BS_SC_TABLE_SIZE)
+		return 0;
+	__u8 sys = bs_sc_table[nr].sys;
+	if (sys == BS_SYS_NONE)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
+	struct bs_proc *proc = bpf_map_lookup_elem(&bs_procs, &tgid);
+	if (!proc)
+		return 0;
+	if ((sys == BS_SYS_EXECVE || sys == BS_SYS_EXECVEAT) && ret == 0)
+		return 0;
+
+	__u8 a_path1 = bs_sc_table[nr].path1;
+	__u8 a_dirfd1 = bs_sc_table[nr].dirfd1;
+	__u8 a_path2 = bs_sc_table[nr].path2;
+	__u8 a_dirfd2 = bs_sc_table[nr].dirfd2;
+	__u8 a_fd = bs_sc_table[nr].fd;
+	__u8 a_flags = bs_sc_table[nr].flags;
+	__u8 resolve = bs_sc_table[nr].resolve;
+	__u8 dflags = bs_sc_table[nr].desc_flags;
+
+	__u64 fd_file = 0;
+	if (a_fd)
+		fd_file = bs_fd_file((int)bs_sc_arg(regs, a_fd));
+	if (dflags & BS_DESC_ONCE_PER_FILE) {
+		/* getdents is called until it returns 0; one listing is one record. */
+		if (!fd_file || proc->last_dir_file == fd_file)
+			return 0;
+		proc->last_dir_file = fd_file;
+	}
+
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES);
+	if (!s)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct bs_file *e = (struct bs_file *)s->ev;
+	bs_fill_hdr(&e->hdr, BS_EV_FILE, tgid, tid, bs_task_start(task));
+	e->ret = ret;
+	e->sys = sys;
+	e->result_flags = 0;
+	e->result_magic = 0;
+	e->pad = 0;
+	e->fd = a_fd ? (__u32)bs_sc_arg(regs, a_fd) : (__u32)-1;
+	e->dirfd1 = a_dirfd1 ? (int)bs_sc_arg(regs, a_dirfd1) : AT_FDCWD;
+	e->dirfd2 = a_dirfd2 ? (int)bs_sc_arg(regs, a_dirfd2) : AT_FDCWD;
+	e->flags = 0;
+	if (a_flags) {
+		__u64 v = bs_sc_arg(regs, a_flags);
+		if (dflags & BS_DESC_FLAGS_IN_OPEN_HOW) {
+			__u64 how_flags = 0;
+			bpf_probe_read_user(&how_flags, sizeof(how_flags), (void *)v);
+			v = how_flags;
+		}
+		e->flags = v;
+	}
+
+	__u32 off = sizeof(*e);
+	char c1 = 0, c2 = 0;
+	bool has1 = false, has2 = false;
+	if (a_path1) {
+		__u64 u = bs_sc_arg(regs, a_path1);
+		if (u) {
+			off = bs_append_user_str(s, off, BS_STR_PATH1, u, &c1);
+			has1 = true;
+		}
+	}
+	if ((dflags & BS_DESC_SKIP_EMPTY_PATH) && has1 && c1 == 0)
+		return 0;
+	if (a_path2) {
+		__u64 u = bs_sc_arg(regs, a_path2);
+		if (u) {
+			off = bs_append_user_str(s, off, BS_STR_PATH2, u, &c2);
+			has2 = true;
+		}
+	}
+	/* A NULL or empty path with a dirfd names the dirfd itself (utimensat,
+	 * AT_EMPTY_PATH); a relative one is relative to it. */
+	bool rel1 = a_path1 && c1 != '/';
+	bool rel2 = has2 && c2 != '/' && !(dflags & BS_DESC_PATH2_IS_TEXT);
+	bool abs1 = has1 && c1 == '/';
+	bool abs2 = has2 && c2 == '/' && !(dflags & BS_DESC_PATH2_IS_TEXT);
+
+	if (rel1 && e->dirfd1 != AT_FDCWD) {
+		__u64 df = bs_fd_file(e->dirfd1);
+		if (df)
+			off = bs_append_file(s, off, BS_STR_DIR1, df);
+	}
+	if (rel2 && e->dirfd2 != AT_FDCWD) {
+		__u64 df = bs_fd_file(e->dirfd2);
+		if (df)
+			off = bs_append_file(s, off, BS_STR_DIR2, df);
+	}
+	bool need_cwd = (rel1 && has1 && e->dirfd1 == AT_FDCWD) ||
+			(rel2 && e->dirfd2 == AT_FDCWD);
+	if (need_cwd || abs1 || abs2)
+		off = bs_append_cwd_root(s, off, tid, need_cwd, abs1 || abs2);
+
+	if (resolve == BS_RESOLVE_RETFD && ret >= 0) {
+		__u64 f = bs_fd_file(ret);
+		if (f) {
+			off = bs_append_file(s, off, BS_STR_RESULT, f);
+			bs_describe_file(e, f, true);
+		}
+	} else if (resolve == BS_RESOLVE_FDARG && fd_file) {
+		off = bs_append_file(s, off, BS_STR_RESULT, fd_file);
+		bs_describe_file(e, fd_file, false);
+	} else if ((resolve == BS_RESOLVE_PWD || resolve == BS_RESOLVE_ROOT) && ret == 0) {
+		struct path p;
+		if (resolve == BS_RESOLVE_PWD)
+			BPF_CORE_READ_INTO(&p, task, fs, pwd);
+		else
+			BPF_CORE_READ_INTO(&p, task, fs, root);
+		off = bs_append_walk(s, off, BS_STR_RESULT, (__u64)p.dentry, (__u64)p.mnt);
+		e->result_flags |= BS_RF_RESOLVED | BS_RF_DIR;
+		/* This thread's next relative name resends its cwd and root. */
+		bpf_map_delete_elem(&bs_cwd, &tid);
+	}
+	if ((dflags & BS_DESC_BUMP_GEN) && ret == 0) {
+		__u32 zero = 0;
+		__u32 *gen = bpf_map_lookup_elem(&bs_gen, &zero);
+		if (gen)
+			__sync_fetch_and_add(gen, 1);
+	}
+	if (!bs_submit(s, off))
+		bpf_map_delete_elem(&bs_cwd, &tid);
+	return 0;
+}

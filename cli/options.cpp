@@ -1,0 +1,117 @@
+// options.cpp: a small hand-written parser: `--name value` and
+// `--name=value`, and the command after `--` or after the first word that is
+// not an option (as env(1) does), so `bsandbox exec make -j2` works too.
+#include "cli/options.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace bsandbox::cli {
+
+const char kUsage[] =
+    "usage: bsandbox exec [options] [--] COMMAND [ARG...]\n"
+    "       bsandbox show RECORD\n"
+    "       bsandbox --help | --version\n"
+    "\n"
+    "exec runs COMMAND and records which of its processes touched which file.\n"
+    "  --json PATH         write the provenance record as JSON (bsandbox.provenance/v1)\n"
+    "  --record PATH       write it in binary form (protobuf), for `bsandbox show`\n"
+    "  --backend NAME      auto or ebpf (auto: ebpf)\n"
+    "  --strict            exit 125 if the record is incomplete (events lost)\n"
+    "  --buffer-size SIZE  kernel ring buffer, a power of two (default 16M)\n"
+    "  -v, --verbose       say what bsandbox does\n"
+    "  -q, --quiet         do not print the summary line\n"
+    "exec exits with COMMAND's exit code (128+N if killed by signal N), 127 if\n"
+    "COMMAND is not found, 126 if it cannot run, 125 if bsandbox itself fails.\n"
+    "\n"
+    "show prints a record made with --record: processes by parentage with their\n"
+    "files, and a summary.\n";
+
+Result<size_t> parse_size(const std::string& text) {
+  if (text.empty() || text[0] < '0' || text[0] > '9') return fail("invalid size '" + text + "'");
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  std::string suffix(end);
+  unsigned shift = 0;
+  if (suffix == "K" || suffix == "k") shift = 10;
+  else if (suffix == "M" || suffix == "m") shift = 20;
+  else if (suffix == "G" || suffix == "g") shift = 30;
+  else if (!suffix.empty()) return fail("invalid size '" + text + "' (use a number with K, M or G)");
+  if (errno == ERANGE || n > (~0ULL >> shift)) return fail("size '" + text + "' is too large");
+  return static_cast<size_t>(n << shift);
+}
+
+namespace {
+
+Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
+  ExecOptions o;
+  auto value = [&](const std::string& arg, const std::string& name) -> Result<std::string> {
+    if (arg.size() > name.size() && arg[name.size()] == '=') return arg.substr(name.size() + 1);
+    if (i + 1 >= args.size()) return fail("option " + name + " needs a value");
+    return args[++i];
+  };
+  auto is = [](const std::string& arg, const std::string& name) {
+    return arg == name || arg.starts_with(name + "=");
+  };
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a.empty() || a[0] != '-') break;
+    if (is(a, "--json")) {
+      auto v = value(a, "--json");
+      if (!v) return tl::unexpected(v.error());
+      o.json_path = *v;
+    } else if (is(a, "--record")) {
+      auto v = value(a, "--record");
+      if (!v) return tl::unexpected(v.error());
+      o.record_path = *v;
+    } else if (is(a, "--backend")) {
+      auto v = value(a, "--backend");
+      if (!v) return tl::unexpected(v.error());
+      if (*v != "auto" && *v != "ebpf")
+        return fail("unknown backend '" + *v + "' (expected auto or ebpf)");
+      o.backend = *v;
+    } else if (is(a, "--buffer-size")) {
+      auto v = value(a, "--buffer-size");
+      if (!v) return tl::unexpected(v.error());
+      auto size = parse_size(*v);
+      if (!size) return tl::unexpected(size.error());
+      if (*size < 4096 || (*size & (*size - 1)) != 0)
+        return fail("--buffer-size must be a power of two of at least 4K, not '" + *v + "'");
+      o.buffer_bytes = *size;
+    } else if (a == "--strict") {
+      o.strict = true;
+    } else if (a == "-v" || a == "--verbose") {
+      o.verbose = true;
+    } else if (a == "-q" || a == "--quiet") {
+      o.quiet = true;
+    } else {
+      return fail("unknown option '" + a + "' for exec (see bsandbox --help)");
+    }
+  }
+  o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
+  if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
+  return ExecCommand{std::move(o)};
+}
+
+}  // namespace
+
+Result<Command> parse(const std::vector<std::string>& args) {
+  if (args.empty()) return fail("no subcommand (see bsandbox --help)");
+  const std::string& sub = args[0];
+  if (sub == "-h" || sub == "--help" || sub == "help") return HelpCommand{};
+  if (sub == "--version" || sub == "version") return VersionCommand{};
+  if (sub == "exec") return parse_exec(args, 1);
+  if (sub == "show") {
+    if (args.size() != 2 || args[1].empty() || (args[1][0] == '-' && args[1] != "-"))
+      return fail("usage: bsandbox show RECORD");
+    return ShowCommand{args[1]};
+  }
+  return fail("unknown subcommand '" + sub + "' (see bsandbox --help)");
+}
+
+}  // namespace bsandbox::cli

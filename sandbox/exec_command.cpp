@@ -1,0 +1,130 @@
+// exec_command.cpp: the steps of `bsandbox exec`, each failing with one line.
+#include "sandbox/exec_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "sandbox/atomic_file.h"
+#include "sandbox/ebpf_backend.h"
+#include "sandbox/process_tree.h"
+#include "sandbox/provenance.h"
+#include "sandbox/record_printer.h"
+#include "sandbox/supervisor.h"
+
+namespace bsandbox {
+namespace {
+
+void say(const std::string& line) { std::fprintf(stderr, "bsandbox: %s\n", line.c_str()); }
+
+int error_exit(const std::string& line) {
+  say("error: " + line);
+  return kExitOwnError;
+}
+
+std::string current_dir() {
+  std::string buf(4096, '\0');
+  for (;;) {
+    if (::getcwd(buf.data(), buf.size())) return std::string(buf.c_str());
+    if (errno != ERANGE) return "";
+    buf.resize(buf.size() * 2);
+  }
+}
+
+Result<std::unique_ptr<EventSource>> open_backend(const ExecOptions& o) {
+  if (o.backend != "auto" && o.backend != "ebpf")
+    return fail("unknown backend '" + o.backend + "' (expected auto or ebpf)");
+  EbpfOptions eo;
+  eo.ring_bytes = o.buffer_bytes;
+  eo.verbose = o.verbose;
+  return open_ebpf_backend(eo);
+}
+
+}  // namespace
+
+int run_exec(const ExecOptions& o) {
+  if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
+
+  std::optional<AtomicFile> json_out, record_out;
+  if (o.json_path) {
+    auto f = AtomicFile::create(*o.json_path);
+    if (!f) return error_exit("cannot write the JSON record: " + f.error().message);
+    json_out.emplace(std::move(*f));
+  }
+  if (o.record_path) {
+    auto f = AtomicFile::create(*o.record_path);
+    if (!f) return error_exit("cannot write the record: " + f.error().message);
+    record_out.emplace(std::move(*f));
+  }
+
+  auto source = open_backend(o);
+  if (!source) return error_exit(source.error().message);
+  if (o.verbose) say("backend: " + std::string((*source)->name()));
+
+  std::string cwd = current_dir();
+  Clocks clocks = Clocks::measure();
+  SystemLinkReader links;
+  ProcessTree tree(links);
+  auto run = supervise(o.argv, **source, tree, cwd);
+  if (!run) return error_exit(run.error().message);
+
+  if (run->exec_failure) {
+    const ChildFailure& f = *run->exec_failure;
+    if (f.stage == ChildFailure::kSeccomp) {
+      say("error: installing the io_uring filter failed: " + std::string(std::strerror(f.error)));
+    } else if (f.error == ENOENT) {
+      say(o.argv[0] + ": command not found");
+    } else {
+      say(o.argv[0] + ": " + std::strerror(f.error));
+    }
+  }
+
+  SourceHealth sh = (*source)->health();
+  ProcessTree::Health th = tree.health();
+  Record rec;
+  rec.backend = std::string((*source)->name());
+  rec.argv = o.argv;
+  rec.cwd = cwd;
+  rec.start_ns = run->start_wall;
+  rec.end_ns = run->end_wall;
+  rec.exit_code = exit_code_from_wait_status(run->wait_status);
+  rec.lost_events = sh.lost;
+  rec.processes = tree.entries(clocks.boot_to_wall, run->end_boot);
+
+  std::vector<std::string> problems = sh.problems;
+  if (sh.corrupt) problems.push_back(std::to_string(sh.corrupt) + " kernel records were corrupt");
+  if (th.unresolved)
+    problems.push_back(std::to_string(th.unresolved) + " accesses whose path could not be determined");
+  if (th.strings_dropped)
+    problems.push_back(std::to_string(th.strings_dropped) + " events too large to send whole");
+  if (th.orphans)
+    problems.push_back(std::to_string(th.orphans) + " processes whose parent was not seen");
+  for (const auto& key : th.elf32)
+    problems.push_back("process " + process_id(key) +
+                       " runs a 32-bit program, whose syscalls are not decoded");
+  rec.complete = problems.empty() && sh.lost == 0;
+
+  int code = rec.exit_code;
+  if (json_out) {
+    if (auto w = json_out->commit(to_json(rec)); !w) code = error_exit(w.error().message);
+  }
+  if (record_out) {
+    if (auto w = record_out->commit(to_protobuf(rec)); !w) code = error_exit(w.error().message);
+  }
+  for (const auto& p : problems) say("warning: record incomplete: " + p);
+  if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+  if (o.verbose) {
+    say(std::to_string(sh.delivered) + " events from the " + rec.backend + " backend, " +
+        std::to_string(rec.processes.size()) + " processes");
+  }
+  if (o.strict && !rec.complete && code != kExitOwnError) {
+    say("error: the record is incomplete and --strict was given (the command exited " +
+        std::to_string(rec.exit_code) + ")");
+    return kExitOwnError;
+  }
+  return code;
+}
+
+}  // namespace bsandbox

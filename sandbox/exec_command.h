@@ -1,0 +1,32 @@
+// exec_command.h: `bsandbox exec`, from options to exit code.
+//
+// Checks the outputs can be written (before anything runs), opens the
+// backend, supervises the command, assembles the record, writes it
+// atomically, reports what made it incomplete, and returns the command's
+// exit code (128+N for signal N). bsandbox's own failures exit 125; a
+// command that cannot be found exits 127 and one that cannot be run 126, as
+// in a shell, and the record is still written.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bsandbox {
+
+inline constexpr int kExitOwnError = 125;
+
+struct ExecOptions {
+  std::vector<std::string> argv;
+  std::optional<std::string> json_path;
+  std::optional<std::string> record_path;
+  std::string backend = "auto";  // auto | ebpf
+  bool strict = false;           // an incomplete record is an error
+  bool verbose = false;
+  bool quiet = false;
+  size_t buffer_bytes = 16 << 20;
+};
+
+int run_exec(const ExecOptions& options);
+
+}  // namespace bsandbox

@@ -1,0 +1,108 @@
+// process_tree.h: assembles the provenance tree from the event stream.
+//
+// The tree is an EventSink: it takes events in the order a backend delivers
+// them and keeps, per process, what the record needs (parent, argv, exe,
+// cwd, times, exit status, files and ops). Processes are keyed by identity
+// (pid, start time), so a process's events may arrive before its fork event
+// and a reused pid is a different process. Per thread it keeps the cwd and
+// root that the backend last sent, since names are relative to those.
+//
+// What it cannot resolve (a name whose cwd it never learnt, a string the
+// backend dropped, a 32-bit program whose syscalls are not decoded) it counts
+// in health(): the record is then incomplete.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sandbox/event.h"
+#include "sandbox/file_access.h"
+#include "sandbox/provenance.h"
+#include "sandbox/symlinks.h"
+
+namespace bsandbox {
+
+class ProcessTree : public EventSink {
+ public:
+  explicit ProcessTree(LinkReader& links) : symlinks_(links) {}
+
+  // The top process: its pid, a start time to use if no event ever names it,
+  // the command as given and where it starts.
+  void set_root(uint32_t pid, uint64_t fallback_start, std::vector<std::string> argv,
+                std::string cwd);
+  // Its wait(2) status, from the supervisor (authoritative for the top).
+  void set_root_exit(int wait_status, uint64_t time);
+
+  void on_event(const Event& event) override;
+
+  struct Health {
+    uint64_t unresolved = 0;       // accesses whose path could not be determined
+    uint64_t strings_dropped = 0;  // events the backend had to cut short
+    uint64_t orphans = 0;          // processes whose fork was never seen
+    std::vector<ProcessKey> elf32;  // processes running 32-bit programs
+  };
+  Health health() const;
+
+  size_t process_count() const { return procs_.size(); }
+
+  // Pids of processes seen and not yet seen to exit.
+  std::vector<pid_t> running_pids() const;
+
+  // The processes as record entries, the top first. Times are converted
+  // with wall = boottime + boot_to_wall; a process still running ends at
+  // end_boot.
+  std::vector<ProcessEntry> entries(int64_t boot_to_wall, uint64_t end_boot) const;
+
+ private:
+  struct Proc {
+    ProcessKey key;
+    std::optional<ProcessKey> parent;
+    bool forked = false;  // a fork event named it
+    bool exec_seen = false;
+    std::vector<std::string> argv;
+    std::optional<std::string> exe;
+    std::optional<std::string> start_cwd;
+    std::optional<uint64_t> end_time;
+    std::optional<int> wait_status;
+    std::unordered_map<uint32_t, OpSet> files;  // path id -> ops
+  };
+  struct Thread {
+    std::string cwd;
+    std::string root = "/";
+  };
+
+  Proc& proc(const ProcessKey& key);
+  Thread& thread(const EventBase& e);
+  uint32_t intern(const std::string& path);
+  void record(Proc& p, const std::string& path, OpSet ops, OpSet if_existed = 0,
+              const std::optional<std::string>& named = std::nullopt);
+
+  void on_fork(const ForkEvent& e);
+  void on_exec(const ExecEvent& e);
+  void on_exit(const ExitEvent& e);
+  void on_file(const FileEvent& e);
+
+  SymlinkFinder symlinks_;
+  std::unordered_map<ProcessKey, Proc, ProcessKeyHash> procs_;
+  std::unordered_map<uint32_t, Thread> threads_;
+  std::unordered_map<std::string, uint32_t> path_ids_;
+  std::vector<const std::string*> paths_;
+  std::vector<int8_t> exists_;  // per path id: -1 unknown, 0 absent, 1 present
+
+  uint32_t root_pid_ = 0;
+  uint64_t root_fallback_start_ = 0;
+  std::vector<std::string> root_argv_;
+  std::string root_cwd_;
+  std::optional<int> root_wait_status_;
+  std::optional<uint64_t> root_end_;
+
+  uint64_t unresolved_ = 0;
+  uint64_t strings_dropped_ = 0;
+  std::vector<ProcessKey> elf32_;
+};
+
+}  // namespace bsandbox

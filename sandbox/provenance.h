@@ -1,0 +1,64 @@
+// provenance.h: the provenance record (../shared/spec/provenance-v1.md) as
+// data, and its two encodings: JSON (the documented, stable face) and
+// protobuf-lite (compact, for `--record` and `bsandbox show`).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/event.h"
+#include "sandbox/ops.h"
+#include "sandbox/result.h"
+
+namespace bsandbox {
+
+inline constexpr std::string_view kSchema = "bsandbox.provenance/v1";
+
+struct FileEntry {
+  std::string path;
+  OpSet ops = 0;
+  friend bool operator==(const FileEntry&, const FileEntry&) = default;
+};
+
+struct ProcessEntry {
+  ProcessKey key;
+  std::optional<ProcessKey> parent;
+  std::vector<std::string> argv;
+  std::optional<std::string> exe;
+  std::string cwd;
+  int64_t start_ns = 0;  // wall clock, ns since the epoch
+  int64_t end_ns = 0;
+  std::optional<int> exit_code;  // 128+N for death by signal N
+  std::vector<FileEntry> files;  // sorted by path
+  friend bool operator==(const ProcessEntry&, const ProcessEntry&) = default;
+};
+
+struct Record {
+  std::string backend;
+  std::vector<std::string> argv;
+  std::string cwd;
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  int exit_code = 0;
+  bool complete = true;
+  uint64_t lost_events = 0;
+  std::vector<ProcessEntry> processes;  // the top process first
+  friend bool operator==(const Record&, const Record&) = default;
+};
+
+// "4242@8812345678".
+std::string process_id(const ProcessKey& key);
+
+// A wait(2) status as the spec's exit code: the exit status, or 128+N.
+int exit_code_from_wait_status(int status);
+
+std::string to_json(const Record& record);
+
+std::string to_protobuf(const Record& record);
+// what names the source in errors ("run.rec: not a bsandbox record").
+Result<Record> from_protobuf(std::string_view bytes, std::string_view what);
+
+}  // namespace bsandbox

@@ -1,0 +1,134 @@
+// record_printer.cpp: depth-first over the parent links, children in start
+// order; processes whose parent is not in the record hang off the top.
+#include "sandbox/record_printer.h"
+
+#include <cstdio>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "sandbox/json.h"
+
+namespace bsandbox {
+namespace {
+
+std::string count(size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+std::string seconds(int64_t ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`") == std::string::npos;
+    out += plain ? printable(a) : "'" + printable(a) + "'";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string printable(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size());
+  size_t i = 0;
+  while (i < bytes.size()) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x80) {
+      size_t n = json::utf8_sequence_length(bytes.substr(i));
+      if (n > 0) {
+        out.append(bytes.data() + i, n);
+        i += n;
+        continue;
+      }
+    } else if (c >= 0x20 && c != 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::string summary_line(const Record& r) {
+  std::unordered_set<std::string_view> read, written, deleted;
+  for (const auto& p : r.processes) {
+    for (const auto& f : p.files) {
+      if (f.ops & (kOpRead | kOpExec)) read.insert(f.path);
+      if (f.ops & (kOpWrite | kOpCreate)) written.insert(f.path);
+      if (f.ops & kOpDelete) deleted.insert(f.path);
+    }
+  }
+  std::string out = count(r.processes.size(), "process", "processes") + ", " +
+                    count(read.size(), "file", "files") + " read, " +
+                    std::to_string(written.size()) + " written, " +
+                    std::to_string(deleted.size()) + " deleted, " +
+                    seconds(r.end_ns - r.start_ns) + ", backend " + r.backend + ", ";
+  if (r.complete) {
+    out += "complete";
+  } else {
+    out += "INCOMPLETE";
+    if (r.lost_events) out += " (" + std::to_string(r.lost_events) + " events lost)";
+  }
+  return out;
+}
+
+std::string print_tree(const Record& r) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < r.processes.size(); ++i) index[process_id(r.processes[i].key)] = i;
+  std::vector<std::vector<size_t>> children(r.processes.size());
+  std::vector<size_t> tops;
+  for (size_t i = 0; i < r.processes.size(); ++i) {
+    const auto& p = r.processes[i];
+    auto parent = p.parent ? index.find(process_id(*p.parent)) : index.end();
+    if (i > 0 && parent != index.end() && parent->second != i) {
+      children[parent->second].push_back(i);
+    } else {
+      tops.push_back(i);
+    }
+  }
+
+  std::string out;
+  std::vector<bool> printed(r.processes.size(), false);
+  std::vector<std::pair<size_t, int>> stack;  // (process, depth)
+  for (auto it = tops.rbegin(); it != tops.rend(); ++it) stack.emplace_back(*it, 0);
+  while (!stack.empty()) {
+    auto [i, depth] = stack.back();
+    stack.pop_back();
+    if (printed[i]) continue;  // a parent cycle in a corrupt record
+    printed[i] = true;
+    const auto& p = r.processes[i];
+    std::string indent(static_cast<size_t>(depth) * 2, ' ');
+    out += indent + std::to_string(p.key.pid) + " " + command_line(p.argv) + "  [";
+    out += p.exit_code ? "exit " + std::to_string(*p.exit_code) : std::string("running");
+    out += ", " + seconds(p.end_ns - p.start_ns) + "]\n";
+    for (const auto& f : p.files) {
+      std::string ops = ops_to_string(f.ops);
+      if (ops.size() < 12) ops.resize(12, ' ');
+      out += indent + "    " + ops + " " + printable(f.path) + "\n";
+    }
+    for (auto c = children[i].rbegin(); c != children[i].rend(); ++c) stack.emplace_back(*c, depth + 1);
+  }
+  out += summary_line(r) + "\n";
+  return out;
+}
+
+}  // namespace bsandbox

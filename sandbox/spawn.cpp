@@ -1,0 +1,84 @@
+// spawn.cpp: fork, wait for the go byte, seccomp, execvp.
+#include "sandbox/spawn.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sandbox/seccomp_filter.h"
+
+namespace bsandbox {
+namespace {
+
+[[noreturn]] void child_fail(int fd, ChildFailure::Stage stage, int error) {
+  ChildFailure failure{stage, error};
+  ssize_t ignored = ::write(fd, &failure, sizeof failure);
+  (void)ignored;
+  _exit(stage == ChildFailure::kExec && (error == ENOENT || error == ENOTDIR) ? 127 : 126);
+}
+
+}  // namespace
+
+Result<PausedChild> spawn_paused(const std::vector<std::string>& argv, const sigset_t& child_mask,
+                                 const std::vector<sock_filter>& filter) {
+  if (argv.empty()) return fail("no command given");
+  std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+
+  int go[2], status[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
+  UniqueFd go_r(go[0]), go_w(go[1]);
+  if (::pipe2(status, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
+  UniqueFd status_r(status[0]), status_w(status[1]);
+
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_errno("fork", errno);
+  if (pid == 0) {
+    ::close(go[1]);
+    ::close(status[0]);
+    char byte;
+    ssize_t n;
+    do {
+      n = ::read(go[0], &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125);  // the supervisor went away before releasing us
+    ::close(go[0]);
+    ::sigprocmask(SIG_SETMASK, &child_mask, nullptr);
+    if (int e = install_seccomp_filter(filter); e != 0) child_fail(status[1], ChildFailure::kSeccomp, e);
+    ::execvp(cargv[0], cargv.data());
+    child_fail(status[1], ChildFailure::kExec, errno);
+  }
+  PausedChild child;
+  child.pid_ = pid;
+  child.go_ = std::move(go_w);
+  child.status_ = std::move(status_r);
+  return child;
+}
+
+Result<void> PausedChild::release() {
+  char byte = 1;
+  ssize_t n;
+  do {
+    n = ::write(go_.get(), &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) return fail_errno("starting the command", errno);
+  go_.reset();
+  return {};
+}
+
+std::optional<ChildFailure> PausedChild::exec_failure() {
+  if (!status_.valid()) return std::nullopt;
+  ChildFailure failure{};
+  ssize_t n;
+  do {
+    n = ::read(status_.get(), &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  status_.reset();
+  if (n != static_cast<ssize_t>(sizeof failure)) return std::nullopt;
+  return failure;
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,151 @@
+// supervisor.cpp: one epoll loop over a signalfd and the source's fd.
+#include "sandbox/supervisor.h"
+
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sandbox/seccomp_filter.h"
+#include "sandbox/unique_fd.h"
+
+namespace bsandbox {
+namespace {
+
+constexpr int kPollMs = 20;
+
+int64_t clock_ns(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Blocks the signals the supervisor reads, and restores the mask after.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    sigemptyset(&handled_);
+    for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&handled_, s);
+    ::sigprocmask(SIG_BLOCK, &handled_, &previous_);
+  }
+  ~SignalGuard() { ::sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  const sigset_t& handled() const { return handled_; }
+  const sigset_t& previous() const { return previous_; }
+
+ private:
+  sigset_t handled_;
+  sigset_t previous_;
+};
+
+}  // namespace
+
+Clocks Clocks::measure() {
+  // Take the pair of readings closest together.
+  Clocks best;
+  int64_t best_gap = INT64_MAX;
+  for (int i = 0; i < 5; ++i) {
+    int64_t b1 = clock_ns(CLOCK_BOOTTIME);
+    int64_t w = clock_ns(CLOCK_REALTIME);
+    int64_t b2 = clock_ns(CLOCK_BOOTTIME);
+    if (b2 - b1 < best_gap) {
+      best_gap = b2 - b1;
+      best.boot_to_wall = w - (b1 + (b2 - b1) / 2);
+    }
+  }
+  return best;
+}
+
+uint64_t Clocks::boot_now() { return static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME)); }
+int64_t Clocks::wall_now() { return clock_ns(CLOCK_REALTIME); }
+
+Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
+                              ProcessTree& tree, const std::string& cwd) {
+  auto filter = io_uring_refusal_filter();
+  if (!filter) return tl::unexpected(filter.error());
+
+  SignalGuard signals;
+  UniqueFd sfd(::signalfd(-1, &signals.handled(), SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sfd.valid()) return fail_errno("signalfd", errno);
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return fail_errno("becoming a child subreaper", errno);
+
+  auto child = spawn_paused(argv, signals.previous(), *filter);
+  if (!child) return tl::unexpected(child.error());
+  pid_t root = child->pid();
+  auto abandon = [&](Error e) -> Result<Supervision> {
+    ::kill(root, SIGKILL);
+    ::waitpid(root, nullptr, 0);
+    return tl::unexpected(std::move(e));
+  };
+  if (auto traced = source.trace_root(root); !traced) return abandon(traced.error());
+
+  // The fallback identity, used only if no event ever names the top process.
+  tree.set_root(static_cast<uint32_t>(root), Clocks::boot_now(), argv, cwd);
+
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!ep.valid()) return abandon(Error{"epoll_create1 failed"});
+  for (int fd : {sfd.get(), source.wait_fd()}) {
+    if (fd < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+      return abandon(Error{"epoll_ctl failed"});
+  }
+
+  Supervision out;
+  out.start_wall = Clocks::wall_now();
+  if (auto released = child->release(); !released) return abandon(released.error());
+
+  bool root_alive = true;
+  auto forward = [&](int sig) {
+    if (root_alive) {
+      ::kill(root, sig);
+      return;
+    }
+    for (pid_t pid : tree.running_pids()) ::kill(pid, sig);
+  };
+  for (;;) {
+    epoll_event evs[4];
+    int n = ::epoll_wait(ep.get(), evs, 4, kPollMs);
+    if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
+    source.drain(tree);
+
+    signalfd_siginfo si;
+    while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      if (si.ssi_signo == SIGCHLD) continue;
+      bool from_process = si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE;
+      if (from_process && static_cast<pid_t>(si.ssi_pid) != root) forward(static_cast<int>(si.ssi_signo));
+    }
+
+    bool none_left = false;
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
+      if (pid > 0) {
+        if (pid == root) {
+          root_alive = false;
+          out.wait_status = status;
+          tree.set_root_exit(status, Clocks::boot_now());
+        }
+        continue;
+      }
+      if (pid < 0 && errno == EINTR) continue;
+      none_left = pid < 0 && errno == ECHILD;
+      break;
+    }
+    if (none_left) break;
+  }
+  source.drain(tree);
+  out.end_boot = Clocks::boot_now();
+  out.end_wall = Clocks::wall_now();
+  out.exec_failure = child->exec_failure();
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+  return out;
+}
+
+}  // namespace bsandbox

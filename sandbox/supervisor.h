@@ -1,0 +1,54 @@
+// supervisor.h: runs a command under an event source until the whole tree
+// is gone.
+//
+// The supervisor is a child subreaper, so orphans and daemons of the tree
+// become its children and it can wait for every one of them: the tree has
+// ended when waitpid(-1) reports no children at all. Events are drained from
+// the source on its fd and on a short timer (the kernel side batches its
+// wakeups), and once more after the last process is reaped; since a process's
+// exit event is written before its parent can reap it, that last drain sees
+// everything.
+//
+// Signals: SIGCHLD is read from a signalfd. SIGINT, SIGTERM, SIGHUP and
+// SIGQUIT sent to bsandbox by another process are forwarded to the top
+// process (or, once it has exited, to the processes of the tree still
+// running); the terminal's own ^C already reaches the whole foreground group
+// and is not sent twice.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/event_source.h"
+#include "sandbox/process_tree.h"
+#include "sandbox/result.h"
+#include "sandbox/spawn.h"
+
+namespace bsandbox {
+
+struct Clocks {
+  // wall = boottime + boot_to_wall, measured when the run starts.
+  int64_t boot_to_wall = 0;
+  static Clocks measure();
+  static uint64_t boot_now();
+  static int64_t wall_now();
+};
+
+struct Supervision {
+  int wait_status = 0;  // of the top process
+  std::optional<ChildFailure> exec_failure;
+  uint64_t end_boot = 0;
+  int64_t start_wall = 0;
+  int64_t end_wall = 0;
+};
+
+// Runs argv (PATH searched) with tracing armed before its first instruction,
+// feeding events to tree, and returns once every process of the tree has
+// exited.
+Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
+                              ProcessTree& tree, const std::string& cwd);
+
+}  // namespace bsandbox
