@@ -1,0 +1,118 @@
+// atomic_file_test.cpp: outputs appear whole or not at all.
+#include "sandbox/atomic_file.h"
+
+#include <dirent.h>
+#include <doctest/doctest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <optional>
+
+using namespace bsandbox;
+
+namespace {
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/bsandbox-atomic-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    umount(path.c_str());
+    std::system(("rm -rf '" + path + "'").c_str());
+  }
+};
+int count_entries(const std::string& dir) {
+  int n = 0;
+  DIR* d = opendir(dir.c_str());
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") ++n;
+  }
+  closedir(d);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("commit writes the whole file and leaves no temporary") {
+  TempDir t;
+  auto f = AtomicFile::create(t.path + "/out.json");
+  REQUIRE(f);
+  CHECK(count_entries(t.path) == 1);  // the temporary
+  REQUIRE(f->commit("hello"));
+  CHECK(read_file(t.path + "/out.json") == "hello");
+  CHECK(count_entries(t.path) == 1);
+}
+
+TEST_CASE("an uncommitted file never appears and the old one stays") {
+  TempDir t;
+  std::string out = t.path + "/out.json";
+  {
+    auto f = AtomicFile::create(out);
+    REQUIRE(f);
+    REQUIRE(f->commit("old"));
+  }
+  {
+    auto f = AtomicFile::create(out);
+    REQUIRE(f);
+  }  // abandoned
+  CHECK(read_file(out) == "old");
+  CHECK(count_entries(t.path) == 1);
+}
+
+TEST_CASE("an unwritable destination fails at create, naming the path") {
+  auto f = AtomicFile::create("/nonexistent-dir/x.json");
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message.starts_with("/nonexistent-dir/x.json: "));
+  TempDir t;
+  auto d = AtomicFile::create(t.path);
+  REQUIRE_FALSE(d);
+  CHECK(d.error().message.find("is a directory") != std::string::npos);
+}
+
+TEST_CASE("the file gets ordinary permissions") {
+  TempDir t;
+  mode_t old = umask(022);
+  auto f = AtomicFile::create(t.path + "/p");
+  REQUIRE(f);
+  REQUIRE(f->commit("x"));
+  umask(old);
+  struct stat st;
+  REQUIRE(stat((t.path + "/p").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0644);
+}
+
+TEST_CASE("a full disk is an error; the old file stays and no temporary is left") {
+  if (geteuid() != 0) {
+    MESSAGE("skipped: mounting a small tmpfs needs root");
+    return;
+  }
+  TempDir t;
+  REQUIRE(mount("tmpfs", t.path.c_str(), "tmpfs", 0, "size=64k") == 0);
+  std::string out = t.path + "/rec.json";
+  {
+    auto f = AtomicFile::create(out);
+    REQUIRE(f);
+    REQUIRE(f->commit("old contents"));
+  }
+  std::optional<AtomicFile> g;
+  {
+    auto f = AtomicFile::create(out);
+    REQUIRE(f);
+    g.emplace(std::move(*f));
+  }
+  auto w = g->commit(std::string(1 << 20, 'x'));
+  REQUIRE_FALSE(w);
+  CHECK(w.error().message == out + ": No space left on device");
+  g.reset();
+  CHECK(read_file(out) == "old contents");
+  CHECK(count_entries(t.path) == 1);
+}
+
+TEST_CASE("read_file names the file on error") {
+  auto r = read_file("/nonexistent/file");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "/nonexistent/file: No such file or directory");
+}
