@@ -241,6 +241,8 @@ Interpretation Interpreter::run() {
     case BS_SYS_LINK:
     case BS_SYS_LINKAT:
       if (e_.ret == 0) {
+        // The source was looked up (an O_TMPFILE's fd has no name to record).
+        if (e_.path1 && !e_.path1->path.empty()) add(name1(), kOpStat);
         add(name2(), kOpCreate);
       } else if (is_missing(e_.ret) && e_.path1 && !e_.path1->path.empty()) {
         add(name1(), kOpMissing);

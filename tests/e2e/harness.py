@@ -1,0 +1,141 @@
+"""harness.py: running the built bsandbox on programs and reading its records.
+
+Paths in a record are bytes (JSON strings with surrogate escapes); the harness
+turns them back into bytes with os.fsencode, so checks compare exact bytes.
+A check failure raises AssertionError with a message that says what differs.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BSANDBOX = os.environ.get("BSANDBOX", "bsandbox")
+PROGS = os.environ.get("BSANDBOX_PROGS", "")
+
+MUTATING = {"write", "create", "delete"}
+
+
+def skip(reason):
+    print(f"SKIP: {reason}")
+    sys.exit(77)
+
+
+def need_root():
+    if os.geteuid() != 0:
+        skip("the eBPF backend needs root")
+
+
+def prog(name):
+    return os.path.join(PROGS, name)
+
+
+def fresh_dir(tag="e2e"):
+    """A new empty directory, its real path (symlinks resolved), removed at exit."""
+    d = os.path.realpath(tempfile.mkdtemp(prefix=f"bsandbox-{tag}-"))
+    import atexit
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def write(path, data="data\n"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(data)
+    return path
+
+
+class Run:
+    """One `bsandbox exec --json` run: its record, exit code and output."""
+
+    def __init__(self, record, completed):
+        self.record = record
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+
+    @property
+    def processes(self):
+        return self.record["processes"]
+
+    @property
+    def top(self):
+        return self.processes[0]
+
+    def files(self, process=None):
+        """{path bytes: set of ops} for one process, or the union of all."""
+        out = {}
+        for p in [process] if process else self.processes:
+            for f in p["files"]:
+                out.setdefault(os.fsencode(f["path"]), set()).update(f["ops"])
+        return out
+
+    def by_exe(self, exe):
+        want = os.fsencode(os.path.realpath(exe))
+        return [p for p in self.processes if p["exe"] is not None and os.fsencode(p["exe"]) == want]
+
+    def process(self, pid_at):
+        for p in self.processes:
+            if p["id"] == pid_at:
+                return p
+        raise AssertionError(f"no process {pid_at} in the record")
+
+
+def bsandbox(argv, cwd=None, extra=(), env=None, timeout=120):
+    """Runs argv under `bsandbox exec --json` and returns the Run."""
+    with tempfile.TemporaryDirectory(prefix="bsandbox-out-") as out_dir:
+        out = os.path.join(out_dir, "record.json")
+        cmd = [BSANDBOX, "exec", "--json", out, *extra, "--", *argv]
+        completed = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+        if not os.path.exists(out):
+            raise AssertionError(
+                f"no record written by {cmd}: exit {completed.returncode}, "
+                f"stderr {completed.stderr.decode(errors='replace')!r}")
+        with open(out, "rb") as f:
+            record = json.loads(f.read().decode("utf-8"))
+    return Run(record, completed)
+
+
+def under(files, root):
+    """The entries of files below root (bytes), keyed by path relative to root."""
+    root = os.fsencode(root)
+    out = {}
+    for path, ops in files.items():
+        if path == root:
+            out[b""] = ops
+        elif path.startswith(root + b"/"):
+            out[path[len(root) + 1:]] = ops
+    return out
+
+
+def expect_files(run, root, expected, process=None):
+    """The files below root must be exactly expected ({relative: set of ops})."""
+    want = {os.fsencode(k): set(v) for k, v in expected.items()}
+    got = under(run.files(process), root)
+    if got != want:
+        lines = ["files below %s differ from what was expected:" % root]
+        for k in sorted(set(got) | set(want)):
+            if got.get(k) != want.get(k):
+                lines.append(f"  {k!r}: recorded {sorted(got.get(k, []))}, expected {sorted(want.get(k, []))}")
+        raise AssertionError("\n".join(lines))
+
+
+def expect_no_mutation(run):
+    for p in run.processes:
+        for f in p["files"]:
+            bad = MUTATING & set(f["ops"])
+            if bad:
+                raise AssertionError(f"read-only run recorded {sorted(bad)} on {f['path']!r} by {p['argv']}")
+
+
+def expect_complete(run):
+    r = run.record
+    if not r["complete"] or r["lost_events"] != 0:
+        raise AssertionError(
+            f"record incomplete (lost {r['lost_events']}): {run.stderr.decode(errors='replace')}")
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
