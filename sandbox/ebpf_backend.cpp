@@ -66,8 +66,13 @@ Result<void> probe_kernel() {
     return fail(
         "eBPF backend: this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing): it "
         "needs CONFIG_DEBUG_INFO_BTF=y");
+  // libbpf's feature probes report "unsupported" when the cause is a lack of
+  // privilege, so ask the kernel for the simplest thing first.
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, 4, 4, 1, nullptr);
+  if (fd < 0 && (errno == EPERM || errno == EACCES)) return tl::unexpected(not_permitted());
+  if (fd < 0) return fail_errno("eBPF backend: the kernel refused a BPF map", errno);
+  ::close(fd);
   int rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr);
-  if (rc == -EPERM || rc == -EACCES) return tl::unexpected(not_permitted());
   if (rc == 0) return fail("eBPF backend: this kernel lacks BPF ring buffers (Linux 5.8+)");
   struct Helper {
     bpf_func_id id;
@@ -80,7 +85,6 @@ Result<void> probe_kernel() {
                           Helper{BPF_FUNC_get_current_task_btf, "bpf_get_current_task_btf",
                                  "5.11"}}) {
     rc = libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, h.id, nullptr);
-    if (rc == -EPERM || rc == -EACCES) return tl::unexpected(not_permitted());
     if (rc == 0)
       return fail(std::string("eBPF backend: this kernel lacks the BPF helper ") + h.name +
                   " (Linux " + h.since + "+)");
