@@ -1,6 +1,7 @@
 // exec_command.cpp: the steps of `bsandbox exec`, each failing with one line.
 #include "sandbox/exec_command.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -116,8 +117,11 @@ int run_exec(const ExecOptions& o) {
   for (const auto& p : problems) say("warning: record incomplete: " + p);
   if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
   if (o.verbose) {
+    rusage self{};
+    ::getrusage(RUSAGE_SELF, &self);
     say(std::to_string(sh.delivered) + " events from the " + rec.backend + " backend, " +
-        std::to_string(rec.processes.size()) + " processes");
+        std::to_string(rec.processes.size()) + " processes, peak memory " +
+        std::to_string(self.ru_maxrss / 1024) + " MiB");
   }
   if (o.strict && !rec.complete && code != kExitOwnError) {
     say("error: the record is incomplete and --strict was given (the command exited " +

@@ -150,7 +150,16 @@ def signals_sent_to_bsandbox_reach_the_command():
     out = f"{w}/r.json"
     p = subprocess.Popen([BSANDBOX, "exec", "--json", out, "--", "sleep", "30"],
                          stderr=subprocess.PIPE)
-    time.sleep(0.5)
+    # Wait until the command runs: sleep is bsandbox's child and has exec'd.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+        if any(open(f"/proc/{c}/comm").read().strip() == "sleep" for c in children
+               if os.path.exists(f"/proc/{c}/comm")):
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the command never started")
     start = time.monotonic()
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=20)

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# binutils.sh: a real C build (binutils 2.40's ld) bare, under bsandbox, and
+# under strace -f, side by side in one run.
+#
+#   bench/binutils.sh prepare        unpack and configure binutils-source, full
+#                                    build once (6-8 minutes on 2 cores)
+#   bench/binutils.sh run [ROUNDS]   ROUNDS (default 3) of: for each mode,
+#                                    `make -C ld clean`, then time `make -j2 all-ld`
+#
+# Modes: bare; bsandbox (eBPF, --json record written); strace -f and
+# strace -f --seccomp-bpf (both -e trace=%file,%process -o /dev/null, the
+# same syscall set). The order of modes rotates each round so that machine
+# noise falls on all of them. Prints a Markdown table of medians and ratios,
+# and checks that every bsandbox record is complete.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+work=${BSANDBOX_BENCH_WORK:-$here/work}
+src=$work/binutils-2.40
+obj=$work/build
+bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
+
+prepare() {
+  if ! [ -f /usr/src/binutils/binutils-2.40.tar.xz ]; then
+    apt-get install -y --no-install-recommends binutils-source texinfo bison flex >/dev/null
+  fi
+  mkdir -p "$work"
+  [ -d "$src" ] || tar -xJf /usr/src/binutils/binutils-2.40.tar.xz -C "$work"
+  mkdir -p "$obj"
+  cd "$obj"
+  if ! [ -f Makefile ]; then
+    "$src/configure" --disable-nls --disable-gdb --disable-gdbserver --disable-sim \
+      --disable-gprofng --disable-werror --disable-libdecnumber --disable-readline >/dev/null
+  fi
+  echo "building binutils once (several minutes)..."
+  make -j2 >/dev/null 2>&1
+  echo "prepared: $obj"
+}
+
+# Times one build of ld in mode $1; prints seconds.
+one() {
+  local mode=$1 start end
+  make -C "$obj/ld" clean >/dev/null 2>&1
+  sync
+  start=$(date +%s.%N)
+  case $mode in
+    bare) make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    bsandbox) "$bsandbox" exec -q --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    strace) strace -f -qq -e trace=%file,%process -o /dev/null make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    strace-seccomp) strace -f -qq --seccomp-bpf -e trace=%file,%process -o /dev/null \
+      make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+  esac
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc
+}
+
+run() {
+  local rounds=${1:-3}
+  [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
+  local modes=(bare bsandbox strace strace-seccomp)
+  declare -A times
+  for ((r = 0; r < rounds; r++)); do
+    for ((i = 0; i < ${#modes[@]}; i++)); do
+      local mode=${modes[$(((i + r) % ${#modes[@]}))]}
+      local t
+      t=$(one "$mode")
+      times[$mode]+="$t "
+      echo "round $((r + 1)) $mode ${t}s" >&2
+      if [ "$mode" = bsandbox ]; then
+        python3 - "$work/ld.json" <<'EOF' >&2
+import json, sys
+r = json.load(open(sys.argv[1]))
+files = {f["path"] for p in r["processes"] for f in p["files"]}
+execs = sum(1 for p in r["processes"] if p["exe"])
+print(f"  record: {len(r['processes'])} processes, {len(files)} distinct paths, "
+      f"complete={r['complete']}, lost={r['lost_events']}")
+if not r["complete"]:
+    sys.exit("incomplete record")
+EOF
+      fi
+    done
+  done
+  python3 - "${times[bare]}" "${times[bsandbox]}" "${times[strace]}" "${times[strace-seccomp]}" "$rounds" <<'EOF'
+import statistics, sys
+names = ["bare", "bsandbox (eBPF)", "strace -f", "strace -f --seccomp-bpf"]
+runs = [list(map(float, a.split())) for a in sys.argv[1:5]]
+base = statistics.median(runs[0])
+print(f"| mode | median wall ({sys.argv[5]} rounds) | all runs (s) | vs bare |")
+print("|---|---|---|---|")
+for name, ts in zip(names, runs):
+    med = statistics.median(ts)
+    print(f"| {name} | {med:.2f} s | {' '.join(f'{t:.2f}' for t in ts)} | {med / base:.3f}x ({(med / base - 1) * 100:+.1f}%) |")
+EOF
+}
+
+case ${1:-} in
+  prepare) prepare ;;
+  run) run "${2:-3}" ;;
+  *) echo "usage: $0 prepare | run [ROUNDS]" >&2; exit 2 ;;
+esac
