@@ -27,6 +27,7 @@
 #define BS_SLOTS 2
 
 struct bs_scratch {
+	__u64 ns_root; /* mount namespace root for walks; 0: the current task's */
 	__u8 ev[BS_EVENT_MAX + 64];
 	__u8 walk[2 * (BS_STR_MAX + 1)];
 };

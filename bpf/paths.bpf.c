@@ -173,7 +173,8 @@ __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, 
 	__u32 flags = 0;
 	if (w.end == 3 || w.end == 0)
 		flags |= BS_SF_TRUNCATED;
-	if (w.end == 2 || (w.end == 1 && w.mnt != bs_ns_root_mount()))
+	__u64 ns_root = s->ns_root ? s->ns_root : bs_ns_root_mount();
+	if (w.end == 2 || (w.end == 1 && w.mnt != ns_root))
 		flags |= BS_SF_UNREACHABLE;
 	/* d_unlinked(): unhashed and not a root. */
 	struct dentry *d = (struct dentry *)dentry;

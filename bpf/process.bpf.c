@@ -39,15 +39,19 @@ int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 	e->pad = 0;
 	e->parent_start = bs_task_start(parent);
 
+	/* The child may be in a new mount namespace (clone(CLONE_NEWNS)): its
+	 * cwd is named from that namespace's root. */
 	struct path pwd;
 	BPF_CORE_READ_INTO(&pwd, child, fs, pwd);
+	struct mount *nsroot = BPF_CORE_READ(child, nsproxy, mnt_ns, root);
+	s->ns_root = (__u64)nsroot;
 	__u32 off = bs_append_walk(s, sizeof(*e), BS_STR_CWD, (__u64)pwd.dentry, (__u64)pwd.mnt);
+	s->ns_root = 0;
 	if (!bs_submit(s, off))
 		return 0;
 
 	/* The child's first thread now knows its cwd; its root is assumed to be
 	 * the namespace root until a record says otherwise. */
-	struct mount *nsroot = (struct mount *)bs_ns_root_mount();
 	struct bs_cwd c = {};
 	c.pwd_dentry = (__u64)pwd.dentry;
 	c.pwd_mnt = (__u64)pwd.mnt;

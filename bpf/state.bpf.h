@@ -59,7 +59,10 @@ static __always_inline __u64 bs_ns_root_mount(void)
 static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot)
 {
 	__u32 key = bpf_get_smp_processor_id() * BS_SLOTS + slot;
-	return bpf_map_lookup_elem(&bs_scratch, &key);
+	struct bs_scratch *s = bpf_map_lookup_elem(&bs_scratch, &key);
+	if (s)
+		s->ns_root = 0;
+	return s;
 }
 
 /* Fills the common header; the caller owns the fixed part after it. */
@@ -90,7 +93,8 @@ __u32 bs_append_user_str(struct bs_scratch *s, __u32 off, __u32 kind, __u64 uptr
 __u32 bs_append_kernel_str(struct bs_scratch *s, __u32 off, __u32 kind, __u64 kptr);
 /* len bytes of user memory (argv). */
 __u32 bs_append_user_bytes(struct bs_scratch *s, __u32 off, __u32 kind, __u64 uptr, __u64 len);
-/* The path of (dentry, vfsmount) as the kernel names it. */
+/* The path of (dentry, vfsmount) as the kernel names it, from the root of
+ * the mount namespace s->ns_root (a struct mount *; 0: the current task's). */
 __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, __u64 vfsmnt);
 /* The path of a struct file. */
 __u32 bs_append_file(struct bs_scratch *s, __u32 off, __u32 kind, __u64 file);

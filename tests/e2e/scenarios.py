@@ -286,6 +286,18 @@ def new_pid_namespace(w):
 
 
 @scenario
+def new_mount_namespace(w):
+    write(f"{w}/f")
+
+    def verify(r):
+        check(len(r.processes) == 2, "two processes")
+        child = r.processes[1]
+        expect_files(r, w, {"f": {"read"}}, process=child)
+        expect_files(r, w, {"": {"stat"}}, process=r.top)  # chdir(W)
+    return Case([prog("mntns"), w, "f"], read_only=True, check=verify)
+
+
+@scenario
 def failed_exec_then_work(w):
     write(f"{w}/f")
     return Case([prog("exec_fail"), f"{w}/missing-prog", f"{w}/f"], read_only=True,
