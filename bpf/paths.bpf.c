@@ -212,6 +212,25 @@ __u64 bs_fd_file(__s64 fd)
 	return (__u64)f;
 }
 
+/* Appends p as kind unless it is the cached (*dentry, *mnt); on success the
+ * cache takes p and *changed is set. */
+static __always_inline __u32 bs_append_if_changed(struct bs_scratch *s, __u32 off, __u32 kind,
+						  struct path *p, __u64 *dentry, __u64 *mnt,
+						  bool *changed)
+{
+	if (*dentry == (__u64)p->dentry && *mnt == (__u64)p->mnt)
+		return off;
+	struct bs_hdr *h = (struct bs_hdr *)s->ev;
+	__u8 nstr = h->nstr;
+	off = bs_append_walk(s, off, kind, (__u64)p->dentry, (__u64)p->mnt);
+	if (h->nstr != nstr) {
+		*dentry = (__u64)p->dentry;
+		*mnt = (__u64)p->mnt;
+		*changed = true;
+	}
+	return off;
+}
+
 /*
  * The cache is per thread, so two threads sharing a cwd never race over which
  * record carried the news. It is keyed on the (dentry, mount) pair user space
@@ -241,27 +260,12 @@ __u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off, __u32 tid, __u32 want_
 		fresh.gen = gen;
 	}
 	bool changed = false;
-	struct bs_hdr *h = (struct bs_hdr *)s->ev;
-	if (want_cwd &&
-	    (fresh.pwd_dentry != (__u64)pwd.dentry || fresh.pwd_mnt != (__u64)pwd.mnt)) {
-		__u8 nstr = h->nstr;
-		off = bs_append_walk(s, off, BS_STR_CWD, (__u64)pwd.dentry, (__u64)pwd.mnt);
-		if (h->nstr != nstr) {
-			fresh.pwd_dentry = (__u64)pwd.dentry;
-			fresh.pwd_mnt = (__u64)pwd.mnt;
-			changed = true;
-		}
-	}
-	if (want_root &&
-	    (fresh.root_dentry != (__u64)root.dentry || fresh.root_mnt != (__u64)root.mnt)) {
-		__u8 nstr = h->nstr;
-		off = bs_append_walk(s, off, BS_STR_ROOT, (__u64)root.dentry, (__u64)root.mnt);
-		if (h->nstr != nstr) {
-			fresh.root_dentry = (__u64)root.dentry;
-			fresh.root_mnt = (__u64)root.mnt;
-			changed = true;
-		}
-	}
+	if (want_cwd)
+		off = bs_append_if_changed(s, off, BS_STR_CWD, &pwd, &fresh.pwd_dentry,
+					   &fresh.pwd_mnt, &changed);
+	if (want_root)
+		off = bs_append_if_changed(s, off, BS_STR_ROOT, &root, &fresh.root_dentry,
+					   &fresh.root_mnt, &changed);
 	if (changed || !c || c->gen != gen)
 		bpf_map_update_elem(&bs_cwd, &tid, &fresh, BPF_ANY);
 	return off;

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import BSANDBOX, bsandbox, check, fresh_dir, need_root, prog, skip, write  # noqa: E402
+from harness import BSANDBOX, bsandbox, check, dispatch, fresh_dir, need_root, prog, write  # noqa: E402
 
 CHECKS = {}
 
@@ -200,21 +200,12 @@ def json_names_round_trip_through_surrogateescape():
     check(names == on_disk, f"recorded names {names} are the names on disk {on_disk}")
 
 
-def main():
-    if sys.argv[1:] == ["--list"]:
-        print("\n".join(CHECKS))
-        return 0
-    if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:
-        print(__doc__, file=sys.stderr)
-        return 2
-    try:
-        CHECKS[sys.argv[1]]()
-    except AssertionError as e:
-        print(f"FAIL: {sys.argv[1]}: {e}")
-        return 1
-    print(f"ok: {sys.argv[1]}")
-    return 0
+def run_one(args):
+    if len(args) != 1 or args[0] not in CHECKS:
+        raise LookupError(args)
+    CHECKS[args[0]]()
+    return args[0]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dispatch(__doc__, run_one, CHECKS))

@@ -139,3 +139,22 @@ def expect_complete(run):
 def check(condition, message):
     if not condition:
         raise AssertionError(message)
+
+
+def dispatch(doc, run_one, names):
+    """The main() of a test runner: `--list` prints names; NAME runs one
+    (run_one raises AssertionError to fail). Returns the exit code."""
+    args = sys.argv[1:]
+    if args == ["--list"]:
+        print("\n".join(names))
+        return 0
+    try:
+        label = run_one(args)
+    except AssertionError as e:
+        print(f"FAIL: {' '.join(args)}: {e}")
+        return 1
+    except LookupError:
+        print(doc, file=sys.stderr)
+        return 2
+    print(f"ok: {label}")
+    return 0

@@ -23,7 +23,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import bsandbox, expect_complete, expect_no_mutation, fresh_dir, need_root, skip  # noqa: E402
+from harness import (bsandbox, dispatch, expect_complete, expect_no_mutation, fresh_dir,  # noqa: E402
+                     need_root, skip)
 from scenarios import NOT_FOR_ORACLE, SCENARIOS  # noqa: E402
 
 HEX_STRING = re.compile(rb'"((?:\\x[0-9a-f]{2})*)"')
@@ -201,25 +202,18 @@ def run_oracle(name):
           "output were not compared")
 
 
-def main():
-    if sys.argv[1:] == ["--list"]:
-        print("\n".join(SCENARIOS))
-        return 0
-    if sys.argv[1:] == ["--list-oracle"]:
+def run_one(args):
+    if args == ["--list-oracle"]:
         print("\n".join(n for n in SCENARIOS if n not in NOT_FOR_ORACLE))
-        return 0
-    known = SCENARIOS if sys.argv[1:2] == ["expect"] else set(SCENARIOS) - NOT_FOR_ORACLE
-    if len(sys.argv) != 3 or sys.argv[1] not in ("expect", "oracle") or sys.argv[2] not in known:
-        print(__doc__, file=sys.stderr)
-        return 2
-    try:
-        (run_expect if sys.argv[1] == "expect" else run_oracle)(sys.argv[2])
-    except AssertionError as e:
-        print(f"FAIL: {sys.argv[2]}: {e}")
-        return 1
-    print(f"ok: {sys.argv[1]} {sys.argv[2]}")
-    return 0
+        sys.exit(0)
+    if len(args) != 2 or args[0] not in ("expect", "oracle"):
+        raise LookupError(args)
+    mode, name = args
+    if name not in (SCENARIOS if mode == "expect" else set(SCENARIOS) - NOT_FOR_ORACLE):
+        raise LookupError(args)
+    (run_expect if mode == "expect" else run_oracle)(name)
+    return f"{mode} {name}"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dispatch(__doc__, run_one, SCENARIOS))
