@@ -27,7 +27,11 @@
 #define BS_SLOTS 2
 
 struct bs_scratch {
-	__u64 ns_root; /* mount namespace root for walks; 0: the current task's */
+	__u64 ns_root;  /* root mount of the namespace walks end at (struct mount *) */
+	__u32 f_mode;   /* bs_append_file(BS_WANT_INFO): the file's f_mode, */
+	__u32 i_mode;   /* its inode's mode, */
+	__u32 s_magic;  /* and its file system's magic */
+	__u32 pad;
 	__u8 ev[BS_EVENT_MAX + 64];
 	__u8 walk[2 * (BS_STR_MAX + 1)];
 };
@@ -46,6 +50,26 @@ struct bs_cwd {
 	__u32 gen;
 	__u32 pad;
 };
+
+/* bs_append_file(): also fill f_mode, i_mode and s_magic of the scratch. */
+#define BS_WANT_INFO 0x100
+
+/*
+ * Reading several fields of a kernel object with one bpf_probe_read_kernel:
+ * the span [lo, hi) of the object that holds them, located with CO-RE, is
+ * copied to a stack buffer and the fields are taken from there. Each helper
+ * call costs tens of nanoseconds, and a path walk makes several per
+ * component, so this is where the per-event cost goes.
+ */
+#define BS_SPAN_MAX 128
+#define bs_off(type, field) ((__u32)bpf_core_field_offset(type, field))
+#define bs_end(type, field) (bs_off(type, field) + (__u32)bpf_core_field_size(type, field))
+#define bs_min(a, b) ((a) < (b) ? (a) : (b))
+#define bs_max(a, b) ((a) > (b) ? (a) : (b))
+/* Spans start 8-aligned, so that 8-byte fields are aligned on the stack. */
+#define bs_align8(x) ((x) & ~7U)
+/* The field at its CO-RE offset within a span read from lo. */
+#define bs_at(buf, lo, T, type, field) (*(T *)((__u8 *)(buf) + (bs_off(type, field) - (lo))))
 
 /*
  * Map shapes, written once: state.bpf.c defines each map with its shape,

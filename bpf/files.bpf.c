@@ -18,6 +18,10 @@
  * Relative names are sent as given, with the path of the dirfd or cwd they are
  * relative to; the cwd is sent only when it changed since this thread's last
  * record (bs_append_cwd_root), which keeps most records to a few dozen bytes.
+ *
+ * Per event the cost is a handful of bpf_probe_read_kernel calls (one per
+ * path component, one per object described): everything else is read
+ * through BTF-typed pointers, which are plain loads.
  */
 #include "state.bpf.h"
 
@@ -39,17 +43,20 @@ static __always_inline __u64 bs_sc_arg(struct pt_regs *r, __u32 i)
 #error "bsandbox's eBPF backend decodes x86_64 syscalls only so far"
 #endif
 
-/* Describes the object at f in the record: created by this open, a directory,
- * and its file system's magic (so user space can leave out /proc, sysfs...). */
-static __always_inline void bs_describe_file(struct bs_file *e, __u64 file, bool from_open)
+/* Appends the object at file as the record's RESULT and describes it:
+ * created by this open, a directory, and its file system's magic (so user
+ * space can leave out /proc, sysfs...). */
+static __always_inline __u32 bs_append_result(struct bs_scratch *s, struct bs_file *e, __u32 off,
+					      __u64 file, bool from_open)
 {
-	struct file *f = (struct file *)file;
+	off = bs_append_file(s, off, BS_STR_RESULT | BS_WANT_INFO, file);
 	e->result_flags |= BS_RF_RESOLVED;
-	if (from_open && (BPF_CORE_READ(f, f_mode) & bs_fmode_created))
+	if (from_open && (s->f_mode & bs_fmode_created))
 		e->result_flags |= BS_RF_CREATED;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) == S_IFDIR)
+	if ((s->i_mode & S_IFMT) == S_IFDIR)
 		e->result_flags |= BS_RF_DIR;
-	e->result_magic = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
+	e->result_magic = s->s_magic;
+	return off;
 }
 
 SEC("tp_btf/sys_exit")
@@ -79,9 +86,10 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	__u8 resolve = bs_sc_table[nr].resolve;
 	__u8 dflags = bs_sc_table[nr].desc_flags;
 
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 fd_file = 0;
 	if (a_fd)
-		fd_file = bs_fd_file((int)bs_sc_arg(regs, a_fd));
+		fd_file = bs_fd_file(task, (int)bs_sc_arg(regs, a_fd));
 	if (dflags & BS_DESC_ONCE_PER_FILE) {
 		/* getdents is called until it returns 0; one listing is one record. */
 		if (!fd_file || proc->last_dir_file == fd_file)
@@ -89,10 +97,9 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 		proc->last_dir_file = fd_file;
 	}
 
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, task);
 	if (!s)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct bs_file *e = (struct bs_file *)s->ev;
 	bs_fill_hdr(&e->hdr, BS_EV_FILE, tgid, tid, bs_task_start(task));
 	e->ret = ret;
@@ -141,35 +148,32 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	bool abs2 = has2 && c2 == '/' && !(dflags & BS_DESC_PATH2_IS_TEXT);
 
 	if (rel1 && e->dirfd1 != AT_FDCWD) {
-		__u64 df = bs_fd_file(e->dirfd1);
+		__u64 df = bs_fd_file(task, e->dirfd1);
 		if (df)
 			off = bs_append_file(s, off, BS_STR_DIR1, df);
 	}
 	if (rel2 && e->dirfd2 != AT_FDCWD) {
-		__u64 df = bs_fd_file(e->dirfd2);
+		__u64 df = bs_fd_file(task, e->dirfd2);
 		if (df)
 			off = bs_append_file(s, off, BS_STR_DIR2, df);
 	}
 	bool need_cwd = (rel1 && has1 && e->dirfd1 == AT_FDCWD) ||
 			(rel2 && e->dirfd2 == AT_FDCWD);
 	if (need_cwd || abs1 || abs2)
-		off = bs_append_cwd_root(s, off, tid, need_cwd, abs1 || abs2);
+		off = bs_append_cwd_root(s, off, task, tid, need_cwd, abs1 || abs2);
 
 	if (resolve == BS_RESOLVE_RETFD && ret >= 0) {
-		__u64 f = bs_fd_file(ret);
-		if (f) {
-			off = bs_append_file(s, off, BS_STR_RESULT, f);
-			bs_describe_file(e, f, true);
-		}
+		__u64 f = bs_fd_file(task, ret);
+		if (f)
+			off = bs_append_result(s, e, off, f, true);
 	} else if (resolve == BS_RESOLVE_FDARG && fd_file) {
-		off = bs_append_file(s, off, BS_STR_RESULT, fd_file);
-		bs_describe_file(e, fd_file, false);
+		off = bs_append_result(s, e, off, fd_file, false);
 	} else if ((resolve == BS_RESOLVE_PWD || resolve == BS_RESOLVE_ROOT) && ret == 0) {
-		struct path p;
+		struct path p = {};
 		if (resolve == BS_RESOLVE_PWD)
-			BPF_CORE_READ_INTO(&p, task, fs, pwd);
+			bpf_probe_read_kernel(&p, sizeof(p), &task->fs->pwd);
 		else
-			BPF_CORE_READ_INTO(&p, task, fs, root);
+			bpf_probe_read_kernel(&p, sizeof(p), &task->fs->root);
 		off = bs_append_walk(s, off, BS_STR_RESULT, (__u64)p.dentry, (__u64)p.mnt);
 		e->result_flags |= BS_RF_RESOLVED | BS_RF_DIR;
 		/* This thread's next relative name resends its cwd and root. */

@@ -111,32 +111,57 @@ struct bs_walk {
 	__u64 mnt_root; /* that mount's root dentry */
 	__u32 pos;      /* the path so far is walk[pos, BS_WALK_END) */
 	__u32 end;      /* 0 walking, 1 reached a root mount, 2 disconnected, 3 out of room */
+	__u32 deleted;  /* the first dentry is unlinked */
+	__u32 steps;
 };
+
+/* One mount crossing: from the root of w->mnt to where it is mounted. */
+static __always_inline long bs_walk_cross(struct bs_walk *w)
+{
+	__u8 buf[BS_SPAN_MAX];
+	__u32 lo = bs_align8(bs_min(bs_off(struct mount, mnt_parent), bs_off(struct mount, mnt_mountpoint)));
+	__u32 hi = bs_max(bs_end(struct mount, mnt_parent), bs_end(struct mount, mnt_mountpoint));
+	if (hi - lo > BS_SPAN_MAX || bpf_probe_read_kernel(buf, hi - lo, (void *)(w->mnt + lo))) {
+		w->end = 2;
+		return 1;
+	}
+	__u64 parent = bs_at(buf, lo, __u64, struct mount, mnt_parent);
+	if (!parent || parent == w->mnt) {
+		w->end = 1;
+		return 1;
+	}
+	w->dentry = bs_at(buf, lo, __u64, struct mount, mnt_mountpoint);
+	w->mnt = parent;
+	w->mnt_root = 0;
+	bpf_probe_read_kernel(&w->mnt_root, sizeof(w->mnt_root),
+			      (void *)(parent + bs_off(struct mount, mnt.mnt_root)));
+	return 0;
+}
 
 static long bs_walk_step(__u32 i, void *data)
 {
 	struct bs_walk *w = data;
 
-	if (w->dentry == w->mnt_root) {
-		struct mount *m = (struct mount *)w->mnt;
-		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		if (!parent || (__u64)parent == w->mnt) {
-			w->end = 1;
-			return 1;
-		}
-		w->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
-		w->mnt = (__u64)parent;
-		w->mnt_root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
-		return 0;
-	}
-	struct dentry *d = (struct dentry *)w->dentry;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (!parent || (__u64)parent == w->dentry) {
+	if (w->dentry == w->mnt_root)
+		return bs_walk_cross(w);
+
+	/* d_hash (for d_unlinked()), d_parent and d_name in one read. */
+	__u8 buf[BS_SPAN_MAX];
+	__u32 lo = bs_align8(bs_off(struct dentry, d_hash));
+	__u32 hi = bs_max(bs_end(struct dentry, d_name), bs_end(struct dentry, d_parent));
+	if (hi <= lo || hi - lo > BS_SPAN_MAX ||
+	    bpf_probe_read_kernel(buf, hi - lo, (void *)(w->dentry + lo))) {
 		w->end = 2;
 		return 1;
 	}
-	struct qstr name;
-	BPF_CORE_READ_INTO(&name, d, d_name);
+	__u64 parent = bs_at(buf, lo, __u64, struct dentry, d_parent);
+	if (!parent || parent == w->dentry) {
+		w->end = 2;
+		return 1;
+	}
+	if (w->steps++ == 0 && !bs_at(buf, lo, __u64, struct dentry, d_hash.pprev))
+		w->deleted = 1; /* unhashed and not a root: d_unlinked() */
+	struct qstr name = bs_at(buf, lo, struct qstr, struct dentry, d_name);
 	__u32 len = name.len;
 	if (len > 255 || w->pos < 256 + 1) {
 		w->end = 3;
@@ -147,7 +172,7 @@ static long bs_walk_step(__u32 i, void *data)
 			      name.name);
 	w->pos -= 1;
 	w->s->walk[bs_bound(w->pos, BS_STR_MAX)] = '/';
-	w->dentry = (__u64)parent;
+	w->dentry = parent;
 	return 0;
 }
 
@@ -162,9 +187,10 @@ __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, 
 	struct bs_walk w = {};
 	w.s = s;
 	w.dentry = dentry;
-	w.mnt = vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	w.mnt_root = (__u64)BPF_CORE_READ((struct vfsmount *)vfsmnt, mnt_root);
+	w.mnt = vfsmnt - bs_off(struct mount, mnt);
 	w.pos = BS_WALK_END;
+	bpf_probe_read_kernel(&w.mnt_root, sizeof(w.mnt_root),
+			      (void *)(vfsmnt + bs_off(struct vfsmount, mnt_root)));
 	if (dentry && vfsmnt)
 		bpf_loop(BS_WALK_STEPS, bs_walk_step, &w, 0);
 	else
@@ -173,12 +199,9 @@ __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, 
 	__u32 flags = 0;
 	if (w.end == 3 || w.end == 0)
 		flags |= BS_SF_TRUNCATED;
-	__u64 ns_root = s->ns_root ? s->ns_root : bs_ns_root_mount();
-	if (w.end == 2 || (w.end == 1 && w.mnt != ns_root))
+	if (w.end == 2 || (w.end == 1 && w.mnt != s->ns_root))
 		flags |= BS_SF_UNREACHABLE;
-	/* d_unlinked(): unhashed and not a root. */
-	struct dentry *d = (struct dentry *)dentry;
-	if (d && !BPF_CORE_READ(d, d_hash.pprev) && (__u64)BPF_CORE_READ(d, d_parent) != dentry)
+	if (w.deleted)
 		flags |= BS_SF_DELETED;
 
 	__u32 pos = bs_bound(w.pos, BS_STR_MAX);
@@ -193,80 +216,36 @@ __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, 
 	return bs_str_finish(s, off, kind, flags, len);
 }
 
+/* kind | BS_WANT_INFO also fills s->f_mode, s->i_mode and s->s_magic. */
 __u32 bs_append_file(struct bs_scratch *s, __u32 off, __u32 kind, __u64 file)
-{
-	struct file *f = (struct file *)file;
-	return bs_append_walk(s, off, kind, (__u64)BPF_CORE_READ(f, f_path.dentry),
-			      (__u64)BPF_CORE_READ(f, f_path.mnt));
-}
-
-__u64 bs_fd_file(__s64 fd)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return (__u64)f;
-}
-
-/* Appends p as kind unless it is the cached (*dentry, *mnt); on success the
- * cache takes p and *changed is set. */
-static __always_inline __u32 bs_append_if_changed(struct bs_scratch *s, __u32 off, __u32 kind,
-						  struct path *p, __u64 *dentry, __u64 *mnt,
-						  bool *changed)
-{
-	if (*dentry == (__u64)p->dentry && *mnt == (__u64)p->mnt)
-		return off;
-	struct bs_hdr *h = (struct bs_hdr *)s->ev;
-	__u8 nstr = h->nstr;
-	off = bs_append_walk(s, off, kind, (__u64)p->dentry, (__u64)p->mnt);
-	if (h->nstr != nstr) {
-		*dentry = (__u64)p->dentry;
-		*mnt = (__u64)p->mnt;
-		*changed = true;
-	}
-	return off;
-}
-
-/*
- * The cache is per thread, so two threads sharing a cwd never race over which
- * record carried the news. It is keyed on the (dentry, mount) pair user space
- * was last told, plus bs_gen: a rename anywhere in the tree can change the
- * name of a directory without changing its dentry.
- */
-__u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off, __u32 tid, __u32 want_cwd,
-			 __u32 want_root)
 {
 	if (!s)
 		return off;
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct path pwd, root;
-	BPF_CORE_READ_INTO(&pwd, t, fs, pwd);
-	BPF_CORE_READ_INTO(&root, t, fs, root);
-	__u32 gen = bs_current_gen();
-
-	struct bs_cwd fresh = {};
-	struct bs_cwd *c = bpf_map_lookup_elem(&bs_cwd, &tid);
-	if (c && c->gen == gen) {
-		fresh = *c;
-	} else {
-		/* Nothing valid was sent: user space assumes the namespace root. */
-		struct mount *nsroot = (struct mount *)bs_ns_root_mount();
-		fresh.root_mnt = (__u64)nsroot + bpf_core_field_offset(struct mount, mnt);
-		fresh.root_dentry = (__u64)BPF_CORE_READ(nsroot, mnt.mnt_root);
-		fresh.gen = gen;
+	/* f_mode, f_inode and f_path in one read. */
+	__u8 buf[BS_SPAN_MAX];
+	__u32 lo = bs_align8(bs_min(bs_off(struct file, f_mode),
+			  bs_min(bs_off(struct file, f_inode), bs_off(struct file, f_path))));
+	__u32 hi = bs_max(bs_end(struct file, f_mode),
+			  bs_max(bs_end(struct file, f_inode), bs_end(struct file, f_path)));
+	if (hi - lo > BS_SPAN_MAX || bpf_probe_read_kernel(buf, hi - lo, (void *)(file + lo)))
+		return bs_append_walk(s, off, kind & 0xff, 0, 0);
+	if (kind & BS_WANT_INFO) {
+		s->f_mode = bs_at(buf, lo, __u32, struct file, f_mode);
+		__u64 inode = bs_at(buf, lo, __u64, struct file, f_inode);
+		__u8 ib[BS_SPAN_MAX];
+		__u32 ilo = bs_align8(bs_min(bs_off(struct inode, i_mode), bs_off(struct inode, i_sb)));
+		__u32 ihi = bs_max(bs_end(struct inode, i_mode), bs_end(struct inode, i_sb));
+		s->i_mode = 0;
+		s->s_magic = 0;
+		if (ihi - ilo <= BS_SPAN_MAX && !bpf_probe_read_kernel(ib, ihi - ilo, (void *)(inode + ilo))) {
+			s->i_mode = bs_at(ib, ilo, __u16, struct inode, i_mode);
+			__u64 sb = bs_at(ib, ilo, __u64, struct inode, i_sb);
+			__u64 magic = 0;
+			bpf_probe_read_kernel(&magic, bpf_core_field_size(struct super_block, s_magic),
+					      (void *)(sb + bs_off(struct super_block, s_magic)));
+			s->s_magic = magic;
+		}
 	}
-	bool changed = false;
-	if (want_cwd)
-		off = bs_append_if_changed(s, off, BS_STR_CWD, &pwd, &fresh.pwd_dentry,
-					   &fresh.pwd_mnt, &changed);
-	if (want_root)
-		off = bs_append_if_changed(s, off, BS_STR_ROOT, &root, &fresh.root_dentry,
-					   &fresh.root_mnt, &changed);
-	if (changed || !c || c->gen != gen)
-		bpf_map_update_elem(&bs_cwd, &tid, &fresh, BPF_ANY);
-	return off;
+	return bs_append_walk(s, off, kind & 0xff, bs_at(buf, lo, __u64, struct file, f_path.dentry),
+			      bs_at(buf, lo, __u64, struct file, f_path.mnt));
 }

@@ -30,7 +30,7 @@ int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 		bs_count(BS_CNT_PROC_MAP_FULL);
 		return 0;
 	}
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, child);
 	if (!s)
 		return 0;
 	struct bs_fork *e = (struct bs_fork *)s->ev;
@@ -39,24 +39,22 @@ int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 	e->pad = 0;
 	e->parent_start = bs_task_start(parent);
 
-	/* The child may be in a new mount namespace (clone(CLONE_NEWNS)): its
-	 * cwd is named from that namespace's root. */
-	struct path pwd;
-	BPF_CORE_READ_INTO(&pwd, child, fs, pwd);
-	struct mount *nsroot = BPF_CORE_READ(child, nsproxy, mnt_ns, root);
-	s->ns_root = (__u64)nsroot;
+	/* The child may be in a new mount namespace (clone(CLONE_NEWNS)): the
+	 * scratch names paths from the child's namespace root. */
+	struct path pwd = {};
+	bpf_probe_read_kernel(&pwd, sizeof(pwd), &child->fs->pwd);
 	__u32 off = bs_append_walk(s, sizeof(*e), BS_STR_CWD, (__u64)pwd.dentry, (__u64)pwd.mnt);
-	s->ns_root = 0;
 	if (!bs_submit(s, off))
 		return 0;
 
 	/* The child's first thread now knows its cwd; its root is assumed to be
 	 * the namespace root until a record says otherwise. */
+	struct mount *nsroot = child->nsproxy->mnt_ns->root;
 	struct bs_cwd c = {};
 	c.pwd_dentry = (__u64)pwd.dentry;
 	c.pwd_mnt = (__u64)pwd.mnt;
-	c.root_mnt = (__u64)nsroot + bpf_core_field_offset(struct mount, mnt);
-	c.root_dentry = (__u64)BPF_CORE_READ(nsroot, mnt.mnt_root);
+	c.root_mnt = (__u64)&nsroot->mnt;
+	c.root_dentry = (__u64)nsroot->mnt.mnt_root;
 	c.gen = bs_current_gen();
 	__u32 ctid = child->pid;
 	bpf_map_update_elem(&bs_cwd, &ctid, &c, BPF_ANY);
@@ -85,7 +83,7 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		__u32 old = old_pid;
 		bpf_map_delete_elem(&bs_cwd, &old);
 	}
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, p);
 	if (!s)
 		return 0;
 	struct bs_exec *e = (struct bs_exec *)s->ev;
@@ -120,7 +118,7 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 			e->flags |= BS_EXEC_ARGV_TRUNCATED;
 		off = bs_append_user_bytes(s, off, BS_STR_ARGV, arg_start, arg_end - arg_start);
 	}
-	off = bs_append_cwd_root(s, off, tid, first != '/', first == '/');
+	off = bs_append_cwd_root(s, off, p, tid, first != '/', first == '/');
 	if (!bs_submit(s, off))
 		bpf_map_delete_elem(&bs_cwd, &tid);
 	return 0;
@@ -136,20 +134,20 @@ int BPF_PROG(bs_exit, struct task_struct *t)
 	bpf_map_delete_elem(&bs_cwd, &tid);
 	/* Each exiting thread has already left signal->live; only once it is 0
 	 * is the group gone, and the delete below lets exactly one thread report. */
-	if (BPF_CORE_READ(t, signal, live.counter) != 0)
+	if (t->signal->live.counter != 0)
 		return 0;
 	if (bpf_map_delete_elem(&bs_procs, &tgid))
 		return 0;
 
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, t);
 	if (!s)
 		return 0;
 	struct bs_exit *e = (struct bs_exit *)s->ev;
 	bs_fill_hdr(&e->hdr, BS_EV_EXIT, tgid, tid, bs_task_start(t));
-	if (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT)
-		e->status = BPF_CORE_READ(t, signal, group_exit_code);
+	if (t->signal->flags & SIGNAL_GROUP_EXIT)
+		e->status = t->signal->group_exit_code;
 	else
-		e->status = BPF_CORE_READ(t, group_leader, exit_code);
+		e->status = t->group_leader->exit_code;
 	e->pad = 0;
 	bs_submit(s, sizeof(*e));
 	return 0;

@@ -35,51 +35,6 @@ extern BS_MAP_COUNTERS bs_counters SEC(".maps");
  * any directory and so invalidates every cached cwd path. */
 extern BS_MAP_GEN bs_gen SEC(".maps");
 
-static __always_inline void bs_count(__u32 counter)
-{
-	__u64 *v = bpf_map_lookup_elem(&bs_counters, &counter);
-	if (v)
-		*v += 1;
-}
-
-static __always_inline __u32 bs_current_gen(void)
-{
-	__u32 zero = 0;
-	__u32 *g = bpf_map_lookup_elem(&bs_gen, &zero);
-	return g ? *g : 0;
-}
-
-/* The root mount of the current task's mount namespace. */
-static __always_inline __u64 bs_ns_root_mount(void)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-	return (__u64)BPF_CORE_READ(t, nsproxy, mnt_ns, root);
-}
-
-static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot)
-{
-	__u32 key = bpf_get_smp_processor_id() * BS_SLOTS + slot;
-	struct bs_scratch *s = bpf_map_lookup_elem(&bs_scratch, &key);
-	if (s)
-		s->ns_root = 0;
-	return s;
-}
-
-/* Fills the common header; the caller owns the fixed part after it. */
-static __always_inline void bs_fill_hdr(struct bs_hdr *h, __u8 type, __u32 tgid, __u32 tid,
-					__u64 start)
-{
-	h->abi = BS_ABI_VERSION;
-	h->type = type;
-	h->nstr = 0;
-	h->flags = 0;
-	h->size = 0;
-	h->tgid = tgid;
-	h->tid = tid;
-	h->start = start;
-	h->time = bpf_ktime_get_boot_ns();
-}
-
 /*
  * Appending strings to a record (paths.bpf.c). These are global functions so
  * that the verifier checks each once, on its own, instead of once per call
@@ -96,13 +51,139 @@ __u32 bs_append_user_bytes(struct bs_scratch *s, __u32 off, __u32 kind, __u64 up
 /* The path of (dentry, vfsmount) as the kernel names it, from the root of
  * the mount namespace s->ns_root (a struct mount *; 0: the current task's). */
 __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, __u64 vfsmnt);
-/* The path of a struct file. */
+/* The path of a struct file; kind | BS_WANT_INFO also fills s->f_mode,
+ * s->i_mode and s->s_magic. */
 __u32 bs_append_file(struct bs_scratch *s, __u32 off, __u32 kind, __u64 file);
-/* The current thread's cwd and/or root, if they changed since its last record. */
-__u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off, __u32 tid, __u32 want_cwd,
-			 __u32 want_root);
-/* The struct file behind fd in the current task, or 0. */
-__u64 bs_fd_file(__s64 fd);
+
+static __always_inline void bs_count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&bs_counters, &counter);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u32 bs_current_gen(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&bs_gen, &zero);
+	return g ? *g : 0;
+}
+
+/*
+ * The inline helpers below read through task pointers the verifier knows as
+ * BTF-typed (from bpf_get_current_task_btf() or a tp_btf argument): those
+ * loads are plain memory loads, not helper calls. Values handed to the
+ * global functions are scalars, so those go through bpf_probe_read_kernel.
+ */
+
+/* The root mount of t's mount namespace (struct mount *). */
+static __always_inline __u64 bs_ns_root_of(struct task_struct *t)
+{
+	return (__u64)t->nsproxy->mnt_ns->root;
+}
+
+/* This CPU's scratch space for slot, set up to name paths as task t sees them. */
+static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot, struct task_struct *t)
+{
+	__u32 key = bpf_get_smp_processor_id() * BS_SLOTS + slot;
+	struct bs_scratch *s = bpf_map_lookup_elem(&bs_scratch, &key);
+	if (s)
+		s->ns_root = bs_ns_root_of(t);
+	return s;
+}
+
+/* The struct file behind fd in task t, or 0. */
+static __always_inline __u64 bs_fd_file(struct task_struct *t, __s64 fd)
+{
+	struct fdtable *fdt = t->files->fdt;
+	if (fd < 0 || !fdt || fd >= fdt->max_fds)
+		return 0;
+	__u64 fds = (__u64)fdt->fd;
+	__u64 f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), (void *)(fds + fd * sizeof(void *)));
+	return f;
+}
+
+/* Appends p (a path read as scalars) as kind unless it is the cached
+ * (*dentry, *mnt); on success the cache takes it and *changed is set. */
+static __always_inline __u32 bs_append_if_changed(struct bs_scratch *s, __u32 off, __u32 kind,
+						  __u64 dentry, __u64 mnt, __u64 *cached_dentry,
+						  __u64 *cached_mnt, bool *changed)
+{
+	if (*cached_dentry == dentry && *cached_mnt == mnt)
+		return off;
+	struct bs_hdr *h = (struct bs_hdr *)s->ev;
+	__u8 nstr = h->nstr;
+	off = bs_append_walk(s, off, kind, dentry, mnt);
+	if (h->nstr != nstr) {
+		*cached_dentry = dentry;
+		*cached_mnt = mnt;
+		*changed = true;
+	}
+	return off;
+}
+
+/*
+ * Appends thread tid's cwd (want_cwd) and root (want_root) if they differ
+ * from what its earlier records told user space. The cache is per thread, so
+ * two threads sharing a cwd never race over which record carried the news.
+ * It is keyed on the (dentry, mount) pair user space was last told, plus
+ * bs_gen: a rename anywhere in the tree can change a directory's name
+ * without changing its dentry.
+ */
+static __always_inline __u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off,
+						struct task_struct *t, __u32 tid, bool want_cwd,
+						bool want_root)
+{
+	/* root and pwd are adjacent in fs_struct: one read. */
+	__u8 buf[BS_SPAN_MAX];
+	__u32 lo = bs_align8(bs_min(bs_off(struct fs_struct, root), bs_off(struct fs_struct, pwd)));
+	__u32 hi = bs_max(bs_end(struct fs_struct, root), bs_end(struct fs_struct, pwd));
+	if (hi - lo > BS_SPAN_MAX || bpf_probe_read_kernel(buf, hi - lo, (void *)((__u64)t->fs + lo)))
+		return off;
+	__u64 pwd_dentry = bs_at(buf, lo, __u64, struct fs_struct, pwd.dentry);
+	__u64 pwd_mnt = bs_at(buf, lo, __u64, struct fs_struct, pwd.mnt);
+	__u64 root_dentry = bs_at(buf, lo, __u64, struct fs_struct, root.dentry);
+	__u64 root_mnt = bs_at(buf, lo, __u64, struct fs_struct, root.mnt);
+	__u32 gen = bs_current_gen();
+
+	struct bs_cwd fresh = {};
+	struct bs_cwd *c = bpf_map_lookup_elem(&bs_cwd, &tid);
+	if (c && c->gen == gen) {
+		fresh = *c;
+	} else {
+		/* Nothing valid was sent: user space assumes the namespace root. */
+		struct mount *nsroot = t->nsproxy->mnt_ns->root;
+		fresh.root_mnt = (__u64)&nsroot->mnt;
+		fresh.root_dentry = (__u64)nsroot->mnt.mnt_root;
+		fresh.gen = gen;
+	}
+	bool changed = false;
+	if (want_cwd)
+		off = bs_append_if_changed(s, off, BS_STR_CWD, pwd_dentry, pwd_mnt, &fresh.pwd_dentry,
+					   &fresh.pwd_mnt, &changed);
+	if (want_root)
+		off = bs_append_if_changed(s, off, BS_STR_ROOT, root_dentry, root_mnt,
+					   &fresh.root_dentry, &fresh.root_mnt, &changed);
+	if (changed || !c || c->gen != gen)
+		bpf_map_update_elem(&bs_cwd, &tid, &fresh, BPF_ANY);
+	return off;
+}
+
+/* Fills the common header; the caller owns the fixed part after it. */
+static __always_inline void bs_fill_hdr(struct bs_hdr *h, __u8 type, __u32 tgid, __u32 tid,
+					__u64 start)
+{
+	h->abi = BS_ABI_VERSION;
+	h->type = type;
+	h->nstr = 0;
+	h->flags = 0;
+	h->size = 0;
+	h->tgid = tgid;
+	h->tid = tid;
+	h->start = start;
+	h->time = bpf_ktime_get_boot_ns();
+}
 
 /*
  * Sends the record. Wakes the reader only once the buffer holds
@@ -124,10 +205,10 @@ static __always_inline bool bs_submit(struct bs_scratch *s, __u32 size)
 	return true;
 }
 
-/* Identity of the current process: (tgid, start time of its group leader). */
+/* Identity of t's process: (tgid, start time of its group leader). */
 static __always_inline __u64 bs_task_start(struct task_struct *t)
 {
-	return BPF_CORE_READ(t, group_leader, start_boottime);
+	return t->group_leader->start_boottime;
 }
 
 #endif /* BSANDBOX_STATE_BPF_H */
