@@ -36,18 +36,25 @@ struct bs_scratch {
 	__u8 walk[2 * (BS_STR_MAX + 1)];
 };
 
-/* Value of bs_procs: one entry per traced thread group. */
+/* Value of bs_procs: one entry per traced thread group (fork and exit only). */
 struct bs_proc {
-	__u64 last_dir_file; /* last struct file reported for getdents */
+	__u64 unused;
 };
 
-/* Value of bs_cwd: what this thread's last records told user space. */
-struct bs_cwd {
-	__u64 pwd_dentry;
+/*
+ * Per traced thread, in task storage: its presence is what makes a thread
+ * traced (created on clone from a traced thread, or by user space for the
+ * top process), and it remembers what this thread's records last told user
+ * space, so that the cwd is sent only when it changed. The kernel frees it
+ * with the task.
+ */
+struct bs_task {
+	__u64 pwd_dentry; /* cwd last sent (0: none) */
 	__u64 pwd_mnt;
-	__u64 root_dentry;
+	__u64 root_dentry; /* root last sent, or the namespace root user space assumes */
 	__u64 root_mnt;
-	__u32 gen;
+	__u64 last_dir_file; /* last struct file reported for getdents */
+	__u32 gen;           /* bs_gen when the above was sent */
 	__u32 pad;
 };
 
@@ -88,12 +95,12 @@ struct bs_cwd {
 		__type(key, __u32);             \
 		__type(value, struct bs_proc);  \
 	}
-#define BS_MAP_CWD                              \
-	struct {                                \
-		__uint(type, BPF_MAP_TYPE_HASH); \
-		__uint(max_entries, 65536);     \
-		__type(key, __u32);             \
-		__type(value, struct bs_cwd);   \
+#define BS_MAP_TASKS                                   \
+	struct {                                       \
+		__uint(type, BPF_MAP_TYPE_TASK_STORAGE); \
+		__uint(map_flags, BPF_F_NO_PREALLOC);   \
+		__type(key, int);                      \
+		__type(value, struct bs_task);         \
 	}
 #define BS_MAP_SCRATCH                            \
 	struct {                                  \

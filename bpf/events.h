@@ -138,7 +138,7 @@ struct bs_hdr {
 	__u32 tgid; /* process, in the root pid namespace */
 	__u32 tid;  /* thread that caused the event */
 	__u64 start; /* identity: thread group start time, CLOCK_BOOTTIME ns */
-	__u64 time;  /* when the event happened, CLOCK_BOOTTIME ns */
+	__u64 time;  /* when it happened, CLOCK_BOOTTIME ns (0 for BS_EV_FILE) */
 };
 
 enum bs_hdr_flags {
@@ -226,7 +226,7 @@ struct bs_str {
 /* Loss and health counters, kept per CPU by the kernel side. */
 enum bs_counter {
 	BS_CNT_RINGBUF_FULL = 0,  /* records dropped: ring buffer full */
-	BS_CNT_PROC_MAP_FULL = 1, /* a new process could not be tracked */
+	BS_CNT_UNTRACKED = 1,     /* a new thread or process could not be tracked */
 	BS_CNT_TOO_BIG = 2,       /* strings left out: record would exceed BS_EVENT_MAX */
 	BS_CNT_COUNT = 3
 };

@@ -68,14 +68,15 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	__u8 sys = bs_sc_table[nr].sys;
 	if (sys == BS_SYS_NONE)
 		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	__u32 tid = (__u32)pid_tgid;
-	struct bs_proc *proc = bpf_map_lookup_elem(&bs_procs, &tgid);
-	if (!proc)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct bs_task *bt = bs_task_of(task);
+	if (!bt)
 		return 0;
 	if ((sys == BS_SYS_EXECVE || sys == BS_SYS_EXECVEAT) && ret == 0)
 		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
 
 	__u8 a_path1 = bs_sc_table[nr].path1;
 	__u8 a_dirfd1 = bs_sc_table[nr].dirfd1;
@@ -86,22 +87,23 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	__u8 resolve = bs_sc_table[nr].resolve;
 	__u8 dflags = bs_sc_table[nr].desc_flags;
 
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 fd_file = 0;
 	if (a_fd)
 		fd_file = bs_fd_file(task, (int)bs_sc_arg(regs, a_fd));
 	if (dflags & BS_DESC_ONCE_PER_FILE) {
 		/* getdents is called until it returns 0; one listing is one record. */
-		if (!fd_file || proc->last_dir_file == fd_file)
+		if (!fd_file || bt->last_dir_file == fd_file)
 			return 0;
-		proc->last_dir_file = fd_file;
+		bt->last_dir_file = fd_file;
 	}
 
 	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, task);
 	if (!s)
 		return 0;
 	struct bs_file *e = (struct bs_file *)s->ev;
-	bs_fill_hdr(&e->hdr, BS_EV_FILE, tgid, tid, bs_task_start(task));
+	/* No clock read: nothing uses a file event's time, and reading the
+	 * clock is among the dearest things an event does on a VM. */
+	bs_fill_hdr(&e->hdr, BS_EV_FILE, tgid, tid, bs_task_start(task), 0);
 	e->ret = ret;
 	e->sys = sys;
 	e->result_flags = 0;
@@ -160,7 +162,7 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	bool need_cwd = (rel1 && has1 && e->dirfd1 == AT_FDCWD) ||
 			(rel2 && e->dirfd2 == AT_FDCWD);
 	if (need_cwd || abs1 || abs2)
-		off = bs_append_cwd_root(s, off, task, tid, need_cwd, abs1 || abs2);
+		off = bs_append_cwd_root(s, off, task, bt, need_cwd, abs1 || abs2);
 
 	if (resolve == BS_RESOLVE_RETFD && ret >= 0) {
 		__u64 f = bs_fd_file(task, ret);
@@ -177,7 +179,7 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 		off = bs_append_walk(s, off, BS_STR_RESULT, (__u64)p.dentry, (__u64)p.mnt);
 		e->result_flags |= BS_RF_RESOLVED | BS_RF_DIR;
 		/* This thread's next relative name resends its cwd and root. */
-		bpf_map_delete_elem(&bs_cwd, &tid);
+		bs_task_forget(bt);
 	}
 	if ((dflags & BS_DESC_BUMP_GEN) && ret == 0) {
 		__u32 zero = 0;
@@ -186,6 +188,6 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 			__sync_fetch_and_add(gen, 1);
 	}
 	if (!bs_submit(s, off))
-		bpf_map_delete_elem(&bs_cwd, &tid);
+		bs_task_forget(bt); /* what this record told user space is lost */
 	return 0;
 }

@@ -2,11 +2,11 @@
 /*
  * process.bpf.c: the life of the traced tree's processes.
  *
- * bs_procs holds the thread groups of the tree. User space seeds it with the
- * top process before that process runs its first instruction; fork adds each
- * new thread group whose creator is in it, before the child can run (the
- * tracepoint fires before wake_up_new_task), so no child escapes. Threads need
- * no entry: filtering is by thread group.
+ * A thread is traced when it has a bs_task in task storage. User space gives
+ * the top process one before it runs its first instruction; fork gives one to
+ * every thread and process a traced thread creates, before the child can run
+ * (the tracepoint fires before wake_up_new_task), so no child escapes.
+ * bs_procs holds the traced thread groups, so that exit reports each once.
  *
  * exec reports what the kernel actually ran: the file it opened (symlinks
  * resolved, from bprm->file), the #! interpreter as named (bprm->interp), the
@@ -21,20 +21,31 @@
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 {
+	if (!bs_task_of(parent))
+		return 0;
+	/* Every thread of a traced process is traced: give the new one its state. */
+	struct bs_task *ct =
+		bpf_task_storage_get(&bs_tasks, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ct) {
+		bs_count(BS_CNT_UNTRACKED);
+		return 0;
+	}
 	__u32 ptgid = parent->tgid;
 	__u32 ctgid = child->tgid;
-	if (ptgid == ctgid || !bpf_map_lookup_elem(&bs_procs, &ptgid))
-		return 0;
+	if (ptgid == ctgid)
+		return 0; /* a thread, not a process */
 	struct bs_proc fresh = {};
 	if (bpf_map_update_elem(&bs_procs, &ctgid, &fresh, BPF_ANY)) {
-		bs_count(BS_CNT_PROC_MAP_FULL);
+		bs_count(BS_CNT_UNTRACKED);
+		bpf_task_storage_delete(&bs_tasks, child);
 		return 0;
 	}
 	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, child);
 	if (!s)
 		return 0;
 	struct bs_fork *e = (struct bs_fork *)s->ev;
-	bs_fill_hdr(&e->hdr, BS_EV_FORK, ctgid, child->pid, child->start_boottime);
+	bs_fill_hdr(&e->hdr, BS_EV_FORK, ctgid, child->pid, child->start_boottime,
+		    bpf_ktime_get_boot_ns());
 	e->parent_tgid = ptgid;
 	e->pad = 0;
 	e->parent_start = bs_task_start(parent);
@@ -50,14 +61,11 @@ int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 	/* The child's first thread now knows its cwd; its root is assumed to be
 	 * the namespace root until a record says otherwise. */
 	struct mount *nsroot = child->nsproxy->mnt_ns->root;
-	struct bs_cwd c = {};
-	c.pwd_dentry = (__u64)pwd.dentry;
-	c.pwd_mnt = (__u64)pwd.mnt;
-	c.root_mnt = (__u64)&nsroot->mnt;
-	c.root_dentry = (__u64)nsroot->mnt.mnt_root;
-	c.gen = bs_current_gen();
-	__u32 ctid = child->pid;
-	bpf_map_update_elem(&bs_cwd, &ctid, &c, BPF_ANY);
+	ct->pwd_dentry = (__u64)pwd.dentry;
+	ct->pwd_mnt = (__u64)pwd.mnt;
+	ct->root_mnt = (__u64)&nsroot->mnt;
+	ct->root_dentry = (__u64)nsroot->mnt.mnt_root;
+	ct->gen = bs_current_gen();
 	return 0;
 }
 
@@ -74,20 +82,19 @@ static long bs_vma_file(struct task_struct *task, struct vm_area_struct *vma, vo
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u32 tgid = p->tgid;
-	if (!bpf_map_lookup_elem(&bs_procs, &tgid))
+	struct bs_task *bt = bs_task_of(p);
+	if (!bt)
 		return 0;
+	__u32 tgid = p->tgid;
 	__u32 tid = p->pid;
-	if ((__u32)old_pid != tid) {
-		/* A non-leader thread exec'd and took the leader's pid. */
-		__u32 old = old_pid;
-		bpf_map_delete_elem(&bs_cwd, &old);
-	}
+	/* A non-leader thread that exec'd took the leader's pid, and user space
+	 * keeps cwds by thread id: send this thread's cwd afresh. */
+	bs_task_forget(bt);
 	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, p);
 	if (!s)
 		return 0;
 	struct bs_exec *e = (struct bs_exec *)s->ev;
-	bs_fill_hdr(&e->hdr, BS_EV_EXEC, tgid, tid, bs_task_start(p));
+	bs_fill_hdr(&e->hdr, BS_EV_EXEC, tgid, tid, bs_task_start(p), bpf_ktime_get_boot_ns());
 	e->old_tid = old_pid;
 	e->flags = 0;
 	if (bprm->buf[0] == 0x7f && bprm->buf[1] == 'E' && bprm->buf[2] == 'L' &&
@@ -118,20 +125,19 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 			e->flags |= BS_EXEC_ARGV_TRUNCATED;
 		off = bs_append_user_bytes(s, off, BS_STR_ARGV, arg_start, arg_end - arg_start);
 	}
-	off = bs_append_cwd_root(s, off, p, tid, first != '/', first == '/');
+	off = bs_append_cwd_root(s, off, p, bt, first != '/', first == '/');
 	if (!bs_submit(s, off))
-		bpf_map_delete_elem(&bs_cwd, &tid);
+		bs_task_forget(bt);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(bs_exit, struct task_struct *t)
 {
-	__u32 tgid = t->tgid;
-	if (!bpf_map_lookup_elem(&bs_procs, &tgid))
+	if (!bs_task_of(t))
 		return 0;
+	__u32 tgid = t->tgid;
 	__u32 tid = t->pid;
-	bpf_map_delete_elem(&bs_cwd, &tid);
 	/* Each exiting thread has already left signal->live; only once it is 0
 	 * is the group gone, and the delete below lets exactly one thread report. */
 	if (t->signal->live.counter != 0)
@@ -143,7 +149,7 @@ int BPF_PROG(bs_exit, struct task_struct *t)
 	if (!s)
 		return 0;
 	struct bs_exit *e = (struct bs_exit *)s->ev;
-	bs_fill_hdr(&e->hdr, BS_EV_EXIT, tgid, tid, bs_task_start(t));
+	bs_fill_hdr(&e->hdr, BS_EV_EXIT, tgid, tid, bs_task_start(t), bpf_ktime_get_boot_ns());
 	if (t->signal->flags & SIGNAL_GROUP_EXIT)
 		e->status = t->signal->group_exit_code;
 	else

@@ -15,7 +15,7 @@ const volatile __u32 bs_fmode_created = 0x100000; /* FMODE_CREATED since Linux 4
 
 BS_MAP_EVENTS bs_events SEC(".maps");
 BS_MAP_PROCS bs_procs SEC(".maps");
-BS_MAP_CWD bs_cwd SEC(".maps");
+BS_MAP_TASKS bs_tasks SEC(".maps");
 BS_MAP_SCRATCH bs_scratch SEC(".maps");
 BS_MAP_COUNTERS bs_counters SEC(".maps");
 BS_MAP_GEN bs_gen SEC(".maps");

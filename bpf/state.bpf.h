@@ -26,8 +26,8 @@ extern const volatile __u32 bs_fmode_created;
 
 extern BS_MAP_EVENTS bs_events SEC(".maps");
 extern BS_MAP_PROCS bs_procs SEC(".maps");
-/* Per thread: the cwd and root its records last told user space. */
-extern BS_MAP_CWD bs_cwd SEC(".maps");
+/* Per traced thread: struct bs_task. */
+extern BS_MAP_TASKS bs_tasks SEC(".maps");
 /* Per CPU and slot: space to build a record and walk a path. */
 extern BS_MAP_SCRATCH bs_scratch SEC(".maps");
 extern BS_MAP_COUNTERS bs_counters SEC(".maps");
@@ -104,75 +104,82 @@ static __always_inline __u64 bs_fd_file(struct task_struct *t, __s64 fd)
 	return f;
 }
 
-/* Appends p (a path read as scalars) as kind unless it is the cached
- * (*dentry, *mnt); on success the cache takes it and *changed is set. */
-static __always_inline __u32 bs_append_if_changed(struct bs_scratch *s, __u32 off, __u32 kind,
-						  __u64 dentry, __u64 mnt, __u64 *cached_dentry,
-						  __u64 *cached_mnt, bool *changed)
+/* The traced-thread state of t, or NULL if t is not traced. */
+static __always_inline struct bs_task *bs_task_of(struct task_struct *t)
 {
-	if (*cached_dentry == dentry && *cached_mnt == mnt)
+	return bpf_task_storage_get(&bs_tasks, t, 0, 0);
+}
+
+/*
+ * Appends t's cwd (want_cwd) and root (want_root) if they differ from what
+ * its earlier records told user space (bt). Per thread, so two threads
+ * sharing a cwd never race over which record carried the news. Keyed on the
+ * (dentry, mount) pairs plus bs_gen: a rename anywhere in the tree can change
+ * a directory's name without changing its dentry. The comparison reads
+ * through BTF pointers; only a change costs a read and a walk.
+ */
+static __always_inline __u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off,
+						struct task_struct *t, struct bs_task *bt,
+						bool want_cwd, bool want_root)
+{
+	struct fs_struct *fs = t->fs;
+	struct mount *nsroot = t->nsproxy->mnt_ns->root;
+	__u32 gen = bs_current_gen();
+	if (bt->gen != gen || !bt->root_mnt) {
+		/* Nothing valid was sent: user space assumes the namespace root. */
+		bt->gen = gen;
+		bt->pwd_dentry = 0;
+		bt->pwd_mnt = 0;
+		bt->root_dentry = (__u64)nsroot->mnt.mnt_root;
+		bt->root_mnt = (__u64)&nsroot->mnt;
+	}
+	bool need_cwd = want_cwd && (bt->pwd_dentry != (__u64)fs->pwd.dentry ||
+				     bt->pwd_mnt != (__u64)fs->pwd.mnt);
+	bool need_root = want_root && (bt->root_dentry != (__u64)fs->root.dentry ||
+				       bt->root_mnt != (__u64)fs->root.mnt);
+	if (!need_cwd && !need_root)
+		return off;
+
+	/* root and pwd are adjacent in fs_struct: one read gives both as scalars. */
+	__u8 buf[BS_SPAN_MAX];
+	__u32 lo = bs_align8(bs_min(bs_off(struct fs_struct, root), bs_off(struct fs_struct, pwd)));
+	__u32 hi = bs_max(bs_end(struct fs_struct, root), bs_end(struct fs_struct, pwd));
+	if (hi - lo > BS_SPAN_MAX || bpf_probe_read_kernel(buf, hi - lo, (void *)((__u64)fs + lo)))
 		return off;
 	struct bs_hdr *h = (struct bs_hdr *)s->ev;
-	__u8 nstr = h->nstr;
-	off = bs_append_walk(s, off, kind, dentry, mnt);
-	if (h->nstr != nstr) {
-		*cached_dentry = dentry;
-		*cached_mnt = mnt;
-		*changed = true;
+	if (need_cwd) {
+		__u64 d = bs_at(buf, lo, __u64, struct fs_struct, pwd.dentry);
+		__u64 m = bs_at(buf, lo, __u64, struct fs_struct, pwd.mnt);
+		__u8 nstr = h->nstr;
+		off = bs_append_walk(s, off, BS_STR_CWD, d, m);
+		if (h->nstr != nstr) {
+			bt->pwd_dentry = d;
+			bt->pwd_mnt = m;
+		}
+	}
+	if (need_root) {
+		__u64 d = bs_at(buf, lo, __u64, struct fs_struct, root.dentry);
+		__u64 m = bs_at(buf, lo, __u64, struct fs_struct, root.mnt);
+		__u8 nstr = h->nstr;
+		off = bs_append_walk(s, off, BS_STR_ROOT, d, m);
+		if (h->nstr != nstr) {
+			bt->root_dentry = d;
+			bt->root_mnt = m;
+		}
 	}
 	return off;
 }
 
-/*
- * Appends thread tid's cwd (want_cwd) and root (want_root) if they differ
- * from what its earlier records told user space. The cache is per thread, so
- * two threads sharing a cwd never race over which record carried the news.
- * It is keyed on the (dentry, mount) pair user space was last told, plus
- * bs_gen: a rename anywhere in the tree can change a directory's name
- * without changing its dentry.
- */
-static __always_inline __u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off,
-						struct task_struct *t, __u32 tid, bool want_cwd,
-						bool want_root)
+/* Forget what bt told user space: its next relative name resends the cwd. */
+static __always_inline void bs_task_forget(struct bs_task *bt)
 {
-	/* root and pwd are adjacent in fs_struct: one read. */
-	__u8 buf[BS_SPAN_MAX];
-	__u32 lo = bs_align8(bs_min(bs_off(struct fs_struct, root), bs_off(struct fs_struct, pwd)));
-	__u32 hi = bs_max(bs_end(struct fs_struct, root), bs_end(struct fs_struct, pwd));
-	if (hi - lo > BS_SPAN_MAX || bpf_probe_read_kernel(buf, hi - lo, (void *)((__u64)t->fs + lo)))
-		return off;
-	__u64 pwd_dentry = bs_at(buf, lo, __u64, struct fs_struct, pwd.dentry);
-	__u64 pwd_mnt = bs_at(buf, lo, __u64, struct fs_struct, pwd.mnt);
-	__u64 root_dentry = bs_at(buf, lo, __u64, struct fs_struct, root.dentry);
-	__u64 root_mnt = bs_at(buf, lo, __u64, struct fs_struct, root.mnt);
-	__u32 gen = bs_current_gen();
-
-	struct bs_cwd fresh = {};
-	struct bs_cwd *c = bpf_map_lookup_elem(&bs_cwd, &tid);
-	if (c && c->gen == gen) {
-		fresh = *c;
-	} else {
-		/* Nothing valid was sent: user space assumes the namespace root. */
-		struct mount *nsroot = t->nsproxy->mnt_ns->root;
-		fresh.root_mnt = (__u64)&nsroot->mnt;
-		fresh.root_dentry = (__u64)nsroot->mnt.mnt_root;
-		fresh.gen = gen;
-	}
-	bool changed = false;
-	if (want_cwd)
-		off = bs_append_if_changed(s, off, BS_STR_CWD, pwd_dentry, pwd_mnt, &fresh.pwd_dentry,
-					   &fresh.pwd_mnt, &changed);
-	if (want_root)
-		off = bs_append_if_changed(s, off, BS_STR_ROOT, root_dentry, root_mnt,
-					   &fresh.root_dentry, &fresh.root_mnt, &changed);
-	if (changed || !c || c->gen != gen)
-		bpf_map_update_elem(&bs_cwd, &tid, &fresh, BPF_ANY);
-	return off;
+	bt->gen = 0;
+	bt->root_mnt = 0;
 }
 
 /* Fills the common header; the caller owns the fixed part after it. */
 static __always_inline void bs_fill_hdr(struct bs_hdr *h, __u8 type, __u32 tgid, __u32 tid,
-					__u64 start)
+					__u64 start, __u64 time)
 {
 	h->abi = BS_ABI_VERSION;
 	h->type = type;
@@ -182,7 +189,7 @@ static __always_inline void bs_fill_hdr(struct bs_hdr *h, __u8 type, __u32 tgid,
 	h->tgid = tgid;
 	h->tid = tid;
 	h->start = start;
-	h->time = bpf_ktime_get_boot_ns();
+	h->time = time;
 }
 
 /*

@@ -8,6 +8,7 @@
 #include "sandbox/ebpf_backend.h"
 
 #include <linux/types.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "bpf/events.h"
 #include "sandbox/event_decoder.h"
 #include "sandbox/syscall_table.h"
+#include "sandbox/unique_fd.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
@@ -80,6 +82,7 @@ Result<void> probe_kernel() {
     const char* since;
   };
   for (const Helper& h : {Helper{BPF_FUNC_loop, "bpf_loop", "5.17"},
+                          Helper{BPF_FUNC_task_storage_get, "bpf_task_storage_get", "5.11"},
                           Helper{BPF_FUNC_find_vma, "bpf_find_vma", "5.17"},
                           Helper{BPF_FUNC_task_pt_regs, "bpf_task_pt_regs", "5.15"},
                           Helper{BPF_FUNC_get_current_task_btf, "bpf_get_current_task_btf",
@@ -102,12 +105,21 @@ class EbpfSource final : public EventSource {
 
   std::string_view name() const override { return "ebpf"; }
 
+  // The top process gets an entry in bs_procs (by tgid) and a bs_task in
+  // task storage, which is keyed by a pidfd.
   Result<void> trace_root(pid_t pid) override {
     __u32 key = static_cast<__u32>(pid);
-    uint64_t value[1] = {0};  // struct bs_proc
-    if (bpf_map__update_elem(skel_->maps.bs_procs, &key, sizeof key, value, sizeof value,
+    uint64_t proc[1] = {0};  // struct bs_proc
+    if (bpf_map__update_elem(skel_->maps.bs_procs, &key, sizeof key, proc, sizeof proc,
                              BPF_ANY) != 0)
       return fail_errno("eBPF backend: adding the top process to the traced set", errno);
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd.valid()) return fail_errno("eBPF backend: pidfd_open of the top process", errno);
+    int fd = pidfd.get();
+    std::vector<uint8_t> task(bpf_map__value_size(skel_->maps.bs_tasks), 0);
+    if (bpf_map__update_elem(skel_->maps.bs_tasks, &fd, sizeof fd, task.data(), task.size(),
+                             BPF_NOEXIST) != 0)
+      return fail_errno("eBPF backend: marking the top process as traced", errno);
     return {};
   }
 
@@ -158,15 +170,16 @@ SourceHealth EbpfSource::health() {
     return sum;
   };
   uint64_t ring_full = total(BS_CNT_RINGBUF_FULL);
-  uint64_t map_full = total(BS_CNT_PROC_MAP_FULL);
+  uint64_t untracked = total(BS_CNT_UNTRACKED);
   uint64_t too_big = total(BS_CNT_TOO_BIG);
   if (ring_full)
     h.problems.push_back(std::to_string(ring_full) +
                          " events dropped because the ring buffer was full (try a larger "
                          "--buffer-size)");
-  if (map_full)
-    h.problems.push_back(std::to_string(map_full) +
-                         " processes could not be traced: the process table is full");
+  if (untracked)
+    h.problems.push_back(std::to_string(untracked) +
+                         " threads or processes could not be traced (kernel out of memory for "
+                         "their state, or the process table is full)");
   if (too_big)
     h.problems.push_back(std::to_string(too_big) +
                          " paths left out of events that would have exceeded " +
@@ -185,7 +198,7 @@ SourceHealth EbpfSource::health() {
   if (misses)
     h.problems.push_back(std::to_string(misses) +
                          " program runs skipped by the kernel (recursion): events may be lost");
-  h.lost += ring_full + map_full + misses;
+  h.lost += ring_full + untracked + misses;
   return h;
 }
 
