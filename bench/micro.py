@@ -3,34 +3,50 @@
 
   bench/micro.py BUILD_DIR [--rounds N]
 
-1. Untraced cost: ns per open+close (and per getppid) of a process OUTSIDE
-   the traced tree, with no bsandbox running vs while bsandbox traces another
-   command. Rounds alternate the two so machine noise hits both.
-2. Traced cost: ns per open+close inside the tree, bare vs under bsandbox.
-3. Event throughput: P processes opening as fast as they can under bsandbox
-   at the default buffer; events/s delivered and lost. Then smaller buffers,
-   to show where loss begins.
-4. Memory: the supervisor's peak RSS for a million events on one path, and
-   for a million distinct paths.
+1. Cost to processes OUTSIDE the traced tree: ns per open+close and per
+   getppid (a syscall bsandbox does not trace, but whose exit its program
+   still sees) with nothing attached, with an empty program on the same
+   tracepoint (the floor for any syscall-tracepoint tracer), and while
+   bsandbox traces another command. Rounds rotate the three.
+2. Cost per traced event: open+close bare vs as the traced command.
+3. Event storm: P processes opening as fast as they can; events/s and loss at
+   the default buffer, then smaller buffers, to show where loss begins.
+4. The supervisor's memory and CPU for a million events on one path and on a
+   million distinct paths.
 
-Prints a Markdown report. Needs root.
+The loop runs on CPU 1 and everything else on CPU 0, so the numbers are the
+traced process's own costs. After each attach and detach the script waits a
+few seconds: freeing a BPF program starts an RCU grace period during which
+syscall tracepoints are measurably slower for every process, which would
+otherwise be charged to the next measurement. Prints Markdown. Needs root.
 """
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+SETTLE = 3.0
 
-def sh(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, check=True, text=True, **kw)
+
+def pinned(cpu, argv):
+    return ["taskset", "-c", str(cpu), *argv]
 
 
 def ns_per_op(openloop, mode, n, path, wrap=()):
-    out = sh([*wrap, openloop, mode, str(n), path]).stdout.strip().splitlines()
-    return float(out[-1])
+    out = subprocess.run([*wrap, *pinned(1, [openloop, mode, str(n), path])],
+                         capture_output=True, check=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def supervisor_report(stderr):
+    m = re.search(r"peak RSS (\d+) MiB \(heap (\d+) MiB\), CPU ([\d.]+) s user \+ ([\d.]+) s system", stderr)
+    if not m:
+        return None
+    return int(m[1]), int(m[2]), float(m[3]) + float(m[4])
 
 
 def main():
@@ -42,81 +58,100 @@ def main():
     bsandbox = f"{build}/cli/bsandbox"
     openloop = f"{build}/bench/openloop"
     storm = f"{build}/bench/storm"
+    floor = f"{build}/bench/floor"
     work = tempfile.mkdtemp(prefix="bsandbox-bench-")
     target = f"{work}/f"
     open(target, "w").close()
-    n_open, n_pid = 200000, 2000000
+    n_open, n_pid = 300000, 3000000
+    m = statistics.median
     report = []
 
-    # 1. Untraced processes, with and without bsandbox running.
-    base_open, busy_open, base_pid, busy_pid = [], [], [], []
-    for _ in range(rounds):
-        base_open.append(ns_per_op(openloop, "open", n_open, target))
-        base_pid.append(ns_per_op(openloop, "getppid", n_pid, target))
-        tracer = subprocess.Popen([bsandbox, "exec", "-q", "--", "sleep", "600"])
-        time.sleep(1.0)  # loaded and attached
-        busy_open.append(ns_per_op(openloop, "open", n_open, target))
-        busy_pid.append(ns_per_op(openloop, "getppid", n_pid, target))
-        tracer.terminate()
-        tracer.wait()
-    m = statistics.median
+    # 1. Outside the tree.
+    results = {k: ([], []) for k in ("none", "floor", "bsandbox")}
+    for r in range(rounds):
+        for k in ("none", "floor", "bsandbox")[r % 3:] + ("none", "floor", "bsandbox")[:r % 3]:
+            attached = None
+            if k == "floor":
+                attached = subprocess.Popen(pinned(0, [floor]))
+            elif k == "bsandbox":
+                attached = subprocess.Popen(pinned(0, [bsandbox, "exec", "-q", "--", "sleep", "600"]))
+            time.sleep(SETTLE)
+            results[k][0].append(ns_per_op(openloop, "open", n_open, target))
+            results[k][1].append(ns_per_op(openloop, "getppid", n_pid, target))
+            if attached:
+                attached.terminate()
+                attached.wait()
+    none_o, none_p = m(results["none"][0]), m(results["none"][1])
     report.append("### Cost to processes outside the traced tree\n")
-    report.append(f"{rounds} alternating rounds; medians. `openloop open {n_open}` and "
-                  f"`openloop getppid {n_pid}` run outside the tree while `bsandbox exec -- sleep 600` runs.\n")
-    report.append("| operation | no bsandbox | bsandbox tracing another tree | added |")
-    report.append("|---|---|---|---|")
-    report.append(f"| open+close | {m(base_open):.0f} ns | {m(busy_open):.0f} ns | "
-                  f"{m(busy_open) - m(base_open):+.0f} ns |")
-    report.append(f"| getppid (not a file syscall) | {m(base_pid):.0f} ns | {m(busy_pid):.0f} ns | "
-                  f"{m(busy_pid) - m(base_pid):+.0f} ns |\n")
+    report.append(f"Medians of {rounds} rotating rounds: `openloop open {n_open}` and `openloop getppid {n_pid}` "
+                  "on CPU 1, outside any traced tree, with nothing attached, with an empty program on "
+                  "`tp_btf/sys_exit` (`bench/floor`: the kernel's own cost of running any program there), "
+                  "and while `bsandbox exec -- sleep 600` runs on CPU 0.\n")
+    report.append("| attached | open+close | added | getppid | added |")
+    report.append("|---|---|---|---|---|")
+    for k, label in (("none", "nothing"), ("floor", "empty sys_exit program"), ("bsandbox", "bsandbox")):
+        o, p = m(results[k][0]), m(results[k][1])
+        report.append(f"| {label} | {o:.0f} ns | {o - none_o:+.0f} ns | {p:.0f} ns | {p - none_p:+.0f} ns |")
+    report.append("")
 
-    # 2. Traced: inside the tree.
+    # 2. Inside the tree.
     bare, traced = [], []
     for _ in range(rounds):
         bare.append(ns_per_op(openloop, "open", n_open, target))
-        traced.append(ns_per_op(openloop, "open", n_open, target, wrap=(bsandbox, "exec", "-q", "--")))
+        traced.append(ns_per_op(openloop, "open", n_open, target,
+                                wrap=pinned(0, [bsandbox, "exec", "-q", "--"])))
+        time.sleep(SETTLE)
     report.append("### Cost per traced event\n")
-    report.append(f"`openloop open {n_open}` bare and as the traced command, {rounds} alternating rounds; medians "
-                  "(each open+close is one event).\n")
-    report.append("| | bare | under bsandbox | added per event |")
+    report.append(f"`openloop open {n_open}` on CPU 1, bare and as the traced command (supervisor on CPU 0), "
+                  f"{rounds} alternating rounds; medians. Each open+close is one event (close is not traced "
+                  "but pays the tracepoint's fixed cost and the io_uring seccomp filter).\n")
+    report.append("| | bare | under bsandbox | added per open+close |")
     report.append("|---|---|---|---|")
     report.append(f"| open+close | {m(bare):.0f} ns | {m(traced):.0f} ns | {m(traced) - m(bare):+.0f} ns |\n")
 
     # 3. Throughput and loss.
     report.append("### Event storm: throughput and loss\n")
-    report.append("`storm P N DIR`: P processes each open+close one file N times as fast as they can, "
-                  "under `bsandbox exec --json`. Events/s is opens per second of the storm; lost is "
-                  "the record's `lost_events`.\n")
-    report.append("| buffer | processes | opens | storm events/s | lost | complete | supervisor peak RSS |")
-    report.append("|---|---|---|---|---|---|---|")
-    configs = [("16M", 1), ("16M", 2), ("16M", 4), ("4M", 4), ("1M", 4), ("256K", 4), ("64K", 4)]
+    report.append("`storm P N DIR`: P processes each open+close one file N times as fast as they can (2 CPUs "
+                  "shared by the storm and the supervisor), under `bsandbox exec --json`. Events/s is the "
+                  "storm's opens per second; lost is the record's `lost_events`.\n")
+    report.append("| buffer | processes | events | events/s | lost | complete |")
+    report.append("|---|---|---|---|---|---|")
     per_proc = 500000
-    for buf, procs in configs:
+    for buf, procs in [("16M", 1), ("16M", 2), ("16M", 4), ("4M", 4), ("1M", 4), ("512K", 4),
+                       ("256K", 4), ("64K", 4)]:
         out = f"{work}/storm.json"
-        p = subprocess.run([bsandbox, "exec", "-v", "--buffer-size", buf, "--json", out, "--",
-                            storm, str(procs), str(per_proc), work],
-                           capture_output=True, text=True)
+        p = subprocess.run([bsandbox, "exec", "--buffer-size", buf, "--json", out, "--",
+                            storm, str(procs), str(per_proc), work], capture_output=True, text=True)
         rate = int(p.stdout.strip().splitlines()[-1])
         rec = json.load(open(out))
-        rss = [line for line in p.stderr.splitlines() if "peak memory" in line]
-        rss = rss[-1].rsplit("peak memory ", 1)[1] if rss else "?"
-        report.append(f"| {buf} | {procs} | {procs * per_proc:,} | {rate:,} | {rec['lost_events']:,} | "
-                      f"{rec['complete']} | {rss} |")
+        report.append(f"| {buf}{' (default)' if buf == '16M' else ''} | {procs} | {procs * per_proc:,} | "
+                      f"{rate:,} | {rec['lost_events']:,} | {rec['complete']} |")
+        time.sleep(SETTLE)
     report.append("")
 
-    # 4. Memory per million events, one path vs distinct paths.
-    report.append("### Supervisor memory\n")
-    report.append("| events | distinct paths | peak RSS |")
-    report.append("|---|---|---|")
+    # 4. Memory and CPU of the supervisor.
+    report.append("### Supervisor memory and CPU\n")
+    report.append("`bsandbox exec -v --json` on `storm 2 500000` (10^6 events). Peak RSS includes the 16 MiB "
+                  "ring buffer, which is mapped twice, and libbpf's parse of the kernel's BTF at load; heap "
+                  "is the anonymous memory while the record's JSON is still in memory. CPU is the "
+                  "supervisor's, BPF load included.\n")
+    report.append("| events | distinct paths | peak RSS | heap | supervisor CPU | per event |")
+    report.append("|---|---|---|---|---|---|")
+    base = subprocess.run([bsandbox, "exec", "-v", "--json", f"{work}/t.json", "--", "true"],
+                          capture_output=True, text=True)
+    _, _, base_cpu = supervisor_report(base.stderr)
     for distinct in (False, True):
         d = tempfile.mkdtemp(dir=work)
         open(f"{d}/f", "w").close()
         args = [storm, "2", "500000", d] + (["distinct"] if distinct else [])
-        p = subprocess.run([bsandbox, "exec", "-v", "--buffer-size", "64M", "--", *args],
+        p = subprocess.run([bsandbox, "exec", "-v", "--json", f"{d}.json", "--", *args],
                            capture_output=True, text=True)
-        rss = [line for line in p.stderr.splitlines() if "peak memory" in line][-1].rsplit("peak memory ", 1)[1]
-        report.append(f"| 1,000,000 | {'1,000,000' if distinct else '1'} | {rss} |")
-        subprocess.run(["rm", "-rf", d])
+        rss, heap, cpu = supervisor_report(p.stderr)
+        per = (cpu - base_cpu) / 1e6 * 1e9
+        report.append(f"| 1,000,000 | {'1,000,000' if distinct else '1'} | {rss} MiB | {heap} MiB | "
+                      f"{cpu:.2f} s | {per:.0f} ns |")
+        subprocess.run(["rm", "-rf", d, f"{d}.json"])
+        time.sleep(SETTLE)
     report.append("")
     subprocess.run(["rm", "-rf", work])
     print("\n".join(report))

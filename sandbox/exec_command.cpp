@@ -43,6 +43,24 @@ Result<std::unique_ptr<EventSource>> open_backend(const ExecOptions& o) {
   return open_ebpf_backend(eo);
 }
 
+// Peak RSS includes the ring buffer, which is mapped twice (so records can
+// wrap); the anonymous memory (heap) is what the supervisor itself holds.
+std::string resource_report() {
+  rusage self{};
+  ::getrusage(RUSAGE_SELF, &self);
+  std::string anon = "?";
+  if (auto status = read_file("/proc/self/status")) {
+    size_t at = status->find("RssAnon:");
+    if (at != std::string::npos) anon = std::to_string(std::stoul(status->substr(at + 8)) / 1024);
+  }
+  char cpu[64];
+  std::snprintf(cpu, sizeof cpu, "%.2f s user + %.2f s system",
+                self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6,
+                self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6);
+  return "supervisor: peak RSS " + std::to_string(self.ru_maxrss / 1024) + " MiB (heap " + anon +
+         " MiB), CPU " + cpu;
+}
+
 }  // namespace
 
 int run_exec(const ExecOptions& o) {
@@ -108,20 +126,20 @@ int run_exec(const ExecOptions& o) {
   rec.complete = problems.empty() && sh.lost == 0;
 
   int code = rec.exit_code;
+  std::string json_text, record_bytes;  // alive until the memory report below
   if (json_out) {
-    if (auto w = json_out->commit(to_json(rec)); !w) code = error_exit(w.error().message);
+    json_text = to_json(rec);
+    if (auto w = json_out->commit(json_text); !w) code = error_exit(w.error().message);
   }
   if (record_out) {
-    if (auto w = record_out->commit(to_protobuf(rec)); !w) code = error_exit(w.error().message);
+    record_bytes = to_protobuf(rec);
+    if (auto w = record_out->commit(record_bytes); !w) code = error_exit(w.error().message);
   }
   for (const auto& p : problems) say("warning: record incomplete: " + p);
   if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
   if (o.verbose) {
-    rusage self{};
-    ::getrusage(RUSAGE_SELF, &self);
     say(std::to_string(sh.delivered) + " events from the " + rec.backend + " backend, " +
-        std::to_string(rec.processes.size()) + " processes, peak memory " +
-        std::to_string(self.ru_maxrss / 1024) + " MiB");
+        std::to_string(rec.processes.size()) + " processes; " + resource_report());
   }
   if (o.strict && !rec.complete && code != kExitOwnError) {
     say("error: the record is incomplete and --strict was given (the command exited " +
