@@ -19,7 +19,7 @@
 namespace {
 
 int show(const std::string& path) {
-  auto bytes = bsandbox::read_file(path);
+  auto bytes = bsandbox::read_file(path == "-" ? "/dev/stdin" : path);
   if (!bytes) {
     std::fprintf(stderr, "bsandbox: error: %s\n", bytes.error().message.c_str());
     return bsandbox::kExitOwnError;

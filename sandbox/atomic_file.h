@@ -1,11 +1,13 @@
 // atomic_file.h: a file that appears whole or not at all.
 //
-// create() makes a temporary file in the destination's directory, which
-// proves early (before a command runs) that the destination is writable.
-// commit() writes, fsyncs, renames the temporary over the destination and
-// fsyncs the directory; until then the destination is untouched, and if
-// anything fails (a full disk, a crash, an error exit) the temporary is
-// removed and the old file, if any, stays as it was.
+// create() makes an unnamed file (O_TMPFILE) in the destination's directory,
+// which proves early (before a command runs) that the destination is
+// writable. commit() writes and fsyncs it, gives it a temporary name, renames
+// that over the destination and fsyncs the directory. Until then the
+// destination is untouched; if anything fails (a full disk, an error exit)
+// the old file, if any, stays as it was, and since the file has no name
+// before commit even a crash leaves nothing behind. On file systems without
+// O_TMPFILE a named temporary (mkstemp) is used and removed on failure.
 #pragma once
 
 #include <string>
@@ -33,8 +35,8 @@ class AtomicFile {
       : path_(std::move(path)), temp_(std::move(temp)), fd_(std::move(fd)) {}
 
   std::string path_;
-  std::string temp_;  // empty once committed or moved from
-  UniqueFd fd_;
+  std::string temp_;  // the named temporary (mkstemp fallback); empty for O_TMPFILE
+  UniqueFd fd_;       // invalid once committed or moved from
 };
 
 // Reads a whole file ("what: cause" on failure).

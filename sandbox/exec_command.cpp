@@ -66,6 +66,8 @@ std::string resource_report() {
 int run_exec(const ExecOptions& o) {
   if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
 
+  if (o.json_path && o.record_path && *o.json_path == *o.record_path)
+    return error_exit("--json and --record name the same file: " + *o.json_path);
   std::optional<AtomicFile> json_out, record_out;
   if (o.json_path) {
     auto f = AtomicFile::create(*o.json_path);

@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <optional>
 
@@ -40,7 +42,7 @@ TEST_CASE("commit writes the whole file and leaves no temporary") {
   TempDir t;
   auto f = AtomicFile::create(t.path + "/out.json");
   REQUIRE(f);
-  CHECK(count_entries(t.path) == 1);  // the temporary
+  CHECK(count_entries(t.path) == 0);  // nothing has a name before commit
   REQUIRE(f->commit("hello"));
   CHECK(read_file(t.path + "/out.json") == "hello");
   CHECK(count_entries(t.path) == 1);
@@ -60,6 +62,25 @@ TEST_CASE("an uncommitted file never appears and the old one stays") {
   }  // abandoned
   CHECK(read_file(out) == "old");
   CHECK(count_entries(t.path) == 1);
+}
+
+TEST_CASE("a process killed before commit leaves nothing behind") {
+  TempDir t;
+  std::string out = t.path + "/out.json";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto f = AtomicFile::create(out);
+    if (!f) _exit(1);
+    ssize_t ignored = write(1, "", 0);  // the file exists, unnamed
+    (void)ignored;
+    kill(getpid(), SIGKILL);
+    _exit(2);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status));
+  CHECK(count_entries(t.path) == 0);
 }
 
 TEST_CASE("an unwritable destination fails at create, naming the path") {
