@@ -6,6 +6,7 @@
 #                                    build once (6-8 minutes on 2 cores)
 #   bench/binutils.sh run [ROUNDS]   ROUNDS (default 3) of: for each mode,
 #                                    `make -C ld clean`, then time `make -j2 all-ld`
+#   MODES="bare bsandbox" bench/binutils.sh run 8    only some modes
 #
 # Modes: bare; bsandbox (eBPF, --json record written); strace -f and
 # strace -f --seccomp-bpf (both -e trace=%file,%process -o /dev/null, the
@@ -37,35 +38,39 @@ prepare() {
   echo "prepared: $obj"
 }
 
-# Times one build of ld in mode $1; prints seconds.
+# Times one build of ld in mode $1; prints "wall cpu" in seconds (cpu: user
+# + system of everything the mode ran, tracer included).
 one() {
-  local mode=$1 start end
+  local mode=$1 TIMEFORMAT='%R %U %S' t
   make -C "$obj/ld" clean >/dev/null 2>&1
   sync
-  start=$(date +%s.%N)
-  case $mode in
+  t=$( { time build_in "$mode"; } 2>&1 )
+  echo "$t" | awk '{printf "%.3f %.3f\n", $1, $2 + $3}'
+}
+
+build_in() {
+  case $1 in
     bare) make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     bsandbox) "$bsandbox" exec -q --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     strace) strace -f -qq -e trace=%file,%process -o /dev/null make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     strace-seccomp) strace -f -qq --seccomp-bpf -e trace=%file,%process -o /dev/null \
       make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
   esac
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc
 }
 
 run() {
   local rounds=${1:-3}
   [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
-  local modes=(bare bsandbox strace strace-seccomp)
-  declare -A times
+  local modes=(${MODES:-bare bsandbox strace strace-seccomp})
+  declare -A times cpus
   for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#modes[@]}; i++)); do
       local mode=${modes[$(((i + r) % ${#modes[@]}))]}
-      local t
-      t=$(one "$mode")
+      local t c
+      read -r t c < <(one "$mode")
       times[$mode]+="$t "
-      echo "round $((r + 1)) $mode ${t}s" >&2
+      cpus[$mode]+="$c "
+      echo "round $((r + 1)) $mode ${t}s wall, ${c}s cpu" >&2
       if [ "$mode" = bsandbox ]; then
         python3 - "$work/ld.json" <<'EOF' >&2
 import json, sys
@@ -80,16 +85,23 @@ EOF
       fi
     done
   done
-  python3 - "${times[bare]}" "${times[bsandbox]}" "${times[strace]}" "${times[strace-seccomp]}" "$rounds" <<'EOF'
+  local args=()
+  for m in "${modes[@]}"; do args+=("$m" "${times[$m]}" "${cpus[$m]}"); done
+  python3 - "$rounds" "${args[@]}" <<'EOF'
 import statistics, sys
-names = ["bare", "bsandbox (eBPF)", "strace -f", "strace -f --seccomp-bpf"]
-runs = [list(map(float, a.split())) for a in sys.argv[1:5]]
-base = statistics.median(runs[0])
-print(f"| mode | median wall ({sys.argv[5]} rounds) | all runs (s) | vs bare |")
-print("|---|---|---|---|")
-for name, ts in zip(names, runs):
-    med = statistics.median(ts)
-    print(f"| {name} | {med:.2f} s | {' '.join(f'{t:.2f}' for t in ts)} | {med / base:.3f}x ({(med / base - 1) * 100:+.1f}%) |")
+names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "strace": "strace -f",
+         "strace-seccomp": "strace -f --seccomp-bpf"}
+rounds, rest = sys.argv[1], sys.argv[2:]
+rows = [(rest[i], list(map(float, rest[i + 1].split())), list(map(float, rest[i + 2].split())))
+        for i in range(0, len(rest), 3)]
+base_wall = statistics.median(rows[0][1])
+base_cpu = statistics.median(rows[0][2])
+print(f"| mode | median wall ({rounds} rounds) | wall vs {rows[0][0]} | all runs, wall (s) | median CPU | CPU vs {rows[0][0]} |")
+print("|---|---|---|---|---|---|")
+for mode, walls, cpus in rows:
+    w, c = statistics.median(walls), statistics.median(cpus)
+    print(f"| {names.get(mode, mode)} | {w:.2f} s | {w / base_wall:.3f}x | {' '.join(f'{t:.2f}' for t in walls)} "
+          f"| {c:.1f} s | {c / base_cpu:.3f}x |")
 EOF
 }
 

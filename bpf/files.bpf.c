@@ -87,9 +87,11 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	__u8 resolve = bs_sc_table[nr].resolve;
 	__u8 dflags = bs_sc_table[nr].desc_flags;
 
+	struct bs_task_view v;
+	bs_view_task(task, &v);
 	__u64 fd_file = 0;
 	if (a_fd)
-		fd_file = bs_fd_file(task, (int)bs_sc_arg(regs, a_fd));
+		fd_file = bs_fd_file(v.fdt, (int)bs_sc_arg(regs, a_fd));
 	if (dflags & BS_DESC_ONCE_PER_FILE) {
 		/* getdents is called until it returns 0; one listing is one record. */
 		if (!fd_file || bt->last_dir_file == fd_file)
@@ -97,13 +99,13 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 		bt->last_dir_file = fd_file;
 	}
 
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, task);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, (__u64)v.ns_root);
 	if (!s)
 		return 0;
 	struct bs_file *e = (struct bs_file *)s->ev;
 	/* No clock read: nothing uses a file event's time, and reading the
 	 * clock is among the dearest things an event does on a VM. */
-	bs_fill_hdr(&e->hdr, BS_EV_FILE, tgid, tid, bs_task_start(task), 0);
+	bs_fill_hdr(&e->hdr, BS_EV_FILE, tgid, tid, v.start, 0);
 	e->ret = ret;
 	e->sys = sys;
 	e->result_flags = 0;
@@ -150,22 +152,22 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	bool abs2 = has2 && c2 == '/' && !(dflags & BS_DESC_PATH2_IS_TEXT);
 
 	if (rel1 && e->dirfd1 != AT_FDCWD) {
-		__u64 df = bs_fd_file(task, e->dirfd1);
+		__u64 df = bs_fd_file(v.fdt, e->dirfd1);
 		if (df)
 			off = bs_append_file(s, off, BS_STR_DIR1, df);
 	}
 	if (rel2 && e->dirfd2 != AT_FDCWD) {
-		__u64 df = bs_fd_file(task, e->dirfd2);
+		__u64 df = bs_fd_file(v.fdt, e->dirfd2);
 		if (df)
 			off = bs_append_file(s, off, BS_STR_DIR2, df);
 	}
 	bool need_cwd = (rel1 && has1 && e->dirfd1 == AT_FDCWD) ||
 			(rel2 && e->dirfd2 == AT_FDCWD);
 	if (need_cwd || abs1 || abs2)
-		off = bs_append_cwd_root(s, off, task, bt, need_cwd, abs1 || abs2);
+		off = bs_append_cwd_root(s, off, &v, bt, need_cwd, abs1 || abs2);
 
 	if (resolve == BS_RESOLVE_RETFD && ret >= 0) {
-		__u64 f = bs_fd_file(task, ret);
+		__u64 f = bs_fd_file(v.fdt, ret);
 		if (f)
 			off = bs_append_result(s, e, off, f, true);
 	} else if (resolve == BS_RESOLVE_FDARG && fd_file) {
@@ -173,9 +175,9 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	} else if ((resolve == BS_RESOLVE_PWD || resolve == BS_RESOLVE_ROOT) && ret == 0) {
 		struct path p = {};
 		if (resolve == BS_RESOLVE_PWD)
-			bpf_probe_read_kernel(&p, sizeof(p), &task->fs->pwd);
+			bpf_probe_read_kernel(&p, sizeof(p), &v.fs->pwd);
 		else
-			bpf_probe_read_kernel(&p, sizeof(p), &task->fs->root);
+			bpf_probe_read_kernel(&p, sizeof(p), &v.fs->root);
 		off = bs_append_walk(s, off, BS_STR_RESULT, (__u64)p.dentry, (__u64)p.mnt);
 		e->result_flags |= BS_RF_RESOLVED | BS_RF_DIR;
 		/* This thread's next relative name resends its cwd and root. */

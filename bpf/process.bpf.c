@@ -40,7 +40,9 @@ int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 		bpf_task_storage_delete(&bs_tasks, child);
 		return 0;
 	}
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, child);
+	struct bs_task_view cv;
+	bs_view_task(child, &cv);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, (__u64)cv.ns_root);
 	if (!s)
 		return 0;
 	struct bs_fork *e = (struct bs_fork *)s->ev;
@@ -48,19 +50,19 @@ int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 		    bpf_ktime_get_boot_ns());
 	e->parent_tgid = ptgid;
 	e->pad = 0;
-	e->parent_start = bs_task_start(parent);
+	e->parent_start = parent->group_leader->start_boottime;
 
 	/* The child may be in a new mount namespace (clone(CLONE_NEWNS)): the
 	 * scratch names paths from the child's namespace root. */
 	struct path pwd = {};
-	bpf_probe_read_kernel(&pwd, sizeof(pwd), &child->fs->pwd);
+	bpf_probe_read_kernel(&pwd, sizeof(pwd), &cv.fs->pwd);
 	__u32 off = bs_append_walk(s, sizeof(*e), BS_STR_CWD, (__u64)pwd.dentry, (__u64)pwd.mnt);
 	if (!bs_submit(s, off))
 		return 0;
 
 	/* The child's first thread now knows its cwd; its root is assumed to be
 	 * the namespace root until a record says otherwise. */
-	struct mount *nsroot = child->nsproxy->mnt_ns->root;
+	struct mount *nsroot = cv.ns_root;
 	ct->pwd_dentry = (__u64)pwd.dentry;
 	ct->pwd_mnt = (__u64)pwd.mnt;
 	ct->root_mnt = (__u64)&nsroot->mnt;
@@ -90,11 +92,13 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* A non-leader thread that exec'd took the leader's pid, and user space
 	 * keeps cwds by thread id: send this thread's cwd afresh. */
 	bs_task_forget(bt);
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, p);
+	struct bs_task_view v;
+	bs_view_task(p, &v);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, (__u64)v.ns_root);
 	if (!s)
 		return 0;
 	struct bs_exec *e = (struct bs_exec *)s->ev;
-	bs_fill_hdr(&e->hdr, BS_EV_EXEC, tgid, tid, bs_task_start(p), bpf_ktime_get_boot_ns());
+	bs_fill_hdr(&e->hdr, BS_EV_EXEC, tgid, tid, v.start, bpf_ktime_get_boot_ns());
 	e->old_tid = old_pid;
 	e->flags = 0;
 	if (bprm->buf[0] == 0x7f && bprm->buf[1] == 'E' && bprm->buf[2] == 'L' &&
@@ -125,7 +129,7 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 			e->flags |= BS_EXEC_ARGV_TRUNCATED;
 		off = bs_append_user_bytes(s, off, BS_STR_ARGV, arg_start, arg_end - arg_start);
 	}
-	off = bs_append_cwd_root(s, off, p, bt, first != '/', first == '/');
+	off = bs_append_cwd_root(s, off, &v, bt, first != '/', first == '/');
 	if (!bs_submit(s, off))
 		bs_task_forget(bt);
 	return 0;
@@ -145,11 +149,12 @@ int BPF_PROG(bs_exit, struct task_struct *t)
 	if (bpf_map_delete_elem(&bs_procs, &tgid))
 		return 0;
 
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, t);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, 0);
 	if (!s)
 		return 0;
 	struct bs_exit *e = (struct bs_exit *)s->ev;
-	bs_fill_hdr(&e->hdr, BS_EV_EXIT, tgid, tid, bs_task_start(t), bpf_ktime_get_boot_ns());
+	bs_fill_hdr(&e->hdr, BS_EV_EXIT, tgid, tid, t->group_leader->start_boottime,
+		    bpf_ktime_get_boot_ns());
 	if (t->signal->flags & SIGNAL_GROUP_EXIT)
 		e->status = t->signal->group_exit_code;
 	else

@@ -76,26 +76,40 @@ static __always_inline __u32 bs_current_gen(void)
  * global functions are scalars, so those go through bpf_probe_read_kernel.
  */
 
-/* The root mount of t's mount namespace (struct mount *). */
-static __always_inline __u64 bs_ns_root_of(struct task_struct *t)
-{
-	return (__u64)t->nsproxy->mnt_ns->root;
-}
-
-/* This CPU's scratch space for slot, set up to name paths as task t sees them. */
-static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot, struct task_struct *t)
+/* This CPU's scratch space for slot, set up to name paths from the
+ * namespace whose root mount is ns_root. */
+static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot, __u64 ns_root)
 {
 	__u32 key = bpf_get_smp_processor_id() * BS_SLOTS + slot;
 	struct bs_scratch *s = bpf_map_lookup_elem(&bs_scratch, &key);
 	if (s)
-		s->ns_root = bs_ns_root_of(t);
+		s->ns_root = ns_root;
 	return s;
 }
 
-/* The struct file behind fd in task t, or 0. */
-static __always_inline __u64 bs_fd_file(struct task_struct *t, __s64 fd)
+/*
+ * What the programs need of a task, read once at the top: the verifier walks
+ * task_struct's BTF for each dereference it checks, and task_struct is
+ * large, so dereferencing it inside branches multiplies load time.
+ */
+struct bs_task_view {
+	struct fs_struct *fs;
+	struct fdtable *fdt;
+	struct mount *ns_root;
+	__u64 start; /* identity: the thread group's start time */
+};
+
+static __always_inline void bs_view_task(struct task_struct *t, struct bs_task_view *v)
 {
-	struct fdtable *fdt = t->files->fdt;
+	v->fs = t->fs;
+	v->fdt = t->files->fdt;
+	v->ns_root = t->nsproxy->mnt_ns->root;
+	v->start = t->group_leader->start_boottime;
+}
+
+/* The struct file behind fd in the fd table fdt, or 0. */
+static __always_inline __u64 bs_fd_file(struct fdtable *fdt, __s64 fd)
+{
 	if (fd < 0 || !fdt || fd >= fdt->max_fds)
 		return 0;
 	__u64 fds = (__u64)fdt->fd;
@@ -111,7 +125,7 @@ static __always_inline struct bs_task *bs_task_of(struct task_struct *t)
 }
 
 /*
- * Appends t's cwd (want_cwd) and root (want_root) if they differ from what
+ * Appends the task's cwd (want_cwd) and root (want_root) if they differ from what
  * its earlier records told user space (bt). Per thread, so two threads
  * sharing a cwd never race over which record carried the news. Keyed on the
  * (dentry, mount) pairs plus bs_gen: a rename anywhere in the tree can change
@@ -119,11 +133,11 @@ static __always_inline struct bs_task *bs_task_of(struct task_struct *t)
  * through BTF pointers; only a change costs a read and a walk.
  */
 static __always_inline __u32 bs_append_cwd_root(struct bs_scratch *s, __u32 off,
-						struct task_struct *t, struct bs_task *bt,
+						struct bs_task_view *v, struct bs_task *bt,
 						bool want_cwd, bool want_root)
 {
-	struct fs_struct *fs = t->fs;
-	struct mount *nsroot = t->nsproxy->mnt_ns->root;
+	struct fs_struct *fs = v->fs;
+	struct mount *nsroot = v->ns_root;
 	__u32 gen = bs_current_gen();
 	if (bt->gen != gen || !bt->root_mnt) {
 		/* Nothing valid was sent: user space assumes the namespace root. */
@@ -212,10 +226,5 @@ static __always_inline bool bs_submit(struct bs_scratch *s, __u32 size)
 	return true;
 }
 
-/* Identity of t's process: (tgid, start time of its group leader). */
-static __always_inline __u64 bs_task_start(struct task_struct *t)
-{
-	return t->group_leader->start_boottime;
-}
 
 #endif /* BSANDBOX_STATE_BPF_H */
