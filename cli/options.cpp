@@ -16,7 +16,7 @@ const char kUsage[] =
     "exec runs COMMAND and records which of its processes touched which file.\n"
     "  --json PATH         write the provenance record as JSON (bsandbox.provenance/v1)\n"
     "  --record PATH       write it in binary form (protobuf), for `bsandbox show`\n"
-    "  --backend NAME      auto or ebpf (auto: ebpf)\n"
+    "  --backend NAME      auto, ebpf or ptrace (auto: ebpf if it loads, else ptrace)\n"
     "  --strict            exit 125 if the record is incomplete (events lost)\n"
     "  --buffer-size SIZE  kernel ring buffer, a power of two (default 16M)\n"
     "  -v, --verbose       say what bsandbox does\n"
@@ -72,8 +72,8 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
     } else if (is(a, "--backend")) {
       auto v = value(a, "--backend");
       if (!v) return tl::unexpected(v.error());
-      if (*v != "auto" && *v != "ebpf")
-        return fail("unknown backend '" + *v + "' (expected auto or ebpf)");
+      if (*v != "auto" && *v != "ebpf" && *v != "ptrace")
+        return fail("unknown backend '" + *v + "' (expected auto, ebpf or ptrace)");
       o.backend = *v;
     } else if (is(a, "--buffer-size")) {
       auto v = value(a, "--buffer-size");

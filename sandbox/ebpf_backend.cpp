@@ -23,6 +23,7 @@
 
 #include "bpf/events.h"
 #include "sandbox/event_decoder.h"
+#include "sandbox/seccomp_filter.h"
 #include "sandbox/syscall_table.h"
 #include "sandbox/unique_fd.h"
 
@@ -137,6 +138,8 @@ class EbpfSource final : public EventSource {
   }
 
   SourceHealth health() override;
+
+  Result<std::vector<sock_filter>> child_filter() override { return io_uring_refusal_filter(); }
 
  private:
   static int on_record(void* ctx, void* data, size_t size) {

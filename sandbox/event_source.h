@@ -3,10 +3,11 @@
 // A backend turns the activity of a process tree into Events. The supervisor
 // tells it which process is the top of the tree before that process runs,
 // polls its fd, asks it to drain, and at the end asks what it lost. The
-// eBPF backend is one; the ptrace backend will be another; tests use a
-// recorded stream.
+// eBPF backend (events from the kernel through a ring buffer) is one; the
+// ptrace backend (events from the tracer's own waitpid reports) is the other.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -39,6 +40,17 @@ class EventSource {
   // Delivers everything waiting to sink; returns how many events.
   virtual size_t drain(EventSink& sink) = 0;
   virtual SourceHealth health() = 0;
+
+  // The seccomp filter the command starts under (installed just before it
+  // execs). Every backend refuses io_uring there.
+  virtual Result<std::vector<sock_filter>> child_filter() = 0;
+  // The supervisor reaps with waitpid(-1, __WALL) and hands each report
+  // here first. A tracer consumes its stops (and resumes the tracee) and
+  // returns true; exits are returned false so the supervisor sees them too.
+  virtual bool on_wait(pid_t pid, int status, EventSink& sink) {
+    (void)pid, (void)status, (void)sink;
+    return false;
+  }
 };
 
 }  // namespace bsandbox

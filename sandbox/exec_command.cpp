@@ -12,6 +12,7 @@
 #include "sandbox/ebpf_backend.h"
 #include "sandbox/process_tree.h"
 #include "sandbox/provenance.h"
+#include "sandbox/ptrace_backend.h"
 #include "sandbox/record_printer.h"
 #include "sandbox/supervisor.h"
 
@@ -34,13 +35,19 @@ std::string current_dir() {
   }
 }
 
+// auto: eBPF when it loads, else ptrace (which needs no privileges). The
+// reason eBPF was passed over is shown with -v.
 Result<std::unique_ptr<EventSource>> open_backend(const ExecOptions& o) {
-  if (o.backend != "auto" && o.backend != "ebpf")
-    return fail("unknown backend '" + o.backend + "' (expected auto or ebpf)");
+  if (o.backend != "auto" && o.backend != "ebpf" && o.backend != "ptrace")
+    return fail("unknown backend '" + o.backend + "' (expected auto, ebpf or ptrace)");
+  if (o.backend == "ptrace") return open_ptrace_backend();
   EbpfOptions eo;
   eo.ring_bytes = o.buffer_bytes;
-  eo.verbose = o.verbose;
-  return open_ebpf_backend(eo);
+  eo.verbose = o.verbose && o.backend == "ebpf";
+  auto ebpf = open_ebpf_backend(eo);
+  if (ebpf || o.backend == "ebpf") return ebpf;
+  if (o.verbose) say("eBPF unavailable, using ptrace: " + ebpf.error().message);
+  return open_ptrace_backend();
 }
 
 // Peak RSS includes the ring buffer, which is mapped twice (so records can

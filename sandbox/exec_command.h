@@ -20,7 +20,7 @@ struct ExecOptions {
   std::vector<std::string> argv;
   std::optional<std::string> json_path;
   std::optional<std::string> record_path;
-  std::string backend = "auto";  // auto | ebpf
+  std::string backend = "auto";  // auto | ebpf | ptrace
   bool strict = false;           // an incomplete record is an error
   bool verbose = false;
   bool quiet = false;

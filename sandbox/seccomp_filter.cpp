@@ -3,6 +3,7 @@
 // io_uring either); seccomp_export_bpf writes it to a memfd we read back.
 #include "sandbox/seccomp_filter.h"
 
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -13,13 +14,19 @@
 #include <cerrno>
 #include <memory>
 
+#include "sandbox/syscall_table.h"
 #include "sandbox/unique_fd.h"
 
 namespace bsandbox {
 
-Result<std::vector<sock_filter>> io_uring_refusal_filter() {
-  std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx(seccomp_init(SCMP_ACT_ALLOW),
-                                                        seccomp_release);
+namespace {
+
+using Context = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
+
+// A filter that allows everything not ruled otherwise, on every ABI the
+// machine runs, refusing io_uring.
+Result<Context> base_filter() {
+  Context ctx(seccomp_init(SCMP_ACT_ALLOW), seccomp_release);
   if (!ctx) return fail("seccomp: cannot create a filter");
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ALLOW);
 #if defined(__x86_64__)
@@ -34,6 +41,10 @@ Result<std::vector<sock_filter>> io_uring_refusal_filter() {
     int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), nr, 0);
     if (rc != 0) return fail_errno(std::string("seccomp: rule for ") + name, -rc);
   }
+  return ctx;
+}
+
+Result<std::vector<sock_filter>> export_filter(const Context& ctx) {
   UniqueFd mem(static_cast<int>(::syscall(SYS_memfd_create, "bsandbox-seccomp", MFD_CLOEXEC)));
   if (!mem.valid()) return fail_errno("seccomp: memfd_create", errno);
   int rc = seccomp_export_bpf(ctx.get(), mem.get());
@@ -44,6 +55,32 @@ Result<std::vector<sock_filter>> io_uring_refusal_filter() {
   if (::pread(mem.get(), prog.data(), static_cast<size_t>(size), 0) != size)
     return fail_errno("seccomp: reading the filter back", errno);
   return prog;
+}
+
+}  // namespace
+
+Result<std::vector<sock_filter>> io_uring_refusal_filter() {
+  auto ctx = base_filter();
+  if (!ctx) return tl::unexpected(ctx.error());
+  return export_filter(*ctx);
+}
+
+Result<std::vector<sock_filter>> file_syscall_trace_filter() {
+  auto ctx = base_filter();
+  if (!ctx) return tl::unexpected(ctx.error());
+  for (const SyscallSpec& s : file_syscalls()) {
+    int rc;
+    if (s.desc.desc_flags & BS_DESC_SKIP_EMPTY_PATH) {
+      // fstat() is newfstatat(fd, "", AT_EMPTY_PATH): let it run untraced.
+      unsigned arg = s.desc.flags - 1u;
+      rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(s.nr), 1,
+                            SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, 0));
+    } else {
+      rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(s.nr), 0);
+    }
+    if (rc != 0) return fail_errno("seccomp: rule for " + std::string(s.name), -rc);
+  }
+  return export_filter(*ctx);
 }
 
 int install_seccomp_filter(const std::vector<sock_filter>& filter) {

@@ -20,6 +20,12 @@ namespace bsandbox {
 
 Result<std::vector<sock_filter>> io_uring_refusal_filter();
 
+// The ptrace backend's filter: io_uring refused as above, and every file
+// syscall of syscall_table.h stops for the tracer (SECCOMP_RET_TRACE), except
+// newfstatat/statx with AT_EMPTY_PATH, which is how the C library spells
+// fstat(). Every other syscall runs untouched.
+Result<std::vector<sock_filter>> file_syscall_trace_filter();
+
 // In the child after fork: installs filter. Async-signal-safe. Without
 // CAP_SYS_ADMIN the kernel requires no_new_privs first, which is then set.
 // Returns 0 or an errno.

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 
-#include "sandbox/seccomp_filter.h"
 #include "sandbox/unique_fd.h"
 
 namespace bsandbox {
@@ -64,7 +63,7 @@ int64_t Clocks::wall_now() { return clock_ns(CLOCK_REALTIME); }
 
 Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
                               ProcessTree& tree, const std::string& cwd) {
-  auto filter = io_uring_refusal_filter();
+  auto filter = source.child_filter();
   if (!filter) return tl::unexpected(filter.error());
 
   SignalGuard signals;
@@ -127,6 +126,7 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
       int status = 0;
       pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
       if (pid > 0) {
+        if (source.on_wait(pid, status, tree)) continue;
         if (pid == root) {
           root_alive = false;
           out.wait_status = status;

@@ -34,7 +34,8 @@ TEST_CASE("errors are one line, naming the problem") {
         "unknown option '--bogus' for exec (see bsandbox --help)");
   CHECK(p({"exec", "--json"}).error().message == "option --json needs a value");
   CHECK(p({"exec", "--"}).error().message.starts_with("exec needs a command"));
-  CHECK(p({"exec", "--backend=ptrace", "x"}).error().message.starts_with("unknown backend"));
+  CHECK(exec_of(p({"exec", "--backend=ptrace", "x"})).backend == "ptrace");
+  CHECK(p({"exec", "--backend=strace", "x"}).error().message.starts_with("unknown backend"));
   CHECK(p({"exec", "--buffer-size=3M", "x"}).error().message.find("power of two") !=
         std::string::npos);
   CHECK(p({"frobnicate"}).error().message.starts_with("unknown subcommand 'frobnicate'"));

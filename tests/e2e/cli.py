@@ -200,6 +200,23 @@ def json_names_round_trip_through_surrogateescape():
     check(names == on_disk, f"recorded names {names} are the names on disk {on_disk}")
 
 
+@cli_check
+def auto_falls_back_to_ptrace_for_an_unprivileged_user():
+    need_root()
+    import pwd
+    user = pwd.getpwnam("nobody")
+    p = run("exec", "-v", "--", "sh", "-c", "exit 3", cwd="/",
+            user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    err = p.stderr.decode(errors="replace")
+    check(p.returncode == 3, f"exit {p.returncode}: {err}")
+    check("bsandbox: eBPF unavailable, using ptrace: " in err, f"-v says why eBPF was passed over: {err}")
+    check("bsandbox: backend: ptrace" in err, f"-v names the backend: {err}")
+    check("backend ptrace, complete" in err, f"the summary names the backend: {err}")
+    forced = run("exec", "--backend=ebpf", "--", "true", cwd="/",
+                 user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    one_line_error(forced)
+
+
 def run_one(args):
     if len(args) != 1 or args[0] not in CHECKS:
         raise LookupError(args)

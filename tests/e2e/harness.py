@@ -82,12 +82,23 @@ class Run:
         raise AssertionError(f"no process {pid_at} in the record")
 
 
+# How every bsandbox() call of a test runs: options added to each (the
+# backend) and the user to run as (None: as we are).
+OPTIONS = []
+RUN_AS = None  # (uid, gid)
+
+
 def bsandbox(argv, cwd=None, extra=(), env=None, timeout=120):
     """Runs argv under `bsandbox exec --json` and returns the Run."""
     with tempfile.TemporaryDirectory(prefix="bsandbox-out-") as out_dir:
         out = os.path.join(out_dir, "record.json")
-        cmd = [BSANDBOX, "exec", "--json", out, *extra, "--", *argv]
-        completed = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+        cmd = [BSANDBOX, "exec", "--json", out, *OPTIONS, *extra, "--", *argv]
+        as_user = {}
+        if RUN_AS:
+            os.chown(out_dir, *RUN_AS)
+            as_user = dict(user=RUN_AS[0], group=RUN_AS[1], extra_groups=[])
+        completed = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout,
+                                   **as_user)
         if not os.path.exists(out):
             raise AssertionError(
                 f"no record written by {cmd}: exit {completed.returncode}, "

@@ -9,8 +9,17 @@
                        syscall reach must be in bsandbox's record with an
                        agreeing op, and bsandbox must also see what strace is
                        blind to (the ELF interpreter the kernel loads).
+  run.py ptrace NAME   as expect, under --backend=ptrace.
+  run.py differential NAME
+                       under both backends (fresh state each time): per
+                       process, the (path, ops) sets must be equal. No
+                       scenario needs an exception.
+  run.py user NAME     as expect, run by an unprivileged user the test
+                       creates, with no options (--backend=auto): the record
+                       must say ptrace.
   run.py --list        the scenario names (for meson).
   run.py --list-oracle those compared with strace.
+  run.py --list-user   those run unprivileged (NEEDS_ROOT says why not the rest).
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -23,6 +32,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness  # noqa: E402
 from harness import (bsandbox, dispatch, expect_complete, expect_no_mutation, fresh_dir,  # noqa: E402
                      need_root, skip)
 from scenarios import NOT_FOR_ORACLE, SCENARIOS  # noqa: E402
@@ -138,20 +148,96 @@ def strace_paths(prefix):
     return {p: c for p, c in seen.items() if not pseudo(p)}, uncompared
 
 
-def run_expect(name):
+def run_expect(name, backend="ebpf"):
     need_root()
+    harness.OPTIONS = [f"--backend={backend}"]
     w = fresh_dir(name)
     case = SCENARIOS[name](w)
-    run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra)
+    check_case(case, bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra), backend)
+
+
+def check_case(case, run, backend):
     if run.returncode != case.exit_code:
         raise AssertionError(f"bsandbox exited {run.returncode}, expected {case.exit_code}: "
                              f"{run.stderr.decode(errors='replace')}")
     if run.record["exit_code"] != case.exit_code:
         raise AssertionError(f"record exit_code {run.record['exit_code']}, expected {case.exit_code}")
+    if run.record["backend"] != backend:
+        raise AssertionError(f"record says backend {run.record['backend']}, expected {backend}")
     expect_complete(run)
     if case.read_only:
         expect_no_mutation(run)
     case.check(run)
+
+
+# Scenarios that cannot run unprivileged, and why.
+NEEDS_ROOT = {
+    "new_pid_namespace": "unshare(CLONE_NEWPID) needs CAP_SYS_ADMIN: the program fails unprivileged",
+    "new_mount_namespace": "clone(CLONE_NEWNS) needs CAP_SYS_ADMIN: the program fails unprivileged",
+}
+TEST_USER = "bsandbox-e2e"
+
+
+def run_user(name):
+    need_root()
+    import pwd
+    try:
+        user = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        TEST_USER], check=True, capture_output=True)
+        user = pwd.getpwnam(TEST_USER)
+    harness.RUN_AS = (user.pw_uid, user.pw_gid)
+    harness.OPTIONS = []
+    w = fresh_dir(name)
+    case = SCENARIOS[name](w)
+    for root, dirs, files in os.walk(w):
+        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+            os.lchown(n, user.pw_uid, user.pw_gid)
+    run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra)
+    check_case(case, run, "ptrace")
+
+
+def process_files(run):
+    """{(argv, exe): sorted list of frozen (path, ops) sets}, one per process."""
+    out = {}
+    for p in run.processes:
+        files = frozenset((os.fsencode(f["path"]), tuple(sorted(f["ops"]))) for f in p["files"])
+        out.setdefault((tuple(p["argv"]), p["exe"]), []).append(files)
+    return {k: sorted(v, key=sorted) for k, v in out.items()}
+
+
+def run_differential(name):
+    need_root()
+    runs = {}
+    for backend in ("ebpf", "ptrace"):
+        harness.OPTIONS = [f"--backend={backend}"]
+        w = f"/tmp/bsandbox-differential-{name}"
+        shutil.rmtree(w, ignore_errors=True)
+        os.mkdir(w)
+        case = SCENARIOS[name](w)
+        run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra)
+        if run.record["backend"] != backend:
+            raise AssertionError(f"asked for {backend}, the record says {run.record['backend']}")
+        runs[backend] = (run, process_files(run))
+        shutil.rmtree(w, ignore_errors=True)
+    (a_run, a), (b_run, b) = runs["ebpf"], runs["ptrace"]
+    problems = []
+    if a_run.returncode != b_run.returncode:
+        problems.append(f"exit code: ebpf {a_run.returncode}, ptrace {b_run.returncode}")
+    for key in sorted(set(a) | set(b), key=repr):
+        xs, ys = a.get(key, []), b.get(key, [])
+        if len(xs) != len(ys):
+            problems.append(f"{len(xs)} processes {key} under ebpf, {len(ys)} under ptrace")
+            continue
+        for x, y in zip(xs, ys):
+            for path, ops in sorted((x ^ y)):
+                side = "ebpf only" if (path, ops) in x else "ptrace only"
+                shown = path if len(path) < 160 else path[:70] + b"..." + path[-70:]
+                problems.append(f"{key[0][:3]}: {shown!r} {list(ops)} ({side})")
+    if problems:
+        raise AssertionError("the backends disagree:\n  " + "\n  ".join(problems[:40]))
+    print(f"{name}: {sum(len(v) for v in a.values())} processes, same files and ops under both backends")
 
 
 def run_oracle(name):
@@ -206,12 +292,18 @@ def run_one(args):
     if args == ["--list-oracle"]:
         print("\n".join(n for n in SCENARIOS if n not in NOT_FOR_ORACLE))
         sys.exit(0)
-    if len(args) != 2 or args[0] not in ("expect", "oracle"):
+    if args == ["--list-user"]:
+        print("\n".join(n for n in SCENARIOS if n not in NEEDS_ROOT))
+        sys.exit(0)
+    modes = {"expect": run_expect, "oracle": run_oracle, "user": run_user,
+             "differential": run_differential, "ptrace": lambda n: run_expect(n, "ptrace")}
+    if len(args) != 2 or args[0] not in modes:
         raise LookupError(args)
     mode, name = args
-    if name not in (SCENARIOS if mode == "expect" else set(SCENARIOS) - NOT_FOR_ORACLE):
+    excluded = NOT_FOR_ORACLE if mode == "oracle" else set(NEEDS_ROOT) if mode == "user" else set()
+    if name not in set(SCENARIOS) - excluded:
         raise LookupError(args)
-    (run_expect if mode == "expect" else run_oracle)(name)
+    modes[mode](name)
     return f"{mode} {name}"
 
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""behaviour.py: a traced program behaves exactly as untraced.
+
+Each check runs `behave MODE` (tests/progs/behave.c) bare and under
+`bsandbox exec` with each backend, and compares exit status (a death by
+signal N is 128+N from bsandbox, as from a shell), stdout and stderr byte
+for byte.
+
+  behaviour.py MODE    one mode, both backends;  behaviour.py --list
+Exit 0 pass, 1 fail, 77 skip.
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import BSANDBOX, check, dispatch, fresh_dir, prog  # noqa: E402
+
+MODES = ["exit", "signal", "segv", "stop", "tstp", "sigchld", "thread-exec", "vfork", "alarm",
+         "thread-signal", "output", "interrupted-read"]
+
+
+def shell_code(returncode):
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_one(args):
+    if len(args) != 1 or args[0] not in MODES:
+        raise LookupError(args)
+    mode = args[0]
+    argv = [prog("behave"), mode]
+    bare = subprocess.run(argv, capture_output=True, timeout=60)
+    backends = ["ptrace"] + (["ebpf"] if os.geteuid() == 0 else [])
+    out = fresh_dir("behaviour")
+    for backend in backends:
+        traced = subprocess.run([BSANDBOX, "exec", f"--backend={backend}", "--json",
+                                 os.path.join(out, "r.json"), "--", *argv],
+                                capture_output=True, timeout=60)
+        what = f"behave {mode} under {backend}"
+        check(traced.returncode == shell_code(bare.returncode),
+              f"{what}: exit {traced.returncode}, bare {bare.returncode}; "
+              f"stderr {traced.stderr[-300:]!r}")
+        check(traced.stdout == bare.stdout,
+              f"{what}: stdout differs:\n  traced {traced.stdout[:300]!r}\n  bare   {bare.stdout[:300]!r}")
+        check(traced.stderr == bare.stderr,
+              f"{what}: stderr differs:\n  traced {traced.stderr[:300]!r}\n  bare   {bare.stderr[:300]!r}")
+    return f"{mode}: same exit ({bare.returncode}), stdout ({len(bare.stdout)} bytes) and stderr " \
+           f"under {', '.join(backends)}"
+
+
+if __name__ == "__main__":
+    sys.exit(dispatch(__doc__, run_one, MODES))

@@ -1,0 +1,206 @@
+/* behave MODE: programs whose observable behaviour (exit status, signal
+ * death, stop/continue reports, output) a tracer must not change. Each mode
+ * prints what it observes; the test compares traced and untraced runs byte
+ * for byte. */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void report(const char *who, int status)
+{
+	if (WIFEXITED(status))
+		printf("%s: exited %d\n", who, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		printf("%s: killed by %s\n", who, strsignal(WTERMSIG(status)));
+	else if (WIFSTOPPED(status))
+		printf("%s: stopped by %s\n", who, strsignal(WSTOPSIG(status)));
+	else if (WIFCONTINUED(status))
+		printf("%s: continued\n", who);
+	fflush(stdout);
+}
+
+/* A child stops itself with sig; the parent sees the stop, continues it,
+ * sees it continue and exit. */
+static int stop_and_continue(int sig)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		raise(sig);
+		_exit(7);
+	}
+	int status;
+	CHECK(waitpid(pid, &status, WUNTRACED) == pid);
+	report("child", status);
+	CHECK(kill(pid, SIGCONT) == 0);
+	CHECK(waitpid(pid, &status, WCONTINUED) == pid);
+	report("child", status);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	report("child", status);
+	return 0;
+}
+
+static volatile sig_atomic_t chld_count, usr1_count, alarm_count;
+static void on_chld(int s) { (void)s; chld_count++; }
+static void on_usr1(int s) { (void)s; usr1_count++; }
+static void on_alarm(int s) { (void)s; alarm_count++; }
+
+/* SIGCHLD arrives (at least once) for children that exit, and every
+ * child's status is right. */
+static int sigchld(void)
+{
+	struct sigaction sa = {0};
+	sa.sa_handler = on_chld;
+	sigaction(SIGCHLD, &sa, NULL);
+	for (int i = 0; i < 5; i++) {
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			_exit(10 + i);
+	}
+	int sum = 0, status;
+	for (int i = 0; i < 5; i++) {
+		pid_t w;
+		while ((w = wait(&status)) < 0 && errno == EINTR)
+			;
+		CHECK(w > 0);
+		sum += WEXITSTATUS(status);
+	}
+	printf("statuses sum to %d, SIGCHLD seen: %s\n", sum, chld_count > 0 ? "yes" : "no");
+	return 0;
+}
+
+static void *exec_from_thread(void *arg)
+{
+	(void)arg;
+	execl("/bin/echo", "echo", "exec from a non-leader thread", (char *)NULL);
+	return NULL;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void *signal_me(void *arg)
+{
+	pthread_t *main_thread = arg;
+	pthread_kill(*main_thread, SIGUSR1);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	USAGE(1, "exit|signal|segv|stop|tstp|sigchld|thread-exec|vfork|alarm|thread-signal|output|"
+		 "interrupted-read");
+	const char *m = argv[1];
+	if (strcmp(m, "exit") == 0) {
+		printf("exiting 42\n");
+		return 42;
+	}
+	if (strcmp(m, "signal") == 0) {
+		printf("raising SIGTERM\n");
+		fflush(stdout);
+		raise(SIGTERM);
+		return 1;
+	}
+	if (strcmp(m, "segv") == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		int *volatile p = NULL; /* the compiler cannot see it is NULL */
+		return *p;
+	}
+	if (strcmp(m, "stop") == 0)
+		return stop_and_continue(SIGSTOP);
+	if (strcmp(m, "tstp") == 0)
+		return stop_and_continue(SIGTSTP);
+	if (strcmp(m, "sigchld") == 0)
+		return sigchld();
+	if (strcmp(m, "thread-exec") == 0) {
+		pthread_t a, b;
+		pthread_create(&a, NULL, sleeper, NULL);
+		pthread_create(&b, NULL, exec_from_thread, NULL);
+		pthread_join(b, NULL);
+		return 1; /* not reached: exec replaces every thread */
+	}
+	if (strcmp(m, "vfork") == 0) {
+		pid_t pid = vfork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			_exit(5);
+		int status;
+		CHECK(waitpid(pid, &status, 0) == pid);
+		report("vfork child", status);
+		return 0;
+	}
+	if (strcmp(m, "alarm") == 0) {
+		struct sigaction sa = {0};
+		sa.sa_handler = on_alarm;
+		sigaction(SIGALRM, &sa, NULL);
+		alarm(1);
+		while (!alarm_count)
+			pause();
+		printf("alarm handled %d time(s)\n", (int)alarm_count);
+		return 0;
+	}
+	if (strcmp(m, "thread-signal") == 0) {
+		struct sigaction sa = {0};
+		sa.sa_handler = on_usr1;
+		sigaction(SIGUSR1, &sa, NULL);
+		pthread_t self = pthread_self(), t;
+		pthread_create(&t, NULL, signal_me, &self);
+		pthread_join(t, NULL);
+		while (!usr1_count)
+			usleep(1000);
+		printf("SIGUSR1 handled %d time(s)\n", (int)usr1_count);
+		return 0;
+	}
+	if (strcmp(m, "output") == 0) {
+		/* 1 MiB on stdout interleaved with lines on stderr. */
+		char line[1024];
+		for (int i = 0; i < 1024; i++) {
+			memset(line, 'a' + i % 26, sizeof line - 1);
+			line[sizeof line - 1] = '\n';
+			fwrite(line, 1, sizeof line, stdout);
+			if (i % 256 == 0)
+				fprintf(stderr, "progress %d\n", i);
+		}
+		return 0;
+	}
+	if (strcmp(m, "interrupted-read") == 0) {
+		/* A blocking read interrupted by a signal handler without
+		 * SA_RESTART returns EINTR; with SA_RESTART it goes on. */
+		int fds[2];
+		CHECK(pipe(fds) == 0);
+		struct sigaction sa = {0};
+		sa.sa_handler = on_alarm;
+		sigaction(SIGALRM, &sa, NULL);
+		alarm(1);
+		char c;
+		ssize_t n = read(fds[0], &c, 1);
+		printf("read returned %zd (%s)\n", n, n < 0 ? strerror(errno) : "data");
+		/* And a file syscall the tracer stops is restarted transparently. */
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGALRM, &sa, NULL);
+		alarm(1);
+		if (fork() == 0) {
+			sleep(2);
+			CHECK(write(fds[1], "x", 1) == 1);
+			_exit(0);
+		}
+		n = read(fds[0], &c, 1);
+		printf("restarted read returned %zd\n", n);
+		int fd = open("/dev/null", O_RDONLY);
+		printf("open after it: %s\n", fd >= 0 ? "ok" : strerror(errno));
+		wait(NULL);
+		return 0;
+	}
+	fprintf(stderr, "unknown mode %s\n", m);
+	return 2;
+}
