@@ -8,7 +8,8 @@
 #                                    `make -C ld clean`, then time `make -j2 all-ld`
 #   MODES="bare bsandbox" bench/binutils.sh run 8    only some modes
 #
-# Modes: bare; bsandbox (eBPF, --json record written); strace -f and
+# Modes: bare; bsandbox (eBPF, --json record written); ptrace (bsandbox's
+# ptrace backend, record written); strace -f and
 # strace -f --seccomp-bpf (both -e trace=%file,%process -o /dev/null, the
 # same syscall set). The order of modes rotates each round so that machine
 # noise falls on all of them. Prints a Markdown table of medians and ratios,
@@ -51,7 +52,8 @@ one() {
 build_in() {
   case $1 in
     bare) make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
-    bsandbox) "$bsandbox" exec -q --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    bsandbox) "$bsandbox" exec -q --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    ptrace) "$bsandbox" exec -q --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     strace) strace -f -qq -e trace=%file,%process -o /dev/null make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     strace-seccomp) strace -f -qq --seccomp-bpf -e trace=%file,%process -o /dev/null \
       make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
@@ -61,7 +63,7 @@ build_in() {
 run() {
   local rounds=${1:-3}
   [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
-  local modes=(${MODES:-bare bsandbox strace strace-seccomp})
+  local modes=(${MODES:-bare bsandbox ptrace strace strace-seccomp})
   declare -A times cpus
   for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#modes[@]}; i++)); do
@@ -71,7 +73,7 @@ run() {
       times[$mode]+="$t "
       cpus[$mode]+="$c "
       echo "round $((r + 1)) $mode ${t}s wall, ${c}s cpu" >&2
-      if [ "$mode" = bsandbox ]; then
+      if [ "$mode" = bsandbox ] || [ "$mode" = ptrace ]; then
         python3 - "$work/ld.json" <<'EOF' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -89,7 +91,8 @@ EOF
   for m in "${modes[@]}"; do args+=("$m" "${times[$m]}" "${cpus[$m]}"); done
   python3 - "$rounds" "${args[@]}" <<'EOF'
 import statistics, sys
-names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "strace": "strace -f",
+names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "ptrace": "bsandbox --backend=ptrace",
+         "strace": "strace -f",
          "strace-seccomp": "strace -f --seccomp-bpf"}
 rounds, rest = sys.argv[1], sys.argv[2:]
 rows = [(rest[i], list(map(float, rest[i + 1].split())), list(map(float, rest[i + 2].split())))

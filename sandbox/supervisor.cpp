@@ -108,17 +108,29 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
     }
     for (pid_t pid : tree.running_pids()) ::kill(pid, sig);
   };
+  auto on_signal = [&](int signo, int code, pid_t from) {
+    if (signo == SIGCHLD) return;
+    bool from_process = code == SI_USER || code == SI_QUEUE;
+    if (from_process && from != root) forward(signo);
+  };
+  // A source with an fd (eBPF) is drained when it polls readable; a tracer
+  // (no fd) is woken by SIGCHLD alone, taken with one sigtimedwait instead
+  // of epoll_wait plus signalfd reads, since it happens at every stop.
+  bool tracer = source.wait_fd() < 0;
   for (;;) {
-    epoll_event evs[4];
-    int n = ::epoll_wait(ep.get(), evs, 4, kPollMs);
-    if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
-    source.drain(tree);
-
-    signalfd_siginfo si;
-    while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-      if (si.ssi_signo == SIGCHLD) continue;
-      bool from_process = si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE;
-      if (from_process && static_cast<pid_t>(si.ssi_pid) != root) forward(static_cast<int>(si.ssi_signo));
+    if (tracer) {
+      siginfo_t si{};
+      timespec poll{0, kPollMs * 1000000L};
+      int signo = ::sigtimedwait(&signals.handled(), &si, &poll);
+      if (signo > 0) on_signal(signo, si.si_code, si.si_pid);
+    } else {
+      epoll_event evs[4];
+      int n = ::epoll_wait(ep.get(), evs, 4, kPollMs);
+      if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
+      source.drain(tree);
+      signalfd_siginfo si;
+      while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+        on_signal(static_cast<int>(si.ssi_signo), si.ssi_code, static_cast<pid_t>(si.ssi_pid));
     }
 
     bool none_left = false;
