@@ -7,7 +7,8 @@
 // the source on its fd and on a short timer (the kernel side batches its
 // wakeups), and once more after the last process is reaped; since a process's
 // exit event is written before its parent can reap it, that last drain sees
-// everything.
+// everything. A tracer source (ptrace) has no fd: every wait report is
+// offered to it first, and it consumes its tracees' stops.
 //
 // Signals: SIGCHLD is read from a signalfd. SIGINT, SIGTERM, SIGHUP and
 // SIGQUIT sent to bsandbox by another process are forwarded to the top
