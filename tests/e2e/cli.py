@@ -132,12 +132,12 @@ def lost_events_make_the_record_incomplete_and_strict_fails():
 
 
 @cli_check
-def not_root_gets_a_clear_error():
+def not_root_gets_a_clear_error_for_ebpf():
     if os.geteuid() != 0:
-        p = run("exec", "--", "true")
+        p = run("exec", "--backend=ebpf", "--", "true")
     else:
         p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            "--inh-caps=-all", BSANDBOX, "exec", "--", "true"],
+                            "--inh-caps=-all", BSANDBOX, "exec", "--backend=ebpf", "--", "true"],
                            capture_output=True, timeout=60)
     line = one_line_error(p)
     check("run bsandbox as root" in line and "CAP_BPF" in line, f"names what to do: {line}")
