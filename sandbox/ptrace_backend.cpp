@@ -268,6 +268,13 @@ class PtraceSource final : public EventSource {
     ::ptrace(in_syscall ? PTRACE_SYSCALL : PTRACE_CONT, tid, nullptr, sig);
   }
 
+  // The stopped thread's syscall, if the stop is the kind expected.
+  bool syscall_info(pid_t tid, uint8_t op, __ptrace_syscall_info& info) {
+    if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) > 0 && info.op == op) return true;
+    ++unreadable_;
+    return false;
+  }
+
   Thread& known(pid_t tid);
   void announce(pid_t child, pid_t creator);
   void on_stop(pid_t tid, int status);
@@ -423,9 +430,7 @@ void PtraceSource::on_death(pid_t tid, int status) {
 
 void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
   __ptrace_syscall_info info{};
-  if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0 ||
-      info.op != PTRACE_SYSCALL_INFO_SECCOMP) {
-    ++unreadable_;
+  if (!syscall_info(tid, PTRACE_SYSCALL_INFO_SECCOMP, info)) {
     resume(tid);
     return;
   }
@@ -486,9 +491,7 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
   }
   t.in_syscall = false;
   __ptrace_syscall_info info{};
-  if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0 ||
-      info.op != PTRACE_SYSCALL_INFO_EXIT) {
-    ++unreadable_;
+  if (!syscall_info(tid, PTRACE_SYSCALL_INFO_EXIT, info)) {
     resume(tid);
     return;
   }
