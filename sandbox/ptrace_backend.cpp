@@ -282,7 +282,7 @@ class PtraceSource final : public EventSource {
   void on_seccomp(pid_t tid, Thread& t);
   void on_syscall_exit(pid_t tid, Thread& t);
   void on_exec(pid_t tid);
-  void emit_file(pid_t tid, Thread& t, int64_t ret);
+  bool file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e);
 
   bool describe(pid_t tid, const char* what, long n, Named& out, bool info);
   uint32_t magic_of(uint64_t mnt, const char* path);
@@ -498,15 +498,18 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
   int64_t ret = info.exit.rval;
   bs_sys sys = static_cast<bs_sys>(t.pending.spec->desc.sys);
   bool exec_ok = (sys == BS_SYS_EXECVE || sys == BS_SYS_EXECVEAT) && ret == 0;
-  if (!is_restart(ret) && !exec_ok) emit_file(tid, t, ret);
-  resume(tid);
+  FileEvent e;
+  bool send = !is_restart(ret) && !exec_ok && file_event(tid, t, ret, e);
+  resume(tid);  // the event is handled while the tracee runs on
+  if (send) emit(e);
 }
 
-void PtraceSource::emit_file(pid_t tid, Thread& t, int64_t ret) {
+// The event for the thread's pending syscall, named while it is stopped
+// (false: nothing to report).
+bool PtraceSource::file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e) {
   const Pending& p = t.pending;
   const bs_sc_desc& d = p.spec->desc;
   auto arg = [&](uint8_t index) { return p.args[index - 1u]; };
-  FileEvent e;
   e.proc = procs_[t.tgid].key;
   e.tid = static_cast<uint32_t>(tid);
   e.sys = static_cast<bs_sys>(d.sys);
@@ -543,7 +546,7 @@ void PtraceSource::emit_file(pid_t tid, Thread& t, int64_t ret) {
   } else if (d.resolve == BS_RESOLVE_FDARG && fd >= 0) {
     described = describe(tid, "fd/", fd, result_, true);
     if (described && (d.desc_flags & BS_DESC_ONCE_PER_FILE)) {
-      if (result_.ino == t.last_dir_ino && result_.mnt == t.last_dir_mnt) return;
+      if (result_.ino == t.last_dir_ino && result_.mnt == t.last_dir_mnt) return false;
       t.last_dir_ino = result_.ino;
       t.last_dir_mnt = result_.mnt;
     }
@@ -558,7 +561,7 @@ void PtraceSource::emit_file(pid_t tid, Thread& t, int64_t ret) {
     e.result_magic = result_.magic;
   }
   if ((d.desc_flags & BS_DESC_BUMP_GEN) && ret == 0) ++gen_;
-  emit(e);
+  return true;
 }
 
 void PtraceSource::on_exec(pid_t tid) {
@@ -615,8 +618,8 @@ void PtraceSource::on_exec(pid_t tid) {
   e.argv = argv_;
   bool relative = !filename_.empty() && filename_[0] != '/';
   attach_fs(tid, t, e, relative || !interp_.empty(), !relative);
-  emit(e);
   resume(tid);  // still in execve: its exit stop comes next and is skipped
+  emit(e);
 }
 
 // What /proc/TID/WHAT[N] names. info: also whether it is a directory, its

@@ -1,14 +1,17 @@
-// supervisor.cpp: one epoll loop over a signalfd and the source's fd.
+// supervisor.cpp: one epoll loop over a signalfd and the source's fd, or
+// for a tracer, one blocking waitpid loop.
 #include "sandbox/supervisor.h"
 
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <iterator>
 
 #include "sandbox/unique_fd.h"
 
@@ -38,6 +41,73 @@ class SignalGuard {
  private:
   sigset_t handled_;
   sigset_t previous_;
+};
+
+// A tracer blocks in waitpid, which wakes at every stop; no signalfd or
+// sigtimedwait is read on the way. The signals it forwards are taken by
+// handlers instead (waitpid returns EINTR and the loop reads them), and an
+// interval timer bounds how long one that lands just before the wait can
+// sit unread.
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+struct Caught {
+  volatile sig_atomic_t set, code, from;
+};
+Caught g_caught[NSIG];
+
+void on_caught(int signo, siginfo_t* si, void*) {
+  g_caught[signo].code = si->si_code;
+  g_caught[signo].from = si->si_pid;
+  g_caught[signo].set = 1;
+}
+void on_tick(int) {}
+
+class TracerSignals {
+ public:
+  TracerSignals() {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_caught;
+    sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid returns EINTR
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&unblocked_);
+    for (size_t i = 0; i < std::size(kForwarded); ++i) {
+      g_caught[kForwarded[i]].set = 0;
+      ::sigaction(kForwarded[i], &sa, &old_[i]);
+      sigaddset(&unblocked_, kForwarded[i]);
+    }
+    struct sigaction tick {};
+    tick.sa_handler = on_tick;
+    sigemptyset(&tick.sa_mask);
+    ::sigaction(SIGALRM, &tick, &old_alarm_);
+    sigaddset(&unblocked_, SIGALRM);
+    itimerval every{{0, kTickUs}, {0, kTickUs}};
+    ::setitimer(ITIMER_REAL, &every, &old_timer_);
+    ::sigprocmask(SIG_UNBLOCK, &unblocked_, &mask_);
+  }
+  ~TracerSignals() {
+    ::sigprocmask(SIG_SETMASK, &mask_, nullptr);
+    ::setitimer(ITIMER_REAL, &old_timer_, nullptr);
+    ::sigaction(SIGALRM, &old_alarm_, nullptr);
+    for (size_t i = 0; i < std::size(kForwarded); ++i) ::sigaction(kForwarded[i], &old_[i], nullptr);
+  }
+  TracerSignals(const TracerSignals&) = delete;
+  TracerSignals& operator=(const TracerSignals&) = delete;
+
+  template <class F>
+  void take(F&& on_signal) {
+    for (int s : kForwarded) {
+      if (!g_caught[s].set) continue;
+      g_caught[s].set = 0;
+      on_signal(s, static_cast<int>(g_caught[s].code), static_cast<pid_t>(g_caught[s].from));
+    }
+  }
+
+ private:
+  static constexpr long kTickUs = 20000;
+  sigset_t unblocked_, mask_;
+  struct sigaction old_[std::size(kForwarded)] {};
+  struct sigaction old_alarm_ {};
+  itimerval old_timer_{};
 };
 
 }  // namespace
@@ -113,17 +183,31 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
     bool from_process = code == SI_USER || code == SI_QUEUE;
     if (from_process && from != root) forward(signo);
   };
-  // A source with an fd (eBPF) is drained when it polls readable; a tracer
-  // (no fd) is woken by SIGCHLD alone, taken with one sigtimedwait instead
-  // of epoll_wait plus signalfd reads, since it happens at every stop.
-  bool tracer = source.wait_fd() < 0;
-  for (;;) {
-    if (tracer) {
-      siginfo_t si{};
-      timespec poll{0, kPollMs * 1000000L};
-      int signo = ::sigtimedwait(&signals.handled(), &si, &poll);
-      if (signo > 0) on_signal(signo, si.si_code, si.si_pid);
-    } else {
+  auto reaped = [&](pid_t pid, int status) {
+    if (source.on_wait(pid, status, tree)) return;
+    if (pid == root) {
+      root_alive = false;
+      out.wait_status = status;
+      tree.set_root_exit(status, Clocks::boot_now());
+    }
+  };
+
+  if (source.wait_fd() < 0) {
+    // A tracer: every report is a stop to handle at once.
+    TracerSignals caught;
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, __WALL);
+      caught.take(on_signal);
+      if (pid > 0) {
+        reaped(pid, status);
+      } else if (errno != EINTR) {
+        break;  // ECHILD: the whole tree is gone
+      }
+    }
+  } else {
+    // A source with an fd (eBPF) is drained when it polls readable.
+    for (;;) {
       epoll_event evs[4];
       int n = ::epoll_wait(ep.get(), evs, 4, kPollMs);
       if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
@@ -131,26 +215,21 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
       signalfd_siginfo si;
       while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
         on_signal(static_cast<int>(si.ssi_signo), si.ssi_code, static_cast<pid_t>(si.ssi_pid));
-    }
 
-    bool none_left = false;
-    for (;;) {
-      int status = 0;
-      pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
-      if (pid > 0) {
-        if (source.on_wait(pid, status, tree)) continue;
-        if (pid == root) {
-          root_alive = false;
-          out.wait_status = status;
-          tree.set_root_exit(status, Clocks::boot_now());
+      bool none_left = false;
+      for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
+        if (pid > 0) {
+          reaped(pid, status);
+          continue;
         }
-        continue;
+        if (pid < 0 && errno == EINTR) continue;
+        none_left = pid < 0 && errno == ECHILD;
+        break;
       }
-      if (pid < 0 && errno == EINTR) continue;
-      none_left = pid < 0 && errno == ECHILD;
-      break;
+      if (none_left) break;
     }
-    if (none_left) break;
   }
   source.drain(tree);
   out.end_boot = Clocks::boot_now();

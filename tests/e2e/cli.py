@@ -143,13 +143,11 @@ def not_root_gets_a_clear_error_for_ebpf():
     check("run bsandbox as root" in line and "CAP_BPF" in line, f"names what to do: {line}")
 
 
-@cli_check
-def signals_sent_to_bsandbox_reach_the_command():
-    need_root()
+def signal_reaches_the_command(backend):
     w = fresh_dir("cli")
     out = f"{w}/r.json"
-    p = subprocess.Popen([BSANDBOX, "exec", "--json", out, "--", "sleep", "30"],
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen([BSANDBOX, "exec", f"--backend={backend}", "--json", out, "--",
+                          "sleep", "30"], stderr=subprocess.PIPE)
     # Wait until the command runs: sleep is bsandbox's child and has exec'd.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -168,6 +166,18 @@ def signals_sent_to_bsandbox_reach_the_command():
     with open(out) as f:
         record = json.load(f)
     check(record["exit_code"] == 143, "the record has the command's death by SIGTERM")
+    check(record["backend"] == backend, f"backend {record['backend']}")
+
+
+@cli_check
+def signals_sent_to_bsandbox_reach_the_command():
+    need_root()
+    signal_reaches_the_command("ebpf")
+
+
+@cli_check
+def signals_sent_to_a_tracing_bsandbox_reach_the_command():
+    signal_reaches_the_command("ptrace")
 
 
 @cli_check
