@@ -25,6 +25,7 @@ struct SourceHealth {
   uint64_t lost = 0;         // events the backend knows it dropped
   uint64_t corrupt = 0;      // records that did not decode
   std::vector<std::string> problems;  // one line each, for warnings
+  std::string detail;                 // backend-specific counts, shown with -v
 };
 
 class EventSource {

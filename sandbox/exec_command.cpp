@@ -149,6 +149,7 @@ int run_exec(const ExecOptions& o) {
   if (o.verbose) {
     say(std::to_string(sh.delivered) + " events from the " + rec.backend + " backend, " +
         std::to_string(rec.processes.size()) + " processes; " + resource_report());
+    if (!sh.detail.empty()) say(rec.backend + ": " + sh.detail);
   }
   if (o.strict && !rec.complete && code != kExitOwnError) {
     say("error: the record is incomplete and --strict was given (the command exited " +

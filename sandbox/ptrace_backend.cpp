@@ -23,19 +23,23 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "sandbox/atomic_file.h"
+#include "sandbox/lookup_answer.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/supervisor.h"
 #include "sandbox/syscall_table.h"
@@ -55,6 +59,23 @@ constexpr uint32_t kNativeArch = AUDIT_ARCH_AARCH64;
 constexpr long kOptions = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE |
                           PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC |
                           PTRACE_O_EXITKILL;
+
+// Syscalls traced only to know that credentials or namespaces may change:
+// answering lookups in the tracer is right only while the tracee's
+// identity is the tracer's (see lookup_answer.h).
+constexpr long kCredCalls[] = {SYS_setuid,   SYS_setgid,    SYS_setreuid, SYS_setregid,
+                               SYS_setresuid, SYS_setresgid, SYS_setfsuid, SYS_setfsgid,
+                               SYS_setgroups, SYS_capset};
+// ...and these may change the root or cwd of other threads too.
+constexpr long kNamespaceCalls[] = {SYS_unshare, SYS_setns, SYS_pivot_root};
+constexpr long kWatched[] = {SYS_setuid,   SYS_setgid,    SYS_setreuid, SYS_setregid,
+                             SYS_setresuid, SYS_setresgid, SYS_setfsuid, SYS_setfsgid,
+                             SYS_setgroups, SYS_capset,    SYS_unshare,  SYS_setns,
+                             SYS_pivot_root};
+
+bool one_of(std::span<const long> list, uint64_t nr) {
+  return std::find(list.begin(), list.end(), static_cast<long>(nr)) != list.end();
+}
 
 // Syscall returns that mean "interrupted, will be restarted": the restarted
 // call stops again, so this one is not reported.
@@ -193,6 +214,9 @@ struct Pending {
 struct Thread {
   pid_t tgid = 0;
   bool in_syscall = false;  // resumed with PTRACE_SYSCALL, awaiting the exit stop
+  bool fs_changing = false;  // ...of a call that changes a cwd, root or namespace
+  uint64_t identity_epoch = 0;  // epoch_ when same_identity was last found
+  bool same_identity = false;   // credentials, user namespace, root: the tracer's
   bool held = false;        // first stop seen; waiting for its creator's event
   bool announced = false;   // its creator's event was handled
   Pending pending;
@@ -206,7 +230,32 @@ struct Proc {
   ProcessKey key;
   pid_t parent = 0;       // creator's tgid, 0 for the top process
   std::string start_cwd;  // read when it was first seen
+  UniqueFd cwd;           // the cwd of thread cwd_tid, as of generation cwd_gen
+  pid_t cwd_tid = 0;
+  uint64_t cwd_gen = 0;
 };
+
+// The lines of /proc/PID/status that decide what a lookup may see.
+std::string identity_of(const char* status_path) {
+  auto status = read_file(status_path);
+  if (!status) return "";
+  std::string out;
+  for (const char* field : {"\nUid:", "\nGid:", "\nGroups:", "\nCapEff:"}) {
+    size_t at = status->find(field);
+    if (at == std::string::npos) return "";
+    size_t end = status->find('\n', at + 1);
+    out.append(*status, at, end == std::string::npos ? std::string::npos : end - at);
+  }
+  return out;
+}
+
+// Which file system object a root is, as a string to compare.
+std::string root_identity(const char* path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path, 0, STATX_INO | STATX_MNT_ID, &sx) != 0) return "";
+  return std::to_string(sx.stx_dev_major) + ":" + std::to_string(sx.stx_dev_minor) + ":" +
+         std::to_string(sx.stx_ino) + ":" + std::to_string(sx.stx_mnt_id);
+}
 
 class PtraceSource final : public EventSource {
  public:
@@ -214,18 +263,31 @@ class PtraceSource final : public EventSource {
     for (const SyscallSpec& s : file_syscalls()) {
       if (s.nr >= 0 && s.nr < static_cast<long>(table_.size())) table_[s.nr] = &s;
     }
+    const char* knob = std::getenv("BSANDBOX_PTRACE_ANSWER");
+    answer_ = can_skip_syscalls() && !(knob && std::strcmp(knob, "0") == 0);
+    if (answer_) {
+      std::string ns;
+      self_identity_ = identity_of("/proc/self/status");
+      if (read_link("/proc/self/ns/user", ns)) self_identity_ += "\n" + ns;
+      self_identity_ += "\n" + root_identity("/");
+    }
   }
 
   std::string_view name() const override { return "ptrace"; }
   int wait_fd() const override { return -1; }
   size_t drain(EventSink&) override { return 0; }
-  Result<std::vector<sock_filter>> child_filter() override { return file_syscall_trace_filter(); }
+  Result<std::vector<sock_filter>> child_filter() override {
+    return file_syscall_trace_filter(kWatched);
+  }
 
   SourceHealth health() override {
     SourceHealth h = health_;
     if (unreadable_)
       h.problems.push_back(std::to_string(unreadable_) +
                            " stopped threads could not be inspected (killed while stopped?)");
+    h.detail = std::to_string(answered_) + " of " + std::to_string(file_calls_) +
+               " file syscalls answered at the seccomp stop" +
+               (answer_ ? "" : " (answering is off)");
     return h;
   }
 
@@ -282,6 +344,11 @@ class PtraceSource final : public EventSource {
   void on_seccomp(pid_t tid, Thread& t);
   void on_syscall_exit(pid_t tid, Thread& t);
   void on_exec(pid_t tid);
+  void end_fs_change(Thread& t);
+  void erase_threads(pid_t tgid);
+  bool same_identity(pid_t tid, Thread& t);
+  int cwd_fd(pid_t tid, Thread& t);
+  std::optional<int64_t> try_answer(pid_t tid, Thread& t);
   bool file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e);
 
   bool describe(pid_t tid, const char* what, long n, Named& out, bool info);
@@ -297,6 +364,13 @@ class PtraceSource final : public EventSource {
   std::unordered_map<pid_t, Proc> procs_;
   std::unordered_map<uint64_t, uint32_t> magic_by_mnt_;
   uint64_t gen_ = 1;
+  // Answering lookups in the tracer (lookup_answer.h): on unless the
+  // platform cannot skip syscalls or BSANDBOX_PTRACE_ANSWER=0.
+  bool answer_ = false;
+  std::string self_identity_;
+  uint64_t epoch_ = 1;       // bumped when any thread's identity may have changed
+  int fs_in_flight_ = 0;     // threads inside a call that changes cwd, root or namespace
+  uint64_t answered_ = 0, file_calls_ = 0;
   EventSink* sink_ = nullptr;
   SourceHealth health_;
   uint64_t unreadable_ = 0;
@@ -405,6 +479,7 @@ void PtraceSource::on_death(pid_t tid, int status) {
   auto it = threads_.find(tid);
   if (it == threads_.end()) return;
   pid_t tgid = it->second.tgid;
+  end_fs_change(it->second);
   threads_.erase(it);
   if (tid != tgid) return;
   auto p = procs_.find(tgid);
@@ -423,7 +498,7 @@ void PtraceSource::on_death(pid_t tid, int status) {
     auto op = procs_.find(th.tgid);
     if (!th.announced && op != procs_.end() && op->second.parent == tgid) orphans.push_back(other);
   }
-  std::erase_if(threads_, [&](const auto& kv) { return kv.second.tgid == tgid; });
+  erase_threads(tgid);
   procs_.erase(p);
   for (pid_t o : orphans) announce(o, 0);
 }
@@ -435,11 +510,27 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
     return;
   }
   uint64_t nr = info.seccomp.nr;
-  const SyscallSpec* spec = info.arch == kNativeArch && nr < table_.size() ? table_[nr] : nullptr;
+  bool native = info.arch == kNativeArch;
+  if (native && one_of(kCredCalls, nr)) {
+    t.identity_epoch = 0;  // looked at again before the next answer
+    resume(tid);
+    return;
+  }
+  if (native && one_of(kNamespaceCalls, nr)) {
+    t.identity_epoch = 0;
+    t.pending.spec = nullptr;
+    t.fs_changing = true;  // no answers anywhere until it has returned
+    ++fs_in_flight_;
+    t.in_syscall = true;
+    resume(tid);
+    return;
+  }
+  const SyscallSpec* spec = native && nr < table_.size() ? table_[nr] : nullptr;
   if (!spec) {  // another ABI (a 32-bit program, reported by exec) or not ours
     resume(tid);
     return;
   }
+  ++file_calls_;
   Pending& p = t.pending;
   p.spec = spec;
   const bs_sc_desc& d = spec->desc;
@@ -480,6 +571,17 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
     int exists = name_exists(tid, dirfd, p.path1.text, !(oflags & O_NOFOLLOW));
     if (exists >= 0) p.created = exists ? 0 : 1;
   }
+  if (auto ret = try_answer(tid, t)) {
+    FileEvent e;
+    bool send = file_event(tid, t, *ret, e);
+    resume(tid);  // past the skipped syscall, with its result
+    if (send) emit(e);
+    return;
+  }
+  if (d.resolve == BS_RESOLVE_PWD || d.resolve == BS_RESOLVE_ROOT) {
+    t.fs_changing = true;
+    ++fs_in_flight_;
+  }
   t.in_syscall = true;
   resume(tid);
 }
@@ -491,7 +593,8 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
   }
   t.in_syscall = false;
   __ptrace_syscall_info info{};
-  if (!syscall_info(tid, PTRACE_SYSCALL_INFO_EXIT, info)) {
+  if (!t.pending.spec || !syscall_info(tid, PTRACE_SYSCALL_INFO_EXIT, info)) {
+    end_fs_change(t);
     resume(tid);
     return;
   }
@@ -500,6 +603,7 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
   bool exec_ok = (sys == BS_SYS_EXECVE || sys == BS_SYS_EXECVEAT) && ret == 0;
   FileEvent e;
   bool send = !is_restart(ret) && !exec_ok && file_event(tid, t, ret, e);
+  end_fs_change(t);
   resume(tid);  // the event is handled while the tracee runs on
   if (send) emit(e);
 }
@@ -553,7 +657,6 @@ bool PtraceSource::file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e) {
   } else if ((d.resolve == BS_RESOLVE_PWD || d.resolve == BS_RESOLVE_ROOT) && ret == 0) {
     described = describe(tid, d.resolve == BS_RESOLVE_PWD ? "cwd" : "root", -1, result_, false);
     result_.rflags = BS_RF_DIR;
-    t.fs_gen = 0;  // this thread's next relative name re-reads its cwd and root
   }
   if (described) {
     e.result = result_.view();
@@ -574,12 +677,13 @@ void PtraceSource::on_exec(pid_t tid) {
     auto moved = threads_.find(old_tid);
     if (moved != threads_.end()) {
       Thread keep = std::move(moved->second);
-      pid_t tgid = keep.tgid;
-      std::erase_if(threads_, [&](const auto& kv) { return kv.second.tgid == tgid; });
+      moved->second.fs_changing = false;
+      erase_threads(keep.tgid);
       threads_[tid] = std::move(keep);
     }
   }
   Thread& t = known(tid);
+  t.identity_epoch = 0;  // a set-user-ID program, file capabilities
   Proc& proc = procs_[t.tgid];
   __ptrace_syscall_info info{};
   ::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info);
@@ -620,6 +724,80 @@ void PtraceSource::on_exec(pid_t tid) {
   attach_fs(tid, t, e, relative || !interp_.empty(), !relative);
   resume(tid);  // still in execve: its exit stop comes next and is skipped
   emit(e);
+}
+
+// The end (or the end by death) of a call that changes a cwd, root or
+// namespace: names are read afresh and identities checked again.
+void PtraceSource::end_fs_change(Thread& t) {
+  if (!t.fs_changing) return;
+  t.fs_changing = false;
+  --fs_in_flight_;
+  ++gen_;
+  ++epoch_;
+}
+
+void PtraceSource::erase_threads(pid_t tgid) {
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (it->second.tgid != tgid) {
+      ++it;
+      continue;
+    }
+    end_fs_change(it->second);
+    it = threads_.erase(it);
+  }
+}
+
+// Whether the thread has the tracer's credentials, user namespace and
+// root, so that a lookup made by the tracer is the lookup it would make.
+bool PtraceSource::same_identity(pid_t tid, Thread& t) {
+  if (t.identity_epoch == epoch_) return t.same_identity;
+  std::string ns, id = identity_of(ProcPath(tid, "status").c_str());
+  if (read_link(ProcPath(tid, "ns/user").c_str(), ns)) id += "\n" + ns;
+  id += "\n" + root_identity(ProcPath(tid, "root").c_str());
+  t.same_identity = !self_identity_.empty() && id == self_identity_;
+  t.identity_epoch = epoch_;
+  return t.same_identity;
+}
+
+// An fd for the thread's cwd, kept per process until a cwd may change.
+int PtraceSource::cwd_fd(pid_t tid, Thread& t) {
+  Proc& p = procs_[t.tgid];
+  if (!p.cwd.valid() || p.cwd_tid != tid || p.cwd_gen != gen_) {
+    p.cwd = UniqueFd(::open(ProcPath(tid, "cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    p.cwd_tid = tid;
+    p.cwd_gen = gen_;
+  }
+  return p.cwd.get();
+}
+
+// The pending call's result, if the tracer could answer it (the tracee
+// then skips the call); nullopt if the tracee must make it.
+std::optional<int64_t> PtraceSource::try_answer(pid_t tid, Thread& t) {
+  const Pending& p = t.pending;
+  const bs_sc_desc& d = p.spec->desc;
+  bs_sys sys = static_cast<bs_sys>(d.sys);
+  if (!answer_ || fs_in_flight_ || !answerable(sys, p.flags) || !p.path1.present ||
+      p.path1.flags || p.path1.text.empty() || !same_identity(tid, t))
+    return std::nullopt;
+  LookupCall call;
+  call.sys = sys;
+  call.path = p.path1.text;
+  call.args = p.args;
+  UniqueFd dir;
+  if (call.path[0] != '/') {
+    int dirfd = d.dirfd1 ? static_cast<int>(p.args[d.dirfd1 - 1u]) : AT_FDCWD;
+    if (dirfd == AT_FDCWD) {
+      call.base = cwd_fd(tid, t);
+    } else {
+      dir = UniqueFd(::open(ProcPath(tid, "fd/", dirfd).c_str(), O_PATH | O_CLOEXEC));
+      call.base = dir.get();
+    }
+    if (call.base < 0) return std::nullopt;
+  }
+  auto ret = answer_lookup(tid, call);
+  if (!ret || !skip_syscall(tid, *ret)) return std::nullopt;
+  ++answered_;
+  return ret;
 }
 
 // What /proc/TID/WHAT[N] names. info: also whether it is a directory, its

@@ -65,7 +65,7 @@ Result<std::vector<sock_filter>> io_uring_refusal_filter() {
   return export_filter(*ctx);
 }
 
-Result<std::vector<sock_filter>> file_syscall_trace_filter() {
+Result<std::vector<sock_filter>> file_syscall_trace_filter(std::span<const long> also) {
   auto ctx = base_filter();
   if (!ctx) return tl::unexpected(ctx.error());
   for (const SyscallSpec& s : file_syscalls()) {
@@ -79,6 +79,10 @@ Result<std::vector<sock_filter>> file_syscall_trace_filter() {
       rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(s.nr), 0);
     }
     if (rc != 0) return fail_errno("seccomp: rule for " + std::string(s.name), -rc);
+  }
+  for (long nr : also) {
+    int rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(nr), 0);
+    if (rc != 0) return fail_errno("seccomp: rule for syscall " + std::to_string(nr), -rc);
   }
   return export_filter(*ctx);
 }

@@ -12,6 +12,7 @@
 
 #include <linux/filter.h>
 
+#include <span>
 #include <vector>
 
 #include "sandbox/result.h"
@@ -23,8 +24,9 @@ Result<std::vector<sock_filter>> io_uring_refusal_filter();
 // The ptrace backend's filter: io_uring refused as above, and every file
 // syscall of syscall_table.h stops for the tracer (SECCOMP_RET_TRACE), except
 // newfstatat/statx with AT_EMPTY_PATH, which is how the C library spells
-// fstat(). Every other syscall runs untouched.
-Result<std::vector<sock_filter>> file_syscall_trace_filter();
+// fstat(). So do the native syscalls in also (numbers). Every other syscall
+// runs untouched.
+Result<std::vector<sock_filter>> file_syscall_trace_filter(std::span<const long> also = {});
 
 // In the child after fork: installs filter. Async-signal-safe. Without
 // CAP_SYS_ADMIN the kernel requires no_new_privs first, which is then set.

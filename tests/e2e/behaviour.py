@@ -18,11 +18,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BSANDBOX, check, dispatch, fresh_dir, prog  # noqa: E402
 
 MODES = ["exit", "signal", "segv", "stop", "tstp", "sigchld", "thread-exec", "vfork", "alarm",
-         "thread-signal", "output", "interrupted-read"]
+         "thread-signal", "output", "interrupted-read", "lookups"]
 
 
 def shell_code(returncode):
     return 128 - returncode if returncode < 0 else returncode
+
+
+def first_difference(traced, bare):
+    t, b = traced.splitlines(), bare.splitlines()
+    for i, (x, y) in enumerate(zip(t, b)):
+        if x != y:
+            return f"  line {i + 1}:\n  traced {x[:300]!r}\n  bare   {y[:300]!r}"
+    return f"  traced has {len(t)} lines, bare {len(b)}"
 
 
 def run_one(args):
@@ -30,19 +38,19 @@ def run_one(args):
         raise LookupError(args)
     mode = args[0]
     argv = [prog("behave"), mode]
-    bare = subprocess.run(argv, capture_output=True, timeout=60)
+    cwd = fresh_dir("behaviour")
+    bare = subprocess.run(argv, capture_output=True, timeout=60, cwd=cwd)
     backends = ["ptrace"] + (["ebpf"] if os.geteuid() == 0 else [])
     out = fresh_dir("behaviour")
     for backend in backends:
         traced = subprocess.run([BSANDBOX, "exec", f"--backend={backend}", "--json",
                                  os.path.join(out, "r.json"), "--", *argv],
-                                capture_output=True, timeout=60)
+                                capture_output=True, timeout=60, cwd=cwd)
         what = f"behave {mode} under {backend}"
         check(traced.returncode == shell_code(bare.returncode),
               f"{what}: exit {traced.returncode}, bare {bare.returncode}; "
               f"stderr {traced.stderr[-300:]!r}")
-        check(traced.stdout == bare.stdout,
-              f"{what}: stdout differs:\n  traced {traced.stdout[:300]!r}\n  bare   {bare.stdout[:300]!r}")
+        check(traced.stdout == bare.stdout, f"{what}: stdout differs:\n{first_difference(traced.stdout, bare.stdout)}")
         check(traced.stderr == bare.stderr,
               f"{what}: stderr differs:\n  traced {traced.stderr[:300]!r}\n  bare   {bare.stderr[:300]!r}")
     return f"{mode}: same exit ({bare.returncode}), stdout ({len(bare.stdout)} bytes) and stderr " \

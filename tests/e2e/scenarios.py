@@ -297,6 +297,31 @@ def new_mount_namespace(w):
     return Case([prog("mntns"), w, "f"], read_only=True, check=verify)
 
 
+# Every kind of lookup the ptrace backend answers in the tracer (stat,
+# lstat, statx, access, readlink, an open of a missing name), on existing,
+# missing, symlinked and /proc-relative names: what the top process looked
+# up, with the op each backend must record. Not compared with strace: as
+# root, a child looks up names inside a chroot, which strace prints as given.
+@scenario(oracle=False)
+def lookups_of_every_kind(w):
+    def verify(r):
+        created = {"create", "delete", "stat"}
+        expect_files(r, w, {
+            "lookups.d": created,
+            "lookups.d/d": created,
+            "lookups.d/d/f": created | {"read", "write"},
+            "lookups.d/l": created,
+            "lookups.d/pfd": created,
+            "lookups.d/dangling": created | {"missing"},
+            "lookups.d/missing": {"missing"},
+            "lookups.d/d/missing": {"missing"},
+            "lookups.d/nodir/x": {"missing"},
+            "lookups.d/d/f/x": {"missing"},
+            "lookups.d/pfd/x": {"missing"},
+        }, process=r.top)
+    return Case([prog("behave"), "lookups"], check=verify)
+
+
 @scenario
 def failed_exec_then_work(w):
     write(f"{w}/f")

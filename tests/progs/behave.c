@@ -6,7 +6,11 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <grp.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,10 +100,130 @@ static void *signal_me(void *arg)
 	return NULL;
 }
 
+/* What each lookup call says about name: the results a tracer that
+ * answers lookups itself must reproduce (no inode numbers: the tree is
+ * made afresh for each run). */
+static void look(const char *name)
+{
+	struct stat st;
+	char buf[256];
+	printf("%-16s", name);
+	if (stat(name, &st) == 0)
+		printf(" stat %o/%lld/%lu", (unsigned)st.st_mode, (long long)(S_ISREG(st.st_mode) ? st.st_size : 0),
+		       (unsigned long)(S_ISREG(st.st_mode) ? st.st_nlink : 0));
+	else
+		printf(" stat %s", strerror(errno));
+	if (lstat(name, &st) == 0)
+		printf(" lstat %o", (unsigned)st.st_mode);
+	else
+		printf(" lstat %s", strerror(errno));
+	struct statx sx;
+	if (statx(AT_FDCWD, name, 0, STATX_TYPE | STATX_SIZE, &sx) == 0)
+		printf(" statx %o", (unsigned)sx.stx_mode);
+	else
+		printf(" statx %s", strerror(errno));
+	printf(" F_OK %s", access(name, F_OK) == 0 ? "ok" : strerror(errno));
+	printf(" X_OK %s", access(name, X_OK) == 0 ? "ok" : strerror(errno));
+	ssize_t n = readlink(name, buf, 6);
+	if (n >= 0)
+		printf(" readlink[6] %.*s", (int)n, buf);
+	else
+		printf(" readlink %s", strerror(errno));
+	int fd = open(name, O_RDONLY);
+	printf(" open %s\n", fd >= 0 ? "ok" : strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static int run_child(void (*fn)(const char *), const char *arg)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		fn(arg);
+		fflush(stdout);
+		_exit(0);
+	}
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	return status;
+}
+
+/* After giving up root, the same names must fail the permission checks. */
+static void as_nobody(const char *dir)
+{
+	CHECK(setgroups(0, NULL) == 0 && setresgid(65534, 65534, 65534) == 0 &&
+	      setresuid(65534, 65534, 65534) == 0);
+	printf("as nobody:\n");
+	look("d/f");
+	char abs[512];
+	snprintf(abs, sizeof abs, "%s/d/f", dir);
+	printf("absolute: %s\n", access(abs, F_OK) == 0 ? "ok" : strerror(errno));
+}
+
+/* In a mount namespace of its own, with a tmpfs over d: d/f is gone. */
+static void in_new_mounts(const char *dir)
+{
+	(void)dir;
+	CHECK(unshare(CLONE_NEWNS) == 0);
+	CHECK(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	CHECK(mount("tmpfs", "d", "tmpfs", 0, NULL) == 0);
+	printf("under a tmpfs:\n");
+	look("d/f");
+	look("d");
+}
+
+static void chrooted(const char *dir)
+{
+	CHECK(chroot(dir) == 0);
+	printf("chrooted:\n");
+	look("/d/f");
+	look("/tmp");
+	look("/d/..");
+}
+
+/* Lookups of every kind on a small tree (made in ./lookups.d): existing, missing, symlinks,
+ * names that mean something else to each process (/proc/self), and the
+ * same after a change of credentials, mount namespace and root. */
+static int lookups(void)
+{
+	char dir[4096];
+	CHECK(getcwd(dir, sizeof dir - 16) != NULL);
+	strcat(dir, "/lookups.d");
+	CHECK(mkdir(dir, 0700) == 0);
+	CHECK(chdir(dir) == 0);
+	CHECK(mkdir("d", 0755) == 0);
+	int fd = open("d/f", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, "12345", 5) == 5);
+	CHECK(dup2(fd, 9) == 9);
+	close(fd);
+	CHECK(symlink("d/f", "l") == 0 && symlink("/proc/self/fd/9", "pfd") == 0 &&
+	      symlink("nowhere", "dangling") == 0);
+	const char *names[] = {"d/f", "d", ".", "d/..", "./d/../d/f", "l", "pfd", "dangling", "missing",
+			       "d/missing", "nodir/x", "d/f/x", "d/", "/proc/self/fd/9", "/dev/fd/9",
+			       "pfd/x", "/proc/self/fd/9/x"};
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		look(names[i]);
+	if (geteuid() == 0) {
+		run_child(as_nobody, dir);
+		run_child(in_new_mounts, dir);
+		run_child(chrooted, dir);
+	}
+	unlink("d/f");
+	rmdir("d");
+	unlink("l");
+	unlink("pfd");
+	unlink("dangling");
+	CHECK(chdir("/") == 0);
+	CHECK(rmdir(dir) == 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	USAGE(1, "exit|signal|segv|stop|tstp|sigchld|thread-exec|vfork|alarm|thread-signal|output|"
-		 "interrupted-read");
+		 "interrupted-read|lookups");
 	const char *m = argv[1];
 	if (strcmp(m, "exit") == 0) {
 		printf("exiting 42\n");
@@ -201,6 +325,8 @@ int main(int argc, char **argv)
 		wait(NULL);
 		return 0;
 	}
+	if (strcmp(m, "lookups") == 0)
+		return lookups();
 	fprintf(stderr, "unknown mode %s\n", m);
 	return 2;
 }
