@@ -9,7 +9,10 @@
 #   MODES="bare bsandbox" bench/binutils.sh run 8    only some modes
 #
 # Modes: bare; bsandbox (eBPF, --json record written); ptrace (bsandbox's
-# ptrace backend, record written); strace -f and
+# ptrace backend, record written); ptrace-noanswer (the same with lookups
+# not answered in the tracer: BSANDBOX_PTRACE_ANSWER=0); floor1 and floor2
+# (bench/stopfloor: a tracer that does nothing but stop once, or twice, per
+# traced syscall, under bsandbox's own seccomp filter); strace -f and
 # strace -f --seccomp-bpf (both -e trace=%file,%process -o /dev/null, the
 # same syscall set). The order of modes rotates each round so that machine
 # noise falls on all of them. Prints a Markdown table of medians and ratios,
@@ -21,6 +24,7 @@ work=${BSANDBOX_BENCH_WORK:-$here/work}
 src=$work/binutils-2.40
 obj=$work/build
 bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
+stopfloor=${STOPFLOOR:-$top/build/bench/stopfloor}
 
 prepare() {
   if ! [ -f /usr/src/binutils/binutils-2.40.tar.xz ]; then
@@ -54,6 +58,10 @@ build_in() {
     bare) make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     bsandbox) "$bsandbox" exec -q --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     ptrace) "$bsandbox" exec -q --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    ptrace-noanswer) BSANDBOX_PTRACE_ANSWER=0 "$bsandbox" exec -q --backend=ptrace --json "$work/ld.json" -- \
+      make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    floor1) "$stopfloor" 1 make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    floor2) "$stopfloor" 2 make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     strace) strace -f -qq -e trace=%file,%process -o /dev/null make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     strace-seccomp) strace -f -qq --seccomp-bpf -e trace=%file,%process -o /dev/null \
       make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
@@ -63,7 +71,7 @@ build_in() {
 run() {
   local rounds=${1:-3}
   [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
-  local modes=(${MODES:-bare bsandbox ptrace strace strace-seccomp})
+  local modes=(${MODES:-bare bsandbox ptrace ptrace-noanswer floor1 floor2 strace strace-seccomp})
   declare -A times cpus
   for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#modes[@]}; i++)); do
@@ -73,7 +81,7 @@ run() {
       times[$mode]+="$t "
       cpus[$mode]+="$c "
       echo "round $((r + 1)) $mode ${t}s wall, ${c}s cpu" >&2
-      if [ "$mode" = bsandbox ] || [ "$mode" = ptrace ]; then
+      if [ "$mode" = bsandbox ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ]; then
         python3 - "$work/ld.json" <<'EOF' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -92,6 +100,9 @@ EOF
   python3 - "$rounds" "${args[@]}" <<'EOF'
 import statistics, sys
 names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "ptrace": "bsandbox --backend=ptrace",
+         "ptrace-noanswer": "ptrace, lookups not answered (BSANDBOX_PTRACE_ANSWER=0)",
+         "floor1": "stopfloor 1 (one stop per call, no work)",
+         "floor2": "stopfloor 2 (two stops per call, no work)",
          "strace": "strace -f",
          "strace-seccomp": "strace -f --seccomp-bpf"}
 rounds, rest = sys.argv[1], sys.argv[2:]

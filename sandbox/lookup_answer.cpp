@@ -2,6 +2,7 @@
 #include "sandbox/lookup_answer.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <linux/stat.h>
 #include <sys/ptrace.h>
@@ -89,6 +90,7 @@ bool decode(const LookupCall& c, Ask& q) {
     case BS_SYS_OPENAT:
       q.kind = Kind::kOpen;
       q.flags = a(c.sys == BS_SYS_OPEN ? 1 : 2);
+      q.follow = !(q.flags & O_NOFOLLOW);
       return answerable(c.sys, q.flags);
     default:
       return false;
@@ -103,67 +105,62 @@ bool write_out(pid_t tid, uint64_t addr, const void* data, size_t size) {
 
 bool on_pseudo_fs(int fd) {
   struct statfs fs {};
-  return ::fstatfs(fd, &fs) != 0 || is_pseudo_fs(static_cast<uint32_t>(fs.f_type));
+  if (::fstatfs(fd, &fs) != 0) return true;
+  auto magic = static_cast<uint32_t>(fs.f_type);
+  return is_pseudo_fs(magic) || magic == AUTOFS_SUPER_MAGIC;
 }
 
-int open_dir(int base, const std::string& dir, uint64_t resolve) {
+bool root_is_plain() {
+  static const bool plain = [] {
+    UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    return root.valid() && !on_pseudo_fs(root.get());
+  }();
+  return plain;
+}
+
+int walk(const LookupCall& c, bool follow, uint64_t resolve) {
   open_how how{};
-  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.flags = O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
   how.resolve = resolve;
-  return static_cast<int>(::syscall(SYS_openat2, base, dir.c_str(), &how, sizeof how));
+  std::string path(c.path);
+  return static_cast<int>(::syscall(SYS_openat2, c.base, path.c_str(), &how, sizeof how));
 }
 
-// The directory holding the last component of the name, and that
-// component (empty for "." and "..": the directory is the object); or the error (ENOENT, ENOTDIR) with which reaching that
-// directory fails for anyone; or nullopt where the walk could depend on
-// who makes it.
-struct Parent {
-  UniqueFd owned;
-  int fd = -1;
-  std::string leaf;
+// What the name reaches, found as the call would find it (following a
+// symlink in the last component or not, as it would): an O_PATH fd, or the error
+// (ENOENT, ENOTDIR) with which the walk fails for anyone; nullopt where the
+// walk could depend on who makes it.
+//
+// The walk refuses magic links, and first may not leave the mount it starts
+// on (the root, or the base directory), which must not be a pseudo file
+// system: then nothing on the way is /proc, where /proc/self/... is the
+// asker's, and the answer holds for the tracee whether found or not. Where
+// it must cross a mount, it is walked again freely, and only an object found
+// off /proc (and not an automount point) is answered.
+struct Found {
+  UniqueFd fd;
   int error = 0;
 };
 
-std::optional<Parent> parent_of(const LookupCall& c) {
-  std::string_view path = c.path;
-  size_t slash = path.rfind('/');
-  std::string_view leaf = slash == std::string_view::npos ? path : path.substr(slash + 1);
-  if (leaf.empty()) return std::nullopt;  // "dir/": the slash has rules of its own
-  bool dot = leaf == "." || leaf == "..";
-  Parent p;
-  if (!dot) p.leaf = std::string(leaf);
-  std::string dir(dot ? path : slash == std::string_view::npos ? std::string_view()
-                                                                : path.substr(0, slash == 0 ? 1 : slash));
-  if (dir.empty()) {
-    if (c.base < 0 || on_pseudo_fs(c.base)) return std::nullopt;
-    p.fd = c.base;
-    return p;
+std::optional<Found> find(const LookupCall& c, bool follow) {
+  if (c.path[0] == '/' ? !root_is_plain() : c.base < 0 || (!c.base_plain && on_pseudo_fs(c.base)))
+    return std::nullopt;
+  Found f;
+  f.fd = UniqueFd(walk(c, follow, RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV));
+  if (f.fd.valid()) return f;
+  if (errno == ENOENT || errno == ENOTDIR) {
+    f.error = errno;
+    return f;
   }
-  p.owned = UniqueFd(open_dir(c.base, dir, RESOLVE_NO_MAGICLINKS));
-  p.fd = p.owned.get();
-  if (p.fd >= 0) {
-    if (on_pseudo_fs(p.fd)) return std::nullopt;
-    return p;
-  }
-  if (errno != ENOENT && errno != ENOTDIR) return std::nullopt;
-  // Missing on the way. Had the walk passed through /proc (/proc/self/fd/N
-  // names the asker's fds), that could be the tracer's view only: walked
-  // again without leaving the starting mount, the same error proves that
-  // it never got there.
-  UniqueFd root;
-  int from = c.base;
-  if (path[0] == '/') {
-    root = UniqueFd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    from = root.get();
-  }
-  if (from < 0 || on_pseudo_fs(from)) return std::nullopt;
-  UniqueFd again(open_dir(c.base, dir, RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV));
-  if (again.valid() || (errno != ENOENT && errno != ENOTDIR)) return std::nullopt;
-  p.error = errno;
-  return p;
+  if (errno != EXDEV) return std::nullopt;
+  f.fd = UniqueFd(walk(c, follow, RESOLVE_NO_MAGICLINKS));
+  if (!f.fd.valid() || on_pseudo_fs(f.fd.get())) return std::nullopt;
+  return f;
 }
 
 }  // namespace
+
+bool on_plain_fs(int fd) { return !on_pseudo_fs(fd); }
 
 bool answerable(bs_sys sys, uint64_t open_flags) {
   switch (sys) {
@@ -189,38 +186,30 @@ bool answerable(bs_sys sys, uint64_t open_flags) {
 std::optional<int64_t> answer_lookup(pid_t tid, const LookupCall& c) {
   Ask q;
   if (c.path.empty() || !decode(c, q)) return std::nullopt;
-  auto parent = parent_of(c);
-  if (!parent) return std::nullopt;
-  if (parent->error) return -parent->error;
-  const char* leaf = parent->leaf.c_str();
-  int self = parent->leaf.empty() ? AT_EMPTY_PATH : 0;  // the object is the directory
+  auto found = find(c, q.follow);
+  if (!found) return std::nullopt;
+  if (found->error) return -found->error;
+  int fd = found->fd.get();
+  if (q.kind == Kind::kOpen) return std::nullopt;  // it exists: the tracee opens it itself
 
-  // The last component is looked at without following it, so a symlink
-  // (which may point into /proc) is seen before anything is answered.
   if (q.kind == Kind::kStatx) {
     struct statx sx {};
-    int flags = static_cast<int>((q.flags & ~uint64_t{AT_EMPTY_PATH}) | AT_SYMLINK_NOFOLLOW) | self;
-    if (::syscall(SYS_statx, parent->fd, leaf, flags, q.mask, &sx) != 0)
-      return errno == ENOENT ? std::optional<int64_t>(-ENOENT) : std::nullopt;
-    if (q.follow && (!(sx.stx_mask & STATX_TYPE) || S_ISLNK(sx.stx_mode))) return std::nullopt;
+    int flags = static_cast<int>(q.flags & AT_STATX_SYNC_TYPE) | AT_EMPTY_PATH;
+    if (::syscall(SYS_statx, fd, "", flags, q.mask, &sx) != 0) return std::nullopt;
     if (!write_out(tid, q.out, &sx, sizeof sx)) return std::nullopt;
     return 0;
   }
   struct stat st {};
-  int flags = static_cast<int>((q.flags & AT_NO_AUTOMOUNT) | AT_SYMLINK_NOFOLLOW) | self;
-  if (q.kind == Kind::kOpen) flags = AT_SYMLINK_NOFOLLOW | self;
-  if (::syscall(SYS_newfstatat, parent->fd, leaf, &st, flags) != 0)
-    return errno == ENOENT ? std::optional<int64_t>(-ENOENT) : std::nullopt;
+  if (::fstat(fd, &st) != 0) return std::nullopt;
   bool link = S_ISLNK(st.st_mode);
-  if (link && q.follow) return std::nullopt;
   switch (q.kind) {
     case Kind::kStat:
       if (!write_out(tid, q.out, &st, sizeof st)) return std::nullopt;
       return 0;
     case Kind::kAccess: {
       if (q.mode == F_OK) return 0;
-      int aflags = static_cast<int>(q.flags & ~uint64_t{AT_EMPTY_PATH}) | self;
-      if (::syscall(SYS_faccessat2, parent->fd, leaf, q.mode, aflags) == 0) return 0;
+      int flags = static_cast<int>(q.flags & AT_EACCESS) | AT_EMPTY_PATH;
+      if (::syscall(SYS_faccessat2, fd, "", q.mode, flags) == 0) return 0;
       if (errno == ENOSYS || errno == EINVAL) return std::nullopt;
       return -errno;
     }
@@ -228,7 +217,7 @@ std::optional<int64_t> answer_lookup(pid_t tid, const LookupCall& c) {
       if (!link) return -EINVAL;
       char buf[PATH_MAX];
       size_t cap = std::min(static_cast<size_t>(q.size), sizeof buf);
-      ssize_t n = ::readlinkat(parent->fd, leaf, buf, cap);
+      ssize_t n = ::readlinkat(fd, "", buf, cap);
       if (n < 0 || (static_cast<size_t>(n) == cap && cap < static_cast<size_t>(q.size)))
         return std::nullopt;
       if (n > 0 && !write_out(tid, q.out, buf, static_cast<size_t>(n))) return std::nullopt;
@@ -236,7 +225,7 @@ std::optional<int64_t> answer_lookup(pid_t tid, const LookupCall& c) {
     }
     case Kind::kOpen:
     case Kind::kStatx:
-      return std::nullopt;  // it exists: the tracee opens it itself
+      break;
   }
   return std::nullopt;
 }

@@ -15,12 +15,13 @@
 // makes the call itself):
 //  - The caller must check that the tracee runs with the tracer's
 //    credentials, user namespace and root directory (see the ptrace backend).
-//  - The directory holding the last component must be reached without
-//    magic links and must not be on procfs or another pseudo file system,
-//    where names depend on who asks (/proc/self, /proc/self/fd/N).
-//  - A last component that is a symlink is answered only by calls that do
-//    not follow it; ".", "..", a trailing slash, flags or sizes the kernel
-//    would reject, and outputs the tracer cannot write, are declined.
+//  - The name must be resolved without magic links and without passing
+//    through procfs or another pseudo file system, where names depend on
+//    who asks (/proc/self, /proc/self/fd/N): the walk first may not leave the
+//    mount it starts on; where it must, only what it finds off /proc (and
+//    not an automount point) is answered, never a miss.
+//  - Flags or sizes the kernel would reject, and outputs the tracer cannot
+//    write, are declined.
 // An answered open of a missing name returns ENOENT without allocating an
 // fd first, so a process at its fd limit sees ENOENT where the kernel would
 // have said EMFILE; that is the one known difference.
@@ -43,7 +44,8 @@ struct LookupCall {
   // A tracer fd for the directory a relative name starts from (the
   // tracee's cwd or dirfd, opened through /proc); unused for absolute ones.
   int base = -1;
-  std::string_view path;          // the name, as read from the tracee
+  bool base_plain = false;  // the caller knows base is not on a pseudo file system
+  std::string_view path;    // the name, as read from the tracee
   std::array<uint64_t, 6> args{};  // the syscall's raw arguments
 };
 
@@ -54,6 +56,10 @@ bool answerable(bs_sys sys, uint64_t open_flags);
 // the tracee tid's memory; nullopt when the tracer cannot be sure (nothing
 // was written then).
 std::optional<int64_t> answer_lookup(pid_t tid, const LookupCall& call);
+
+// Whether fd is on a file system where names mean the same to everyone
+// (not procfs or another pseudo file system, not autofs).
+bool on_plain_fs(int fd);
 
 // Makes the tracee, stopped at a seccomp stop, skip its syscall and see ret
 // as the result. False where unsupported (not x86_64) or on failure.

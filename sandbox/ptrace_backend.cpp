@@ -233,6 +233,7 @@ struct Proc {
   UniqueFd cwd;           // the cwd of thread cwd_tid, as of generation cwd_gen
   pid_t cwd_tid = 0;
   uint64_t cwd_gen = 0;
+  bool cwd_plain = false;  // on_plain_fs(cwd)
 };
 
 // The lines of /proc/PID/status that decide what a lookup may see.
@@ -759,15 +760,17 @@ bool PtraceSource::same_identity(pid_t tid, Thread& t) {
   return t.same_identity;
 }
 
-// An fd for the thread's cwd, kept per process until a cwd may change.
+// An fd for the thread's cwd, kept per process until a cwd may change; -1
+// if it is not on a plain file system (see lookup_answer.h).
 int PtraceSource::cwd_fd(pid_t tid, Thread& t) {
   Proc& p = procs_[t.tgid];
   if (!p.cwd.valid() || p.cwd_tid != tid || p.cwd_gen != gen_) {
     p.cwd = UniqueFd(::open(ProcPath(tid, "cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     p.cwd_tid = tid;
     p.cwd_gen = gen_;
+    p.cwd_plain = p.cwd.valid() && on_plain_fs(p.cwd.get());
   }
-  return p.cwd.get();
+  return p.cwd_plain ? p.cwd.get() : -1;
 }
 
 // The pending call's result, if the tracer could answer it (the tracee
@@ -788,6 +791,7 @@ std::optional<int64_t> PtraceSource::try_answer(pid_t tid, Thread& t) {
     int dirfd = d.dirfd1 ? static_cast<int>(p.args[d.dirfd1 - 1u]) : AT_FDCWD;
     if (dirfd == AT_FDCWD) {
       call.base = cwd_fd(tid, t);
+      call.base_plain = true;
     } else {
       dir = UniqueFd(::open(ProcPath(tid, "fd/", dirfd).c_str(), O_PATH | O_CLOEXEC));
       call.base = dir.get();

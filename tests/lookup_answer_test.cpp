@@ -98,16 +98,25 @@ TEST_CASE("a missing name is ENOENT, a file used as a directory ENOTDIR, as the 
   }
 }
 
-TEST_CASE("a symlink is answered only by calls that do not follow it") {
+TEST_CASE("symlinks are followed or not, as the call would") {
   Tree t;
   struct stat st {}, real {};
-  CHECK_FALSE(fstatat_answer(t.fd.get(), "link", st));
+  auto followed = fstatat_answer(t.fd.get(), "link", st);
+  REQUIRE(followed);
+  CHECK(*followed == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(fstatat_real(t.fd.get(), "dir/file", real) == 0);
+  CHECK(st.st_ino == real.st_ino);
   auto l = fstatat_answer(t.fd.get(), "link", st, AT_SYMLINK_NOFOLLOW);
   REQUIRE(l);
   CHECK(*l == 0);
   CHECK(S_ISLNK(st.st_mode));
   CHECK(fstatat_real(t.fd.get(), "link", real, AT_SYMLINK_NOFOLLOW) == 0);
   CHECK(st.st_ino == real.st_ino);
+  REQUIRE(::symlink("nowhere", (t.root + "/dangling").c_str()) == 0);
+  auto dangling = fstatat_answer(t.fd.get(), "dangling", st);
+  REQUIRE(dangling);
+  CHECK(*dangling == -ENOENT);
 }
 
 TEST_CASE("names whose lookup depends on who asks are declined") {
@@ -124,7 +133,7 @@ TEST_CASE("names whose lookup depends on who asks are declined") {
   CHECK(fstatat_answer(t.fd.get(), "to-proc", st, AT_SYMLINK_NOFOLLOW));
 }
 
-TEST_CASE("'.' and '..' are the directories themselves; a trailing slash is declined") {
+TEST_CASE("'.', '..' and a trailing slash mean what they mean to the kernel") {
   Tree t;
   struct stat st {}, real {};
   auto dot = fstatat_answer(t.fd.get(), ".", st);
@@ -135,7 +144,20 @@ TEST_CASE("'.' and '..' are the directories themselves; a trailing slash is decl
   auto up = fstatat_answer(t.fd.get(), "dir/..", st);
   REQUIRE(up);
   CHECK(st.st_ino == real.st_ino);
-  CHECK_FALSE(fstatat_answer(t.fd.get(), "dir/", st));
+  // A trailing slash asks for a directory and follows a symlink even for
+  // lstat, in the tracer's walk as in the kernel's.
+  REQUIRE(::symlink("dir", (t.root + "/dlink").c_str()) == 0);
+  for (int flags : {0, AT_SYMLINK_NOFOLLOW}) {
+    for (const char* name : {"dir/", "plain/", "dlink/", "link/", "nope/"}) {
+      CAPTURE(name);
+      CAPTURE(flags);
+      struct stat want {};
+      auto got = fstatat_answer(t.fd.get(), name, st, flags);
+      REQUIRE(got);
+      CHECK(*got == fstatat_real(t.fd.get(), name, want, flags));
+      if (*got == 0) CHECK(st.st_ino == want.st_ino);
+    }
+  }
 }
 
 TEST_CASE("arguments the kernel would reject, and unwritable outputs, are declined") {
