@@ -68,10 +68,6 @@ constexpr long kCredCalls[] = {SYS_setuid,   SYS_setgid,    SYS_setreuid, SYS_se
                                SYS_setgroups, SYS_capset};
 // ...and these may change the root or cwd of other threads too.
 constexpr long kNamespaceCalls[] = {SYS_unshare, SYS_setns, SYS_pivot_root};
-constexpr long kWatched[] = {SYS_setuid,   SYS_setgid,    SYS_setreuid, SYS_setregid,
-                             SYS_setresuid, SYS_setresgid, SYS_setfsuid, SYS_setfsgid,
-                             SYS_setgroups, SYS_capset,    SYS_unshare,  SYS_setns,
-                             SYS_pivot_root};
 
 bool one_of(std::span<const long> list, uint64_t nr) {
   return std::find(list.begin(), list.end(), static_cast<long>(nr)) != list.end();
@@ -278,7 +274,9 @@ class PtraceSource final : public EventSource {
   int wait_fd() const override { return -1; }
   size_t drain(EventSink&) override { return 0; }
   Result<std::vector<sock_filter>> child_filter() override {
-    return file_syscall_trace_filter(kWatched);
+    std::vector<long> watched(std::begin(kCredCalls), std::end(kCredCalls));
+    watched.insert(watched.end(), std::begin(kNamespaceCalls), std::end(kNamespaceCalls));
+    return file_syscall_trace_filter(watched);
   }
 
   SourceHealth health() override {
