@@ -9,6 +9,7 @@
 #include "cli/options.h"
 #include "sandbox/atomic_file.h"
 #include "sandbox/exec_command.h"
+#include "sandbox/journal_commands.h"
 #include "sandbox/provenance.h"
 #include "sandbox/record_printer.h"
 
@@ -51,6 +52,13 @@ int main(int argc, char** argv) {
     std::printf("bsandbox %s\n", BSANDBOX_VERSION);
     return 0;
   }
-  if (auto* s = std::get_if<bsandbox::cli::ShowCommand>(&*command)) return show(s->record);
-  return bsandbox::run_exec(std::get<bsandbox::cli::ExecCommand>(*command).options);
+  namespace cli = bsandbox::cli;
+  if (auto* s = std::get_if<cli::ShowCommand>(&*command)) return show(s->record);
+  if (auto* c = std::get_if<cli::InitCommand>(&*command)) return bsandbox::run_init(c->dir);
+  if (std::holds_alternative<cli::LogCommand>(*command)) return bsandbox::run_log();
+  if (auto* c = std::get_if<cli::DiffCommand>(&*command)) return bsandbox::run_diff(c->entry);
+  if (auto* c = std::get_if<cli::UndoCommand>(&*command)) return bsandbox::run_undo(c->entry, c->force);
+  if (auto* c = std::get_if<cli::RecoverCommand>(&*command)) return bsandbox::run_recover(c->abort);
+  if (auto* c = std::get_if<cli::GcCommand>(&*command)) return bsandbox::run_gc(c->keep, c->max_bytes);
+  return bsandbox::run_exec(std::get<cli::ExecCommand>(*command).options);
 }

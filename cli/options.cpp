@@ -11,6 +11,8 @@ namespace bsandbox::cli {
 const char kUsage[] =
     "usage: bsandbox exec [options] [--] COMMAND [ARG...]\n"
     "       bsandbox show RECORD\n"
+    "       bsandbox init [DIR] | log | diff ENTRY | undo [ENTRY] [--force]\n"
+    "       bsandbox recover [--abort] | gc [--keep N] [--max-size SIZE]\n"
     "       bsandbox --help | --version\n"
     "\n"
     "exec runs COMMAND and records which of its processes touched which file.\n"
@@ -21,11 +23,22 @@ const char kUsage[] =
     "  --buffer-size SIZE  kernel ring buffer, a power of two (default 16M)\n"
     "  -v, --verbose       say what bsandbox does\n"
     "  -q, --quiet         do not print the summary line\n"
+    "  --no-journal        inside a project, only trace (do not journal the run)\n"
+    "  --no-rollback       do not roll back this command's previous run first\n"
+    "  --force             roll back even paths changed since (keeping them)\n"
+    "  --contain           refuse writes outside the project\n"
     "exec exits with COMMAND's exit code (128+N if killed by signal N), 127 if\n"
     "COMMAND is not found, 126 if it cannot run, 125 if bsandbox itself fails.\n"
     "\n"
     "show prints a record made with --record: processes by parentage with their\n"
-    "files, and a summary.\n";
+    "files, and a summary.\n"
+    "\n"
+    "init makes DIR (default: .) a project: exec inside it journals each run's\n"
+    "writes, keeping what they overwrite, and rolls a command's previous run back\n"
+    "before running it again. log lists the journal, newest first; diff shows what\n"
+    "an entry changed; undo rolls one back (default: the newest in effect); recover\n"
+    "finishes or (--abort) rolls back work a crash interrupted; gc drops old\n"
+    "entries (default: keeps 100) and the content only they kept.\n";
 
 Result<size_t> parse_size(const std::string& text) {
   if (text.empty() || text[0] < '0' || text[0] > '9') return fail("invalid size '" + text + "'");
@@ -83,6 +96,14 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       if (*size < 4096 || (*size & (*size - 1)) != 0)
         return fail("--buffer-size must be a power of two of at least 4K, not '" + *v + "'");
       o.buffer_bytes = *size;
+    } else if (a == "--no-journal") {
+      o.no_journal = true;
+    } else if (a == "--no-rollback") {
+      o.no_rollback = true;
+    } else if (a == "--force") {
+      o.force = true;
+    } else if (a == "--contain") {
+      o.contain = true;
     } else if (a == "--strict") {
       o.strict = true;
     } else if (a == "-v" || a == "--verbose") {
@@ -98,6 +119,66 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   return ExecCommand{std::move(o)};
 }
 
+Result<uint64_t> parse_entry(const std::string& text) {
+  if (text.empty() || text.size() > 19 ||
+      text.find_first_not_of("0123456789") != std::string::npos || std::stoull(text) == 0)
+    return fail("'" + text + "' is not a journal entry number (see bsandbox log)");
+  return std::stoull(text);
+}
+
+// The subcommands of the journal: a few flags and at most one operand each.
+Result<Command> parse_journal(const std::string& sub, const std::vector<std::string>& args) {
+  std::vector<std::string> operands;
+  bool force = false, abort = false;
+  std::optional<uint64_t> keep, max_bytes;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const std::string& name) -> Result<std::string> {
+      if (a.size() > name.size() && a[name.size()] == '=') return a.substr(name.size() + 1);
+      if (i + 1 >= args.size()) return fail("option " + name + " needs a value");
+      return args[++i];
+    };
+    if (a == "--force" && sub == "undo") {
+      force = true;
+    } else if (a == "--abort" && sub == "recover") {
+      abort = true;
+    } else if (sub == "gc" && (a == "--keep" || a.starts_with("--keep="))) {
+      auto v = value("--keep");
+      if (!v) return tl::unexpected(v.error());
+      if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos || v->size() > 19)
+        return fail("--keep needs a number of entries, not '" + *v + "'");
+      keep = std::stoull(*v);
+    } else if (sub == "gc" && (a == "--max-size" || a.starts_with("--max-size="))) {
+      auto v = value("--max-size");
+      if (!v) return tl::unexpected(v.error());
+      auto size = parse_size(*v);
+      if (!size) return tl::unexpected(size.error());
+      max_bytes = *size;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return fail("unknown option '" + a + "' for " + sub + " (see bsandbox --help)");
+    } else {
+      operands.push_back(a);
+    }
+  }
+  size_t most = sub == "init" || sub == "diff" || sub == "undo" ? 1 : 0;
+  if (operands.size() > most || (sub == "diff" && operands.empty()))
+    return fail(std::string("usage: bsandbox ") +
+                (sub == "init" ? "init [DIR]" : sub == "diff" ? "diff ENTRY" : sub == "undo" ? "undo [ENTRY] [--force]"
+                 : sub == "recover" ? "recover [--abort]" : sub == "gc" ? "gc [--keep N] [--max-size SIZE]" : "log"));
+  if (sub == "init") return InitCommand{operands.empty() ? "." : operands[0]};
+  if (sub == "log") return LogCommand{};
+  if (sub == "recover") return RecoverCommand{abort};
+  if (sub == "gc") return GcCommand{keep, max_bytes};
+  uint64_t entry = 0;
+  if (!operands.empty()) {
+    auto n = parse_entry(operands[0]);
+    if (!n) return tl::unexpected(n.error());
+    entry = *n;
+  }
+  if (sub == "diff") return DiffCommand{entry};
+  return UndoCommand{entry, force};
+}
+
 }  // namespace
 
 Result<Command> parse(const std::vector<std::string>& args) {
@@ -111,6 +192,8 @@ Result<Command> parse(const std::vector<std::string>& args) {
       return fail("usage: bsandbox show RECORD");
     return ShowCommand{args[1]};
   }
+  if (sub == "init" || sub == "log" || sub == "diff" || sub == "undo" || sub == "recover" || sub == "gc")
+    return parse_journal(sub, args);
   return fail("unknown subcommand '" + sub + "' (see bsandbox --help)");
 }
 

@@ -1,6 +1,8 @@
 // options.h: the command line of `bsandbox`, parsed into what to do.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -18,8 +20,28 @@ struct ShowCommand {
 struct ExecCommand {
   ExecOptions options;
 };
+// The journal of a project (history.h).
+struct InitCommand {
+  std::string dir = ".";
+};
+struct LogCommand {};
+struct DiffCommand {
+  uint64_t entry = 0;
+};
+struct UndoCommand {
+  uint64_t entry = 0;  // 0: the newest entry in effect
+  bool force = false;
+};
+struct RecoverCommand {
+  bool abort = false;
+};
+struct GcCommand {
+  std::optional<uint64_t> keep;
+  std::optional<uint64_t> max_bytes;
+};
 
-using Command = std::variant<HelpCommand, VersionCommand, ShowCommand, ExecCommand>;
+using Command = std::variant<HelpCommand, VersionCommand, ShowCommand, ExecCommand, InitCommand,
+                             LogCommand, DiffCommand, UndoCommand, RecoverCommand, GcCommand>;
 
 // args excludes the program name.
 Result<Command> parse(const std::vector<std::string>& args);

@@ -9,7 +9,9 @@
 #include <memory>
 
 #include "sandbox/atomic_file.h"
+#include "sandbox/fs.h"
 #include "sandbox/ebpf_backend.h"
+#include "sandbox/journaled_run.h"
 #include "sandbox/process_tree.h"
 #include "sandbox/provenance.h"
 #include "sandbox/ptrace_backend.h"
@@ -87,11 +89,30 @@ int run_exec(const ExecOptions& o) {
     record_out.emplace(std::move(*f));
   }
 
+  std::string cwd = current_dir();
+  // Inside a project the run is journaled; entering its view (a private
+  // mount namespace) comes before the backend starts threads or tracees.
+  std::unique_ptr<JournaledRun> journal;
+  if (!o.no_journal) {
+    auto project = find_project(cwd);
+    if (!project) return error_exit(project.error().message);
+    if (*project) {
+      JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
+      auto j = JournaledRun::begin(std::move(**project), o.argv, cwd, environ, jo);
+      if (!j) return error_exit(j.error().message);
+      journal = std::move(*j);
+      if (o.verbose) say("journaling in " + journal->project().root);
+    }
+  }
+  if (!journal && (o.contain || o.no_rollback || o.force))
+    return error_exit(std::string(o.contain ? "--contain" : o.force ? "--force" : "--no-rollback") +
+                      " applies to journaled runs, and " + cwd +
+                      " is not inside a project (see bsandbox init)");
+
   auto source = open_backend(o);
   if (!source) return error_exit(source.error().message);
   if (o.verbose) say("backend: " + std::string((*source)->name()));
 
-  std::string cwd = current_dir();
   Clocks clocks = Clocks::measure();
   SystemLinkReader links;
   ProcessTree tree(links);
@@ -135,6 +156,25 @@ int run_exec(const ExecOptions& o) {
   rec.complete = problems.empty() && sh.lost == 0;
 
   int code = rec.exit_code;
+  if (journal) {
+    auto entry = journal->finish(rec);
+    if (!entry) {
+      say("error: " + entry.error().message);
+      code = kExitOwnError;
+    } else {
+      if (!entry->outside_writes.empty()) {
+        std::string list;
+        for (size_t i = 0; i < entry->outside_writes.size() && i < 3; ++i)
+          list += (i ? ", " : "") + printable_path(entry->outside_writes[i]);
+        if (entry->outside_writes.size() > 3) list += ", ...";
+        say("warning: " + std::to_string(entry->outside_writes.size()) + " paths written outside " +
+            journal->project().root + " are not journaled and cannot be rolled back: " + list +
+            " (--contain refuses such writes)");
+      }
+      if (!o.quiet)
+        say("journaled as " + describe(*entry) + ": " + std::to_string(entry->changes.size()) + " changes");
+    }
+  }
   std::string json_text, record_bytes;  // alive until the memory report below
   if (json_out) {
     json_text = to_json(rec);

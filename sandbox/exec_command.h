@@ -25,6 +25,11 @@ struct ExecOptions {
   bool verbose = false;
   bool quiet = false;
   size_t buffer_bytes = 16 << 20;
+  // Inside a project (bsandbox init): journal the run (journaled_run.h).
+  bool no_journal = false;   // trace only, even inside a project
+  bool no_rollback = false;  // do not roll back this command's previous run first
+  bool force = false;        // roll back even over later changes (keeping them)
+  bool contain = false;      // refuse writes outside the project
 };
 
 int run_exec(const ExecOptions& options);

@@ -1,0 +1,128 @@
+// journaled_run.cpp: see journaled_run.h.
+#include "sandbox/journaled_run.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
+
+#include "sandbox/fs.h"
+
+namespace bsandbox {
+namespace {
+
+void say(const std::string& line) { std::fprintf(stderr, "bsandbox: %s\n", line.c_str()); }
+
+std::string relative_to(const std::string& root, const std::string& path) {
+  if (path == root) return "";
+  if (root == "/") return path.substr(1);
+  return path.substr(root.size() + 1);
+}
+
+bool under(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+}
+
+ApplyHooks hooks_for(size_t total, bool quiet) {
+  ApplyHooks hooks;
+  hooks.pause = pause_point;
+  if (!quiet && total >= 5000) {
+    hooks.progress = [](size_t done, size_t total) {
+      if (done % 5000 == 0 || done == total)
+        std::fprintf(stderr, "bsandbox: applying changes: %zu of %zu\n", done, total);
+    };
+  }
+  return hooks;
+}
+
+}  // namespace
+
+std::vector<std::string> writes_outside(const Record& rec, const std::string& root) {
+  std::set<std::string> out;
+  for (const auto& p : rec.processes)
+    for (const auto& f : p.files) {
+      if (!(f.ops & kMutatingOps) || f.path == root || under(f.path, root)) continue;
+      if (under(f.path, "/dev") || under(f.path, "/proc") || under(f.path, "/sys")) continue;
+      out.insert(f.path);
+    }
+  return {out.begin(), out.end()};
+}
+
+Result<std::unique_ptr<JournaledRun>> JournaledRun::begin(Project project, const std::vector<std::string>& argv,
+                                                          const std::string& cwd, char** envp,
+                                                          const JournalOptions& o) {
+  auto p = std::make_unique<Project>(std::move(project));
+  auto history = open_history(*p);
+  if (!history) return tl::unexpected(history.error());
+  JournalEntry draft;
+  draft.argv = argv;
+  draft.cwd = relative_to(p->root, cwd);
+  draft.env_hash = environment_hash(envp);
+  draft.key = command_key(draft.cwd, argv, draft.env_hash);
+
+  auto lock = ProjectLock::take(*p);
+  if (!lock) return tl::unexpected(lock.error());
+  auto pending = find_interrupted(*p);
+  if (!pending) return tl::unexpected(pending.error());
+  if (pending->any()) return fail(interrupted_message(*p, *pending));
+  ViewOptions view;
+  view.contain = o.contain;
+  view.cwd = cwd;
+  view.store = &history->store;
+  if (!o.no_rollback) {
+    auto entries = read_entries(*history);
+    if (!entries) return tl::unexpected(entries.error());
+    if (auto prev = last_live_run(*entries, draft.key)) {
+      if (!o.quiet)
+        say("rolling back " + describe(*prev) + " (" + std::to_string(prev->changes.size()) +
+            " changes) before running it again");
+      auto undone = undo_entry(*history, *prev, o.force, "re-execution", hooks_for(prev->changes.size(), o.quiet));
+      if (!undone) return tl::unexpected(undone.error());
+      view.hidden = hidden_after(*entries, *prev);
+    }
+  }
+  auto run = RunDir::create(*p);
+  if (!run) return tl::unexpected(run.error());
+  auto entered = enter_overlay_view(*p, *run, view);
+  if (!entered) {
+    run->remove(*p);
+    return tl::unexpected(entered.error());
+  }
+  draft.work = run->name();
+  std::unique_ptr<JournaledRun> out(new JournaledRun(std::move(p), std::move(*history), std::move(*run)));
+  out->draft_ = std::move(draft);
+  out->options_ = o;
+  pause_point("before-command");
+  return out;
+}
+
+Result<JournalEntry> JournaledRun::finish(const Record& rec) {
+  const Project& p = *project_;
+  JournalEntry e = draft_;
+  e.start_ns = rec.start_ns;
+  e.end_ns = rec.end_ns;
+  e.exit_code = rec.exit_code;
+  e.backend = rec.backend;
+  e.outside_writes = writes_outside(rec, p.root);
+  if (auto r = replace_file_at(run_.fd(), "entry", encode_entry(e), run_.path(p) + "/entry"); !r)
+    return tl::unexpected(r.error());
+  auto lock = ProjectLock::take(p);
+  if (!lock) return tl::unexpected(lock.error());
+  UniqueFd upper(::openat(run_.fd(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!upper.valid()) return fail_errno(run_.path(p) + "/upper", errno);
+  auto changes = scan_upper(UpperLayout{upper.get(), {kStateDirName}}, p.root_fd.get());
+  if (!changes) return fail("reading the run's changes: " + changes.error().message);
+  e.changes = std::move(*changes);
+  ApplyHooks hooks = hooks_for(e.changes.size(), options_.quiet);
+  auto done = commit_changes(history_, std::move(e), ContentSource{upper.get(), &history_.store}, hooks);
+  if (!done) {
+    return fail(done.error().message + " (the run's output is kept in " + run_.path(p) +
+                ": `bsandbox recover` commits it, `bsandbox recover --abort` drops it)");
+  }
+  if (auto r = run_.remove(p); !r) say("warning: " + r.error().message);
+  return done;
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,54 @@
+// overlay_view.h: the private view a journaled run works in.
+//
+// enter_overlay_view() moves the calling process (bsandbox itself, so that
+// it and the traced command see the same files) into a new mount namespace
+// (inside a new user namespace when it is not root) in which the project
+// root's path shows an overlay: the real tree as the lower layer, the run's
+// upper directory taking every write. The state directory is covered by an
+// empty read-only tmpfs there, so the command can neither see nor damage the
+// journal. The real tree and the state stay reachable through the fds
+// Project holds (opened before), which is how the commit reaches them.
+//
+// Isolation: hidden paths (what later runs changed, shown as it was before
+// them) are laid out in a tmpfs as a second lower layer above the tree:
+// files restored from the store, whiteouts for what did not exist yet.
+//
+// --contain: every other mount is made read-only (mount_setattr, Linux
+// 5.12), with fresh tmpfs on /tmp, /var/tmp and /dev/shm, and /dev and /proc
+// left writable, so a write outside the root fails instead of escaping the
+// journal.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sandbox/file_state.h"
+#include "sandbox/project.h"
+#include "sandbox/result.h"
+#include "sandbox/store.h"
+
+namespace bsandbox {
+
+struct HiddenPath {
+  std::string path;  // relative to the root
+  FileState state;   // what the run sees there
+};
+
+struct ViewOptions {
+  bool contain = false;
+  std::vector<HiddenPath> hidden;
+  Store* store = nullptr;  // where hidden files' content comes from
+  std::string cwd;         // re-entered after mounting, so it resolves inside the view
+};
+
+struct View {
+  bool user_namespace = false;
+};
+
+Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewOptions& o);
+
+// Kills every process still in the mount namespace recorded for an
+// interrupted run (runs/NAME/mntns); returns how many there were.
+Result<int> kill_run_processes(const Project& p, const RunDir& run);
+
+}  // namespace bsandbox

@@ -1,0 +1,211 @@
+// store.cpp: see store.h.
+#include "sandbox/store.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sandbox/fs.h"
+
+namespace bsandbox {
+
+std::string Digest::hex() const {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (uint8_t b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+std::optional<Digest> Digest::from_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Digest d;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    d.bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return d;
+}
+
+std::optional<Digest> Digest::from_raw(std::string_view raw) {
+  if (raw.size() != 32) return std::nullopt;
+  Digest d;
+  std::copy(raw.begin(), raw.end(), d.bytes.begin());
+  return d;
+}
+
+Hasher::Hasher() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+Hasher::~Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Hasher::update(const void* data, size_t n) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n);
+}
+Digest Hasher::finish() {
+  Digest d;
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.bytes.data(), &n);
+  return d;
+}
+
+Digest hash_bytes(std::string_view data) {
+  Hasher h;
+  h.update(data.data(), data.size());
+  return h.finish();
+}
+
+Result<Digest> hash_fd(int fd, std::string_view what) {
+  Hasher h;
+  auto r = read_content(fd, what, [&](const char* p, size_t n) { h.update(p, n); });
+  if (!r) return tl::unexpected(r.error());
+  return h.finish();
+}
+
+Result<Store> Store::open(int parent_fd, const std::string& name, std::string display) {
+  if (::mkdirat(parent_fd, name.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail_errno(display, errno);
+  auto dir = open_beneath(parent_fd, name, O_RDONLY | O_DIRECTORY);
+  if (!dir) return fail(display + ": " + dir.error().message);
+  return Store(std::move(*dir), std::move(display));
+}
+
+std::string Store::rel(const Digest& d) const {
+  std::string h = d.hex();
+  return h.substr(0, 2) + "/" + h.substr(2);
+}
+
+std::string Store::where(const Digest& d) const { return display_ + "/" + rel(d); }
+
+Result<Digest> Store::put(int fd, std::string_view what, bool* already) {
+  if (already) *already = false;
+  UniqueFd tmp(::openat(dir_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444));
+  std::string named;  // the fallback where O_TMPFILE is not supported
+  if (!tmp.valid()) {
+    if (errno != EOPNOTSUPP && errno != EISDIR) return fail_errno(display_, errno);
+    named = temp_name();
+    tmp.reset(::openat(dir_.get(), named.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0444));
+    if (!tmp.valid()) return fail_errno(display_ + "/" + named, errno);
+  }
+  auto cleanup = [&] {
+    if (!named.empty()) ::unlinkat(dir_.get(), named.c_str(), 0);
+  };
+  Hasher h;
+  auto copied = copy_content(fd, tmp.get(), what, [&](const char* p, size_t n) { h.update(p, n); });
+  if (copied) copied = sync_fd(tmp.get(), display_);
+  if (!copied) {
+    cleanup();
+    return tl::unexpected(copied.error());
+  }
+  Digest d = h.finish();
+  std::string hex = d.hex(), sub = hex.substr(0, 2), final_rel = rel(d);
+  if (::mkdirat(dir_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST) {
+    cleanup();
+    return fail_errno(display_ + "/" + sub, errno);
+  }
+  int rc;
+  if (named.empty()) {
+    std::string proc = "/proc/self/fd/" + std::to_string(tmp.get());
+    rc = ::linkat(AT_FDCWD, proc.c_str(), dir_.get(), final_rel.c_str(), AT_SYMLINK_FOLLOW);
+    if (rc != 0 && errno == ENOENT)  // no /proc: needs CAP_DAC_READ_SEARCH instead
+      rc = ::linkat(tmp.get(), "", dir_.get(), final_rel.c_str(), AT_EMPTY_PATH);
+  } else {
+    rc = ::linkat(dir_.get(), named.c_str(), dir_.get(), final_rel.c_str(), 0);
+  }
+  int e = errno;
+  cleanup();
+  if (rc != 0 && e != EEXIST) return fail_errno(where(d), e);
+  if (rc != 0) {
+    if (already) *already = true;
+    // Already stored (by us earlier or by a concurrent process). A damaged
+    // copy of the wrong size is replaced; deeper damage is caught on restore.
+    struct stat have, want;
+    if (::fstatat(dir_.get(), final_rel.c_str(), &have, AT_SYMLINK_NOFOLLOW) == 0 &&
+        ::fstat(tmp.get(), &want) == 0 && have.st_size != want.st_size) {
+      std::string again = sub + "/" + temp_name();
+      std::string proc = "/proc/self/fd/" + std::to_string(tmp.get());
+      if (::linkat(AT_FDCWD, proc.c_str(), dir_.get(), again.c_str(), AT_SYMLINK_FOLLOW) == 0 &&
+          ::renameat(dir_.get(), again.c_str(), dir_.get(), final_rel.c_str()) != 0)
+        ::unlinkat(dir_.get(), again.c_str(), 0);
+    }
+  }
+  UniqueFd subdir(::openat(dir_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (subdir.valid()) {
+    if (auto s = sync_fd(subdir.get(), display_ + "/" + sub); !s) return tl::unexpected(s.error());
+  }
+  return d;
+}
+
+Result<void> Store::restore(const Digest& d, int dirfd, const std::string& name, mode_t mode) {
+  UniqueFd in(::openat(dir_.get(), rel(d).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in.valid()) {
+    if (errno == ENOENT) return fail(where(d) + ": object missing from the store");
+    return fail_errno(where(d), errno);
+  }
+  UniqueFd out(::openat(dirfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out.valid()) return fail_errno(printable_path(name), errno);
+  Hasher h;
+  auto r = copy_content(in.get(), out.get(), where(d), [&](const char* p, size_t n) { h.update(p, n); });
+  if (r && h.finish() != d) r = fail(where(d) + ": object is corrupt (its content does not match its hash)");
+  if (r && ::fchmod(out.get(), mode) != 0) r = fail_errno(printable_path(name), errno);
+  if (r) r = sync_fd(out.get(), printable_path(name));
+  if (!r) ::unlinkat(dirfd, name.c_str(), 0);
+  return r;
+}
+
+Result<void> Store::verify(const Digest& d) {
+  UniqueFd in(::openat(dir_.get(), rel(d).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in.valid()) {
+    if (errno == ENOENT) return fail(where(d) + ": object missing from the store");
+    return fail_errno(where(d), errno);
+  }
+  auto got = hash_fd(in.get(), where(d));
+  if (!got) return tl::unexpected(got.error());
+  if (*got != d) return fail(where(d) + ": object is corrupt (its content does not match its hash)");
+  return {};
+}
+
+bool Store::contains(const Digest& d) const {
+  return ::faccessat(dir_.get(), rel(d).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+uint64_t Store::disk_bytes(const Digest& d) const {
+  struct stat st;
+  if (::fstatat(dir_.get(), rel(d).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+Result<void> Store::remove(const Digest& d) {
+  if (::unlinkat(dir_.get(), rel(d).c_str(), 0) != 0 && errno != ENOENT)
+    return fail_errno(where(d), errno);
+  return {};
+}
+
+Result<std::vector<Digest>> Store::list() const {
+  auto subs = list_dir(dir_.get(), display_);
+  if (!subs) return tl::unexpected(subs.error());
+  std::vector<Digest> out;
+  for (const auto& sub : *subs) {
+    if (sub.size() != 2) continue;
+    auto sd = open_beneath(dir_.get(), sub, O_RDONLY | O_DIRECTORY);
+    if (!sd) return tl::unexpected(sd.error());
+    auto names = list_dir(sd->get(), display_ + "/" + sub);
+    if (!names) return tl::unexpected(names.error());
+    for (const auto& n : *names)
+      if (auto d = Digest::from_hex(sub + n)) out.push_back(*d);
+  }
+  return out;
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,88 @@
+// store.h: the content-addressed object store of a project's state.
+//
+// An object is a file's content, named by its SHA-256: objects/ab/cdef...
+// (the first two hex digits are a directory, so no directory grows past a
+// few thousand entries). put() copies a file into the store while hashing it
+// (holes stay holes, a 1 GiB sparse file costs what its data costs), into an
+// unnamed file (O_TMPFILE) that is fsynced and then linked under its hash: an
+// object is whole or absent, and two processes storing the same content at
+// once both succeed. restore() copies an object out and checks its hash on
+// the way, so a corrupt object is an error naming it, never a wrong file.
+// Objects are never handed out by link: a file restored into the tree is a
+// copy (or a reflink), so editing it cannot change the store.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/result.h"
+#include "sandbox/unique_fd.h"
+
+namespace bsandbox {
+
+struct Digest {
+  std::array<uint8_t, 32> bytes{};
+
+  std::string hex() const;
+  std::string_view raw() const {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+  static std::optional<Digest> from_hex(std::string_view hex);
+  static std::optional<Digest> from_raw(std::string_view raw);
+  bool operator==(const Digest&) const = default;
+  auto operator<=>(const Digest&) const = default;
+};
+
+// SHA-256, fed in pieces.
+class Hasher {
+ public:
+  Hasher();
+  ~Hasher();
+  Hasher(const Hasher&) = delete;
+  Hasher& operator=(const Hasher&) = delete;
+  void update(const void* data, size_t n);
+  Digest finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
+Digest hash_bytes(std::string_view data);
+// The content of fd from offset 0 (holes read as zeros without disk reads).
+Result<Digest> hash_fd(int fd, std::string_view what);
+
+class Store {
+ public:
+  // dir: the objects directory (created if missing).
+  static Result<Store> open(int parent_fd, const std::string& name, std::string display);
+
+  // Copies fd's content in; returns its hash. what names the source in
+  // errors; *already (if given) says whether the store had it before.
+  Result<Digest> put(int fd, std::string_view what, bool* already = nullptr);
+  // Writes the object into a new file dirfd/name (which must not exist) with
+  // the given mode, fsynced; checks the hash while copying.
+  Result<void> restore(const Digest& d, int dirfd, const std::string& name, mode_t mode);
+  // Reads the object through; an error says what is wrong with it.
+  Result<void> verify(const Digest& d);
+  bool contains(const Digest& d) const;
+  // Bytes the object occupies on disk (0 if absent).
+  uint64_t disk_bytes(const Digest& d) const;
+  Result<void> remove(const Digest& d);
+  Result<std::vector<Digest>> list() const;
+
+ private:
+  Store(UniqueFd dir, std::string display) : dir_(std::move(dir)), display_(std::move(display)) {}
+  std::string rel(const Digest& d) const;
+  std::string where(const Digest& d) const;
+
+  UniqueFd dir_;
+  std::string display_;  // the objects directory, for messages
+};
+
+}  // namespace bsandbox
