@@ -82,7 +82,16 @@ Result<void> set_attr_recursive(const char* path, uint64_t set, uint64_t clear) 
   return {};
 }
 
-Result<void> contain_outside() {
+// Makes everything but the view read-only. The view (the overlay and what
+// is mounted on it) is cloned first and put back on top afterwards, also
+// where the root lies under one of the fresh scratch directories.
+Result<void> contain_outside(const std::string& root) {
+  long view = ::syscall(SYS_open_tree, AT_FDCWD, root.c_str(), OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+  if (view < 0) {
+    if (errno == ENOSYS) return fail("--contain needs open_tree and mount_setattr (Linux 5.12 or later)");
+    return fail_errno("--contain: cannot clone the view", errno);
+  }
+  UniqueFd view_fd(static_cast<int>(view));
   if (auto r = set_attr_recursive("/", MOUNT_ATTR_RDONLY, 0); !r) return r;
   for (const char* writable : {"/dev", "/proc"}) {
     struct stat st;
@@ -95,6 +104,14 @@ Result<void> contain_outside() {
     if (::mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
       return fail_errno(std::string("--contain: cannot mount a private ") + scratch, errno);
   }
+  for (size_t slash = root.find('/', 1); ; slash = root.find('/', slash + 1)) {
+    std::string dir = root.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST && errno != EROFS)
+      return fail_errno("--contain: " + dir, errno);
+    if (slash == std::string::npos) break;
+  }
+  if (::syscall(SYS_move_mount, view_fd.get(), "", AT_FDCWD, root.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return fail_errno("--contain: cannot put the view back on " + root, errno);
   return {};
 }
 
@@ -187,9 +204,6 @@ Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewO
   auto work = reopen(root.get(), run_rel + "/work", work_old.get(), run.path(p) + "/work");
   if (!work) return tl::unexpected(work.error());
 
-  if (o.contain)
-    if (auto r = contain_outside(); !r) return tl::unexpected(r.error());
-
   std::string lower = fd_path(root.get());
   UniqueFd hide;
   if (!o.hidden.empty()) {
@@ -215,6 +229,8 @@ Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewO
   if (::mount("tmpfs", state_in_view.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
               "size=4k,mode=0755") != 0)
     return fail_errno("cannot hide " + state_in_view + " from the run", errno);
+  if (o.contain)
+    if (auto r = contain_outside(p.root); !r) return tl::unexpected(r.error());
   if (::chdir(o.cwd.c_str()) != 0) return fail_errno(o.cwd, errno);
   if (view.user_namespace) drop_capabilities();
   return view;
