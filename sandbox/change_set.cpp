@@ -290,9 +290,15 @@ Result<std::vector<std::string>> conflicts(const std::vector<Change>& changes, i
   std::vector<std::string> out;
   std::set<std::string> in = paths_of(changes);
   for (const auto& c : changes) {
-    auto now = current_state(root_fd, c.path, c.before.kind == FileKind::kFile);
+    // A before state not hashed yet (fresh from a scan) is compared by its
+    // size and mtime.
+    bool unhashed = c.before.kind == FileKind::kFile && !c.before.hash;
+    auto now = current_state(root_fd, c.path, c.before.kind == FileKind::kFile && !unhashed);
     if (!now) return tl::unexpected(now.error());
-    if (!now->same_as(c.before)) {
+    bool same = unhashed ? now->kind == FileKind::kFile && now->mode == c.before.mode &&
+                               now->size == c.before.size && now->mtime_ns == c.before.mtime_ns
+                         : now->same_as(c.before);
+    if (!same) {
       out.push_back(c.path);
     } else if (is_dir(*now) && !is_dir(c.after)) {
       std::vector<Change> extra;
