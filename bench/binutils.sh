@@ -7,8 +7,12 @@
 #   bench/binutils.sh run [ROUNDS]   ROUNDS (default 3) of: for each mode,
 #                                    `make -C ld clean`, then time `make -j2 all-ld`
 #   MODES="bare bsandbox" bench/binutils.sh run 8    only some modes
+#   bench/binutils.sh rollback       the journal: a journaled build, its undo
+#                                    (MB/s), the state's size, a re-execution
 #
-# Modes: bare; bsandbox (eBPF, --json record written); ptrace (bsandbox's
+# Modes: bare; bsandbox (eBPF, --json record written, not journaled);
+# journal (the same in a project, journaled: overlay, commit, pre-images;
+# --no-rollback, since `make clean` ran outside it); ptrace (bsandbox's
 # ptrace backend, record written); ptrace-noanswer (the same with lookups
 # not answered in the tracer: BSANDBOX_PTRACE_ANSWER=0); floor1 and floor2
 # (bench/stopfloor: a tracer that does nothing but stop once, or twice, per
@@ -56,9 +60,10 @@ one() {
 build_in() {
   case $1 in
     bare) make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
-    bsandbox) "$bsandbox" exec -q --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
-    ptrace) "$bsandbox" exec -q --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
-    ptrace-noanswer) BSANDBOX_PTRACE_ANSWER=0 "$bsandbox" exec -q --backend=ptrace --json "$work/ld.json" -- \
+    bsandbox) "$bsandbox" exec -q --no-journal --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    journal) (cd "$obj" && "$bsandbox" exec -q --no-rollback --backend=ebpf --json "$work/ld.json" -- make -j2 all-ld >/dev/null 2>&1) ;;
+    ptrace) "$bsandbox" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    ptrace-noanswer) BSANDBOX_PTRACE_ANSWER=0 "$bsandbox" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- \
       make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     floor1) "$stopfloor" 1 make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     floor2) "$stopfloor" 2 make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
@@ -68,11 +73,59 @@ build_in() {
   esac
 }
 
+# The journal on a full build: commit, undo (rollback of every output, as
+# MB/s of output), the state directory's size, and a re-execution (rollback
+# of the previous build, the build, its commit) against a traced build.
+rollback() {
+  [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
+  local TIMEFORMAT='%R' t_build t_undo t_traced t_reexec
+  rm -rf "$obj/.bsandbox"
+  "$bsandbox" init "$obj" >/dev/null
+  make -C "$obj/ld" clean >/dev/null 2>&1
+  touch "$work/mark"
+  sleep 0.1
+  t_build=$( { time (cd "$obj" && "$bsandbox" exec -q -- make -j2 all-ld >/dev/null 2>&1); } 2>&1 )
+  local out_bytes out_files state_built state_undone
+  out_bytes=$(find "$obj" -path "$obj/.bsandbox" -prune -o -type f -newer "$work/mark" -printf '%s\n' | awk '{s+=$1} END {print s}')
+  out_files=$(find "$obj" -path "$obj/.bsandbox" -prune -o -type f -newer "$work/mark" -print | wc -l)
+  state_built=$(du -sb "$obj/.bsandbox" | cut -f1)
+  sync
+  t_undo=$( { time (cd "$obj" && "$bsandbox" undo >/dev/null); } 2>&1 )
+  state_undone=$(du -sb "$obj/.bsandbox" | cut -f1)
+  # Re-execution: build (journaled) again, then the same command again: it
+  # rolls the first back, runs in the view, commits.
+  (cd "$obj" && "$bsandbox" exec -q -- make -j2 all-ld >/dev/null 2>&1)
+  sync
+  t_reexec=$( { time (cd "$obj" && "$bsandbox" exec -q -- make -j2 all-ld >/dev/null 2>&1); } 2>&1 )
+  make -C "$obj/ld" clean >/dev/null 2>&1
+  sync
+  t_traced=$( { time "$bsandbox" exec -q --no-journal -- make -C "$obj" -j2 all-ld >/dev/null 2>&1; } 2>&1 )
+  python3 - "$out_bytes" "$out_files" "$state_built" "$state_undone" "$t_build" "$t_undo" "$t_reexec" "$t_traced" <<'EOF'
+import sys
+out_bytes, out_files, built, undone = map(int, sys.argv[1:5])
+t_build, t_undo, t_reexec, t_traced = map(float, sys.argv[5:9])
+mb = out_bytes / 1e6
+print("| what | value |")
+print("|---|---|")
+print(f"| outputs of the build (files newer than its start) | {out_files} files, {mb:.1f} MB |")
+print(f"| journaled build (from clean) | {t_build:.2f} s |")
+print(f"| state directory after it | {built / 1e6:.2f} MB ({built / out_bytes:.1%} of the outputs) |")
+print(f"| bsandbox undo of that build | {t_undo:.2f} s = {mb / t_undo:.0f} MB/s of outputs |")
+print(f"| state directory after the undo (outputs kept) | {undone / 1e6:.1f} MB ({undone / out_bytes:.0%} of the outputs) |")
+print(f"| re-execution: rollback of a full build + build + commit | {t_reexec:.2f} s |")
+print(f"| traced build from clean (--no-journal) | {t_traced:.2f} s ({t_reexec / t_traced:.3f}x) |")
+EOF
+}
+
 run() {
   local rounds=${1:-3}
   [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
-  local modes=(${MODES:-bare bsandbox ptrace ptrace-noanswer floor1 floor2 strace strace-seccomp})
+  local modes=(${MODES:-bare bsandbox journal ptrace ptrace-noanswer floor1 floor2 strace strace-seccomp})
   declare -A times cpus
+  if [[ " ${modes[*]} " == *" journal "* ]]; then
+    rm -rf "$obj/.bsandbox"
+    "$bsandbox" init "$obj" >/dev/null
+  fi
   for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < ${#modes[@]}; i++)); do
       local mode=${modes[$(((i + r) % ${#modes[@]}))]}
@@ -81,7 +134,7 @@ run() {
       times[$mode]+="$t "
       cpus[$mode]+="$c "
       echo "round $((r + 1)) $mode ${t}s wall, ${c}s cpu" >&2
-      if [ "$mode" = bsandbox ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ]; then
+      if [ "$mode" = bsandbox ] || [ "$mode" = journal ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ]; then
         python3 - "$work/ld.json" <<'EOF' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -99,7 +152,8 @@ EOF
   for m in "${modes[@]}"; do args+=("$m" "${times[$m]}" "${cpus[$m]}"); done
   python3 - "$rounds" "${args[@]}" <<'EOF'
 import statistics, sys
-names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "ptrace": "bsandbox --backend=ptrace",
+names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "journal": "bsandbox (eBPF), journaled",
+         "ptrace": "bsandbox --backend=ptrace",
          "ptrace-noanswer": "ptrace, lookups not answered (BSANDBOX_PTRACE_ANSWER=0)",
          "floor1": "stopfloor 1 (one stop per call, no work)",
          "floor2": "stopfloor 2 (two stops per call, no work)",
@@ -122,5 +176,6 @@ EOF
 case ${1:-} in
   prepare) prepare ;;
   run) run "${2:-3}" ;;
-  *) echo "usage: $0 prepare | run [ROUNDS]" >&2; exit 2 ;;
+  rollback) rollback ;;
+  *) echo "usage: $0 prepare | run [ROUNDS] | rollback" >&2; exit 2 ;;
 esac

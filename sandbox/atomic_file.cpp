@@ -28,26 +28,32 @@ Result<AtomicFile> AtomicFile::create(std::string path) {
   if (path.empty() || path.back() == '/') return fail(path + ": not a file name");
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return fail(path + ": is a directory");
+  UniqueFd dir(::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return fail_errno(path, errno);
   // A record is an ordinary file: mode 0666 less the umask.
   mode_t mask = ::umask(0);
   ::umask(mask);
-  int fd = ::open(dir_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
-  if (fd >= 0) return AtomicFile(std::move(path), std::string(), UniqueFd(fd));
+  int fd = ::openat(dir.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
+  if (fd >= 0) return AtomicFile(std::move(path), std::move(dir), std::string(), UniqueFd(fd));
   if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return fail_errno(path, errno);
-  std::string temp = dir_of(path) + "/." + base_of(path) + ".XXXXXX";
-  fd = ::mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0) return fail_errno(path, errno);
-  ::fchmod(fd, 0666 & ~mask);
-  return AtomicFile(std::move(path), std::move(temp), UniqueFd(fd));
+  for (int attempt = 0;; ++attempt) {
+    std::string temp = "." + base_of(path) + "." + std::to_string(::getpid()) + "." + std::to_string(attempt);
+    fd = ::openat(dir.get(), temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
+    if (fd >= 0) return AtomicFile(std::move(path), std::move(dir), std::move(temp), UniqueFd(fd));
+    if (errno != EEXIST || attempt > 100) return fail_errno(path, errno);
+  }
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
-    : path_(std::move(other.path_)), temp_(std::move(other.temp_)), fd_(std::move(other.fd_)) {
+    : path_(std::move(other.path_)),
+      dir_(std::move(other.dir_)),
+      temp_(std::move(other.temp_)),
+      fd_(std::move(other.fd_)) {
   other.temp_.clear();
 }
 
 AtomicFile::~AtomicFile() {
-  if (fd_.valid() && !temp_.empty()) ::unlink(temp_.c_str());
+  if (fd_.valid() && !temp_.empty()) ::unlinkat(dir_.get(), temp_.c_str(), 0);
 }
 
 Result<void> AtomicFile::commit(std::string_view data) {
@@ -65,11 +71,10 @@ Result<void> AtomicFile::commit(std::string_view data) {
   if (temp_.empty()) {
     // Name the unnamed file, then move the name into place.
     for (int attempt = 0; temp_.empty(); ++attempt) {
-      std::string name = dir_of(path_) + "/." + base_of(path_) + "." + std::to_string(::getpid()) +
-                         "." + std::to_string(attempt);
+      std::string name = "." + base_of(path_) + "." + std::to_string(::getpid()) + "." + std::to_string(attempt);
       std::string proc = "/proc/self/fd/" + std::to_string(fd_.get());
-      if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0 ||
-          ::linkat(fd_.get(), "", AT_FDCWD, name.c_str(), AT_EMPTY_PATH) == 0) {
+      if (::linkat(AT_FDCWD, proc.c_str(), dir_.get(), name.c_str(), AT_SYMLINK_FOLLOW) == 0 ||
+          ::linkat(fd_.get(), "", dir_.get(), name.c_str(), AT_EMPTY_PATH) == 0) {
         temp_ = name;
       } else if (errno != EEXIST || attempt > 100) {
         return fail_errno(path_, errno);
@@ -77,13 +82,12 @@ Result<void> AtomicFile::commit(std::string_view data) {
     }
   }
   fd_.reset();
-  if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+  if (::renameat(dir_.get(), temp_.c_str(), dir_.get(), base_of(path_).c_str()) != 0) {
     int e = errno;
-    ::unlink(temp_.c_str());
+    ::unlinkat(dir_.get(), temp_.c_str(), 0);
     return fail_errno(path_, e);
   }
-  UniqueFd dir(::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) ::fsync(dir.get());
+  ::fsync(dir_.get());
   return {};
 }
 

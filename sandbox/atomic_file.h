@@ -8,6 +8,9 @@
 // the old file, if any, stays as it was, and since the file has no name
 // before commit even a crash leaves nothing behind. On file systems without
 // O_TMPFILE a named temporary (mkstemp) is used and removed on failure.
+// Everything after create() goes through an fd of the destination's
+// directory, so a file created before bsandbox enters a journaled run's
+// mount namespace is still committed where it was meant to go.
 #pragma once
 
 #include <string>
@@ -31,11 +34,12 @@ class AtomicFile {
   const std::string& path() const { return path_; }
 
  private:
-  AtomicFile(std::string path, std::string temp, UniqueFd fd)
-      : path_(std::move(path)), temp_(std::move(temp)), fd_(std::move(fd)) {}
+  AtomicFile(std::string path, UniqueFd dir, std::string temp, UniqueFd fd)
+      : path_(std::move(path)), dir_(std::move(dir)), temp_(std::move(temp)), fd_(std::move(fd)) {}
 
   std::string path_;
-  std::string temp_;  // the named temporary (mkstemp fallback); empty for O_TMPFILE
+  UniqueFd dir_;      // the destination's directory
+  std::string temp_;  // the named temporary's name in dir_ (fallback); empty for O_TMPFILE
   UniqueFd fd_;       // invalid once committed or moved from
 };
 

@@ -2,10 +2,11 @@
 #include "sandbox/journaled_run.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <set>
+#include <map>
 
 #include "sandbox/fs.h"
 
@@ -40,14 +41,22 @@ ApplyHooks hooks_for(size_t total, bool quiet) {
 }  // namespace
 
 std::vector<std::string> writes_outside(const Record& rec, const std::string& root) {
-  std::set<std::string> out;
+  std::map<std::string, OpSet> ops;
   for (const auto& p : rec.processes)
     for (const auto& f : p.files) {
       if (!(f.ops & kMutatingOps) || f.path == root || under(f.path, root)) continue;
       if (under(f.path, "/dev") || under(f.path, "/proc") || under(f.path, "/sys")) continue;
-      out.insert(f.path);
+      ops[f.path] |= f.ops;
     }
-  return {out.begin(), out.end()};
+  std::vector<std::string> out;
+  for (const auto& [path, o] : ops) {
+    // A temporary the run made and removed again (a compiler's /tmp/cc*.s)
+    // left nothing behind.
+    struct stat st;
+    if ((o & kOpCreate) && (o & kOpDelete) && ::lstat(path.c_str(), &st) != 0) continue;
+    out.push_back(path);
+  }
+  return out;
 }
 
 Result<std::unique_ptr<JournaledRun>> JournaledRun::begin(Project project, const std::vector<std::string>& argv,
@@ -98,8 +107,15 @@ Result<std::unique_ptr<JournaledRun>> JournaledRun::begin(Project project, const
   return out;
 }
 
+JournaledRun::~JournaledRun() {
+  if (settled_) return;
+  if (auto killed = kill_run_processes(*project_, run_); !killed) say("warning: " + killed.error().message);
+  if (auto r = run_.remove(*project_); !r) say("warning: " + r.error().message);
+}
+
 Result<JournalEntry> JournaledRun::finish(const Record& rec) {
   const Project& p = *project_;
+  settled_ = true;
   JournalEntry e = draft_;
   e.start_ns = rec.start_ns;
   e.end_ns = rec.end_ns;

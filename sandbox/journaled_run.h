@@ -40,6 +40,12 @@ class JournaledRun {
   // made outside the root. Returns the entry.
   Result<JournalEntry> finish(const Record& rec);
   const Project& project() const { return *project_; }
+  // A run that never reached finish() (bsandbox failed before or while
+  // supervising) is discarded: its leftover processes killed, its upper
+  // directory removed. The tree was never touched.
+  ~JournaledRun();
+  JournaledRun(const JournaledRun&) = delete;
+  JournaledRun& operator=(const JournaledRun&) = delete;
 
  private:
   JournaledRun(std::unique_ptr<Project> p, History h, RunDir run)
@@ -50,10 +56,11 @@ class JournaledRun {
   RunDir run_;
   JournalEntry draft_;
   JournalOptions options_;
+  bool settled_ = false;  // finish() ran: committed, or kept for recover
 };
 
-// The paths of rec written, created or deleted outside root (pseudo file
-// systems excepted), sorted and unique.
+// The paths of rec written, created or deleted outside root, sorted: not
+// /dev, /proc or /sys, and not temporaries the run both created and removed.
 std::vector<std::string> writes_outside(const Record& rec, const std::string& root);
 
 }  // namespace bsandbox

@@ -448,6 +448,10 @@ def commands_outside_a_project_and_bad_input():
     one_line_error(bs(d, "undo"), "nothing to undo")
     one_line_error(bs(d, "gc", "--keep", "x"), "--keep")
     check(b"nothing to recover" in run_ok(d, "recover").stdout, "recover with nothing to do")
+    # A backend that cannot start leaves no interrupted run behind.
+    u = project("journal-user", NOBODY)
+    one_line_error(bs(u, "exec", "--backend=ebpf", "--", "true", user=NOBODY), "eBPF")
+    run_ok(u, "log", user=NOBODY)
     run_ok(d, "exec", "-q", "--", "sh", "-c", "echo 1 > a")
     run_ok(d, "exec", "-q", "--", "sh", "-c", "echo 2 > a")
     # A damaged journal entry is reported, naming it.
@@ -473,6 +477,22 @@ def commands_outside_a_project_and_bad_input():
     p = bs(d, "undo")
     one_line_error(p, "corrupt")
     same_tree(snapshot(d), before, "an undo from a damaged store changes nothing")
+
+
+@journal_check
+def records_are_written_where_asked():
+    """--json and --record files are bsandbox's, not the run's: written to
+    the real tree (inside the root or out of it), never journaled."""
+    need_root()
+    d = project()
+    out = tempfile.mkdtemp(prefix="bsandbox-records-")
+    p = run_ok(d, "exec", "-q", "--json", "inside.json", "--record", f"{out}/outside.rec", "--",
+               "sh", "-c", "echo y > made")
+    check(os.path.exists(os.path.join(d, "inside.json")), "the JSON record inside the root")
+    check(os.path.exists(f"{out}/outside.rec"), "the binary record outside it")
+    check(b"inside.json" not in run_ok(d, "diff", "1").stdout, "records are not part of the entry")
+    run_ok(d, "show", f"{out}/outside.rec")
+    shutil.rmtree(out)
 
 
 @journal_check
