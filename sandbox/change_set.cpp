@@ -77,7 +77,7 @@ class Scanner {
     std::string path = join_path(rel, name);
     struct stat up;
     if (::fstatat(upper_dir, name.c_str(), &up, AT_SYMLINK_NOFOLLOW) != 0)
-      return fail_errno(printable_path(path), errno);
+      return fail_errno(printable(path), errno);
     FileState real;
     if (real_dir >= 0) {
       auto r = observe_at(real_dir, name, false, path);
@@ -93,11 +93,11 @@ class Scanner {
     if (S_ISDIR(up.st_mode)) {
       bool opaque = in_opaque || is_opaque(upper_dir, name);
       UniqueFd upper_sub(::openat(upper_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!upper_sub.valid()) return fail_errno(printable_path(path), errno);
+      if (!upper_sub.valid()) return fail_errno(printable(path), errno);
       UniqueFd real_sub;
       if (real.kind == FileKind::kDir) {
         real_sub.reset(::openat(real_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!real_sub.valid()) return fail_errno(printable_path(path), errno);
+        if (!real_sub.valid()) return fail_errno(printable(path), errno);
         if (!real.same_as(*after) || real.uid != after->uid || real.gid != after->gid)
           out_->push_back({path, real, *after});
       } else {
@@ -111,7 +111,7 @@ class Scanner {
     }
     if (after->kind == FileKind::kFile) {
       UniqueFd fd(::openat(upper_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      if (!fd.valid()) return fail_errno(printable_path(path), errno);
+      if (!fd.valid()) return fail_errno(printable(path), errno);
       auto h = hash_fd(fd.get(), path);
       if (!h) return tl::unexpected(h.error());
       after->hash = *h;
@@ -138,7 +138,7 @@ class Scanner {
                                   const FileState& real) {
     if (real.kind != FileKind::kDir) return {};
     UniqueFd sub(::openat(real_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub.valid()) return fail_errno(printable_path(path), errno);
+    if (!sub.valid()) return fail_errno(printable(path), errno);
     auto names = list_dir(sub.get(), path);
     if (!names) return tl::unexpected(names.error());
     for (const auto& n : *names)
@@ -174,12 +174,12 @@ bool is_dir(const FileState& s) { return s.kind == FileKind::kDir; }
 
 Result<void> set_owner_and_time(int dirfd, const std::string& name, const FileState& s) {
   if (::geteuid() == 0 && ::fchownat(dirfd, name.c_str(), s.uid, s.gid, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail_errno(printable_path(name), errno);
+    return fail_errno(printable(name), errno);
   timespec times[2];
   times[0].tv_sec = times[1].tv_sec = s.mtime_ns / 1000000000;
   times[0].tv_nsec = times[1].tv_nsec = s.mtime_ns % 1000000000;
   if (::utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail_errno(printable_path(name), errno);
+    return fail_errno(printable(name), errno);
   return {};
 }
 
@@ -192,7 +192,7 @@ Result<void> install(const Change& c, const Parent& parent, const ContentSource&
     if (!up) return fail("the run's copy of " + up.error().message);
     if (::renameat(up->dir.get(), up->name.c_str(), parent.dir.get(), parent.name.c_str()) == 0)
       return {};
-    if (errno != EXDEV) return fail_errno(printable_path(c.path), errno);
+    if (errno != EXDEV) return fail_errno(printable(c.path), errno);
     // Another file system inside the project: copy instead.
   }
   std::string temp = temp_name();
@@ -205,27 +205,27 @@ Result<void> install(const Change& c, const Parent& parent, const ContentSource&
         if (!up) return tl::unexpected(up.error());
         UniqueFd in(::openat(up->dir.get(), up->name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         UniqueFd out(::openat(dir, temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-        if (!in.valid() || !out.valid()) return fail_errno(printable_path(c.path), errno);
+        if (!in.valid() || !out.valid()) return fail_errno(printable(c.path), errno);
         r = copy_content(in.get(), out.get(), c.path);
-        if (r && ::fchmod(out.get(), a.mode) != 0) r = fail_errno(printable_path(c.path), errno);
+        if (r && ::fchmod(out.get(), a.mode) != 0) r = fail_errno(printable(c.path), errno);
         if (r) r = sync_fd(out.get(), c.path);
       } else {
         r = source.store->restore(*a.hash, dir, temp, a.mode);
       }
       break;
     case FileKind::kSymlink:
-      if (::symlinkat(a.target.c_str(), dir, temp.c_str()) != 0) r = fail_errno(printable_path(c.path), errno);
+      if (::symlinkat(a.target.c_str(), dir, temp.c_str()) != 0) r = fail_errno(printable(c.path), errno);
       break;
     case FileKind::kFifo:
       if (::mkfifoat(dir, temp.c_str(), 0600) != 0 || ::fchmodat(dir, temp.c_str(), a.mode, 0) != 0)
-        r = fail_errno(printable_path(c.path), errno);
+        r = fail_errno(printable(c.path), errno);
       break;
     default:
-      return fail(printable_path(c.path) + ": cannot restore a " + kind_name(a.kind));
+      return fail(printable(c.path) + ": cannot restore a " + kind_name(a.kind));
   }
   if (r) r = set_owner_and_time(dir, temp, a);
   if (r && ::renameat(dir, temp.c_str(), dir, parent.name.c_str()) != 0)
-    r = fail_errno(printable_path(c.path), errno);
+    r = fail_errno(printable(c.path), errno);
   if (!r) ::unlinkat(dir, temp.c_str(), 0);
   return r;
 }
@@ -247,7 +247,7 @@ Result<uint64_t> keep_before(std::vector<Change>& changes, int root_fd, Store& s
     auto parent = open_parent(root_fd, c.path);
     if (!parent) return tl::unexpected(parent.error());
     UniqueFd fd(::openat(parent->dir.get(), parent->name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return fail_errno(printable_path(c.path), errno);
+    if (!fd.valid()) return fail_errno(printable(c.path), errno);
     bool had = false;
     auto put = store.put(fd.get(), c.path, &had);
     if (!put) return tl::unexpected(put.error());
@@ -354,8 +354,8 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
     int flags = is_dir(*now) ? AT_REMOVEDIR : 0;
     if (::unlinkat(parent->dir.get(), parent->name.c_str(), flags) != 0 && errno != ENOENT) {
       if (errno == ENOTEMPTY || errno == EEXIST)
-        return fail(printable_path(c.path) + ": cannot remove the directory: something else put files in it");
-      return fail_errno(printable_path(c.path), errno);
+        return fail(printable(c.path) + ": cannot remove the directory: something else put files in it");
+      return fail_errno(printable(c.path), errno);
     }
     step();
   }
@@ -367,7 +367,7 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
     if (!parent) return tl::unexpected(parent.error());
     if (is_dir(c.after)) {
       if (::mkdirat(parent->dir.get(), parent->name.c_str(), 0700) != 0 && errno != EEXIST)
-        return fail_errno(printable_path(c.path), errno);
+        return fail_errno(printable(c.path), errno);
       step();
       continue;
     }
@@ -394,8 +394,8 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
     int dir = parent->dir.get();
     const char* name = parent->name.c_str();
     if (::geteuid() == 0 && ::fchownat(dir, name, c.after.uid, c.after.gid, AT_SYMLINK_NOFOLLOW) != 0)
-      return fail_errno(printable_path(c.path), errno);
-    if (::fchmodat(dir, name, c.after.mode, 0) != 0) return fail_errno(printable_path(c.path), errno);
+      return fail_errno(printable(c.path), errno);
+    if (::fchmodat(dir, name, c.after.mode, 0) != 0) return fail_errno(printable(c.path), errno);
   }
   if (hooks.pause) hooks.pause("commit-applied");
   if (::syncfs(root_fd) != 0) return fail_errno("syncfs of the project", errno);

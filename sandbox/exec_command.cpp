@@ -165,7 +165,7 @@ int run_exec(const ExecOptions& o) {
       if (!entry->outside_writes.empty()) {
         std::string list;
         for (size_t i = 0; i < entry->outside_writes.size() && i < 3; ++i)
-          list += (i ? ", " : "") + printable_path(entry->outside_writes[i]);
+          list += (i ? ", " : "") + printable(entry->outside_writes[i]);
         if (entry->outside_writes.size() > 3) list += ", ...";
         say("warning: " + std::to_string(entry->outside_writes.size()) + " paths written outside " +
             journal->project().root + " are not journaled and cannot be rolled back: " + list +

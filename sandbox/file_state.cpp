@@ -51,7 +51,7 @@ Result<FileState> state_from_stat(int dirfd, const std::string& name, const stru
     std::string buf(static_cast<size_t>(st.st_size) + 1, '\0');
     for (;;) {
       ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
-      if (n < 0) return fail_errno(printable_path(what), errno);
+      if (n < 0) return fail_errno(printable(what), errno);
       if (static_cast<size_t>(n) < buf.size()) {
         buf.resize(static_cast<size_t>(n));
         break;
@@ -72,12 +72,12 @@ Result<FileState> observe_at(int dirfd, const std::string& name, bool hash, std:
   struct stat st;
   if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return FileState{};
-    return fail_errno(printable_path(what), errno);
+    return fail_errno(printable(what), errno);
   }
   auto s = state_from_stat(dirfd, name, st, what);
   if (!s || !hash || s->kind != FileKind::kFile) return s;
   UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return fail_errno(printable_path(what), errno);
+  if (!fd.valid()) return fail_errno(printable(what), errno);
   auto d = hash_fd(fd.get(), what);
   if (!d) return tl::unexpected(d.error());
   s->hash = *d;

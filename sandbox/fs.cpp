@@ -18,7 +18,7 @@
 namespace bsandbox {
 namespace {
 
-std::string quoted(std::string_view path) { return "'" + printable_path(path) + "'"; }
+std::string quoted(std::string_view path) { return "'" + printable(path) + "'"; }
 
 // Component by component, each opened with O_NOFOLLOW: the fallback for
 // kernels without openat2 (before 5.6).
@@ -281,36 +281,6 @@ std::string join_path(std::string_view dir, std::string_view name) {
   std::string out(dir);
   out += '/';
   out += name;
-  return out;
-}
-
-std::string printable_path(std::string_view path) {
-  std::string out;
-  const auto* s = reinterpret_cast<const unsigned char*>(path.data());
-  size_t n = path.size();
-  for (size_t i = 0; i < n;) {
-    unsigned char c = s[i];
-    // A valid multi-byte UTF-8 sequence is kept as it is.
-    size_t len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 1;
-    if (c >= 0x80 && len > 1 && i + len <= n &&
-        std::all_of(s + i + 1, s + i + len, [](unsigned char b) { return (b & 0xc0) == 0x80; })) {
-      out.append(path.substr(i, len));
-      i += len;
-      continue;
-    }
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c >= 0x7f) {
-      static const char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-    ++i;
-  }
   return out;
 }
 

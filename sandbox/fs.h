@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sandbox/result.h"
+#include "sandbox/text.h"
 #include "sandbox/unique_fd.h"
 
 namespace bsandbox {
@@ -74,9 +75,5 @@ Result<std::vector<std::string>> list_dir(int dirfd, std::string_view what);
 
 // "a/b" + "c" -> "a/b/c"; "" + "c" -> "c".
 std::string join_path(std::string_view dir, std::string_view name);
-
-// A path as a person can read it on one line: printable ASCII as is, any
-// other byte (newline, invalid UTF-8) as \n, \t or \xNN, and backslash as \\.
-std::string printable_path(std::string_view path);
 
 }  // namespace bsandbox

@@ -43,16 +43,6 @@ std::string local_time(int64_t ns) {
   return buf;
 }
 
-std::string command_line(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`*?[]{}();&|<>!#~") == std::string::npos;
-    out += plain ? printable_path(a) : "'" + printable_path(a) + "'";
-  }
-  return out;
-}
-
 Result<void> write_entry_marked(History& h, JournalEntry& e, JournalEntry::Status s) {
   e.status = s;
   return h.journal.write(e);
@@ -71,10 +61,10 @@ Result<std::vector<std::string>> keep_strays(History& h, const std::vector<Chang
     if (!now) return tl::unexpected(now.error());
     if (now->same_as(c.before) || now->same_as(c.after) || now->kind != FileKind::kFile) continue;
     UniqueFd fd(::openat(parent->dir.get(), parent->name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return fail_errno(printable_path(c.path), errno);
+    if (!fd.valid()) return fail_errno(printable(c.path), errno);
     auto d = h.store.put(fd.get(), c.path);
     if (!d) return tl::unexpected(d.error());
-    notes.push_back("kept the current " + printable_path(c.path) + " (changed after the crash) as " +
+    notes.push_back("kept the current " + printable(c.path) + " (changed after the crash) as " +
                     h.project->state + "/objects/" + d->hex().substr(0, 2) + "/" + d->hex().substr(2));
   }
   return notes;
@@ -185,7 +175,7 @@ Result<JournalEntry> undo_entry(History& h, const JournalEntry& target, bool for
   if (!clash) return tl::unexpected(clash.error());
   if (!clash->empty()) {
     if (!force) {
-      std::string first = printable_path((*clash)[0]);
+      std::string first = printable((*clash)[0]);
       std::string more = clash->size() > 1 ? " (and " + std::to_string(clash->size() - 1) + " more)" : "";
       return fail(first + more + ": changed since " + describe(target) +
                   " wrote it; nothing was undone (--force keeps the current version in the store and goes ahead)");
@@ -325,7 +315,7 @@ std::string log_text(const std::vector<JournalEntry>& entries) {
       if (e.forced) out += " --force";
     } else {
       out += "run  exit " + std::to_string(e.exit_code) + "  ";
-      out += (e.cwd.empty() ? "" : "[" + printable_path(e.cwd) + "] ") + command_line(e.argv);
+      out += (e.cwd.empty() ? "" : "[" + printable(e.cwd) + "] ") + command_line(e.argv);
     }
     out += "  | " + std::to_string(e.changes.size()) + " changed, " + human_bytes(e.kept_bytes) + " kept";
     if (!e.outside_writes.empty())
@@ -348,7 +338,7 @@ std::string diff_text(const JournalEntry& e) {
   auto describe_state = [](const FileState& s) {
     std::string d = kind_name(s.kind);
     if (s.kind == FileKind::kFile) d += " " + human_bytes(s.size);
-    if (s.kind == FileKind::kSymlink) d += " -> " + printable_path(s.target);
+    if (s.kind == FileKind::kSymlink) d += " -> " + printable(s.target);
     if (s.kind == FileKind::kFile || s.kind == FileKind::kDir) {
       char mode[8];
       std::snprintf(mode, sizeof mode, " %04o", s.mode);
@@ -380,9 +370,9 @@ std::string diff_text(const JournalEntry& e) {
       what = describe_state(c->before) + " => " + describe_state(c->after);
     }
     out += code;
-    out += "  " + printable_path(c->path) + "  (" + what + ")\n";
+    out += "  " + printable(c->path) + "  (" + what + ")\n";
   }
-  for (const auto& w : e.outside_writes) out += "!  " + printable_path(w) + "  (outside the root: not journaled)\n";
+  for (const auto& w : e.outside_writes) out += "!  " + printable(w) + "  (outside the root: not journaled)\n";
   return out;
 }
 

@@ -118,7 +118,7 @@ Result<JournalEntry> decode_entry(std::string_view bytes, std::string_view what)
     Change c;
     c.path = pc.path();
     if (c.path.empty() || !from_pb(pc.before(), &c.before) || !from_pb(pc.after(), &c.after))
-      return fail(w + ": journal entry is damaged (bad change of '" + printable_path(c.path) + "')");
+      return fail(w + ": journal entry is damaged (bad change of '" + printable(c.path) + "')");
     e.changes.push_back(std::move(c));
   }
   e.outside_writes.assign(m.outside_writes().begin(), m.outside_writes().end());

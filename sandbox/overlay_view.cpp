@@ -145,7 +145,7 @@ Result<void> make_entry(int dir, const std::string& name, const HiddenPath& h, S
     case FileKind::kOther:
       return {};
   }
-  if (rc != 0) return fail_errno("hiding " + printable_path(h.path) + " from the run", errno);
+  if (rc != 0) return fail_errno("hiding " + printable(h.path) + " from the run", errno);
   return {};
 }
 
@@ -170,7 +170,7 @@ Result<void> build_hidden(int hide_fd, int root_fd, const std::vector<HiddenPath
       auto parent = open_parent(hide_fd, dir);
       if (!parent) return tl::unexpected(parent.error());
       if (::mkdirat(parent->dir.get(), parent->name.c_str(), 0700) != 0 && errno != EEXIST)
-        return fail_errno("hiding " + printable_path(dir) + " from the run", errno);
+        return fail_errno("hiding " + printable(dir) + " from the run", errno);
       ::fchmodat(parent->dir.get(), parent->name.c_str(), mode | 0700, 0);
     }
     auto parent = open_parent(hide_fd, h->path);

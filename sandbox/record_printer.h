@@ -10,12 +10,11 @@
 #include <string>
 
 #include "sandbox/provenance.h"
+#include "sandbox/text.h"
 
 namespace bsandbox {
 
 std::string summary_line(const Record& record);
 std::string print_tree(const Record& record);
-// A byte string made safe to print on a terminal.
-std::string printable(std::string_view bytes);
 
 }  // namespace bsandbox

@@ -154,12 +154,12 @@ Result<void> Store::restore(const Digest& d, int dirfd, const std::string& name,
     return fail_errno(where(d), errno);
   }
   UniqueFd out(::openat(dirfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!out.valid()) return fail_errno(printable_path(name), errno);
+  if (!out.valid()) return fail_errno(printable(name), errno);
   Hasher h;
   auto r = copy_content(in.get(), out.get(), where(d), [&](const char* p, size_t n) { h.update(p, n); });
   if (r && h.finish() != d) r = fail(where(d) + ": object is corrupt (its content does not match its hash)");
-  if (r && ::fchmod(out.get(), mode) != 0) r = fail_errno(printable_path(name), errno);
-  if (r) r = sync_fd(out.get(), printable_path(name));
+  if (r && ::fchmod(out.get(), mode) != 0) r = fail_errno(printable(name), errno);
+  if (r) r = sync_fd(out.get(), printable(name));
   if (!r) ::unlinkat(dirfd, name.c_str(), 0);
   return r;
 }

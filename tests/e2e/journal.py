@@ -336,28 +336,19 @@ def crash_during_command():
     check(left.returncode == 1, f"no process of the run is left: {left.stdout!r}")
 
 
-@journal_check
-def crash_while_keeping_before_states():
-    crash_check("store-before", expect="after")
-    crash_check("store-before", abort=True, expect="before")
+def crash_both_ways(phase):
+    """kill -9 at phase: recover finishes the run, recover --abort undoes it."""
+    def check_phase():
+        crash_check(phase, expect="after")
+        crash_check(phase, abort=True, expect="before")
+    return check_phase
 
 
-@journal_check
-def crash_after_journaling():
-    crash_check("commit-journaled", expect="after")
-    crash_check("commit-journaled", abort=True, expect="before")
-
-
-@journal_check
-def crash_in_the_middle_of_a_commit():
-    crash_check("commit-applying", expect="after")
-    crash_check("commit-applying", abort=True, expect="before")
-
-
-@journal_check
-def crash_after_applying():
-    crash_check("commit-applied", expect="after")
-    crash_check("commit-applied", abort=True, expect="before")
+for _name, _phase in (("crash_while_keeping_before_states", "store-before"),
+                      ("crash_after_journaling", "commit-journaled"),
+                      ("crash_in_the_middle_of_a_commit", "commit-applying"),
+                      ("crash_after_applying", "commit-applied")):
+    CHECKS[_name] = crash_both_ways(_phase)
 
 
 @journal_check
