@@ -17,10 +17,13 @@
 #include <set>
 #include <thread>
 
+#include "sandbox/atomic_file.h"
 #include "sandbox/fs.h"
 
 namespace bsandbox {
 namespace {
+
+constexpr char kRunMarker[] = "bsandbox-run";
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
@@ -225,10 +228,20 @@ Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewO
   opts += view.user_namespace ? ",userxattr" : ",redirect_dir=nofollow,metacopy=off";
   if (::mount("overlay", p.root.c_str(), "overlay", 0, opts.c_str()) != 0)
     return fail_errno("cannot mount the run's overlay on " + p.root + " (see dmesg)", errno);
+  // The state directory's place in the view: an empty read-only tmpfs but
+  // for one file naming the run, which tells recover that a process is this
+  // run's (a namespace's inode number alone is reused once it is gone).
   std::string state_in_view = p.root + (p.root == "/" ? "" : "/") + kStateDirName;
-  if (::mount("tmpfs", state_in_view.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "size=4k,mode=0755") != 0)
+  if (::mount("tmpfs", state_in_view.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755") != 0)
     return fail_errno("cannot hide " + state_in_view + " from the run", errno);
+  {
+    UniqueFd mark(::open((state_in_view + "/" + kRunMarker).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444));
+    if (!mark.valid()) return fail_errno(state_in_view + "/" + kRunMarker, errno);
+    if (auto r = write_all(mark.get(), run.name(), kRunMarker); !r) return tl::unexpected(r.error());
+  }
+  if (::mount(nullptr, state_in_view.c_str(), nullptr,
+              MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return fail_errno("cannot make " + state_in_view + " read-only in the run", errno);
   if (o.contain)
     if (auto r = contain_outside(p.root); !r) return tl::unexpected(r.error());
   if (::chdir(o.cwd.c_str()) != 0) return fail_errno(o.cwd, errno);
@@ -254,6 +267,11 @@ Result<int> kill_run_processes(const Project& p, const RunDir& run) {
       if (::stat(ns.c_str(), &st) != 0 || st.st_ino != ino) continue;
       pid_t pid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
       if (pid == ::getpid()) continue;
+      // The inode says which namespace; the marker that it is this run's.
+      std::string marker = std::string("/proc/") + e->d_name + "/root" + p.root +
+                           (p.root == "/" ? "" : "/") + kStateDirName + "/" + kRunMarker;
+      auto name = read_file(marker);
+      if (!name || *name != run.name()) continue;
       if (::kill(pid, SIGKILL) == 0) ++found;
     }
     ::closedir(proc);
