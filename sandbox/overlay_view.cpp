@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -184,10 +185,51 @@ Result<void> build_hidden(int hide_fd, int root_fd, const std::vector<HiddenPath
   return {};
 }
 
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mount_path(std::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && i + 3 < in.size() && std::isdigit(static_cast<unsigned char>(in[i + 1]))) {
+      out += static_cast<char>((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+// The overlay shows the root's own file system only: a mount below the root
+// would silently vanish from the run's view, so it is refused, named.
+Result<void> check_no_mounts_below(const std::string& root) {
+  auto info = read_file("/proc/self/mountinfo");
+  if (!info) return tl::unexpected(info.error());
+  std::string prefix = root == "/" ? "/" : root + "/";
+  size_t at = 0;
+  while (at < info->size()) {
+    size_t end = info->find('\n', at);
+    if (end == std::string::npos) end = info->size();
+    std::string_view line(info->data() + at, end - at);
+    at = end + 1;
+    // id parent major:minor root mountpoint ...
+    size_t field = 0, pos = 0;
+    for (; field < 4 && pos != std::string_view::npos; ++field) pos = line.find(' ', pos + 1);
+    if (pos == std::string_view::npos) continue;
+    size_t stop = line.find(' ', pos + 1);
+    std::string point = unescape_mount_path(line.substr(pos + 1, stop - pos - 1));
+    if (point.size() > prefix.size() && point.compare(0, prefix.size(), prefix) == 0)
+      return fail(printable(point) + " is a mount point inside the project " + root +
+                  ", which a journaled run cannot cover (it journals one file system); "
+                  "use --no-journal, or make a project that holds no mount");
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewOptions& o) {
   View view;
+  if (auto r = check_no_mounts_below(p.root); !r) return tl::unexpected(r.error());
   if (auto r = enter_namespaces(&view); !r) return tl::unexpected(r.error());
   struct stat ns;
   if (::stat("/proc/self/ns/mnt", &ns) != 0) return fail_errno("/proc/self/ns/mnt", errno);

@@ -487,6 +487,25 @@ def records_are_written_where_asked():
 
 
 @journal_check
+def a_mount_inside_the_project_is_refused():
+    """The overlay covers one file system: a mount below the root would
+    vanish from the run's view, so the run is refused, naming it."""
+    need_root()
+    d = project()
+    sub = os.path.join(d, "has space")
+    os.mkdir(sub)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", sub], check=True)
+    try:
+        before = snapshot(d)
+        one_line_error(bs(d, "exec", "--", "sh", "-c", "echo x > y"), sub, "--no-journal")
+        same_tree(snapshot(d), before, "a refused run changes nothing")
+        run_ok(d, "log")  # and leaves nothing to recover
+        run_ok(d, "exec", "-q", "--no-journal", "--", "true")
+    finally:
+        subprocess.run(["umount", "-l", sub])
+
+
+@journal_check
 def gc_keeps_what_is_needed():
     need_root()
     d = project()
