@@ -172,6 +172,30 @@ std::vector<size_t> order(const std::vector<Change>& changes) {
 
 bool is_dir(const FileState& s) { return s.kind == FileKind::kDir; }
 
+// A directory of the tree that its owner made read-only (0555) is made
+// writable for the one change inside it and then put back; root needs no
+// such help. (A crash in between leaves it u+w.)
+class WritableDir {
+ public:
+  explicit WritableDir(int dir) {
+    struct stat st;
+    if (::geteuid() == 0 || ::fstat(dir, &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 0300) == 0300)
+      return;
+    self_ = "/proc/self/fd/" + std::to_string(dir);
+    mode_ = st.st_mode & 07777;
+    if (::chmod(self_.c_str(), mode_ | 0300) != 0) self_.clear();
+  }
+  ~WritableDir() {
+    if (!self_.empty()) ::chmod(self_.c_str(), mode_);
+  }
+  WritableDir(const WritableDir&) = delete;
+  WritableDir& operator=(const WritableDir&) = delete;
+
+ private:
+  std::string self_;
+  mode_t mode_ = 0;
+};
+
 Result<void> set_owner_and_time(int dirfd, const std::string& name, const FileState& s) {
   if (::geteuid() == 0 && ::fchownat(dirfd, name.c_str(), s.uid, s.gid, AT_SYMLINK_NOFOLLOW) != 0)
     return fail_errno(printable(name), errno);
@@ -190,6 +214,7 @@ Result<void> install(const Change& c, const Parent& parent, const ContentSource&
   if (source.upper_fd >= 0) {
     auto up = open_parent(source.upper_fd, c.path);
     if (!up) return fail("the run's copy of " + up.error().message);
+    WritableDir from(up->dir.get());
     if (::renameat(up->dir.get(), up->name.c_str(), parent.dir.get(), parent.name.c_str()) == 0)
       return {};
     if (errno != EXDEV) return fail_errno(printable(c.path), errno);
@@ -352,6 +377,7 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
     if (now->absent() || (is_dir(*now) && is_dir(c.after))) { step(); continue; }
     if (!is_dir(*now) && !c.after.absent() && !is_dir(c.after) && is_dir(c.before)) { step(); continue; }
     int flags = is_dir(*now) ? AT_REMOVEDIR : 0;
+    WritableDir writable(parent->dir.get());
     if (::unlinkat(parent->dir.get(), parent->name.c_str(), flags) != 0 && errno != ENOENT) {
       if (errno == ENOTEMPTY || errno == EEXIST)
         return fail(printable(c.path) + ": cannot remove the directory: something else put files in it");
@@ -365,6 +391,7 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
     if (c.after.absent()) continue;
     auto parent = open_parent(root_fd, c.path);
     if (!parent) return tl::unexpected(parent.error());
+    WritableDir writable(parent->dir.get());
     if (is_dir(c.after)) {
       if (::mkdirat(parent->dir.get(), parent->name.c_str(), 0700) != 0 && errno != EEXIST)
         return fail_errno(printable(c.path), errno);

@@ -134,6 +134,7 @@ Result<JournalEntry> JournaledRun::finish(const Record& rec) {
   ApplyHooks hooks = hooks_for(e.changes.size(), options_.quiet);
   auto done = commit_changes(history_, std::move(e), ContentSource{upper.get(), &history_.store}, hooks);
   if (!done) {
+    if (done.error().message.find("nothing was changed") == std::string::npos) return done;
     return fail(done.error().message + " (the run's output is kept in " + run_.path(p) +
                 ": `bsandbox recover` commits it, `bsandbox recover --abort` drops it)");
   }

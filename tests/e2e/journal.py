@@ -171,6 +171,24 @@ def isolated():
 
 
 @journal_check
+def read_only_directories():
+    """A user's read-only directory that a run writes in (chmod u+w, write,
+    chmod u-w): the commit and the undo get in and leave it read-only."""
+    for label, opts, user in backends():
+        d = project(label, user)
+        sh(d, "mkdir ro; echo old > ro/old; chmod 555 ro", user)
+        before = snapshot(d)
+        run_ok(d, "exec", "-q", *opts, "--", "sh", "-c",
+               "chmod u+w ro; echo x > ro/new; rm ro/old; chmod u-w ro", user=user)
+        after = snapshot(d)
+        check(b"ro/new" in after and b"ro/old" not in after and after[b"ro"] == ("dir", "0o555"),
+              f"{label}: committed into the read-only directory: {after}")
+        run_ok(d, "undo", user=user)
+        same_tree(snapshot(d), before, f"{label}: undo")
+        sh(d, "chmod -R u+w ro", user)
+
+
+@journal_check
 def conflicts_refuse_and_force_keeps():
     need_root()
     d = project()
