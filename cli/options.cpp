@@ -36,7 +36,7 @@ const char kUsage[] =
     "init makes DIR (default: .) a project: exec inside it journals each run's\n"
     "writes, keeping what they overwrite, and rolls a command's previous run back\n"
     "before running it again. log lists the journal, newest first; diff shows what\n"
-    "an entry changed; undo rolls one back (default: the newest in effect); recover\n"
+    "an entry changed; undo rolls one back (default: the newest run in effect); recover\n"
     "finishes or (--abort) rolls back work a crash interrupted; gc drops old\n"
     "entries (default: keeps 100) and the content only they kept.\n";
 

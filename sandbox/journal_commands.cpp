@@ -75,8 +75,10 @@ int run_undo(uint64_t id, bool force) {
     std::set<uint64_t> undone = undone_ids(*entries);
     const JournalEntry* target = nullptr;
     for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
+      // By default the newest run in effect: undo after undo walks back.
       if (id ? it->id == id
-             : it->status == JournalEntry::Status::kCommitted && !undone.count(it->id)) {
+             : it->kind == JournalEntry::Kind::kRun && it->status == JournalEntry::Status::kCommitted &&
+                   !undone.count(it->id)) {
         target = &*it;
         break;
       }

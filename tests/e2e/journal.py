@@ -203,11 +203,13 @@ def conflicts_refuse_and_force_keeps():
     p = bs(d, "undo")
     one_line_error(p, "out")
     same_tree(snapshot(d), before, "a refused undo changes nothing")
-    run_ok(d, "undo", "--force")
+    said = run_ok(d, "undo", "--force").stdout.decode()
+    forced = said.split(" as entry ")[1].split(":")[0]
     check(not os.path.exists(os.path.join(d, "out")), "undo removed out")
     with open(os.path.join(d, "in")) as f:
         check(f.read() == "in\n", "undo restored in")
-    run_ok(d, "undo")  # the forced undo: brings the hand-edited version back
+    one_line_error(bs(d, "undo"), "nothing to undo")  # the default is the newest run
+    run_ok(d, "undo", forced)  # the forced undo: brings the hand-edited version back
     same_tree(snapshot(d), before, "undo of the forced undo")
 
 
@@ -521,6 +523,36 @@ def a_mount_inside_the_project_is_refused():
         run_ok(d, "exec", "-q", "--no-journal", "--", "true")
     finally:
         subprocess.run(["umount", "-l", sub])
+
+
+@journal_check
+def concurrent_runs():
+    """Journaled runs side by side in one project (make -j with a wrapper):
+    each commits its own entry; where two wrote the same file the later
+    commit wins and the earlier version is kept as its before state."""
+    need_root()
+    d = project()
+    sh(d, "echo start > shared")
+    procs = [subprocess.Popen([BSANDBOX, "exec", "-q", "--", "sh", "-c",
+                               f"sleep 0.5; echo {i} > own{i}; echo {i} > shared"],
+                              cwd=d, stderr=subprocess.PIPE) for i in range(6)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        check(p.returncode == 0, err)
+    for i in range(6):
+        with open(os.path.join(d, f"own{i}")) as f:
+            check(f.read() == f"{i}\n", f"own{i}")
+    log = run_ok(d, "log").stdout.decode().splitlines()
+    check(len(log) == 6, f"six entries: {log}")
+    with open(os.path.join(d, "shared")) as f:
+        last = f.read()
+    check(last in {f"{i}\n" for i in range(6)}, f"shared holds one run's write: {last!r}")
+    # Undo them newest first: back to the start, every step refusing nothing.
+    for _ in range(6):
+        run_ok(d, "undo")
+    with open(os.path.join(d, "shared")) as f:
+        check(f.read() == "start\n", "undoing all of them restores the start")
+    check(not any(n.startswith("own") for n in os.listdir(d)), "and removes what they made")
 
 
 @journal_check
