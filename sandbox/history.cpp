@@ -311,7 +311,8 @@ std::string log_text(const std::vector<JournalEntry>& entries) {
                   local_time(e.start_ns).c_str());
     out += head;
     if (e.kind == JournalEntry::Kind::kUndo) {
-      out += "undo of " + std::to_string(e.undoes) + (e.reason.empty() ? "" : " (" + e.reason + ")");
+      out += "undo of " + std::to_string(e.undoes) +
+             (e.reason.empty() || e.reason == "undo" ? "" : " (" + e.reason + ")");
       if (e.forced) out += " --force";
     } else {
       out += "run  exit " + std::to_string(e.exit_code) + "  ";
