@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <set>
 
 #include "sandbox/fs.h"
@@ -99,13 +100,13 @@ class Scanner {
         real_sub.reset(::openat(real_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!real_sub.valid()) return fail_errno(printable(path), errno);
         if (!real.same_as(*after) || real.uid != after->uid || real.gid != after->gid)
-          out_->push_back({path, real, *after});
+          out_->push_back(Change{path, real, *after, {}, {}});
       } else {
         if (!real.absent()) {
           auto r = before_of_replaced(real_dir, name, path, real);
           if (!r) return r;
         }
-        out_->push_back({path, real, *after});
+        out_->push_back(Change{path, real, *after, {}, {}});
       }
       return dir(upper_sub.get(), real_sub.valid() ? real_sub.get() : -1, path, opaque);
     }
@@ -129,7 +130,7 @@ class Scanner {
       auto r = before_of_replaced(real_dir, name, path, real);
       if (!r) return r;
     }
-    out_->push_back({path, real, *after});
+    out_->push_back(Change{path, real, *after, {}, {}});
     return {};
   }
 
@@ -152,7 +153,7 @@ class Scanner {
     if (!real) return tl::unexpected(real.error());
     if (real->absent()) return {};
     if (auto r = before_of_replaced(real_dir, name, path, *real); !r) return r;
-    out_->push_back({path, *real, FileState{}});
+    out_->push_back(Change{path, *real, FileState{}, {}, {}});
     return {};
   }
 
@@ -207,9 +208,20 @@ Result<void> set_owner_and_time(int dirfd, const std::string& name, const FileSt
   return {};
 }
 
+// Links temp in parent to c.after_link if that still is a file with
+// c.after's content (and so, being the same file, its mode and times).
+bool link_back(const Change& c, int root_fd, int dir, const std::string& temp) {
+  if (c.after_link.empty() || c.after.kind != FileKind::kFile) return false;
+  auto other = open_parent(root_fd, c.after_link);
+  if (!other) return false;
+  auto now = observe_at(other->dir.get(), other->name, true, c.after_link);
+  if (!now || !now->same_as(c.after) || now->uid != c.after.uid || now->gid != c.after.gid) return false;
+  return ::linkat(other->dir.get(), other->name.c_str(), dir, temp.c_str(), 0) == 0;
+}
+
 // Makes parent/name hold c.after (not a directory), replacing what is there
 // (not a directory either) in one rename.
-Result<void> install(const Change& c, const Parent& parent, const ContentSource& source) {
+Result<void> install(const Change& c, const Parent& parent, const ContentSource& source, int root_fd) {
   const FileState& a = c.after;
   if (source.upper_fd >= 0) {
     auto up = open_parent(source.upper_fd, c.path);
@@ -222,6 +234,12 @@ Result<void> install(const Change& c, const Parent& parent, const ContentSource&
   }
   std::string temp = temp_name();
   int dir = parent.dir.get();
+  if (link_back(c, root_fd, dir, temp)) {
+    if (::renameat(dir, temp.c_str(), dir, parent.name.c_str()) == 0) return {};
+    int e = errno;
+    ::unlinkat(dir, temp.c_str(), 0);
+    return fail_errno(printable(c.path), e);
+  }
   Result<void> r;
   switch (a.kind) {
     case FileKind::kFile:
@@ -265,11 +283,53 @@ Result<std::vector<Change>> scan_upper(const UpperLayout& upper, int root_fd) {
   return out;
 }
 
+namespace {
+
+// For each inode in wanted, a path of the tree (not in skip) that is a name
+// of it: one walk of the tree, made only when some file to be replaced has
+// other hard links.
+Result<void> find_links(int dir, const std::string& rel, const std::set<std::string>& skip,
+                        std::map<ino_t, std::string>* wanted, size_t* left) {
+  auto names = list_dir(dir, rel.empty() ? "." : rel);
+  if (!names) return tl::unexpected(names.error());
+  for (const auto& n : *names) {
+    if (*left == 0) return {};
+    if (rel.empty() && n == ".bsandbox") continue;
+    std::string path = join_path(rel, n);
+    struct stat st;
+    if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub.valid())
+        if (auto r = find_links(sub.get(), path, skip, wanted, left); !r) return r;
+    } else if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !skip.count(path)) {
+      auto it = wanted->find(st.st_ino);
+      if (it != wanted->end() && it->second.empty()) {
+        it->second = path;
+        --*left;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<uint64_t> keep_before(std::vector<Change>& changes, int root_fd, Store& store) {
   uint64_t added = 0;
+  std::map<ino_t, std::string> links;   // inode -> another name
+  std::map<ino_t, std::vector<Change*>> linked;
   for (auto& c : changes) {
-    if (c.before.kind != FileKind::kFile || (c.before.hash && store.contains(*c.before.hash))) continue;
-    auto parent = open_parent(root_fd, c.path);
+    if (c.before.kind != FileKind::kFile) continue;
+    int err = 0;
+    auto parent = open_parent(root_fd, c.path, &err);
+    struct stat st;
+    if (parent && ::fstatat(parent->dir.get(), parent->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode) && st.st_nlink > 1) {
+      links.emplace(st.st_ino, "");
+      linked[st.st_ino].push_back(&c);
+    }
+    if (c.before.hash && store.contains(*c.before.hash)) continue;
     if (!parent) return tl::unexpected(parent.error());
     UniqueFd fd(::openat(parent->dir.get(), parent->name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return fail_errno(printable(c.path), errno);
@@ -278,6 +338,14 @@ Result<uint64_t> keep_before(std::vector<Change>& changes, int root_fd, Store& s
     if (!put) return tl::unexpected(put.error());
     c.before.hash = *put;
     if (!had) added += store.disk_bytes(*put);
+  }
+  if (!links.empty()) {
+    std::set<std::string> changed;
+    for (const auto& c : changes) changed.insert(c.path);
+    size_t left = links.size();
+    if (auto r = find_links(root_fd, "", changed, &links, &left); !r) return tl::unexpected(r.error());
+    for (auto& [ino, cs] : linked)
+      for (Change* c : cs) c->before_link = links[ino];
   }
   return added;
 }
@@ -298,7 +366,7 @@ Result<void> extra_removals(int root_fd, const std::string& path, const std::set
     if (!st) return tl::unexpected(st.error());
     if (st->kind == FileKind::kDir)
       if (auto r = extra_removals(root_fd, child, in, out); !r) return r;
-    if (!in.count(child)) out->push_back({child, *st, FileState{}});
+    if (!in.count(child)) out->push_back(Change{child, *st, FileState{}, {}, {}});
   }
   return {};
 }
@@ -408,7 +476,7 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
       if (!now) return tl::unexpected(now.error());
     }
     if (!(in_place && now->same_as(c.after))) {
-      if (auto r = install(c, *parent, source); !r) return r;
+      if (auto r = install(c, *parent, source, root_fd); !r) return r;
     }
     step();
   }
@@ -432,7 +500,7 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
 std::vector<Change> inverse(const std::vector<Change>& changes) {
   std::vector<Change> out;
   out.reserve(changes.size());
-  for (const auto& c : changes) out.push_back({c.path, c.after, c.before});
+  for (const auto& c : changes) out.push_back({c.path, c.after, c.before, c.after_link, c.before_link});
   return out;
 }
 

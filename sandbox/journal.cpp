@@ -74,6 +74,8 @@ std::string encode_entry(const JournalEntry& e) {
     pc->set_path(c.path);
     to_pb(c.before, pc->mutable_before());
     to_pb(c.after, pc->mutable_after());
+    pc->set_before_link(c.before_link);
+    pc->set_after_link(c.after_link);
   }
   for (const auto& w : e.outside_writes) m.add_outside_writes(w);
   std::string payload = m.SerializeAsString();
@@ -117,6 +119,8 @@ Result<JournalEntry> decode_entry(std::string_view bytes, std::string_view what)
   for (const auto& pc : m.changes()) {
     Change c;
     c.path = pc.path();
+    c.before_link = pc.before_link();
+    c.after_link = pc.after_link();
     if (c.path.empty() || !from_pb(pc.before(), &c.before) || !from_pb(pc.after(), &c.after))
       return fail(w + ": journal entry is damaged (bad change of '" + printable(c.path) + "')");
     e.changes.push_back(std::move(c));

@@ -22,6 +22,10 @@ namespace bsandbox {
 struct Change {
   std::string path;  // relative to the project root
   FileState before, after;
+  // Another name of the same file (a hard link) when the state was taken:
+  // a restore links to it, if it still holds that content, instead of
+  // making a copy, so hard links come back as links.
+  std::string before_link, after_link;
 };
 
 struct JournalEntry {

@@ -136,7 +136,9 @@ TEST_CASE("conflicts: an edited file, and a directory with something new in it")
   auto made = observe_at(real.fd.get(), "d/made", true, "d/made");
   REQUIRE((out && d && made));
   // Undoing a run that made out, d and d/made:
-  std::vector<Change> undo = {{"out", *out, FileState{}}, {"d", *d, FileState{}}, {"d/made", *made, FileState{}}};
+  std::vector<Change> undo = {{"out", *out, FileState{}, {}, {}},
+                              {"d", *d, FileState{}, {}, {}},
+                              {"d/made", *made, FileState{}, {}, {}}};
   auto clash = conflicts(undo, real.fd.get());
   REQUIRE(clash);
   CHECK(clash->empty());

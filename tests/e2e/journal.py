@@ -243,7 +243,7 @@ chmod 700 exe; chmod 2750 dir
 ln -sfn dir link; rm dangling; ln -s exe newlink
 rmdir empty-old; mkdir empty-new; mkdir -p new/a/b
 rm -r dir/sub; echo now-a-file > dir/sub
-ln pair1 pair3; echo n > nf; ln nf nf2
+echo more >> pair1; ln pair1 pair3; echo n > nf; ln nf nf2
 printf 'x' | dd of=sparse bs=1 seek=1073741823 conv=notrunc 2>/dev/null
 truncate -s 2G big-new; printf 'end' >> big-new
 mv "$(printf 'new\nline \377\376 name')" "$(printf 'renamed\n\001x')"
