@@ -500,6 +500,13 @@ def records_are_written_where_asked():
     p = run_ok(d, "exec", "-q", "--json", "inside.json", "--record", f"{out}/outside.rec", "--",
                "sh", "-c", "echo y > made")
     check(os.path.exists(os.path.join(d, "inside.json")), "the JSON record inside the root")
+    import json
+    with open(os.path.join(d, "inside.json")) as f:
+        rec = json.load(f)
+    ops = {fe["path"]: fe["ops"] for pr in rec["processes"] for fe in pr["files"]}
+    check("create" in ops.get(os.path.join(d, "made"), []),
+          f"the record names the root's paths, not the overlay's layers: {sorted(ops)}")
+    check(not any(".bsandbox" in path for path in ops), f"no state path in the record: {sorted(ops)}")
     check(os.path.exists(f"{out}/outside.rec"), "the binary record outside it")
     check(b"inside.json" not in run_ok(d, "diff", "1").stdout, "records are not part of the entry")
     run_ok(d, "show", f"{out}/outside.rec")
