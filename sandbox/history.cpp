@@ -241,6 +241,13 @@ Result<std::vector<std::string>> recover(History& h, bool abort) {
     }
     if (auto r = clear_pending(p); !r) return tl::unexpected(r.error());
   }
+  // Runs already in the journal (a crash after the commit, before clean-up).
+  std::set<std::string> journaled;
+  if (!found->runs.empty()) {
+    auto entries = read_entries(h);
+    if (!entries) return tl::unexpected(entries.error());
+    for (const auto& e : *entries) journaled.insert(e.work);
+  }
   for (const auto& name : found->runs) {
     if (handled_runs.count(name)) continue;
     auto run = RunDir::open(p, name);
@@ -250,13 +257,7 @@ Result<std::vector<std::string>> recover(History& h, bool abort) {
     if (*killed > 0) said.push_back("killed " + std::to_string(*killed) + " processes left by the interrupted run");
     auto draft = load_draft(*run);
     if (!draft) return fail(run->path(p) + "/entry: " + draft.error().message);
-    // Already in the journal (a crash after the commit, before clean-up)?
-    bool committed = false;
-    if (*draft) {
-      auto entries = read_entries(h);
-      if (!entries) return tl::unexpected(entries.error());
-      for (const auto& e : *entries) committed |= e.work == name;
-    }
+    bool committed = journaled.count(name) > 0;
     if (*draft && !committed && !abort) {
       UniqueFd upper(::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       if (!upper.valid()) return fail_errno(run->path(p) + "/upper", errno);
