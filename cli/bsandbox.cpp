@@ -8,6 +8,7 @@
 
 #include "cli/options.h"
 #include "sandbox/atomic_file.h"
+#include "sandbox/cache_commands.h"
 #include "sandbox/exec_command.h"
 #include "sandbox/journal_commands.h"
 #include "sandbox/provenance.h"
@@ -39,6 +40,9 @@ int show(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // Installed as bsandbox-wrap (a link to bsandbox) it is the launcher.
+  std::string_view self = argc > 0 ? argv[0] : "";
+  if (self.substr(self.rfind('/') + 1) == "bsandbox-wrap") args.insert(args.begin(), "wrap");
   auto command = bsandbox::cli::parse(args);
   if (!command) {
     std::fprintf(stderr, "bsandbox: error: %s\n", command.error().message.c_str());
@@ -60,5 +64,8 @@ int main(int argc, char** argv) {
   if (auto* c = std::get_if<cli::UndoCommand>(&*command)) return bsandbox::run_undo(c->entry, c->force);
   if (auto* c = std::get_if<cli::RecoverCommand>(&*command)) return bsandbox::run_recover(c->abort);
   if (auto* c = std::get_if<cli::GcCommand>(&*command)) return bsandbox::run_gc(c->keep, c->max_bytes);
+  if (auto* c = std::get_if<cli::CacheCommand>(&*command))
+    return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes);
+  if (auto* c = std::get_if<cli::WrapCommand>(&*command)) return bsandbox::run_wrap(c->argv);
   return bsandbox::run_exec(std::get<cli::ExecCommand>(*command).options);
 }

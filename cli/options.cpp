@@ -3,6 +3,8 @@
 // not an option (as env(1) does), so `bsandbox exec make -j2` works too.
 #include "cli/options.h"
 
+#include "sandbox/cache.h"
+
 #include <cerrno>
 #include <cstdlib>
 
@@ -13,6 +15,8 @@ const char kUsage[] =
     "       bsandbox show RECORD\n"
     "       bsandbox init [DIR] | log | diff ENTRY | undo [ENTRY] [--force]\n"
     "       bsandbox recover [--abort] | gc [--keep N] [--max-size SIZE]\n"
+    "       bsandbox cache stats|gc|verify|clear [--cache=DIR] [--max-size SIZE]\n"
+    "       bsandbox wrap COMMAND [ARG...]   (also as bsandbox-wrap)\n"
     "       bsandbox --help | --version\n"
     "\n"
     "exec runs COMMAND and records which of its processes touched which file.\n"
@@ -27,6 +31,11 @@ const char kUsage[] =
     "  --no-rollback       do not roll back this command's previous run first\n"
     "  --force             roll back even paths changed since (keeping them)\n"
     "  --contain           refuse writes outside the project\n"
+    "  --cache[=DIR]       reuse the result of an earlier identical run whose inputs\n"
+    "                      are unchanged (DIR: $BSANDBOX_CACHE, else ~/.cache/bsandbox)\n"
+    "  --cache-root DIR    outputs must lie under DIR (default: the project, else .)\n"
+    "  --cache-failures    cache runs that exit non-zero too\n"
+    "  --explain           say why the cache missed\n"
     "exec exits with COMMAND's exit code (128+N if killed by signal N), 127 if\n"
     "COMMAND is not found, 126 if it cannot run, 125 if bsandbox itself fails.\n"
     "\n"
@@ -38,22 +47,15 @@ const char kUsage[] =
     "before running it again. log lists the journal, newest first; diff shows what\n"
     "an entry changed; undo rolls one back (default: the newest run in effect); recover\n"
     "finishes or (--abort) rolls back work a crash interrupted; gc drops old\n"
-    "entries (default: keeps 100) and the content only they kept.\n";
-
-Result<size_t> parse_size(const std::string& text) {
-  if (text.empty() || text[0] < '0' || text[0] > '9') return fail("invalid size '" + text + "'");
-  errno = 0;
-  char* end = nullptr;
-  unsigned long long n = std::strtoull(text.c_str(), &end, 10);
-  std::string suffix(end);
-  unsigned shift = 0;
-  if (suffix == "K" || suffix == "k") shift = 10;
-  else if (suffix == "M" || suffix == "m") shift = 20;
-  else if (suffix == "G" || suffix == "g") shift = 30;
-  else if (!suffix.empty()) return fail("invalid size '" + text + "' (use a number with K, M or G)");
-  if (errno == ERANGE || n > (~0ULL >> shift)) return fail("size '" + text + "' is too large");
-  return static_cast<size_t>(n << shift);
-}
+    "entries (default: keeps 100) and the content only they kept.\n"
+    "\n"
+    "cache stats shows the cache's size and counters; gc trims it to --max-size\n"
+    "(default $BSANDBOX_CACHE_SIZE, else 10G), least recently used first; verify\n"
+    "reads every object and removes damaged ones; clear empties it.\n"
+    "wrap runs COMMAND through the cache, quietly: use it as CMAKE_<LANG>_COMPILER_\n"
+    "LAUNCHER, RUSTC_WRAPPER, or make SHELL=bsandbox-wrap (then each recipe line runs\n"
+    "in $BSANDBOX_SHELL, default /bin/sh). Settings come from the environment:\n"
+    "BSANDBOX_CACHE, BSANDBOX_CACHE_ROOT, BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1.\n";
 
 namespace {
 
@@ -106,6 +108,19 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       o.contain = true;
     } else if (a == "--strict") {
       o.strict = true;
+    } else if (a == "--cache") {
+      o.cache_dir = default_cache_dir();
+    } else if (a.starts_with("--cache=")) {
+      o.cache_dir = a.substr(8);
+      if (o.cache_dir->empty()) return fail("--cache= needs a directory");
+    } else if (is(a, "--cache-root")) {
+      auto v = value(a, "--cache-root");
+      if (!v) return tl::unexpected(v.error());
+      o.cache_root = *v;
+    } else if (a == "--cache-failures") {
+      o.cache_failures = true;
+    } else if (a == "--explain") {
+      o.explain = true;
     } else if (a == "-v" || a == "--verbose") {
       o.verbose = true;
     } else if (a == "-q" || a == "--quiet") {
@@ -116,7 +131,43 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   }
   o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
   if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
+  if (!o.cache_dir && (o.cache_root || o.cache_failures || o.explain))
+    return fail(std::string(o.cache_root ? "--cache-root" : o.cache_failures ? "--cache-failures" : "--explain") +
+                " applies to cached runs (add --cache)");
   return ExecCommand{std::move(o)};
+}
+
+Result<Command> parse_cache(const std::vector<std::string>& args) {
+  const char* usage = "usage: bsandbox cache stats|gc|verify|clear [--cache=DIR] [--max-size SIZE]";
+  CacheCommand c;
+  c.dir = default_cache_dir();
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.starts_with("--cache=")) {
+      c.dir = a.substr(8);
+    } else if (a == "--cache" && i + 1 < args.size()) {
+      c.dir = args[++i];
+    } else if (a == "--max-size" || a.starts_with("--max-size=")) {
+      std::string v;
+      if (a.size() > 10) v = a.substr(11);
+      else if (i + 1 < args.size()) v = args[++i];
+      else return fail("option --max-size needs a value");
+      auto size = parse_size(v);
+      if (!size) return tl::unexpected(size.error());
+      c.max_bytes = *size;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return fail("unknown option '" + a + "' for cache (" + usage + ")");
+    } else if (c.action.empty()) {
+      c.action = a;
+    } else {
+      return fail(usage);
+    }
+  }
+  if (c.action != "stats" && c.action != "gc" && c.action != "verify" && c.action != "clear")
+    return fail(c.action.empty() ? std::string(usage) : "unknown cache action '" + c.action + "' (" + usage + ")");
+  if (c.max_bytes && c.action != "gc") return fail("--max-size applies to cache gc");
+  if (c.dir.empty()) return fail("--cache= needs a directory");
+  return c;
 }
 
 Result<uint64_t> parse_entry(const std::string& text) {
@@ -194,6 +245,11 @@ Result<Command> parse(const std::vector<std::string>& args) {
   }
   if (sub == "init" || sub == "log" || sub == "diff" || sub == "undo" || sub == "recover" || sub == "gc")
     return parse_journal(sub, args);
+  if (sub == "cache") return parse_cache(args);
+  if (sub == "wrap") {
+    if (args.size() < 2) return fail("usage: bsandbox wrap COMMAND [ARG...]");
+    return WrapCommand{{args.begin() + 1, args.end()}};
+  }
   return fail("unknown subcommand '" + sub + "' (see bsandbox --help)");
 }
 

@@ -9,6 +9,7 @@
 
 #include "sandbox/exec_command.h"
 #include "sandbox/result.h"
+#include "sandbox/text.h"
 
 namespace bsandbox::cli {
 
@@ -40,14 +41,26 @@ struct GcCommand {
   std::optional<uint64_t> max_bytes;
 };
 
+// The command cache: bsandbox cache stats|gc|verify|clear.
+struct CacheCommand {
+  std::string action;
+  std::string dir;  // default_cache_dir() unless --cache=DIR
+  std::optional<uint64_t> max_bytes;
+};
+// bsandbox wrap COMMAND... (or bsandbox-wrap COMMAND...): a compiler
+// launcher, RUSTC_WRAPPER or make SHELL that caches each command.
+struct WrapCommand {
+  std::vector<std::string> argv;
+};
+
 using Command = std::variant<HelpCommand, VersionCommand, ShowCommand, ExecCommand, InitCommand,
-                             LogCommand, DiffCommand, UndoCommand, RecoverCommand, GcCommand>;
+                             LogCommand, DiffCommand, UndoCommand, RecoverCommand, GcCommand,
+                             CacheCommand, WrapCommand>;
 
 // args excludes the program name.
 Result<Command> parse(const std::vector<std::string>& args);
 
-// "16M" -> 16777216. Suffixes K, M, G (powers of 1024).
-Result<size_t> parse_size(const std::string& text);
+using bsandbox::parse_size;
 
 extern const char kUsage[];
 

@@ -1,6 +1,7 @@
 // exec_command.cpp: the steps of `bsandbox exec`, each failing with one line.
 #include "sandbox/exec_command.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -9,7 +10,10 @@
 #include <memory>
 
 #include "sandbox/atomic_file.h"
+#include "sandbox/cache.h"
 #include "sandbox/fs.h"
+#include "sandbox/output_capture.h"
+#include "sandbox/path.h"
 #include "sandbox/ebpf_backend.h"
 #include "sandbox/journaled_run.h"
 #include "sandbox/process_tree.h"
@@ -70,6 +74,61 @@ std::string resource_report() {
          " MiB), CPU " + cpu;
 }
 
+// Writes the records the options ask for; returns the exit code to use.
+int write_records(const Record& rec, std::optional<AtomicFile>& json_out,
+                  std::optional<AtomicFile>& record_out, int code) {
+  if (json_out) {
+    if (auto w = json_out->commit(to_json(rec)); !w) code = error_exit(w.error().message);
+  }
+  if (record_out) {
+    if (auto w = record_out->commit(to_protobuf(rec)); !w) code = error_exit(w.error().message);
+  }
+  return code;
+}
+
+// Commits a journaled run (or a restored cache hit) and says what happened.
+int commit_journal(JournaledRun& journal, const Record& rec, const ExecOptions& o, int code) {
+  auto entry = journal.finish(rec);
+  if (!entry) {
+    say("error: " + entry.error().message);
+    return kExitOwnError;
+  }
+  if (!entry->outside_writes.empty()) {
+    std::string list;
+    for (size_t i = 0; i < entry->outside_writes.size() && i < 3; ++i)
+      list += (i ? ", " : "") + printable(entry->outside_writes[i]);
+    if (entry->outside_writes.size() > 3) list += ", ...";
+    say("warning: " + std::to_string(entry->outside_writes.size()) + " paths written outside " +
+        journal.project().root + " are not journaled and cannot be rolled back: " + list +
+        " (--contain refuses such writes)");
+  }
+  if (!o.quiet)
+    say("journaled as " + describe(*entry) + ": " + std::to_string(entry->changes.size()) + " changes");
+  return code;
+}
+
+// A cache hit: the outputs are already restored; replay what the command
+// printed and build the record from the one the stored run made.
+Record hit_record(const Cache::Hit& hit, const ExecOptions& o, const std::string& cwd, int64_t start) {
+  Record rec;
+  if (!hit.record.empty()) {
+    if (auto stored = from_protobuf(hit.record, "cached record")) rec = std::move(*stored);
+  }
+  rec.argv = o.argv;
+  rec.cwd = cwd;
+  rec.start_ns = start;
+  rec.end_ns = Clocks::wall_now();
+  rec.exit_code = hit.exit_code;
+  rec.cache = "hit";
+  return rec;
+}
+
+void replay(const Cache::Hit& hit) {
+  ::signal(SIGPIPE, SIG_IGN);  // a reader that went away is not our failure
+  (void)write_all(1, hit.out, "stdout");
+  (void)write_all(2, hit.err, "stderr");
+}
+
 }  // namespace
 
 int run_exec(const ExecOptions& o) {
@@ -90,6 +149,15 @@ int run_exec(const ExecOptions& o) {
   }
 
   std::string cwd = current_dir();
+  int64_t start_wall = Clocks::wall_now();
+  // The cache directory is opened before a journaled run enters its view,
+  // where (with --contain) every other mount is read-only.
+  std::optional<Cache> cache;
+  if (o.cache_dir) {
+    auto c = Cache::open(*o.cache_dir);
+    if (!c) say("warning: running without the cache: " + c.error().message);
+    else cache.emplace(std::move(*c));
+  }
   // Inside a project the run is journaled; entering its view (a private
   // mount namespace) comes before the backend starts threads or tracees.
   std::unique_ptr<JournaledRun> journal;
@@ -109,6 +177,60 @@ int run_exec(const ExecOptions& o) {
                       " applies to journaled runs, and " + cwd +
                       " is not inside a project (see bsandbox init)");
 
+  CacheRequest request;
+  if (cache) {
+    std::string root = journal                ? journal->project().root
+                       : o.cache_root          ? path::resolve(cwd, *o.cache_root)
+                                               : cwd;
+    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures);
+    std::string why;
+    if (request.uncacheable.empty()) {
+      std::vector<std::string> warnings;
+      auto hit = cache->fetch(request, &why, &warnings);
+      for (const auto& w : warnings) say("warning: cache: " + w);
+      if (!hit) {
+        say("warning: cache: " + hit.error().message + "; running the command");
+      } else if (*hit) {
+        replay(**hit);
+        cache->count(Cache::Event::kHit, static_cast<uint64_t>((*hit)->run_ns));
+        if (o.verbose || o.explain)
+          say("cache hit: " + (*hit)->entry_name + ", " + std::to_string((*hit)->outputs) + " outputs restored");
+        Record rec = hit_record(**hit, o, cwd, start_wall);
+        int code = rec.exit_code;
+        if (journal) code = commit_journal(*journal, rec, o, code);
+        code = write_records(rec, json_out, record_out, code);
+        if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+        return code;
+      }
+      cache->count(Cache::Event::kMiss);
+    } else {
+      cache->count(Cache::Event::kUncacheable);
+      why = "the command cannot be cached: " + request.uncacheable;
+    }
+    if (o.explain) say("cache miss: " + why);
+    // A wrapper has nothing to record for a command it cannot cache.
+    if (o.wrapper && !request.uncacheable.empty()) cache.reset();
+  }
+  if (o.wrapper && !cache) {
+    std::vector<char*> args;
+    for (const auto& a : o.argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (request.stdin_replacement.valid()) ::dup2(request.stdin_replacement.get(), 0);
+    ::execvp(args[0], args.data());
+    int e = errno;
+    say(o.argv[0] + ": " + (e == ENOENT ? std::string("command not found") : std::strerror(e)));
+    return e == ENOENT ? 127 : 126;
+  }
+
+  std::optional<OutputCapture> capture;
+  ChildStdio stdio;
+  if (cache) {
+    auto c = OutputCapture::start();
+    if (!c) return error_exit("capturing the command's output: " + c.error().message);
+    capture.emplace(std::move(*c));
+    stdio = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
+  }
+
   auto source = open_backend(o);
   if (!source) return error_exit(source.error().message);
   if (o.verbose) say("backend: " + std::string((*source)->name()));
@@ -116,7 +238,8 @@ int run_exec(const ExecOptions& o) {
   Clocks clocks = Clocks::measure();
   SystemLinkReader links;
   ProcessTree tree(links);
-  auto run = supervise(o.argv, **source, tree, cwd);
+  auto run = supervise(o.argv, **source, tree, cwd, stdio);
+  if (capture) capture->finish();
   if (!run) return error_exit(run.error().message);
 
   if (run->exec_failure) {
@@ -156,34 +279,17 @@ int run_exec(const ExecOptions& o) {
   rec.complete = problems.empty() && sh.lost == 0;
 
   int code = rec.exit_code;
-  if (journal) {
-    auto entry = journal->finish(rec);
-    if (!entry) {
-      say("error: " + entry.error().message);
-      code = kExitOwnError;
-    } else {
-      if (!entry->outside_writes.empty()) {
-        std::string list;
-        for (size_t i = 0; i < entry->outside_writes.size() && i < 3; ++i)
-          list += (i ? ", " : "") + printable(entry->outside_writes[i]);
-        if (entry->outside_writes.size() > 3) list += ", ...";
-        say("warning: " + std::to_string(entry->outside_writes.size()) + " paths written outside " +
-            journal->project().root + " are not journaled and cannot be rolled back: " + list +
-            " (--contain refuses such writes)");
-      }
-      if (!o.quiet)
-        say("journaled as " + describe(*entry) + ": " + std::to_string(entry->changes.size()) + " changes");
-    }
+  if (cache) {
+    // Stored from what the command left, before a journal commits it.
+    rec.cache = "miss";
+    auto saved = cache->save(request, rec, [&](const std::string& p) { return tree.first_ops(p); },
+                             capture->out_file(), capture->err_file(), rec.end_ns - rec.start_ns);
+    if (!saved) say("warning: cache: not stored: " + saved.error().message);
+    else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + *saved);
+    else if (saved->empty() && o.verbose) say("cached the result");
   }
-  std::string json_text, record_bytes;  // alive until the memory report below
-  if (json_out) {
-    json_text = to_json(rec);
-    if (auto w = json_out->commit(json_text); !w) code = error_exit(w.error().message);
-  }
-  if (record_out) {
-    record_bytes = to_protobuf(rec);
-    if (auto w = record_out->commit(record_bytes); !w) code = error_exit(w.error().message);
-  }
+  if (journal) code = commit_journal(*journal, rec, o, code);
+  code = write_records(rec, json_out, record_out, code);
   for (const auto& p : problems) say("warning: record incomplete: " + p);
   if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
   if (o.verbose) {

@@ -30,6 +30,14 @@ struct ExecOptions {
   bool no_rollback = false;  // do not roll back this command's previous run first
   bool force = false;        // roll back even over later changes (keeping them)
   bool contain = false;      // refuse writes outside the project
+  // The command cache (cache.h): --cache[=DIR].
+  std::optional<std::string> cache_dir;
+  std::optional<std::string> cache_root;  // outputs must lie under it (default: project root, else cwd)
+  bool cache_failures = false;            // store runs that exit non-zero
+  bool explain = false;                   // say why the cache missed
+  // bsandbox-wrap: run the command untraced when it cannot be cached, and
+  // say nothing but errors.
+  bool wrapper = false;
 };
 
 int run_exec(const ExecOptions& options);

@@ -230,18 +230,18 @@ Result<void> remove_tree(int dirfd, const std::string& name) {
 }
 
 Result<void> replace_file_at(int dirfd, const std::string& name, std::string_view data,
-                             std::string_view what, mode_t mode) {
+                             std::string_view what, mode_t mode, bool durable) {
   std::string temp = temp_name();
   UniqueFd fd(::openat(dirfd, temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode));
   if (!fd.valid()) return fail_errno(quoted(what), errno);
   auto r = write_all(fd.get(), data, what);
-  if (r && ::fsync(fd.get()) != 0) r = fail_errno(quoted(what), errno);
+  if (r && durable && ::fsync(fd.get()) != 0) r = fail_errno(quoted(what), errno);
   if (r && ::renameat(dirfd, temp.c_str(), dirfd, name.c_str()) != 0) r = fail_errno(quoted(what), errno);
   if (!r) {
     ::unlinkat(dirfd, temp.c_str(), 0);
     return r;
   }
-  return sync_fd(dirfd, what);
+  return durable ? sync_fd(dirfd, what) : Result<void>{};
 }
 
 Result<void> sync_fd(int fd, std::string_view what) {

@@ -57,11 +57,11 @@ Result<void> read_content(int fd, std::string_view what,
 // ENOENT is success.
 Result<void> remove_tree(int dirfd, const std::string& name);
 
-// Replaces dirfd/name with a file holding data, whole or not at all: an
-// unnamed file, written and fsynced, linked under a temporary name, renamed
-// over name, and the directory fsynced.
+// Replaces dirfd/name with a file holding data, whole or not at all: a
+// temporary file, written (and fsynced if durable), renamed over name, and
+// the directory fsynced (if durable).
 Result<void> replace_file_at(int dirfd, const std::string& name, std::string_view data,
-                             std::string_view what, mode_t mode = 0644);
+                             std::string_view what, mode_t mode = 0644, bool durable = true);
 
 // fsync of a directory (or any fd); errors other than EINVAL reported.
 Result<void> sync_fd(int fd, std::string_view what);

@@ -21,19 +21,6 @@ int64_t now_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-std::string human_bytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
 std::string local_time(int64_t ns) {
   time_t t = static_cast<time_t>(ns / 1000000000);
   tm parts{};
@@ -319,7 +306,7 @@ std::string log_text(const std::vector<JournalEntry>& entries) {
       out += "run  exit " + std::to_string(e.exit_code) + "  ";
       out += (e.cwd.empty() ? "" : "[" + printable(e.cwd) + "] ") + command_line(e.argv);
     }
-    out += "  | " + std::to_string(e.changes.size()) + " changed, " + human_bytes(e.kept_bytes) + " kept";
+    out += "  | " + std::to_string(e.changes.size()) + " changed, " + format_size(e.kept_bytes) + " kept";
     if (!e.outside_writes.empty())
       out += ", " + std::to_string(e.outside_writes.size()) + " writes outside the root";
     if (e.status == JournalEntry::Status::kCommitting) out += "  [interrupted: run bsandbox recover]";
@@ -339,7 +326,7 @@ std::string diff_text(const JournalEntry& e) {
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->path < b->path; });
   auto describe_state = [](const FileState& s) {
     std::string d = kind_name(s.kind);
-    if (s.kind == FileKind::kFile) d += " " + human_bytes(s.size);
+    if (s.kind == FileKind::kFile) d += " " + format_size(s.size);
     if (s.kind == FileKind::kSymlink) d += " -> " + printable(s.target);
     if (s.kind == FileKind::kFile || s.kind == FileKind::kDir) {
       char mode[8];
@@ -413,8 +400,8 @@ Result<std::string> gc(History& h, const GcOptions& o) {
     if (auto r = h.store.remove(d); !r) return tl::unexpected(r.error());
   }
   return "removed " + std::to_string(drop) + " journal entries and " + std::to_string(objects) +
-         " objects (" + human_bytes(freed) + "); kept " + std::to_string(entries->size() - drop) +
-         " entries, " + human_bytes(bytes_of(refs)) + " in the store";
+         " objects (" + format_size(freed) + "); kept " + std::to_string(entries->size() - drop) +
+         " entries, " + format_size(bytes_of(refs)) + " in the store";
 }
 
 }  // namespace bsandbox

@@ -78,19 +78,14 @@ std::string encode_entry(const JournalEntry& e) {
     pc->set_after_link(c.after_link);
   }
   for (const auto& w : e.outside_writes) m.add_outside_writes(w);
-  std::string payload = m.SerializeAsString();
-  std::string out(kMagic);
-  out += hash_bytes(payload).raw();
-  out += payload;
-  return out;
+  return seal(kMagic, m.SerializeAsString());
 }
 
 Result<JournalEntry> decode_entry(std::string_view bytes, std::string_view what) {
   std::string w(what);
-  if (bytes.size() < kMagic.size() + 32 || bytes.substr(0, kMagic.size()) != kMagic)
-    return fail(w + ": not a bsandbox journal entry (damaged or from another version)");
-  std::string_view sum = bytes.substr(kMagic.size(), 32), payload = bytes.substr(kMagic.size() + 32);
-  if (hash_bytes(payload).raw() != sum) return fail(w + ": journal entry is damaged (checksum mismatch)");
+  auto sealed = unseal(bytes, kMagic, what, "journal entry");
+  if (!sealed) return tl::unexpected(sealed.error());
+  std::string_view payload = *sealed;
   pb::Entry m;
   if (!m.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
     return fail(w + ": journal entry is damaged (does not parse)");

@@ -74,6 +74,7 @@ uint32_t ProcessTree::intern(const std::string& p) {
   if (added) {
     paths_.push_back(&it->first);
     exists_.push_back(-1);
+    first_.push_back(0);
   }
   return it->second;
 }
@@ -83,6 +84,7 @@ void ProcessTree::record(Proc& p, const std::string& file, OpSet ops, OpSet if_e
   if (path::is_pseudo(file)) return;
   uint32_t id = intern(file);
   if (exists_[id] == 1) ops |= if_existed;
+  if (first_[id] == 0) first_[id] = ops;
   p.files[id] |= ops;
   if (ops & (kOpDelete | kOpMissing)) {
     exists_[id] = (ops & kOpCreate) ? 1 : 0;
@@ -95,6 +97,11 @@ void ProcessTree::record(Proc& p, const std::string& file, OpSet ops, OpSet if_e
       for (const auto& link : *links) record(p, link, kOpStat);
     }
   }
+}
+
+OpSet ProcessTree::first_ops(const std::string& path) const {
+  auto it = path_ids_.find(path);
+  return it == path_ids_.end() ? 0 : first_[it->second];
 }
 
 void ProcessTree::on_event(const Event& event) {

@@ -52,6 +52,11 @@ class ProcessTree : public EventSink {
   // Pids of processes seen and not yet seen to exit.
   std::vector<pid_t> running_pids() const;
 
+  // The ops of the first access to path by any process of the run (0: never
+  // accessed). Whether the run saw a path's state from before it or only
+  // what it made itself: a cache keys on the first, never on the second.
+  OpSet first_ops(const std::string& path) const;
+
   // The processes as record entries, the top first. Times are converted
   // with wall = boottime + boot_to_wall; a process still running ends at
   // end_boot.
@@ -92,6 +97,7 @@ class ProcessTree : public EventSink {
   std::unordered_map<std::string, uint32_t> path_ids_;
   std::vector<const std::string*> paths_;
   std::vector<int8_t> exists_;  // per path id: -1 unknown, 0 absent, 1 present
+  std::vector<OpSet> first_;    // per path id: the ops of the first access in the run
 
   uint32_t root_pid_ = 0;
   uint64_t root_fallback_start_ = 0;

@@ -106,6 +106,10 @@ std::string to_json(const Record& r) {
   out += ",\n  \"complete\": ";
   out += r.complete ? "true" : "false";
   out += ",\n  \"lost_events\": " + std::to_string(r.lost_events);
+  if (!r.cache.empty()) {
+    out += ",\n  \"cache\": ";
+    json::append_string(out, r.cache);
+  }
   out += ",\n  \"processes\": [";
   for (size_t i = 0; i < r.processes.size(); ++i) {
     out += i ? ",\n" : "\n";
@@ -126,6 +130,7 @@ std::string to_protobuf(const Record& r) {
   m.set_exit_code(r.exit_code);
   m.set_complete(r.complete);
   m.set_lost_events(r.lost_events);
+  m.set_cache(r.cache);
   std::unordered_map<std::string_view, uint32_t> index;
   for (const auto& p : r.processes) {
     pb::Process* q = m.add_processes();
@@ -173,6 +178,7 @@ Result<Record> from_protobuf(std::string_view bytes, std::string_view what) {
   r.exit_code = m.exit_code();
   r.complete = m.complete();
   r.lost_events = m.lost_events();
+  r.cache = m.cache();
   for (const auto& q : m.processes()) {
     ProcessEntry p;
     p.key = ProcessKey{q.pid(), q.start_boottime_ns()};

@@ -45,6 +45,9 @@ struct Record {
   int exit_code = 0;
   bool complete = true;
   uint64_t lost_events = 0;
+  // With --cache: "hit" (nothing ran; the processes are those of the run
+  // that stored the result) or "miss"; empty without a cache.
+  std::string cache;
   std::vector<ProcessEntry> processes;  // the top process first
   friend bool operator==(const Record&, const Record&) = default;
 };

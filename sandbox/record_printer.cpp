@@ -43,6 +43,7 @@ std::string summary_line(const Record& r) {
     out += "INCOMPLETE";
     if (r.lost_events) out += " (" + std::to_string(r.lost_events) + " events lost)";
   }
+  if (!r.cache.empty()) out += ", cache " + r.cache;
   return out;
 }
 

@@ -21,7 +21,7 @@ namespace {
 }  // namespace
 
 Result<PausedChild> spawn_paused(const std::vector<std::string>& argv, const sigset_t& child_mask,
-                                 const std::vector<sock_filter>& filter) {
+                                 const std::vector<sock_filter>& filter, const ChildStdio& stdio) {
   if (argv.empty()) return fail("no command given");
   std::vector<char*> cargv;
   cargv.reserve(argv.size() + 1);
@@ -46,6 +46,11 @@ Result<PausedChild> spawn_paused(const std::vector<std::string>& argv, const sig
     } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(125);  // the supervisor went away before releasing us
     ::close(go[0]);
+    const int from[3] = {stdio.in, stdio.out, stdio.err};
+    for (int target = 0; target < 3; ++target) {
+      if (from[target] >= 0 && from[target] != target && ::dup2(from[target], target) < 0)
+        child_fail(status[1], ChildFailure::kExec, errno);
+    }
     ::sigprocmask(SIG_SETMASK, &child_mask, nullptr);
     if (int e = install_seccomp_filter(filter); e != 0) child_fail(status[1], ChildFailure::kSeccomp, e);
     ::execvp(cargv[0], cargv.data());

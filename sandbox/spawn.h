@@ -28,6 +28,11 @@ struct ChildFailure {
   int error;  // errno
 };
 
+// Where the command's stdin, stdout and stderr come from (-1: bsandbox's own).
+struct ChildStdio {
+  int in = -1, out = -1, err = -1;
+};
+
 class PausedChild {
  public:
   pid_t pid() const { return pid_; }
@@ -38,7 +43,7 @@ class PausedChild {
 
  private:
   friend Result<PausedChild> spawn_paused(const std::vector<std::string>&, const sigset_t&,
-                                          const std::vector<sock_filter>&);
+                                          const std::vector<sock_filter>&, const ChildStdio&);
   pid_t pid_ = -1;
   UniqueFd go_;      // write end: one byte releases the child
   UniqueFd status_;  // read end: a ChildFailure, or EOF when exec succeeded
@@ -47,6 +52,6 @@ class PausedChild {
 // argv[0] is searched in PATH. child_mask is the signal mask the command
 // starts with (the supervisor blocks signals it reads from a signalfd).
 Result<PausedChild> spawn_paused(const std::vector<std::string>& argv, const sigset_t& child_mask,
-                                 const std::vector<sock_filter>& filter);
+                                 const std::vector<sock_filter>& filter, const ChildStdio& stdio = {});
 
 }  // namespace bsandbox

@@ -73,12 +73,29 @@ Result<Digest> hash_fd(int fd, std::string_view what) {
   return h.finish();
 }
 
-Result<Store> Store::open(int parent_fd, const std::string& name, std::string display) {
+std::string seal(std::string_view magic, std::string_view payload) {
+  std::string out(magic);
+  out += hash_bytes(payload).raw();
+  out += payload;
+  return out;
+}
+
+Result<std::string_view> unseal(std::string_view bytes, std::string_view magic, std::string_view what,
+                                std::string_view noun) {
+  std::string w(what), n(noun);
+  if (bytes.size() < magic.size() + 32 || bytes.substr(0, magic.size()) != magic)
+    return fail(w + ": not a bsandbox " + n + " (damaged or from another version)");
+  std::string_view sum = bytes.substr(magic.size(), 32), payload = bytes.substr(magic.size() + 32);
+  if (hash_bytes(payload).raw() != sum) return fail(w + ": " + n + " is damaged (checksum mismatch)");
+  return payload;
+}
+
+Result<Store> Store::open(int parent_fd, const std::string& name, std::string display, bool durable) {
   if (::mkdirat(parent_fd, name.c_str(), 0755) != 0 && errno != EEXIST)
     return fail_errno(display, errno);
   auto dir = open_beneath(parent_fd, name, O_RDONLY | O_DIRECTORY);
   if (!dir) return fail(display + ": " + dir.error().message);
-  return Store(std::move(*dir), std::move(display));
+  return Store(std::move(*dir), std::move(display), durable);
 }
 
 std::string Store::rel(const Digest& d) const {
@@ -88,8 +105,12 @@ std::string Store::rel(const Digest& d) const {
 
 std::string Store::where(const Digest& d) const { return display_ + "/" + rel(d); }
 
-Result<Digest> Store::put(int fd, std::string_view what, bool* already) {
+Result<Digest> Store::put(int fd, std::string_view what, bool* already, const Digest* known) {
   if (already) *already = false;
+  if (known && contains(*known)) {
+    if (already) *already = true;
+    return *known;
+  }
   UniqueFd tmp(::openat(dir_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444));
   std::string named;  // the fallback where O_TMPFILE is not supported
   if (!tmp.valid()) {
@@ -103,7 +124,7 @@ Result<Digest> Store::put(int fd, std::string_view what, bool* already) {
   };
   Hasher h;
   auto copied = copy_content(fd, tmp.get(), what, [&](const char* p, size_t n) { h.update(p, n); });
-  if (copied) copied = sync_fd(tmp.get(), display_);
+  if (copied && durable_) copied = sync_fd(tmp.get(), display_);
   if (!copied) {
     cleanup();
     return tl::unexpected(copied.error());
@@ -140,6 +161,7 @@ Result<Digest> Store::put(int fd, std::string_view what, bool* already) {
         ::unlinkat(dir_.get(), again.c_str(), 0);
     }
   }
+  if (!durable_) return d;
   UniqueFd subdir(::openat(dir_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (subdir.valid()) {
     if (auto s = sync_fd(subdir.get(), display_ + "/" + sub); !s) return tl::unexpected(s.error());
@@ -159,9 +181,26 @@ Result<void> Store::restore(const Digest& d, int dirfd, const std::string& name,
   auto r = copy_content(in.get(), out.get(), where(d), [&](const char* p, size_t n) { h.update(p, n); });
   if (r && h.finish() != d) r = fail(where(d) + ": object is corrupt (its content does not match its hash)");
   if (r && ::fchmod(out.get(), mode) != 0) r = fail_errno(printable(name), errno);
-  if (r) r = sync_fd(out.get(), printable(name));
+  if (r && durable_) r = sync_fd(out.get(), printable(name));
   if (!r) ::unlinkat(dirfd, name.c_str(), 0);
   return r;
+}
+
+Result<std::string> Store::read(const Digest& d) {
+  UniqueFd in(::openat(dir_.get(), rel(d).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in.valid()) {
+    if (errno == ENOENT) return fail(where(d) + ": object missing from the store");
+    return fail_errno(where(d), errno);
+  }
+  std::string out;
+  Hasher h;
+  auto r = read_content(in.get(), where(d), [&](const char* p, size_t n) {
+    out.append(p, n);
+    h.update(p, n);
+  });
+  if (!r) return tl::unexpected(r.error());
+  if (h.finish() != d) return fail(where(d) + ": object is corrupt (its content does not match its hash)");
+  return out;
 }
 
 Result<void> Store::verify(const Digest& d) {

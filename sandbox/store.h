@@ -54,22 +54,38 @@ class Hasher {
 };
 
 Digest hash_bytes(std::string_view data);
+
+// A file body that says whether it is whole: magic + SHA-256(payload) +
+// payload. unseal() returns the payload, or an error naming what (a file)
+// and noun ("journal entry", "cache entry") when the magic or the sum is
+// wrong.
+std::string seal(std::string_view magic, std::string_view payload);
+Result<std::string_view> unseal(std::string_view bytes, std::string_view magic, std::string_view what,
+                                std::string_view noun);
 // The content of fd from offset 0 (holes read as zeros without disk reads).
 Result<Digest> hash_fd(int fd, std::string_view what);
 
 class Store {
  public:
-  // dir: the objects directory (created if missing).
-  static Result<Store> open(int parent_fd, const std::string& name, std::string display);
+  // dir: the objects directory (created if missing). A durable store
+  // fsyncs what it writes (the journal's); a cache need not, since every
+  // object is verified when read and a damaged one is only a miss.
+  static Result<Store> open(int parent_fd, const std::string& name, std::string display,
+                            bool durable = true);
 
   // Copies fd's content in; returns its hash. what names the source in
   // errors; *already (if given) says whether the store had it before.
-  Result<Digest> put(int fd, std::string_view what, bool* already = nullptr);
+  // With known (the caller's hash of the content, e.g. from a cache of
+  // hashes) nothing is copied when the store already holds it.
+  Result<Digest> put(int fd, std::string_view what, bool* already = nullptr,
+                     const Digest* known = nullptr);
   // Writes the object into a new file dirfd/name (which must not exist) with
   // the given mode, fsynced; checks the hash while copying.
   Result<void> restore(const Digest& d, int dirfd, const std::string& name, mode_t mode);
   // Reads the object through; an error says what is wrong with it.
   Result<void> verify(const Digest& d);
+  // The whole object, checked against its hash.
+  Result<std::string> read(const Digest& d);
   bool contains(const Digest& d) const;
   // Bytes the object occupies on disk (0 if absent).
   uint64_t disk_bytes(const Digest& d) const;
@@ -77,12 +93,14 @@ class Store {
   Result<std::vector<Digest>> list() const;
 
  private:
-  Store(UniqueFd dir, std::string display) : dir_(std::move(dir)), display_(std::move(display)) {}
+  Store(UniqueFd dir, std::string display, bool durable)
+      : dir_(std::move(dir)), display_(std::move(display)), durable_(durable) {}
   std::string rel(const Digest& d) const;
   std::string where(const Digest& d) const;
 
   UniqueFd dir_;
   std::string display_;  // the objects directory, for messages
+  bool durable_ = true;
 };
 
 }  // namespace bsandbox

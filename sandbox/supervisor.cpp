@@ -132,7 +132,7 @@ uint64_t Clocks::boot_now() { return static_cast<uint64_t>(clock_ns(CLOCK_BOOTTI
 int64_t Clocks::wall_now() { return clock_ns(CLOCK_REALTIME); }
 
 Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
-                              ProcessTree& tree, const std::string& cwd) {
+                              ProcessTree& tree, const std::string& cwd, const ChildStdio& stdio) {
   auto filter = source.child_filter();
   if (!filter) return tl::unexpected(filter.error());
 
@@ -142,7 +142,7 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
     return fail_errno("becoming a child subreaper", errno);
 
-  auto child = spawn_paused(argv, signals.previous(), *filter);
+  auto child = spawn_paused(argv, signals.previous(), *filter, stdio);
   if (!child) return tl::unexpected(child.error());
   pid_t root = child->pid();
   auto abandon = [&](Error e) -> Result<Supervision> {

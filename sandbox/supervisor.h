@@ -50,6 +50,7 @@ struct Supervision {
 // feeding events to tree, and returns once every process of the tree has
 // exited.
 Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
-                              ProcessTree& tree, const std::string& cwd);
+                              ProcessTree& tree, const std::string& cwd,
+                              const ChildStdio& stdio = {});
 
 }  // namespace bsandbox

@@ -1,6 +1,10 @@
 // text.cpp: see text.h.
 #include "sandbox/text.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
 #include "sandbox/json.h"
 
 namespace bsandbox {
@@ -48,6 +52,34 @@ std::string command_line(const std::vector<std::string>& argv) {
     out += plain ? printable(a) : "'" + printable(a) + "'";
   }
   return out;
+}
+
+Result<size_t> parse_size(const std::string& text) {
+  if (text.empty() || text[0] < '0' || text[0] > '9') return fail("invalid size '" + text + "'");
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  std::string suffix(end);
+  unsigned shift = 0;
+  if (suffix == "K" || suffix == "k") shift = 10;
+  else if (suffix == "M" || suffix == "m") shift = 20;
+  else if (suffix == "G" || suffix == "g") shift = 30;
+  else if (!suffix.empty()) return fail("invalid size '" + text + "' (use a number with K, M or G)");
+  if (errno == ERANGE || n > (~0ULL >> shift)) return fail("size '" + text + "' is too large");
+  return static_cast<size_t>(n << shift);
+}
+
+std::string format_size(uint64_t bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
 }
 
 }  // namespace bsandbox

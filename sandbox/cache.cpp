@@ -1,0 +1,1010 @@
+// cache.cpp: see cache.h.
+#include "sandbox/cache.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "cache.pb.h"
+#include "sandbox/fs.h"
+#include "sandbox/path.h"
+#include "sandbox/text.h"
+
+namespace bsandbox {
+
+struct Cache::Seen {
+  FileKind kind = FileKind::kAbsent;
+  uint32_t mode = 0;
+  uint64_t size = 0;
+  int64_t ctime_ns = 0;
+  std::optional<Digest> content;
+  std::vector<std::string> names;  // kAspectListing: sorted
+  std::string target;
+};
+
+struct Cache::Candidate {
+  std::string name;  // the entry's file name (its strong key)
+  std::string rel;   // under entries/
+  pb::CacheEntry entry;
+};
+
+namespace {
+
+constexpr std::string_view kMagic = "BSC1";
+constexpr std::string_view kFormat = "bsandbox-cache 1\n";
+constexpr int64_t kSecond = 1000000000;
+
+int64_t ns_of(const timespec& t) { return static_cast<int64_t>(t.tv_sec) * kSecond + t.tv_nsec; }
+
+int64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return ns_of(ts);
+}
+
+FileKind kind_of(mode_t m) {
+  if (S_ISREG(m)) return FileKind::kFile;
+  if (S_ISDIR(m)) return FileKind::kDir;
+  if (S_ISLNK(m)) return FileKind::kSymlink;
+  if (S_ISFIFO(m)) return FileKind::kFifo;
+  return FileKind::kOther;
+}
+
+// Length-prefixed, so that ("ab","c") and ("a","bc") hash differently.
+void field(Hasher& h, std::string_view s) {
+  uint64_t n = s.size();
+  h.update(&n, sizeof n);
+  h.update(s.data(), s.size());
+}
+
+// path relative to root ("" for root itself), given path is within it.
+std::string relative(std::string_view path, std::string_view root) {
+  if (path.size() == root.size()) return "";
+  return std::string(path.substr(root == "/" ? 1 : root.size() + 1));
+}
+
+std::string absolute(const pb::CacheInput& in, const std::string& root) {
+  return in.in_root() ? path::resolve(root, in.path()) : in.path();
+}
+
+Digest listing_digest(const std::vector<std::string>& names) {
+  Hasher h;
+  for (const auto& n : names) field(h, n);
+  return h.finish();
+}
+
+std::optional<std::string> getenv_from(char** envp, std::string_view name) {
+  for (char** e = envp; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.size() > name.size() && kv.substr(0, name.size()) == name && kv[name.size()] == '=')
+      return std::string(kv.substr(name.size() + 1));
+  }
+  return std::nullopt;
+}
+
+// Where execvp would find argv0.
+std::optional<std::string> find_program(const std::string& argv0, const std::string& cwd, char** envp) {
+  auto runnable = [](const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (argv0.find('/') != std::string::npos) {
+    std::string p = path::resolve(cwd, argv0);
+    return runnable(p) ? std::optional(p) : std::nullopt;
+  }
+  std::string search = getenv_from(envp, "PATH").value_or("/bin:/usr/bin");
+  size_t start = 0;
+  for (;;) {
+    size_t colon = search.find(':', start);
+    std::string dir = search.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::string p = path::resolve(cwd, (dir.empty() ? "." : dir) + "/" + argv0);
+    if (runnable(p)) return p;
+    if (colon == std::string::npos) return std::nullopt;
+    start = colon + 1;
+  }
+}
+
+Result<std::string> read_at(int dirfd, const std::string& name, std::string_view what) {
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return fail_errno(what, errno);
+  std::string out;
+  auto r = read_content(fd.get(), what, [&](const char* p, size_t n) { out.append(p, n); });
+  if (!r) return tl::unexpected(r.error());
+  return out;
+}
+
+Result<UniqueFd> open_dir_at(int dirfd, const std::string& name, std::string_view what, bool create) {
+  if (create && ::mkdirat(dirfd, name.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno(what, errno);
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return fail_errno(what, errno);
+  return fd;
+}
+
+std::string describe_mismatch(const pb::CacheInput& want, const std::string& path, FileKind now_kind,
+                              const char* what) {
+  std::string p = printable(path);
+  auto was = static_cast<FileKind>(want.kind());
+  if (was != now_kind) {
+    if (now_kind == FileKind::kAbsent) return p + " was removed";
+    if (was == FileKind::kAbsent) return p + " now exists (it was missing)";
+    return p + " is now a " + kind_name(now_kind) + " (it was a " + kind_name(was) + ")";
+  }
+  return p + ": " + what + " changed";
+}
+
+// The stats file: fixed-size counters, updated under its own flock.
+struct Counters {
+  uint64_t magic = 0x3173746174736362;  // "bcstats1"
+  CacheStats s;
+};
+
+}  // namespace
+
+Classified classify(const Record& rec, const std::function<OpSet(const std::string&)>& first_ops,
+                    std::string_view root) {
+  Classified c;
+  if (!rec.complete) c.uncacheable = "its record is incomplete";
+  std::map<std::string, OpSet> all;
+  for (const auto& p : rec.processes)
+    for (const auto& f : p.files) all[f.path] |= f.ops;
+  for (const auto& [path, ops] : all) {
+    if (path::is_within(path, "/dev")) continue;
+    OpSet first = first_ops(path);
+    if (first == 0) first = ops;
+    if (ops & kMutatingOps) {
+      // What it saw of the path before writing it is not keyed: a look at
+      // its own output's metadata or absence (ld stats, then replaces) is
+      // fine, but content or a listing read first was an input.
+      if ((first & (kOpRead | kOpExec | kOpReaddir)) && !(first & kOpCreate) && c.uncacheable.empty())
+        c.uncacheable = "it reads " + printable(path) + ", which it also writes";
+      c.produced.push_back(Produced{path, !(first & (kOpCreate | kOpMissing)), path::is_within(path, root)});
+      continue;
+    }
+    uint32_t aspects = 0;
+    if (ops & (kOpRead | kOpExec)) aspects |= kAspectContent;
+    if (ops & kOpStat) aspects |= kAspectMeta;
+    if (ops & kOpReaddir) aspects |= kAspectListing;
+    if (ops & kOpMissing) aspects |= kAspectAbsent;
+    if (aspects) c.inputs.push_back(ObservedInput{path, aspects});
+  }
+  return c;
+}
+
+std::vector<std::string> keyed_environment(char** envp) {
+  static const std::set<std::string_view> kDropped = {"_",           "PWD",           "OLDPWD",
+                                                      "SHLVL",       "MAKE_TERMOUT",  "MAKE_TERMERR",
+                                                      "MAKELEVEL"};
+  std::vector<std::string> out;
+  for (char** e = envp; e && *e; ++e) {
+    std::string kv(*e);
+    size_t eq = kv.find('=');
+    std::string name = kv.substr(0, eq);
+    if (kDropped.count(name) || name.starts_with("BSANDBOX_")) continue;
+    if (name == "MAKEFLAGS" || name == "MFLAGS") {
+      // " -j2 --jobserver-auth=fifo:/tmp/GMfifo123": the jobserver and the
+      // job count change between identical builds and do not change output.
+      std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1), kept;
+      size_t i = 0;
+      while (i < value.size()) {
+        size_t j = value.find(' ', i);
+        std::string word = value.substr(i, j == std::string::npos ? std::string::npos : j - i);
+        if (!word.empty() && !word.starts_with("--jobserver") && !word.starts_with("-j")) {
+          if (!kept.empty()) kept += ' ';
+          kept += word;
+        }
+        if (j == std::string::npos) break;
+        i = j + 1;
+      }
+      kv = name + "=" + kept;
+    }
+    out.push_back(std::move(kv));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string default_cache_dir() {
+  if (const char* d = std::getenv("BSANDBOX_CACHE"); d && *d) return d;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/bsandbox";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.cache/bsandbox";
+}
+
+uint64_t Cache::default_max_bytes() {
+  if (const char* s = std::getenv("BSANDBOX_CACHE_SIZE"); s && *s) {
+    if (auto n = parse_size(s)) return *n;
+  }
+  return uint64_t{10} << 30;
+}
+
+Result<Cache> Cache::open(const std::string& dir) {
+  std::string shown = printable(dir);
+  // mkdir -p: the default lives under ~/.cache, which may not exist yet.
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      std::string prefix = dir.substr(0, i);
+      if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+        return fail("cannot create the cache directory " + shown + ": " + std::strerror(errno));
+    }
+  }
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return fail("cannot open the cache directory " + shown + ": " + std::strerror(errno));
+  auto format = read_at(fd.get(), "format", shown + "/format");
+  if (!format) {
+    auto listing = list_dir(fd.get(), shown);
+    if (!listing) return tl::unexpected(listing.error());
+    if (!listing->empty() && std::find(listing->begin(), listing->end(), "format") == listing->end())
+      return fail(shown + " is not empty and not a bsandbox cache (no format file); refusing to use it");
+    if (auto w = replace_file_at(fd.get(), "format", kFormat, shown + "/format", 0644, false); !w)
+      return tl::unexpected(w.error());
+  } else if (*format != kFormat) {
+    return fail(shown + "/format: not a bsandbox cache of this version (" + printable(*format) + ")");
+  }
+  auto entries = open_dir_at(fd.get(), "entries", shown + "/entries", true);
+  if (!entries) return tl::unexpected(entries.error());
+  auto hashes = open_dir_at(fd.get(), "hashes", shown + "/hashes", true);
+  if (!hashes) return tl::unexpected(hashes.error());
+  auto store = Store::open(fd.get(), "objects", shown + "/objects", /*durable=*/false);
+  if (!store) return tl::unexpected(store.error());
+  return Cache(dir, std::move(fd), std::move(*entries), std::move(*hashes), std::move(*store));
+}
+
+Result<UniqueFd> Cache::lock(int how, bool wait) {
+  UniqueFd fd(::openat(dir_fd_.get(), "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd.valid()) return fail_errno(printable(dir_) + "/lock", errno);
+  while (::flock(fd.get(), how | (wait ? 0 : LOCK_NB)) != 0) {
+    if (errno == EINTR) continue;
+    return fail_errno(printable(dir_) + "/lock", errno);
+  }
+  return fd;
+}
+
+// A file's SHA-256, remembered by (dev, inode, size, mtime, ctime): a write
+// changes mtime and ctime, and ctime cannot be set back. A file changed in
+// the last two seconds is not remembered, since two writes within one tick
+// of a coarse clock leave the same times.
+Result<Digest> Cache::content_hash(int fd, const struct stat& st, const std::string& what) {
+  uint64_t key_fields[7] = {st.st_dev,
+                            st.st_ino,
+                            static_cast<uint64_t>(st.st_size),
+                            static_cast<uint64_t>(st.st_mtim.tv_sec),
+                            static_cast<uint64_t>(st.st_mtim.tv_nsec),
+                            static_cast<uint64_t>(st.st_ctim.tv_sec),
+                            static_cast<uint64_t>(st.st_ctim.tv_nsec)};
+  std::string name = hash_bytes({reinterpret_cast<const char*>(key_fields), sizeof key_fields}).hex();
+  char raw[33];
+  UniqueFd memo(::openat(hashes_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (memo.valid() && ::read(memo.get(), raw, sizeof raw) == 32) {
+    if (auto d = Digest::from_raw({raw, 32})) return *d;
+  }
+  auto d = hash_fd(fd, what);
+  if (!d) return d;
+  struct stat after;
+  if (now_ns() - ns_of(st.st_ctim) >= 2 * kSecond && ::fstat(fd, &after) == 0 &&
+      after.st_size == st.st_size && ns_of(after.st_mtim) == ns_of(st.st_mtim) &&
+      ns_of(after.st_ctim) == ns_of(st.st_ctim)) {
+    (void)replace_file_at(hashes_.get(), name, d->raw(), "hash cache", 0644, false);
+  }
+  return d;
+}
+
+Result<Cache::Seen> Cache::look(const std::string& p, uint32_t aspects) {
+  Seen s;
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return s;
+    return fail_errno(printable(p), errno);
+  }
+  s.kind = kind_of(st.st_mode);
+  s.mode = st.st_mode & 07777;
+  s.ctime_ns = ns_of(st.st_ctim);
+  if (s.kind == FileKind::kFile) s.size = static_cast<uint64_t>(st.st_size);
+  if (s.kind == FileKind::kSymlink && (aspects & kAspectMeta)) {
+    std::string buf(PATH_MAX, '\0');
+    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
+    if (n < 0) return fail_errno(printable(p), errno);
+    s.target.assign(buf.data(), static_cast<size_t>(n));
+  }
+  if ((aspects & kAspectContent) && (s.kind == FileKind::kFile || s.kind == FileKind::kSymlink)) {
+    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    struct stat fst;
+    if (fd.valid() && ::fstat(fd.get(), &fst) == 0 && S_ISREG(fst.st_mode)) {
+      auto d = content_hash(fd.get(), fst, printable(p));
+      if (!d) return tl::unexpected(d.error());
+      s.content = *d;
+    } else if (!fd.valid() && errno != ENOENT && errno != ELOOP) {
+      return fail_errno(printable(p), errno);
+    }
+  }
+  if ((aspects & kAspectListing) && s.kind == FileKind::kDir) {
+    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return fail_errno(printable(p), errno);
+    auto names = list_dir(fd.get(), printable(p));
+    if (!names) return tl::unexpected(names.error());
+    s.names = std::move(*names);
+  }
+  return s;
+}
+
+CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::string& cwd,
+                            const std::string& root, char** envp, bool cache_failures) {
+  CacheRequest r;
+  r.argv = argv;
+  r.cwd = cwd;
+  r.root = root;
+  r.cache_failures = cache_failures;
+  Hasher h;
+  field(h, "bsandbox-cache-key 1");
+  field(h, std::to_string(argv.size()));
+  for (const auto& a : argv) field(h, a);
+  field(h, path::is_within(cwd, root) ? "R" + relative(cwd, root) : "A" + cwd);
+  auto env = keyed_environment(envp);
+  field(h, std::to_string(env.size()));
+  for (const auto& kv : env) field(h, kv);
+
+  auto exe = argv.empty() ? std::nullopt : find_program(argv[0], cwd, envp);
+  if (!exe) {
+    r.uncacheable = "its program was not found";
+  } else {
+    UniqueFd fd(::open(exe->c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st;
+    Result<Digest> d = fail("");
+    if (fd.valid() && ::fstat(fd.get(), &st) == 0) d = content_hash(fd.get(), st, printable(*exe));
+    if (d) field(h, d->raw());
+    else r.uncacheable = "its program " + printable(*exe) + " cannot be read";
+  }
+
+  // stdin is an input the tracer cannot see (reads of an inherited fd are
+  // not file opens): /dev/null and a terminal are no input, a file's or a
+  // finished pipe's content is keyed, an open pipe cannot be.
+  struct stat in;
+  if (::fstat(0, &in) != 0) {
+    field(h, "stdin closed");
+  } else if (S_ISCHR(in.st_mode)) {
+    if (in.st_rdev == makedev(1, 3)) field(h, "stdin null");
+    else if (::isatty(0)) field(h, "stdin terminal");
+    else r.uncacheable = "its stdin is a device";
+  } else if (S_ISREG(in.st_mode)) {
+    Hasher sh;
+    off_t off = ::lseek(0, 0, SEEK_CUR);
+    char buf[65536];
+    for (off_t at = off < 0 ? 0 : off;;) {
+      ssize_t n = ::pread(0, buf, sizeof buf, at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        r.uncacheable = "its stdin cannot be read";
+        break;
+      }
+      if (n == 0) break;
+      sh.update(buf, static_cast<size_t>(n));
+      at += n;
+    }
+    field(h, "stdin file");
+    field(h, sh.finish().raw());
+  } else if (S_ISFIFO(in.st_mode) || S_ISSOCK(in.st_mode)) {
+    pollfd pfd{0, POLLIN | POLLRDHUP, 0};
+    bool closed = ::poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
+    if (!closed) {
+      r.uncacheable = "its stdin is a pipe that is still open";
+    } else {
+      UniqueFd copy(::memfd_create("bsandbox-stdin", MFD_CLOEXEC));
+      Hasher sh;
+      char buf[65536];
+      bool ok = copy.valid();
+      for (ssize_t n; ok;) {
+        n = ::read(0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          ok = n == 0;
+          break;
+        }
+        sh.update(buf, static_cast<size_t>(n));
+        ok = static_cast<bool>(write_all(copy.get(), {buf, static_cast<size_t>(n)}, "stdin copy"));
+      }
+      if (!ok || ::lseek(copy.get(), 0, SEEK_SET) != 0) {
+        r.uncacheable = "its stdin cannot be read";
+      } else {
+        field(h, "stdin pipe");
+        field(h, sh.finish().raw());
+        r.stdin_replacement = std::move(copy);
+      }
+    }
+  } else {
+    r.uncacheable = "its stdin is neither a file, a pipe nor a terminal";
+  }
+  r.weak = h.finish();
+  return r;
+}
+
+Result<void> Cache::walk_entries(const EntryVisitor& visit) {
+  auto shards = list_dir(entries_.get(), printable(dir_) + "/entries");
+  if (!shards) return tl::unexpected(shards.error());
+  for (const auto& shard : *shards) {
+    auto sfd = open_dir_at(entries_.get(), shard, printable(dir_) + "/entries/" + shard, false);
+    if (!sfd) continue;
+    auto weaks = list_dir(sfd->get(), shard);
+    if (!weaks) continue;
+    for (const auto& weak : *weaks) {
+      std::string wrel = shard + "/" + weak;
+      auto wfd = open_dir_at(sfd->get(), weak, wrel, false);
+      if (!wfd) continue;
+      auto names = list_dir(wfd->get(), wrel);
+      if (!names) continue;
+      for (const auto& name : *names) {
+        std::string rel = wrel + "/" + name;
+        struct stat st;
+        if (name.starts_with(".bsandbox.") || ::fstatat(wfd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+          continue;
+        std::string shown = printable(dir_) + "/entries/" + rel;
+        Result<Candidate> c = fail("");
+        auto bytes = read_at(wfd->get(), name, shown);
+        if (!bytes) {
+          c = tl::unexpected(bytes.error());
+        } else if (auto payload = unseal(*bytes, kMagic, shown, "cache entry"); !payload) {
+          c = tl::unexpected(payload.error());
+        } else {
+          Candidate cand{name, rel, {}};
+          if (cand.entry.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) c = std::move(cand);
+          else c = fail(shown + ": cache entry is damaged (does not parse)");
+        }
+        visit(rel, st, c);
+      }
+    }
+  }
+  return {};
+}
+
+Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::string* why,
+                                               std::vector<std::string>* warnings) {
+  auto held = lock(LOCK_SH);
+  if (!held) return tl::unexpected(held.error());
+  std::string weak = req.weak.hex(), wrel = weak.substr(0, 2) + "/" + weak;
+  UniqueFd wfd(::openat(entries_.get(), wrel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!wfd.valid()) {
+    *why = "no entry for this command (argv, cwd, environment, program and stdin: key " + weak.substr(0, 12) + ")";
+    return std::nullopt;
+  }
+  auto names = list_dir(wfd.get(), wrel);
+  if (!names) return tl::unexpected(names.error());
+  std::vector<std::pair<int64_t, std::string>> order;  // newest first
+  for (const auto& n : *names) {
+    struct stat st;
+    if (!n.starts_with(".bsandbox.") && ::fstatat(wfd.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      order.emplace_back(-ns_of(st.st_mtim), n);
+  }
+  std::sort(order.begin(), order.end());
+  std::string first_why;
+  size_t tried = 0;
+  for (const auto& [_, name] : order) {
+    std::string shown = printable(dir_) + "/entries/" + wrel + "/" + name;
+    auto bytes = read_at(wfd.get(), name, shown);
+    Candidate c{name, wrel + "/" + name, {}};
+    Result<std::string_view> payload = bytes ? unseal(*bytes, kMagic, shown, "cache entry")
+                                             : Result<std::string_view>(tl::unexpected(bytes.error()));
+    if (payload && !c.entry.ParseFromArray(payload->data(), static_cast<int>(payload->size())))
+      payload = fail(shown + ": cache entry is damaged (does not parse)");
+    if (!payload) {
+      warnings->push_back(payload.error().message + "; removed");
+      ::unlinkat(wfd.get(), name.c_str(), 0);
+      count(Event::kDamaged);
+      continue;
+    }
+    ++tried;
+    std::string mismatch;
+    for (const auto& in : c.entry.inputs()) {
+      std::string p = absolute(in, req.root);
+      auto seen = look(p, in.aspects());
+      if (!seen) {
+        mismatch = seen.error().message;
+        break;
+      }
+      auto d = [](const std::string& raw) { return Digest::from_raw(raw); };
+      if (seen->kind != static_cast<FileKind>(in.kind())) {
+        mismatch = describe_mismatch(in, p, seen->kind, "");
+      } else if ((in.aspects() & kAspectMeta) && seen->mode != in.mode()) {
+        mismatch = describe_mismatch(in, p, seen->kind, "mode");
+      } else if ((in.aspects() & kAspectMeta) && seen->size != in.size()) {
+        mismatch = describe_mismatch(in, p, seen->kind, "size");
+      } else if ((in.aspects() & kAspectMeta) && seen->target != in.target()) {
+        mismatch = describe_mismatch(in, p, seen->kind, "symlink target");
+      } else if ((in.aspects() & kAspectContent) && seen->content != d(in.content())) {
+        mismatch = describe_mismatch(in, p, seen->kind, "content");
+      } else if ((in.aspects() & kAspectListing) && seen->kind == FileKind::kDir &&
+                 listing_digest(seen->names).raw() != in.listing()) {
+        mismatch = describe_mismatch(in, p, seen->kind, "listing");
+      }
+      if (!mismatch.empty()) break;
+    }
+    if (!mismatch.empty()) {
+      if (first_why.empty()) first_why = mismatch;
+      continue;
+    }
+    // Every input matches: read what is replayed (verified) before any
+    // output is touched, then restore the outputs.
+    Hit hit;
+    hit.entry_name = weak.substr(0, 12) + "/" + name.substr(0, 12);
+    hit.exit_code = c.entry.exit_code();
+    hit.run_ns = c.entry.run_ns();
+    std::optional<Digest> damaged;
+    Result<void> ok;
+    auto load = [&](const std::string& raw, std::string& into) {
+      if (!ok || raw.empty()) return;
+      auto dg = Digest::from_raw(raw);
+      auto bytes2 = dg ? store_.read(*dg) : Result<std::string>(fail(shown + ": bad object reference"));
+      if (!bytes2) {
+        ok = tl::unexpected(bytes2.error());
+        if (dg) damaged = *dg;
+      } else {
+        into = std::move(*bytes2);
+      }
+    };
+    load(c.entry.stdout_object(), hit.out);
+    load(c.entry.stderr_object(), hit.err);
+    load(c.entry.record_object(), hit.record);
+    if (ok) ok = restore_outputs(c, req.root, why, &damaged);
+    if (!ok) {
+      if (damaged) {
+        warnings->push_back(ok.error().message + "; removed, running the command");
+        (void)store_.remove(*damaged);
+        count(Event::kDamaged);
+        *why = "a stored object was damaged";
+        return std::nullopt;
+      }
+      if (!why->empty()) return std::nullopt;  // the tree is not as the entry needs
+      return tl::unexpected(ok.error());
+    }
+    hit.outputs = static_cast<size_t>(c.entry.outputs_size());
+    ::utimensat(wfd.get(), name.c_str(), nullptr, 0);  // recently used, for gc
+    return hit;
+  }
+  if (tried == 0) *why = "no entry for this command (key " + weak.substr(0, 12) + ")";
+  else if (tried == 1) *why = "an input changed: " + first_why;
+  else *why = std::to_string(tried) + " entries for this command, none matches; the newest: " + first_why;
+  return std::nullopt;
+}
+
+// Puts the outputs of an entry in place. Files and symlinks are first
+// written under temporary names next to where they go (so a damaged object
+// is found before anything is replaced), then deletions are made deepest
+// first, then the temporaries renamed over their names and directory modes
+// set. A parent directory the command did not create and that is missing
+// now makes the restore a miss (*why): the command would not have run the
+// same way.
+Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root, std::string* why,
+                                    std::optional<Digest>* damaged) {
+  UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd.valid()) return fail_errno(printable(root), errno);
+  struct Staged {
+    UniqueFd dir;
+    std::string name, temp;
+  };
+  std::vector<Staged> staged;
+  auto cleanup = [&] {
+    for (auto& s : staged) ::unlinkat(s.dir.get(), s.temp.c_str(), 0);
+  };
+  auto parent_of = [&](const std::string& rel) -> Result<Parent> {
+    int err = 0;
+    auto p = open_parent(root_fd.get(), rel, &err);
+    if (!p && err == ENOENT) *why = "the directory of " + printable(path::resolve(root, rel)) + " is missing";
+    return p;
+  };
+  const auto& outs = c.entry.outputs();
+  for (const auto& o : outs) {  // sorted: parents before children
+    if (static_cast<FileKind>(o.kind()) != FileKind::kDir) continue;
+    auto p = parent_of(o.path());
+    if (!p) return cleanup(), tl::unexpected(p.error());
+    struct stat st;
+    if (::fstatat(p->dir.get(), p->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+      ::unlinkat(p->dir.get(), p->name.c_str(), 0);
+    if (::mkdirat(p->dir.get(), p->name.c_str(), 0700) != 0 && errno != EEXIST)
+      return cleanup(), fail_errno(printable(path::resolve(root, o.path())), errno);
+  }
+  for (const auto& o : outs) {
+    auto kind = static_cast<FileKind>(o.kind());
+    if (kind != FileKind::kFile && kind != FileKind::kSymlink) continue;
+    auto p = parent_of(o.path());
+    if (!p) return cleanup(), tl::unexpected(p.error());
+    Staged s{std::move(p->dir), std::move(p->name), temp_name()};
+    if (kind == FileKind::kSymlink) {
+      if (::symlinkat(o.target().c_str(), s.dir.get(), s.temp.c_str()) != 0)
+        return cleanup(), fail_errno(printable(path::resolve(root, o.path())), errno);
+    } else {
+      auto d = Digest::from_raw(o.content());
+      if (!d) return cleanup(), fail(printable(c.rel) + ": bad object reference");
+      if (auto r = store_.restore(*d, s.dir.get(), s.temp, o.mode()); !r) {
+        *damaged = *d;
+        return cleanup(), tl::unexpected(r.error());
+      }
+    }
+    staged.push_back(std::move(s));
+  }
+  for (auto o = outs.rbegin(); o != outs.rend(); ++o) {  // deepest first
+    if (static_cast<FileKind>(o->kind()) != FileKind::kAbsent) continue;
+    int err = 0;
+    auto p = open_parent(root_fd.get(), o->path(), &err);
+    if (!p) continue;  // its directory is gone: so is it
+    if (::unlinkat(p->dir.get(), p->name.c_str(), 0) != 0 && errno == EISDIR &&
+        ::unlinkat(p->dir.get(), p->name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return cleanup(), fail_errno(printable(path::resolve(root, o->path())), errno);
+  }
+  for (size_t i = 0; i < staged.size(); ++i) {
+    auto& s = staged[i];
+    if (::renameat(s.dir.get(), s.temp.c_str(), s.dir.get(), s.name.c_str()) != 0) {
+      int e = errno;
+      for (size_t j = i; j < staged.size(); ++j) ::unlinkat(staged[j].dir.get(), staged[j].temp.c_str(), 0);
+      return fail_errno(printable(s.name), e);
+    }
+  }
+  for (const auto& o : outs) {
+    if (static_cast<FileKind>(o.kind()) != FileKind::kDir) continue;
+    if (auto p = open_parent(root_fd.get(), o.path()))
+      ::fchmodat(p->dir.get(), p->name.c_str(), o.mode(), 0);
+  }
+  return {};
+}
+
+Result<Digest> Cache::put_bytes(std::string_view data, uint64_t* added) {
+  UniqueFd fd(::memfd_create("bsandbox-object", MFD_CLOEXEC));
+  if (!fd.valid()) return fail_errno("memfd_create", errno);
+  if (auto w = write_all(fd.get(), data, "memfd"); !w) return tl::unexpected(w.error());
+  bool already = false;
+  auto d = store_.put(fd.get(), "captured output", &already);
+  if (d && !already) *added += data.size();
+  return d;
+}
+
+Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
+                                const std::function<OpSet(const std::string&)>& first_ops, int out,
+                                int err, int64_t run_ns) {
+  if (!req.uncacheable.empty()) return req.uncacheable;
+  if (rec.exit_code != 0 && !req.cache_failures)
+    return "it exited with " + std::to_string(rec.exit_code) + " (--cache-failures stores failures too)";
+  Classified c = classify(rec, first_ops, req.root);
+  if (!c.uncacheable.empty()) return c.uncacheable;
+
+  auto held = lock(LOCK_SH);
+  if (!held) return tl::unexpected(held.error());
+  uint64_t added = 0;
+  pb::CacheEntry e;
+  std::unordered_map<std::string, std::vector<const Produced*>> produced_in;  // by parent dir
+  for (const auto& p : c.produced) {
+    size_t slash = p.path.rfind('/');
+    produced_in[slash == 0 ? "/" : p.path.substr(0, slash)].push_back(&p);
+    struct stat st;
+    bool exists = ::lstat(p.path.c_str(), &st) == 0;
+    if (!exists && errno != ENOENT && errno != ENOTDIR) return fail_errno(printable(p.path), errno);
+    if (!p.in_root) {
+      if (p.existed_before || exists)
+        return "it writes " + printable(p.path) + ", outside " + printable(req.root);
+      continue;  // a temporary file, made and removed
+    }
+    if (p.path == req.root) continue;
+    if (!exists && !p.existed_before) continue;
+    auto* o = e.add_outputs();
+    o->set_path(relative(p.path, req.root));
+    if (!exists) {
+      o->set_kind(static_cast<uint32_t>(FileKind::kAbsent));
+      continue;
+    }
+    FileKind kind = kind_of(st.st_mode);
+    o->set_kind(static_cast<uint32_t>(kind));
+    o->set_mode(st.st_mode & 07777);
+    if (kind == FileKind::kFile) {
+      UniqueFd fd(::open(p.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd.valid()) return fail_errno(printable(p.path), errno);
+      bool already = false;
+      auto d = store_.put(fd.get(), printable(p.path), &already);
+      if (!d) return tl::unexpected(d.error());
+      if (!already) added += static_cast<uint64_t>(st.st_size);
+      o->set_content(std::string(d->raw()));
+      o->set_size(static_cast<uint64_t>(st.st_size));
+    } else if (kind == FileKind::kSymlink) {
+      std::string buf(PATH_MAX, '\0');
+      ssize_t n = ::readlink(p.path.c_str(), buf.data(), buf.size());
+      if (n < 0) return fail_errno(printable(p.path), errno);
+      o->set_target(buf.substr(0, static_cast<size_t>(n)));
+    } else if (kind != FileKind::kDir) {
+      return "it leaves a " + std::string(kind_name(kind)) + " at " + printable(p.path);
+    }
+  }
+  Hasher strong;
+  for (const auto& in : c.inputs) {
+    auto seen = look(in.path, in.aspects);
+    if (!seen) return tl::unexpected(seen.error());
+    if ((in.aspects & kAspectAbsent) && !(in.aspects & ~kAspectAbsent) && seen->kind != FileKind::kAbsent)
+      return printable(in.path) + " appeared while it ran";
+    if ((in.aspects & kAspectContent) && seen->kind == FileKind::kFile && seen->ctime_ns >= rec.start_ns)
+      return printable(in.path) + " changed while it ran";
+    auto* pi = e.add_inputs();
+    bool in_root = path::is_within(in.path, req.root);
+    pi->set_path(in_root ? relative(in.path, req.root) : in.path);
+    pi->set_in_root(in_root);
+    pi->set_aspects(in.aspects);
+    pi->set_kind(static_cast<uint32_t>(seen->kind));
+    if (in.aspects & kAspectMeta) {
+      pi->set_mode(seen->mode);
+      pi->set_size(seen->size);
+      pi->set_target(seen->target);
+    }
+    if ((in.aspects & kAspectContent) && seen->content) pi->set_content(std::string(seen->content->raw()));
+    if ((in.aspects & kAspectListing) && seen->kind == FileKind::kDir) {
+      // The listing as the run found it: without the names it made, with
+      // the ones it removed.
+      std::set<std::string> names(seen->names.begin(), seen->names.end());
+      if (auto it = produced_in.find(in.path); it != produced_in.end()) {
+        for (const Produced* p : it->second) {
+          std::string base = p->path.substr(p->path.rfind('/') + 1);
+          if (p->existed_before) names.insert(base);
+          else names.erase(base);
+        }
+      }
+      pi->set_listing(std::string(listing_digest({names.begin(), names.end()}).raw()));
+    }
+    std::string bytes = pi->SerializeAsString();
+    field(strong, bytes);
+  }
+  auto put_fd = [&](int fd, std::string* into) -> Result<void> {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return fail_errno("captured output", errno);
+    if (st.st_size == 0) return {};
+    bool already = false;
+    auto d = store_.put(fd, "captured output", &already);
+    if (!d) return tl::unexpected(d.error());
+    if (!already) added += static_cast<uint64_t>(st.st_size);
+    *into = std::string(d->raw());
+    return {};
+  };
+  std::string so, se;
+  if (auto r = put_fd(out, &so); !r) return tl::unexpected(r.error());
+  if (auto r = put_fd(err, &se); !r) return tl::unexpected(r.error());
+  auto record = put_bytes(to_protobuf(rec), &added);
+  if (!record) return tl::unexpected(record.error());
+  e.set_stdout_object(so);
+  e.set_stderr_object(se);
+  e.set_record_object(std::string(record->raw()));
+  e.set_weak_key(std::string(req.weak.raw()));
+  for (const auto& a : req.argv) e.add_argv(a);
+  e.set_cwd(req.cwd);
+  e.set_exit_code(rec.exit_code);
+  e.set_created_ns(now_ns());
+  e.set_run_ns(run_ns);
+
+  std::string weak = req.weak.hex(), shard = weak.substr(0, 2);
+  auto sfd = open_dir_at(entries_.get(), shard, "cache entries", true);
+  if (!sfd) return tl::unexpected(sfd.error());
+  auto wfd = open_dir_at(sfd->get(), weak, "cache entries", true);
+  if (!wfd) return tl::unexpected(wfd.error());
+  std::string sealed = seal(kMagic, e.SerializeAsString());
+  if (auto w = replace_file_at(wfd->get(), strong.finish().hex(), sealed, "cache entry", 0644, false); !w)
+    return tl::unexpected(w.error());
+  added += sealed.size();
+  held->reset();
+
+  count(Event::kStored, added);
+  CacheStats now = counters();
+  uint64_t limit = default_max_bytes();
+  if (now.bytes_since_gc > limit / 10) (void)gc(limit);  // gc skips when another process holds the cache
+  return std::string();
+}
+
+void Cache::count(Event e, uint64_t n) {
+  UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd.valid()) return;
+  while (::flock(fd.get(), LOCK_EX) != 0 && errno == EINTR) {
+  }
+  Counters c;
+  Counters disk;
+  if (::pread(fd.get(), &disk, sizeof disk, 0) == static_cast<ssize_t>(sizeof disk) && disk.magic == c.magic)
+    c = disk;
+  switch (e) {
+    case Event::kHit:
+      ++c.s.hits;
+      c.s.saved_ns += n;
+      break;
+    case Event::kMiss: ++c.s.misses; break;
+    case Event::kStored:
+      ++c.s.stored;
+      c.s.bytes_since_gc += n;
+      break;
+    case Event::kUncacheable: ++c.s.uncacheable; break;
+    case Event::kDamaged: ++c.s.damaged; break;
+  }
+  (void)!::pwrite(fd.get(), &c, sizeof c, 0);
+}
+
+CacheStats Cache::counters() {
+  Counters c, disk;
+  UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.valid() && ::flock(fd.get(), LOCK_SH) == 0 &&
+      ::pread(fd.get(), &disk, sizeof disk, 0) == static_cast<ssize_t>(sizeof disk) && disk.magic == c.magic)
+    c = disk;
+  return c.s;
+}
+
+Result<Cache::Usage> Cache::usage() {
+  Usage u;
+  auto r = walk_entries([&](const std::string&, const struct stat& st, const Result<Candidate>&) {
+    ++u.entries;
+    u.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+  });
+  if (!r) return tl::unexpected(r.error());
+  auto objects = store_.list();
+  if (!objects) return tl::unexpected(objects.error());
+  u.objects = objects->size();
+  for (const auto& d : *objects) u.bytes += store_.disk_bytes(d);
+  return u;
+}
+
+Result<std::string> Cache::gc(uint64_t max_bytes) {
+  auto held = lock(LOCK_EX, /*wait=*/false);
+  if (!held) return fail("the cache is in use by another bsandbox; try again");
+  struct Item {
+    std::string rel;
+    int64_t used_ns;
+    uint64_t bytes;
+    std::vector<Digest> refs;
+  };
+  std::vector<Item> items;
+  uint64_t damaged = 0;
+  auto walked = walk_entries([&](const std::string& rel, const struct stat& st, const Result<Candidate>& c) {
+    if (!c) {
+      ++damaged;
+      ::unlinkat(entries_.get(), rel.c_str(), 0);
+      return;
+    }
+    Item it{rel, ns_of(st.st_mtim), static_cast<uint64_t>(st.st_blocks) * 512, {}};
+    auto ref = [&](const std::string& raw) {
+      if (auto d = Digest::from_raw(raw)) it.refs.push_back(*d);
+    };
+    for (const auto& o : c->entry.outputs()) ref(o.content());
+    ref(c->entry.stdout_object());
+    ref(c->entry.stderr_object());
+    ref(c->entry.record_object());
+    items.push_back(std::move(it));
+  });
+  if (!walked) return tl::unexpected(walked.error());
+  auto objects = store_.list();
+  if (!objects) return tl::unexpected(objects.error());
+  std::map<Digest, std::pair<uint64_t, size_t>> objs;  // size, references
+  uint64_t total = 0;
+  for (const auto& d : *objects) {
+    uint64_t b = store_.disk_bytes(d);
+    objs[d] = {b, 0};
+    total += b;
+  }
+  for (const auto& it : items) {
+    total += it.bytes;
+    for (const auto& d : it.refs)
+      if (auto o = objs.find(d); o != objs.end()) ++o->second.second;
+  }
+  uint64_t before = total;
+  // Least recently used first, down to 90% of the limit so the next few
+  // stores do not trigger another gc at once.
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.used_ns < b.used_ns; });
+  size_t dropped = 0;
+  uint64_t target = max_bytes / 10 * 9;
+  // Objects no entry refers to (left by a run that failed before writing
+  // its entry) go whatever the size.
+  for (auto& [d, info] : objs) {
+    if (info.second == 0) total -= info.first;
+  }
+  for (const auto& it : items) {
+    if (before <= max_bytes || total <= target) break;
+    ::unlinkat(entries_.get(), it.rel.c_str(), 0);
+    total -= it.bytes;
+    ++dropped;
+    for (const auto& d : it.refs) {
+      auto o = objs.find(d);
+      if (o != objs.end() && o->second.second > 0 && --o->second.second == 0) total -= o->second.first;
+    }
+  }
+  size_t freed_objects = 0;
+  for (const auto& [d, info] : objs) {
+    if (info.second == 0 && store_.remove(d)) ++freed_objects;
+  }
+  // Empty key directories, and the hash memo (an accelerator, rebuilt as
+  // files are seen again).
+  if (auto shards = list_dir(entries_.get(), "entries")) {
+    for (const auto& shard : *shards) {
+      if (auto ws = open_dir_at(entries_.get(), shard, shard, false)) {
+        if (auto weaks = list_dir(ws->get(), shard))
+          for (const auto& w : *weaks) ::unlinkat(ws->get(), w.c_str(), AT_REMOVEDIR);
+      }
+      ::unlinkat(entries_.get(), shard.c_str(), AT_REMOVEDIR);
+    }
+  }
+  if (auto memo = list_dir(hashes_.get(), "hashes"))
+    for (const auto& m : *memo) ::unlinkat(hashes_.get(), m.c_str(), 0);
+  {
+    UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    Counters c, disk;
+    if (fd.valid() && ::flock(fd.get(), LOCK_EX) == 0) {
+      if (::pread(fd.get(), &disk, sizeof disk, 0) == static_cast<ssize_t>(sizeof disk) && disk.magic == c.magic)
+        c = disk;
+      c.s.bytes_since_gc = 0;
+      (void)!::pwrite(fd.get(), &c, sizeof c, 0);
+    }
+  }
+  return "removed " + std::to_string(dropped) + " entries" +
+         (damaged ? " (and " + std::to_string(damaged) + " damaged ones)" : std::string()) + " and " +
+         std::to_string(freed_objects) + " objects; " + format_size(before) + " -> " + format_size(total) +
+         " (limit " + format_size(max_bytes) + ")";
+}
+
+Result<std::string> Cache::verify(uint64_t* damaged) {
+  auto held = lock(LOCK_EX);
+  if (!held) return tl::unexpected(held.error());
+  *damaged = 0;
+  std::vector<std::string> bad_objects;
+  auto objects = store_.list();
+  if (!objects) return tl::unexpected(objects.error());
+  std::set<Digest> good;
+  for (const auto& d : *objects) {
+    if (auto v = store_.verify(d)) {
+      good.insert(d);
+    } else {
+      bad_objects.push_back(v.error().message);
+      (void)store_.remove(d);
+      ++*damaged;
+    }
+  }
+  uint64_t entries = 0, bad_entries = 0;
+  std::vector<std::string> notes;
+  auto walked = walk_entries([&](const std::string& rel, const struct stat&, const Result<Candidate>& c) {
+    ++entries;
+    bool ok = static_cast<bool>(c);
+    if (ok) {
+      auto has = [&](const std::string& raw) {
+        auto d = Digest::from_raw(raw);
+        return raw.empty() || (d && good.count(*d));
+      };
+      for (const auto& o : c->entry.outputs())
+        if (static_cast<FileKind>(o.kind()) == FileKind::kFile && !has(o.content())) ok = false;
+      if (!has(c->entry.stdout_object()) || !has(c->entry.stderr_object()) || !has(c->entry.record_object()))
+        ok = false;
+      if (!ok) notes.push_back(printable(dir_) + "/entries/" + rel + ": refers to a missing or damaged object");
+    } else {
+      notes.push_back(c.error().message);
+    }
+    if (!ok) {
+      ++bad_entries;
+      ::unlinkat(entries_.get(), rel.c_str(), 0);
+    }
+  });
+  if (!walked) return tl::unexpected(walked.error());
+  *damaged += bad_entries;
+  std::string out;
+  for (const auto& m : bad_objects) out += m + "; removed\n";
+  for (const auto& m : notes) out += m + "; removed\n";
+  out += "checked " + std::to_string(entries) + " entries and " + std::to_string(objects->size()) +
+         " objects: " + std::to_string(bad_objects.size()) + " damaged objects, " +
+         std::to_string(bad_entries) + " unusable entries";
+  return out;
+}
+
+Result<void> Cache::clear() {
+  auto held = lock(LOCK_EX);
+  if (!held) return tl::unexpected(held.error());
+  for (const char* sub : {"entries", "hashes", "objects"}) {
+    if (auto r = remove_tree(dir_fd_.get(), sub); !r) return r;
+    if (::mkdirat(dir_fd_.get(), sub, 0755) != 0 && errno != EEXIST)
+      return fail_errno(printable(dir_) + "/" + sub, errno);
+  }
+  ::unlinkat(dir_fd_.get(), "stats", 0);
+  return {};
+}
+
+}  // namespace bsandbox
