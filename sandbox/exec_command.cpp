@@ -123,6 +123,12 @@ Record hit_record(const Cache::Hit& hit, const ExecOptions& o, const std::string
   return rec;
 }
 
+// The command on one line, cut to a length that leaves room for the reason.
+std::string shown_command(const std::vector<std::string>& argv) {
+  std::string line = command_line(argv);
+  return line.size() <= 100 ? line : line.substr(0, 97) + "...";
+}
+
 void replay(const Cache::Hit& hit) {
   ::signal(SIGPIPE, SIG_IGN);  // a reader that went away is not our failure
   (void)write_all(1, hit.out, "stdout");
@@ -194,7 +200,8 @@ int run_exec(const ExecOptions& o) {
         replay(**hit);
         cache->count(Cache::Event::kHit, static_cast<uint64_t>((*hit)->run_ns));
         if (o.verbose || o.explain)
-          say("cache hit: " + (*hit)->entry_name + ", " + std::to_string((*hit)->outputs) + " outputs restored");
+          say("cache hit: " + shown_command(o.argv) + ": " + std::to_string((*hit)->outputs) +
+              " outputs restored (entry " + (*hit)->entry_name + ")");
         Record rec = hit_record(**hit, o, cwd, start_wall);
         int code = rec.exit_code;
         if (journal) code = commit_journal(*journal, rec, o, code);
@@ -207,7 +214,7 @@ int run_exec(const ExecOptions& o) {
       cache->count(Cache::Event::kUncacheable);
       why = "the command cannot be cached: " + request.uncacheable;
     }
-    if (o.explain) say("cache miss: " + why);
+    if (o.explain) say("cache miss: " + shown_command(o.argv) + ": " + why);
     // A wrapper has nothing to record for a command it cannot cache.
     if (o.wrapper && !request.uncacheable.empty()) cache.reset();
   }
