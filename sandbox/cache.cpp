@@ -154,14 +154,14 @@ struct Counters {
 }  // namespace
 
 Classified classify(const Record& rec, const std::function<OpSet(const std::string&)>& first_ops,
-                    std::string_view root) {
+                    std::string_view root, std::string_view ignored) {
   Classified c;
   if (!rec.complete) c.uncacheable = "its record is incomplete";
   std::map<std::string, OpSet> all;
   for (const auto& p : rec.processes)
     for (const auto& f : p.files) all[f.path] |= f.ops;
   for (const auto& [path, ops] : all) {
-    if (path::is_within(path, "/dev")) continue;
+    if (path::is_within(path, "/dev") || (!ignored.empty() && path::is_within(path, ignored))) continue;
     OpSet first = first_ops(path);
     if (first == 0) first = ops;
     if (ops & kMutatingOps) {
@@ -183,6 +183,36 @@ Classified classify(const Record& rec, const std::function<OpSet(const std::stri
   return c;
 }
 
+// " -j2 --jobserver-auth=fifo:/tmp/GMfifo123 -- CC=gcc X=a\\ b": the
+// jobserver and the job count change between identical builds and do not
+// change output, and the variables after "--" come in an order that differs
+// from run to run (make's hash table): sorted.
+std::string keyed_makeflags(std::string_view value) {
+  std::vector<std::string> words;
+  std::string word;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      word += value[i];
+      word += value[++i];
+    } else if (value[i] == ' ') {
+      if (!word.empty()) words.push_back(std::move(word));
+      word.clear();
+    } else {
+      word += value[i];
+    }
+  }
+  if (!word.empty()) words.push_back(std::move(word));
+  auto dashes = std::find(words.begin(), words.end(), "--");
+  std::sort(dashes, words.end());
+  std::string out;
+  for (auto it = words.begin(); it != words.end(); ++it) {
+    if (it < dashes && (it->starts_with("--jobserver") || it->starts_with("-j"))) continue;
+    if (!out.empty()) out += ' ';
+    out += *it;
+  }
+  return out;
+}
+
 std::vector<std::string> keyed_environment(char** envp) {
   static const std::set<std::string_view> kDropped = {"_",           "PWD",           "OLDPWD",
                                                       "SHLVL",       "MAKE_TERMOUT",  "MAKE_TERMERR",
@@ -193,23 +223,7 @@ std::vector<std::string> keyed_environment(char** envp) {
     size_t eq = kv.find('=');
     std::string name = kv.substr(0, eq);
     if (kDropped.count(name) || name.starts_with("BSANDBOX_")) continue;
-    if (name == "MAKEFLAGS" || name == "MFLAGS") {
-      // " -j2 --jobserver-auth=fifo:/tmp/GMfifo123": the jobserver and the
-      // job count change between identical builds and do not change output.
-      std::string value = eq == std::string::npos ? "" : kv.substr(eq + 1), kept;
-      size_t i = 0;
-      while (i < value.size()) {
-        size_t j = value.find(' ', i);
-        std::string word = value.substr(i, j == std::string::npos ? std::string::npos : j - i);
-        if (!word.empty() && !word.starts_with("--jobserver") && !word.starts_with("-j")) {
-          if (!kept.empty()) kept += ' ';
-          kept += word;
-        }
-        if (j == std::string::npos) break;
-        i = j + 1;
-      }
-      kv = name + "=" + kept;
-    }
+    if (name == "MAKEFLAGS" || name == "MFLAGS") kv = name + "=" + keyed_makeflags(kv.substr(eq + 1));
     out.push_back(std::move(kv));
   }
   std::sort(out.begin(), out.end());
@@ -246,8 +260,13 @@ Result<Cache> Cache::open(const std::string& dir) {
   if (!format) {
     auto listing = list_dir(fd.get(), shown);
     if (!listing) return tl::unexpected(listing.error());
-    if (!listing->empty() && std::find(listing->begin(), listing->end(), "format") == listing->end())
-      return fail(shown + " is not empty and not a bsandbox cache (no format file); refusing to use it");
+    // Another bsandbox may be creating it right now: only foreign names
+    // make it foreign.
+    static const std::set<std::string> kOurs = {"format", "entries", "objects", "hashes", "lock", "stats"};
+    for (const auto& name : *listing) {
+      if (!kOurs.count(name) && !name.starts_with(".bsandbox."))
+        return fail(shown + " is not empty and not a bsandbox cache (no format file); refusing to use it");
+    }
     if (auto w = replace_file_at(fd.get(), "format", kFormat, shown + "/format", 0644, false); !w)
       return tl::unexpected(w.error());
   } else if (*format != kFormat) {
@@ -259,7 +278,12 @@ Result<Cache> Cache::open(const std::string& dir) {
   if (!hashes) return tl::unexpected(hashes.error());
   auto store = Store::open(fd.get(), "objects", shown + "/objects", /*durable=*/false);
   if (!store) return tl::unexpected(store.error());
-  return Cache(dir, std::move(fd), std::move(*entries), std::move(*hashes), std::move(*store));
+  Cache cache(dir, std::move(fd), std::move(*entries), std::move(*hashes), std::move(*store));
+  if (char* real = ::realpath(dir.c_str(), nullptr)) {
+    cache.real_dir_ = real;
+    std::free(real);
+  }
+  return cache;
 }
 
 Result<UniqueFd> Cache::lock(int how, bool wait) {
@@ -374,7 +398,7 @@ CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::str
   if (::fstat(0, &in) != 0) {
     field(h, "stdin closed");
   } else if (S_ISCHR(in.st_mode)) {
-    if (in.st_rdev == makedev(1, 3)) field(h, "stdin null");
+    if (in.st_rdev == makedev(1, 3)) field(h, "stdin empty");
     else if (::isatty(0)) field(h, "stdin terminal");
     else r.uncacheable = "its stdin is a device";
   } else if (S_ISREG(in.st_mode)) {
@@ -414,8 +438,13 @@ CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::str
         sh.update(buf, static_cast<size_t>(n));
         ok = static_cast<bool>(write_all(copy.get(), {buf, static_cast<size_t>(n)}, "stdin copy"));
       }
+      off_t size = ::lseek(copy.get(), 0, SEEK_CUR);
       if (!ok || ::lseek(copy.get(), 0, SEEK_SET) != 0) {
         r.uncacheable = "its stdin cannot be read";
+      } else if (size == 0) {
+        // As /dev/null: make -j gives all jobs but one such a pipe, and
+        // which one gets which differs from build to build.
+        field(h, "stdin empty");
       } else {
         field(h, "stdin pipe");
         field(h, sh.finish().raw());
@@ -672,7 +701,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
   if (!req.uncacheable.empty()) return req.uncacheable;
   if (rec.exit_code != 0 && !req.cache_failures)
     return "it exited with " + std::to_string(rec.exit_code) + " (--cache-failures stores failures too)";
-  Classified c = classify(rec, first_ops, req.root);
+  Classified c = classify(rec, first_ops, req.root, real_dir_);
   if (!c.uncacheable.empty()) return c.uncacheable;
 
   auto held = lock(LOCK_SH);

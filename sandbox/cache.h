@@ -73,14 +73,16 @@ struct Classified {
 // gives the ops of the run's first access to path (ProcessTree::first_ops).
 // Paths under /dev are neither. A path read before the run wrote it makes
 // the run uncacheable (its input was its own output).
+// Paths under ignored (the cache's own directory, which a cached command
+// nested in another one reads and writes) are neither.
 Classified classify(const Record& rec, const std::function<OpSet(const std::string&)>& first_ops,
-                    std::string_view root);
+                    std::string_view root, std::string_view ignored = {});
 
 // The environment as the weak key sees it: sorted, without variables that
 // differ between identical invocations (_, PWD, OLDPWD, SHLVL, BSANDBOX_*,
-// make's terminal names) and with make's jobserver and -j options taken out
-// of MAKEFLAGS.
+// make's terminal names) and with MAKEFLAGS normalised (keyed_makeflags).
 std::vector<std::string> keyed_environment(char** envp);
+std::string keyed_makeflags(std::string_view value);
 
 // A command about to run, as the cache sees it.
 struct CacheRequest {
@@ -171,6 +173,7 @@ class Cache {
   Result<void> walk_entries(const EntryVisitor& visit);
 
   std::string dir_;
+  std::string real_dir_;  // dir_ with symlinks resolved, as records name it
   UniqueFd dir_fd_, entries_, hashes_;
   Store store_;
 };

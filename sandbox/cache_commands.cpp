@@ -11,6 +11,7 @@
 #include "sandbox/cache.h"
 #include "sandbox/exec_command.h"
 #include "sandbox/text.h"
+#include "sandbox/tracer_service.h"
 
 namespace bsandbox {
 namespace {
@@ -76,7 +77,9 @@ int run_wrap(const std::vector<std::string>& args) {
     const char* shell = std::getenv("BSANDBOX_SHELL");
     argv.insert(argv.begin(), shell && *shell ? shell : "/bin/sh");
   }
-  if (std::getenv("BSANDBOX_WRAPPED")) {
+  // Nested in a cached command: cache this one too when the build's tracer
+  // is lent (cheap), else let the outer run cover it.
+  if (std::getenv("BSANDBOX_WRAPPED") && !std::getenv(kTracerEnv)) {
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);

@@ -14,8 +14,9 @@ int run_cache_command(const std::string& action, const std::string& dir, std::op
 // argv as a launcher receives it: the compiler and its arguments, or (as
 // make's SHELL) shell flags and a recipe line: a first word starting with
 // '-' means the latter, run with $BSANDBOX_SHELL (default /bin/sh). Inside
-// a command that is already being cached (BSANDBOX_WRAPPED is set) the
-// command runs directly: the outer run caches it as a whole.
+// a traced build ($BSANDBOX_TRACER) the build's tracer records the command;
+// otherwise a wrapper inside a command already being cached runs its command
+// directly (the outer run caches it as a whole).
 int run_wrap(const std::vector<std::string>& argv);
 
 }  // namespace bsandbox

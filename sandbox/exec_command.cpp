@@ -1,12 +1,16 @@
 // exec_command.cpp: the steps of `bsandbox exec`, each failing with one line.
 #include "sandbox/exec_command.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "sandbox/atomic_file.h"
@@ -21,11 +25,32 @@
 #include "sandbox/ptrace_backend.h"
 #include "sandbox/record_printer.h"
 #include "sandbox/supervisor.h"
+#include "sandbox/tracer_service.h"
 
 namespace bsandbox {
 namespace {
 
-void say(const std::string& line) { std::fprintf(stderr, "bsandbox: %s\n", line.c_str()); }
+// Where bsandbox's own messages go. A cached command's stderr is captured
+// and replayed by later hits; the messages of a bsandbox-wrap nested inside
+// it (make recursing) must not become part of that output, so a capturing
+// bsandbox hands its real stderr down as $BSANDBOX_DIAG_FD.
+int diag_fd() {
+  static const int fd = [] {
+    const char* v = std::getenv("BSANDBOX_DIAG_FD");
+    int n = v ? std::atoi(v) : 2;
+    return n > 2 && ::fcntl(n, F_GETFD) >= 0 ? n : 2;
+  }();
+  return fd;
+}
+
+void say(const std::string& line) { (void)write_all(diag_fd(), "bsandbox: " + line + "\n", "stderr"); }
+
+// Before starting a command whose output is captured.
+void hand_down_diagnostics() {
+  int fd = diag_fd();
+  if (fd == 2) fd = ::dup(2);  // not close-on-exec: the command tree inherits it
+  if (fd >= 0) ::setenv("BSANDBOX_DIAG_FD", std::to_string(fd).c_str(), 1);
+}
 
 int error_exit(const std::string& line) {
   say("error: " + line);
@@ -129,6 +154,63 @@ std::string shown_command(const std::vector<std::string>& argv) {
   return line.size() <= 100 ? line : line.substr(0, 97) + "...";
 }
 
+void store_result(Cache& cache, const CacheRequest& request, const Record& rec,
+                  const std::function<OpSet(const std::string&)>& first_ops, const OutputCapture& capture,
+                  const ExecOptions& o) {
+  auto saved = cache.save(request, rec, first_ops, capture.out_file(), capture.err_file(), rec.end_ns - rec.start_ns);
+  if (!saved) say("warning: cache: not stored: " + saved.error().message);
+  else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
+  else if (saved->empty() && o.verbose) say("cached the result");
+}
+
+// A wrapper inside a traced run (tracer_service.h): run the command as a
+// plain child, which the ancestor already traces, and ask it for the record.
+int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& cache, const CacheRequest& request,
+                           const std::string& service, int64_t start_wall) {
+  auto capture = OutputCapture::start();
+  if (!capture) return error_exit("capturing the command's output: " + capture.error().message);
+  hand_down_diagnostics();
+  std::vector<char*> args;
+  for (const auto& a : o.argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int from[3] = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
+  std::string not_found = "bsandbox: " + o.argv[0] + ": command not found\n";
+  pid_t pid = ::fork();
+  if (pid < 0) return error_exit(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    for (int target = 0; target < 3; ++target)
+      if (from[target] >= 0) ::dup2(from[target], target);
+    ::execvp(args[0], args.data());
+    int e = errno;
+    if (e == ENOENT) (void)!::write(2, not_found.data(), not_found.size());
+    _exit(e == ENOENT ? 127 : 126);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  capture->finish();
+  Record rec;
+  auto connection = connect_tracer(service);
+  auto sub = connection ? request_subtree(connection->get(), pid) : Result<TracedSubtree>(tl::unexpected(connection.error()));
+  if (!sub) {
+    say("warning: cache: not stored: " + sub.error().message);
+  } else {
+    rec = std::move(sub->record);
+    rec.argv = o.argv;
+    rec.cwd = cwd;
+    rec.start_ns = start_wall;
+    rec.end_ns = Clocks::wall_now();
+    rec.exit_code = exit_code_from_wait_status(status);
+    rec.cache = "miss";
+    const auto& first = sub->first_ops;
+    store_result(cache, request, rec, [&](const std::string& p) {
+      auto it = first.find(p);
+      return it == first.end() ? OpSet(0) : it->second;
+    }, *capture, o);
+  }
+  return exit_code_from_wait_status(status);
+}
+
 void replay(const Cache::Hit& hit) {
   ::signal(SIGPIPE, SIG_IGN);  // a reader that went away is not our failure
   (void)write_all(1, hit.out, "stdout");
@@ -218,6 +300,11 @@ int run_exec(const ExecOptions& o) {
     // A wrapper has nothing to record for a command it cannot cache.
     if (o.wrapper && !request.uncacheable.empty()) cache.reset();
   }
+  if (o.wrapper && cache) {
+    // Inside a traced build its tracer is lent to us: no tracer of our own.
+    if (const char* address = std::getenv(kTracerEnv); address && *address)
+      return run_in_ancestor_tracer(o, cwd, *cache, request, address, start_wall);
+  }
   if (o.wrapper && !cache) {
     std::vector<char*> args;
     for (const auto& a : o.argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -236,6 +323,7 @@ int run_exec(const ExecOptions& o) {
     if (!c) return error_exit("capturing the command's output: " + c.error().message);
     capture.emplace(std::move(*c));
     stdio = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
+    hand_down_diagnostics();
   }
 
   auto source = open_backend(o);
@@ -245,7 +333,23 @@ int run_exec(const ExecOptions& o) {
   Clocks clocks = Clocks::measure();
   SystemLinkReader links;
   ProcessTree tree(links);
-  auto run = supervise(o.argv, **source, tree, cwd, stdio);
+  SuperviseOptions so{stdio, nullptr, clocks.boot_to_wall};
+  // Cached commands inside (bsandbox-wrap) may use this tracer.
+  std::unique_ptr<TracerService> service;
+  std::optional<std::string> outer_service;
+  if ((*source)->wait_fd() >= 0) {
+    if (auto s = TracerService::listen()) {
+      service = std::move(*s);
+      so.service = service.get();
+      if (const char* prev = std::getenv(kTracerEnv)) outer_service = prev;
+      ::setenv(kTracerEnv, service->address().c_str(), 1);
+    }
+  }
+  auto run = supervise(o.argv, **source, tree, cwd, so);
+  if (service) {
+    if (outer_service) ::setenv(kTracerEnv, outer_service->c_str(), 1);
+    else ::unsetenv(kTracerEnv);
+  }
   if (capture) capture->finish();
   if (!run) return error_exit(run.error().message);
 
@@ -289,11 +393,7 @@ int run_exec(const ExecOptions& o) {
   if (cache) {
     // Stored from what the command left, before a journal commits it.
     rec.cache = "miss";
-    auto saved = cache->save(request, rec, [&](const std::string& p) { return tree.first_ops(p); },
-                             capture->out_file(), capture->err_file(), rec.end_ns - rec.start_ns);
-    if (!saved) say("warning: cache: not stored: " + saved.error().message);
-    else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + *saved);
-    else if (saved->empty() && o.verbose) say("cached the result");
+    store_result(*cache, request, rec, [&](const std::string& p) { return tree.first_ops(p); }, *capture, o);
   }
   if (journal) code = commit_journal(*journal, rec, o, code);
   code = write_records(rec, json_out, record_out, code);

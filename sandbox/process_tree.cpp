@@ -85,7 +85,12 @@ void ProcessTree::record(Proc& p, const std::string& file, OpSet ops, OpSet if_e
   uint32_t id = intern(file);
   if (exists_[id] == 1) ops |= if_existed;
   if (first_[id] == 0) first_[id] = ops;
-  p.files[id] |= ops;
+  auto& access = p.files[id];
+  if (access.ops == 0) {
+    access.first = ops;
+    access.seq = ++seq_;
+  }
+  access.ops |= ops;
   if (ops & (kOpDelete | kOpMissing)) {
     exists_[id] = (ops & kOpCreate) ? 1 : 0;
   } else {
@@ -214,29 +219,6 @@ std::vector<ProcessEntry> ProcessTree::entries(int64_t boot_to_wall, uint64_t en
     root = &fallback;
   }
 
-  auto make = [&](const Proc& p, bool is_root) {
-    ProcessEntry out;
-    out.key = p.key;
-    if (!is_root) out.parent = p.parent;
-    out.argv = p.exec_seen || !is_root ? p.argv : root_argv_;
-    out.exe = p.exe;
-    out.cwd = is_root ? root_cwd_ : p.start_cwd.value_or("");
-    out.start_ns = boot_to_wall + static_cast<int64_t>(p.key.start);
-    std::optional<uint64_t> end = p.end_time;
-    std::optional<int> status = p.wait_status;
-    if (is_root && root_wait_status_) {
-      status = root_wait_status_;
-      if (!end) end = root_end_;
-    }
-    out.end_ns = boot_to_wall + static_cast<int64_t>(end.value_or(end_boot));
-    if (status) out.exit_code = exit_code_from_wait_status(*status);
-    out.files.reserve(p.files.size());
-    for (const auto& [id, ops] : p.files) out.files.push_back(FileEntry{*paths_[id], ops});
-    std::sort(out.files.begin(), out.files.end(),
-              [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
-    return out;
-  };
-
   std::vector<const Proc*> others;
   for (const auto& [key, p] : procs_) {
     if (&p != root) others.push_back(&p);
@@ -247,8 +229,63 @@ std::vector<ProcessEntry> ProcessTree::entries(int64_t boot_to_wall, uint64_t en
   });
   std::vector<ProcessEntry> out;
   out.reserve(others.size() + 1);
-  out.push_back(make(*root, true));
-  for (const Proc* p : others) out.push_back(make(*p, false));
+  out.push_back(entry_of(*root, true, boot_to_wall, end_boot));
+  for (const Proc* p : others) out.push_back(entry_of(*p, false, boot_to_wall, end_boot));
+  return out;
+}
+
+ProcessEntry ProcessTree::entry_of(const Proc& p, bool is_root, int64_t boot_to_wall, uint64_t end_boot) const {
+  ProcessEntry out;
+  out.key = p.key;
+  if (!is_root) out.parent = p.parent;
+  out.argv = p.exec_seen || !is_root ? p.argv : root_argv_;
+  out.exe = p.exe;
+  out.cwd = is_root ? root_cwd_ : p.start_cwd.value_or("");
+  out.start_ns = boot_to_wall + static_cast<int64_t>(p.key.start);
+  std::optional<uint64_t> end = p.end_time;
+  std::optional<int> status = p.wait_status;
+  if (is_root && root_wait_status_) {
+    status = root_wait_status_;
+    if (!end) end = root_end_;
+  }
+  out.end_ns = boot_to_wall + static_cast<int64_t>(end.value_or(end_boot));
+  if (status) out.exit_code = exit_code_from_wait_status(*status);
+  out.files.reserve(p.files.size());
+  for (const auto& [id, access] : p.files) out.files.push_back(FileEntry{*paths_[id], access.ops});
+  std::sort(out.files.begin(), out.files.end(),
+            [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+  return out;
+}
+
+std::optional<ProcessTree::Subtree> ProcessTree::subtree(pid_t pid, pid_t parent_pid, int64_t boot_to_wall,
+                                                         uint64_t end_boot) const {
+  const Proc* top = nullptr;
+  std::unordered_map<ProcessKey, std::vector<const Proc*>, ProcessKeyHash> children;
+  for (const auto& [key, p] : procs_) {
+    if (p.parent) children[*p.parent].push_back(&p);
+    if (key.pid == static_cast<uint32_t>(pid) && p.parent && p.parent->pid == static_cast<uint32_t>(parent_pid) &&
+        (!top || key.start > top->key.start))
+      top = &p;
+  }
+  if (!top) return std::nullopt;
+  Subtree out;
+  std::unordered_map<uint32_t, std::pair<uint64_t, OpSet>> first;  // path id -> (seq, ops)
+  std::vector<const Proc*> todo{top};
+  while (!todo.empty()) {
+    const Proc* p = todo.back();
+    todo.pop_back();
+    out.processes.push_back(entry_of(*p, false, boot_to_wall, end_boot));
+    for (const auto& [id, access] : p->files) {
+      auto [it, added] = first.try_emplace(id, access.seq, access.first);
+      if (!added && access.seq < it->second.first) it->second = {access.seq, access.first};
+    }
+    if (auto c = children.find(p->key); c != children.end())
+      todo.insert(todo.end(), c->second.begin(), c->second.end());
+  }
+  std::sort(out.processes.begin() + 1, out.processes.end(), [](const ProcessEntry& a, const ProcessEntry& b) {
+    return a.key.start != b.key.start ? a.key.start < b.key.start : a.key.pid < b.key.pid;
+  });
+  for (const auto& [id, f] : first) out.first_ops.emplace(*paths_[id], f.second);
   return out;
 }
 

@@ -62,6 +62,16 @@ class ProcessTree : public EventSink {
   // end_boot.
   std::vector<ProcessEntry> entries(int64_t boot_to_wall, uint64_t end_boot) const;
 
+  // The process pid forked by parent_pid (the newest such) and all its
+  // descendants, as record entries (that process first), with the ops of
+  // the first access to each path by any of them. For a cached command run
+  // inside a traced build (tracer_service.h). nullopt if no such process.
+  struct Subtree {
+    std::vector<ProcessEntry> processes;
+    std::unordered_map<std::string, OpSet> first_ops;
+  };
+  std::optional<Subtree> subtree(pid_t pid, pid_t parent_pid, int64_t boot_to_wall, uint64_t end_boot) const;
+
  private:
   struct Proc {
     ProcessKey key;
@@ -73,7 +83,12 @@ class ProcessTree : public EventSink {
     std::optional<std::string> start_cwd;
     std::optional<uint64_t> end_time;
     std::optional<int> wait_status;
-    std::unordered_map<uint32_t, OpSet> files;  // path id -> ops
+    struct Access {
+      OpSet ops = 0;
+      OpSet first = 0;   // the ops of this process's first access
+      uint64_t seq = 0;  // when that was, in the order events arrived
+    };
+    std::unordered_map<uint32_t, Access> files;  // path id -> ops
   };
   struct Thread {
     std::string cwd;
@@ -81,6 +96,7 @@ class ProcessTree : public EventSink {
   };
 
   Proc& proc(const ProcessKey& key);
+  ProcessEntry entry_of(const Proc& p, bool is_root, int64_t boot_to_wall, uint64_t end_boot) const;
   Thread& thread(const EventBase& e);
   uint32_t intern(const std::string& path);
   void record(Proc& p, const std::string& path, OpSet ops, OpSet if_existed = 0,
@@ -98,6 +114,7 @@ class ProcessTree : public EventSink {
   std::vector<const std::string*> paths_;
   std::vector<int8_t> exists_;  // per path id: -1 unknown, 0 absent, 1 present
   std::vector<OpSet> first_;    // per path id: the ops of the first access in the run
+  uint64_t seq_ = 0;            // accesses recorded so far
 
   uint32_t root_pid_ = 0;
   uint64_t root_fallback_start_ = 0;

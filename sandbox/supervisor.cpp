@@ -2,6 +2,8 @@
 // for a tracer, one blocking waitpid loop.
 #include "sandbox/supervisor.h"
 
+#include "sandbox/tracer_service.h"
+
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -132,7 +134,7 @@ uint64_t Clocks::boot_now() { return static_cast<uint64_t>(clock_ns(CLOCK_BOOTTI
 int64_t Clocks::wall_now() { return clock_ns(CLOCK_REALTIME); }
 
 Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
-                              ProcessTree& tree, const std::string& cwd, const ChildStdio& stdio) {
+                              ProcessTree& tree, const std::string& cwd, const SuperviseOptions& options) {
   auto filter = source.child_filter();
   if (!filter) return tl::unexpected(filter.error());
 
@@ -142,7 +144,7 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
     return fail_errno("becoming a child subreaper", errno);
 
-  auto child = spawn_paused(argv, signals.previous(), *filter, stdio);
+  auto child = spawn_paused(argv, signals.previous(), *filter, options.stdio);
   if (!child) return tl::unexpected(child.error());
   pid_t root = child->pid();
   auto abandon = [&](Error e) -> Result<Supervision> {
@@ -157,7 +159,8 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
 
   UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
   if (!ep.valid()) return abandon(Error{"epoll_create1 failed"});
-  for (int fd : {sfd.get(), source.wait_fd()}) {
+  int service_fd = options.service && source.wait_fd() >= 0 ? options.service->fd() : -1;
+  for (int fd : {sfd.get(), source.wait_fd(), service_fd}) {
     if (fd < 0) continue;
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -212,6 +215,7 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
       int n = ::epoll_wait(ep.get(), evs, 4, kPollMs);
       if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
       source.drain(tree);
+      if (service_fd >= 0) options.service->serve(source, tree, options.boot_to_wall);
       signalfd_siginfo si;
       while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
         on_signal(static_cast<int>(si.ssi_signo), si.ssi_code, static_cast<pid_t>(si.ssi_pid));

@@ -49,8 +49,16 @@ struct Supervision {
 // Runs argv (PATH searched) with tracing armed before its first instruction,
 // feeding events to tree, and returns once every process of the tree has
 // exited.
+class TracerService;
+struct SuperviseOptions {
+  ChildStdio stdio;
+  // Served from the event loop (sources with an fd only: eBPF).
+  TracerService* service = nullptr;
+  int64_t boot_to_wall = 0;
+};
+
 Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
                               ProcessTree& tree, const std::string& cwd,
-                              const ChildStdio& stdio = {});
+                              const SuperviseOptions& options = {});
 
 }  // namespace bsandbox

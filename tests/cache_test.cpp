@@ -112,6 +112,9 @@ TEST_CASE("the keyed environment leaves out what differs between identical invoc
                  const_cast<char*>("MAKEFLAGS= -j2 --jobserver-auth=fifo:/tmp/GMfifo9 -- V=1"),
                  const_cast<char*>("A=1"), nullptr};
   CHECK(keyed_environment(env) == std::vector<std::string>{"A=1", "CFLAGS=-O2", "MAKEFLAGS=-- V=1"});
+  CHECK(keyed_makeflags("w -j2 --jobserver-auth=3,4 -- Z=1 CFLAGS=-g\\ -O2 A=") ==
+        keyed_makeflags("w --jobserver-auth=5,6 -- A= Z=1 CFLAGS=-g\\ -O2"));
+  CHECK(keyed_makeflags("w -- CFLAGS=-g\\ -O2 A=") == "w -- A= CFLAGS=-g\\ -O2");
 }
 
 TEST_CASE("a stored run hits while its inputs are unchanged and restores its outputs") {
