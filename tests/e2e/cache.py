@@ -115,14 +115,15 @@ def differing(got, want):
 
 
 def cache_env(cache, root, **extra):
-    env = dict(os.environ, BSANDBOX_CACHE=cache, BSANDBOX_CACHE_ROOT=root, BSANDBOX_EXPLAIN="1")
+    env = dict(os.environ, BSANDBOX_CACHE=cache, BSANDBOX_CACHE_ROOT=root, BSANDBOX_EXPLAIN="1",
+               BSANDBOX_VERBOSE="1")
     env.pop("BSANDBOX_WRAPPED", None)
     env.update(extra)
     return env
 
 
-def make(d, *args, env=None):
-    p = subprocess.run(["make", "-s", *args], cwd=d, env=env, capture_output=True, text=True,
+def make(d, *args, env=None, under=()):
+    p = subprocess.run([*under, "make", "-s", *args], cwd=d, env=env, capture_output=True, text=True,
                        stdin=subprocess.DEVNULL, timeout=600)
     check(p.returncode == 0, f"make {' '.join(args)} in {d}: exit {p.returncode}: {p.stderr}")
     return p
@@ -170,7 +171,7 @@ def mutations():
     ]
 
 
-def mutation_sequence(tag, build_args):
+def mutation_sequence(tag, build_args, under=()):
     """Applies every mutation to a cached tree and two plain ones. After
     each, a clean build through the cache must equal a plain clean build, and
     an incremental build through the cache a plain incremental one (make
@@ -189,13 +190,13 @@ def mutation_sequence(tag, build_args):
         make(plain, "clean", env=ref_env)
         make(plain, env=ref_env)
         want = outputs(plain)
-        incremental = make(cached_inc, *build_args, env=cache_env(cache, cached_inc, **extra))
+        incremental = make(cached_inc, *build_args, env=cache_env(cache, cached_inc, **extra), under=under)
         got = outputs(cached_inc)
         check(got == want_incremental,
               f"{tag}: after '{name}', the incremental cached build differs from a plain incremental "
               f"build in {differing(got, want_incremental)}:\n{incremental.stderr}")
         make(cached, "clean")
-        clean = make(cached, *build_args, env=cache_env(cache, cached, **extra))
+        clean = make(cached, *build_args, env=cache_env(cache, cached, **extra), under=under)
         got = outputs(cached)
         check(got == want, f"{tag}: after '{name}', the clean cached build differs "
                            f"from a clean build in {differing(got, want)}:\n{clean.stderr}")
@@ -231,6 +232,21 @@ def make_shell_wrapper_mutations():
     check(misses >= 1, f"after editing util.c its compile misses ({hits} hits, {misses} misses)")
     hits, misses = by_name["add a header earlier on the include path"][0]
     check(misses >= 3, f"a new header earlier on the include path makes the compiles miss ({misses})")
+
+
+@cache_check
+def make_under_bsandbox_exec_mutations():
+    """The recommended form: make itself traced by bsandbox exec, whose
+    tracer the wrappers use (no tracer of their own per recipe)."""
+    if os.geteuid() != 0:
+        skip("the tracer service needs the eBPF backend (root)")
+    counts = mutation_sequence("service", [f"SHELL={WRAP}"],
+                               under=(BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--"))
+    for name, _, _, err in counts:
+        check("backend:" not in err, f"after '{name}': a wrapper loaded a tracer of its own: {err}")
+    (hits, _), err = [(inc, e) for n, inc, _, e in counts if n == "touch without change"][0]
+    compile_misses = [line for line in err.splitlines() if "cache miss" in line and " -c src/" in line]
+    check(hits >= 3 and not compile_misses, f"after touch every compile hits: {err}")
 
 
 @cache_check
