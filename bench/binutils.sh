@@ -9,6 +9,9 @@
 #   MODES="bare bsandbox" bench/binutils.sh run 8    only some modes
 #   bench/binutils.sh rollback       the journal: a journaled build, its undo
 #                                    (MB/s), the state's size, a re-execution
+#   bench/binutils.sh cache [ROUNDS] the command cache: uncached, cold cache,
+#                                    warm cache (after make clean), ccache cold
+#                                    and warm, side by side
 #
 # Modes: bare; bsandbox (eBPF, --json record written, not journaled);
 # journal (the same in a project, journaled: overlay, commit, pre-images;
@@ -117,6 +120,81 @@ print(f"| traced build from clean (--no-journal) | {t_traced:.2f} s ({t_reexec /
 EOF
 }
 
+# The command cache against ccache. Each round: `make -C ld clean`, then
+# bare; traced (bsandbox exec, no cache); bsandbox cold (empty cache) then
+# warm; ccache cold (empty) then warm. The cache runs are `bsandbox exec --
+# make SHELL=bsandbox-wrap` (every recipe line a cached command, the
+# wrappers using the exec's tracer); ccache is CC="ccache gcc" (compiles
+# only). Every build's ld/ld-new must be byte-identical to the bare one's.
+cache_bench() {
+  local rounds=${1:-2}
+  [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
+  command -v ccache >/dev/null || apt-get install -y -qq ccache >/dev/null
+  local wrap
+  wrap="$(dirname "$bsandbox")/bsandbox-wrap"
+  local groups=("bare" "traced" "cold warm" "ccache-cold ccache-warm")
+  declare -A times
+  local want=""
+  for ((r = 0; r < rounds; r++)); do
+    for ((g = 0; g < ${#groups[@]}; g++)); do
+      for mode in ${groups[$(((g + r) % ${#groups[@]}))]}; do
+        case $mode in
+          cold) rm -rf "$work/cache" ;;
+          ccache-cold) rm -rf "$work/ccache" ;;
+        esac
+        make -C "$obj/ld" clean >/dev/null 2>&1
+        sync
+        local TIMEFORMAT='%R' t
+        t=$( { time cache_build "$mode" "$wrap"; } 2>&1 )
+        local sum
+        sum=$(sha256sum "$obj/ld/ld-new" | cut -d' ' -f1)
+        [ -z "$want" ] && want=$sum
+        if [ "$sum" != "$want" ]; then
+          echo "round $((r + 1)) $mode: ld/ld-new differs from the first build's" >&2
+          exit 1
+        fi
+        times[$mode]+="$t "
+        echo "round $((r + 1)) $mode ${t}s" >&2
+      done
+    done
+  done
+  local stats
+  stats=$("$bsandbox" cache stats --cache="$work/cache" | tr '\n' ';')
+  python3 - "$rounds" "$stats" bare "${times[bare]}" traced "${times[traced]}" cold "${times[cold]}" \
+    warm "${times[warm]}" ccache-cold "${times[ccache-cold]}" ccache-warm "${times[ccache-warm]}" <<'EOF2'
+import statistics, sys
+rounds, stats, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+t = {rest[i]: list(map(float, rest[i + 1].split())) for i in range(0, len(rest), 2)}
+m = {k: statistics.median(v) for k, v in t.items()}
+names = {"bare": "uncached (bare make)", "traced": "bsandbox exec, no cache",
+         "cold": "bsandbox cache, cold (empty cache: every recipe stored)",
+         "warm": "bsandbox cache, warm (after make clean)",
+         "ccache-cold": "ccache, cold", "ccache-warm": "ccache, warm"}
+print(f"| build of ld | median wall ({rounds} rounds) | vs uncached | all runs (s) |")
+print("|---|---|---|---|")
+for k in ["bare", "traced", "cold", "warm", "ccache-cold", "ccache-warm"]:
+    print(f"| {names[k]} | {m[k]:.2f} s | {m[k] / m['bare']:.3f}x | {' '.join(f'{x:.2f}' for x in t[k])} |")
+print()
+print(f"- warm is {m['bare'] / m['warm']:.1f}x faster than uncached (target: at least 10x)")
+print(f"- storing (cold vs uncached) costs {100 * (m['cold'] / m['bare'] - 1):+.1f}% (target: at most +10%)")
+print(f"- warm vs ccache warm: {m['warm'] / m['ccache-warm']:.2f}x (target: at most 1.5x)")
+print(f"- cache after the runs: {stats}")
+EOF2
+}
+
+cache_build() {
+  local mode=$1 wrap=$2
+  case $mode in
+    bare) make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    traced) "$bsandbox" exec -q --no-journal -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    cold | warm)
+      BSANDBOX_CACHE="$work/cache" BSANDBOX_CACHE_ROOT="$obj" BSANDBOX_SHELL=/bin/bash \
+        "$bsandbox" exec -q --no-journal -- make -C "$obj" -j2 all-ld SHELL="$wrap" >/dev/null 2>&1 </dev/null ;;
+    ccache-cold | ccache-warm)
+      CCACHE_DIR="$work/ccache" make -C "$obj" -j2 all-ld CC="ccache gcc" >/dev/null 2>&1 ;;
+  esac
+}
+
 run() {
   local rounds=${1:-3}
   [ -f "$obj/Makefile" ] || { echo "run '$0 prepare' first" >&2; exit 1; }
@@ -177,5 +255,6 @@ case ${1:-} in
   prepare) prepare ;;
   run) run "${2:-3}" ;;
   rollback) rollback ;;
-  *) echo "usage: $0 prepare | run [ROUNDS] | rollback" >&2; exit 2 ;;
+  cache) cache_bench "${2:-2}" ;;
+  *) echo "usage: $0 prepare | run [ROUNDS] | rollback | cache [ROUNDS]" >&2; exit 2 ;;
 esac

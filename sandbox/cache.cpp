@@ -223,7 +223,8 @@ std::vector<std::string> keyed_environment(char** envp) {
     size_t eq = kv.find('=');
     std::string name = kv.substr(0, eq);
     if (kDropped.count(name) || name.starts_with("BSANDBOX_")) continue;
-    if (name == "MAKEFLAGS" || name == "MFLAGS") kv = name + "=" + keyed_makeflags(kv.substr(eq + 1));
+    if (name == "MAKEFLAGS" || name == "MFLAGS" || name == "CARGO_MAKEFLAGS")
+      kv = name + "=" + keyed_makeflags(kv.substr(eq + 1));
     out.push_back(std::move(kv));
   }
   std::sort(out.begin(), out.end());
