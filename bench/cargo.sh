@@ -11,7 +11,11 @@
 #   edit-plain   a one-line change in main.rs, then cargo build (incremental)
 #   edit-cached  the same change, cached build (the dependencies hit, the
 #                top crate misses)
-# The demo binary's output is checked after each build.
+# The demo binary's output is checked after each build. rustc lists its
+# -L dependency=target/debug/deps directory, which cargo fills in parallel,
+# so its listing differs from run to run: it is named unkeyed
+# (BSANDBOX_CACHE_UNKEYED_LISTINGS); the crates rustc reads from it stay
+# inputs.
 #
 #   bench/cargo.sh [ROUNDS]      (default 2)
 set -euo pipefail
@@ -74,6 +78,7 @@ cargo generate-lockfile -q 2>/dev/null || true
 build_plain() { cargo build -q >/dev/null 2>&1; }
 build_cached() {
   BSANDBOX_CACHE="$work/cache" BSANDBOX_CACHE_ROOT="$work/demo" RUSTC_WRAPPER="$wrap" \
+    BSANDBOX_CACHE_UNKEYED_LISTINGS=target/debug/deps \
     "$bsandbox" exec -q --no-journal -- cargo build -q >/dev/null 2>&1 </dev/null
 }
 check_output() {

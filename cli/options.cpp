@@ -35,6 +35,7 @@ const char kUsage[] =
     "                      are unchanged (DIR: $BSANDBOX_CACHE, else ~/.cache/bsandbox)\n"
     "  --cache-root DIR    outputs must lie under DIR (default: the project, else .)\n"
     "  --cache-failures    cache runs that exit non-zero too\n"
+    "  --cache-unkeyed-listing DIR  do not key on which files DIR holds (repeatable)\n"
     "  --explain           say why the cache missed\n"
     "exec exits with COMMAND's exit code (128+N if killed by signal N), 127 if\n"
     "COMMAND is not found, 126 if it cannot run, 125 if bsandbox itself fails.\n"
@@ -55,7 +56,8 @@ const char kUsage[] =
     "wrap runs COMMAND through the cache, quietly: use it as CMAKE_<LANG>_COMPILER_\n"
     "LAUNCHER, RUSTC_WRAPPER, or make SHELL=bsandbox-wrap (then each recipe line runs\n"
     "in $BSANDBOX_SHELL, default /bin/sh). Settings come from the environment:\n"
-    "BSANDBOX_CACHE, BSANDBOX_CACHE_ROOT, BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1.\n";
+    "BSANDBOX_CACHE, BSANDBOX_CACHE_ROOT, BSANDBOX_CACHE_UNKEYED_LISTINGS (DIR:DIR...),\n"
+    "BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1, BSANDBOX_VERBOSE=1.\n";
 
 namespace {
 
@@ -117,6 +119,10 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       auto v = value(a, "--cache-root");
       if (!v) return tl::unexpected(v.error());
       o.cache_root = *v;
+    } else if (is(a, "--cache-unkeyed-listing")) {
+      auto v = value(a, "--cache-unkeyed-listing");
+      if (!v) return tl::unexpected(v.error());
+      o.unkeyed_listings.push_back(*v);
     } else if (a == "--cache-failures") {
       o.cache_failures = true;
     } else if (a == "--explain") {
@@ -131,8 +137,9 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   }
   o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
   if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
-  if (!o.cache_dir && (o.cache_root || o.cache_failures || o.explain))
-    return fail(std::string(o.cache_root ? "--cache-root" : o.cache_failures ? "--cache-failures" : "--explain") +
+  if (!o.cache_dir && (o.cache_root || o.cache_failures || o.explain || !o.unkeyed_listings.empty()))
+    return fail(std::string(o.cache_root ? "--cache-root" : o.cache_failures ? "--cache-failures"
+                            : o.explain ? "--explain" : "--cache-unkeyed-listing") +
                 " applies to cached runs (add --cache)");
   return ExecCommand{std::move(o)};
 }

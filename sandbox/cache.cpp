@@ -770,7 +770,11 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
       pi->set_target(seen->target);
     }
     if ((in.aspects & kAspectContent) && seen->content) pi->set_content(std::string(seen->content->raw()));
-    if ((in.aspects & kAspectListing) && seen->kind == FileKind::kDir) {
+    if ((in.aspects & kAspectListing) &&
+        std::find(req.unkeyed_listings.begin(), req.unkeyed_listings.end(), in.path) != req.unkeyed_listings.end()) {
+      pi->set_aspects((in.aspects & ~kAspectListing) | kAspectMeta);  // its kind and mode still count
+      pi->set_mode(seen->mode);
+    } else if ((in.aspects & kAspectListing) && seen->kind == FileKind::kDir) {
       // The listing as the run found it: without the names it made, with
       // the ones it removed.
       std::set<std::string> names(seen->names.begin(), seen->names.end());

@@ -91,6 +91,10 @@ struct CacheRequest {
   std::string root;  // absolute; outputs must lie under it
   Digest weak;
   bool cache_failures = false;  // store runs that exit non-zero too
+  // Directories whose listing is not keyed (absolute): the caller asserts
+  // that which other files they hold does not change the command's result
+  // (rustc's -L dependency=target/debug/deps, filled in parallel by cargo).
+  std::vector<std::string> unkeyed_listings;
   std::string uncacheable;  // set when the command cannot be cached at all
   // When stdin was a pipe already closed by its writer, its content was read
   // (it is part of the key) and the command reads it from this file instead.

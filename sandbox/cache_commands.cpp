@@ -97,6 +97,15 @@ int run_wrap(const std::vector<std::string>& args) {
   o.cache_dir = default_cache_dir();
   if (const char* root = std::getenv("BSANDBOX_CACHE_ROOT"); root && *root) o.cache_root = root;
   if (const char* b = std::getenv("BSANDBOX_BACKEND"); b && *b) o.backend = b;
+  if (const char* dirs = std::getenv("BSANDBOX_CACHE_UNKEYED_LISTINGS")) {
+    std::string_view rest(dirs);
+    while (!rest.empty()) {
+      size_t colon = rest.find(':');
+      if (colon != 0) o.unkeyed_listings.emplace_back(rest.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  }
   if (const char* e = std::getenv("BSANDBOX_EXPLAIN"); e && *e && std::strcmp(e, "0") != 0) o.explain = true;
   if (const char* v = std::getenv("BSANDBOX_VERBOSE"); v && *v && std::strcmp(v, "0") != 0) o.verbose = true;
   return run_exec(o);

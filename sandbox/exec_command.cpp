@@ -271,6 +271,7 @@ int run_exec(const ExecOptions& o) {
                        : o.cache_root          ? path::resolve(cwd, *o.cache_root)
                                                : cwd;
     request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures);
+    for (const auto& d : o.unkeyed_listings) request.unkeyed_listings.push_back(path::resolve(root, d));
     std::string why;
     if (request.uncacheable.empty()) {
       std::vector<std::string> warnings;

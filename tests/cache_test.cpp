@@ -299,3 +299,41 @@ TEST_CASE("a damaged entry is removed with a warning; a non-cache directory is r
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("not a bsandbox cache") != std::string::npos);
 }
+
+TEST_CASE("a directory named as unkeyed: which files it holds does not matter, that it is one does") {
+  TempDir t("cache");
+  std::string root = t / "root";
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  REQUIRE(::mkdir((root + "/deps").c_str(), 0755) == 0);
+  put_file(root + "/deps/liba.rlib", "a");
+  auto cache = Cache::open(t / "cache");
+  REQUIRE(cache);
+  CacheRequest req = cache->prepare({"/bin/sh"}, root, root, kEnv, false);
+  req.unkeyed_listings = {root + "/deps"};
+  Run r;
+  r.file(root + "/deps", kOpReaddir).file(root + "/deps/liba.rlib", kOpRead);
+  UniqueFd out = memfile(""), err = memfile("");
+  REQUIRE(*cache->save(req, r.rec, r.firsts(), out.get(), err.get(), 0) == "");
+  put_file(root + "/deps/libother.rlib", "made by a parallel job");
+  std::string why;
+  std::vector<std::string> warnings;
+  auto hit = cache->fetch(req, &why, &warnings);
+  REQUIRE(hit);
+  CHECK(*hit);
+  put_file(root + "/deps/liba.rlib", "changed");  // what it read still counts
+  auto miss = cache->fetch(req, &why, &warnings);
+  REQUIRE(miss);
+  CHECK_FALSE(*miss);
+  CacheRequest keyed = cache->prepare({"/bin/sh"}, root, root, kEnv, false);
+  put_file(root + "/deps/liba.rlib", "a");
+  Run again;  // started after liba.rlib was written back
+  again.file(root + "/deps", kOpReaddir).file(root + "/deps/liba.rlib", kOpRead);
+  REQUIRE(*cache->save(keyed, again.rec, again.firsts(), out.get(), err.get(), 0) == "");
+  ::unlink((root + "/deps/libother.rlib").c_str());
+  ::unlink((root + "/deps/liba.rlib").c_str());
+  put_file(root + "/deps/liba.rlib", "a");
+  put_file(root + "/deps/libthird.rlib", "");
+  miss = cache->fetch(keyed, &why, &warnings);
+  REQUIRE(miss);
+  CHECK(why.find("listing changed") != std::string::npos);
+}
