@@ -365,17 +365,22 @@ Result<Cache::Seen> Cache::look(const std::string& p, uint32_t aspects) {
 }
 
 CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::string& cwd,
-                            const std::string& root, char** envp, bool cache_failures) {
+                            const std::string& root, char** envp, bool cache_failures,
+                            std::vector<std::string> unkeyed_listings) {
   CacheRequest r;
   r.argv = argv;
   r.cwd = cwd;
   r.root = root;
   r.cache_failures = cache_failures;
+  std::sort(unkeyed_listings.begin(), unkeyed_listings.end());
+  r.unkeyed_listings = std::move(unkeyed_listings);
   Hasher h;
   field(h, "bsandbox-cache-key 1");
   field(h, std::to_string(argv.size()));
   for (const auto& a : argv) field(h, a);
   field(h, path::is_within(cwd, root) ? "R" + relative(cwd, root) : "A" + cwd);
+  for (const auto& d : r.unkeyed_listings)
+    field(h, path::is_within(d, root) ? "U" + relative(d, root) : "V" + d);
   auto env = keyed_environment(envp);
   field(h, std::to_string(env.size()));
   for (const auto& kv : env) field(h, kv);

@@ -115,8 +115,10 @@ class Cache {
 
   // The weak key of argv run in cwd; hashes the executable and reads stdin
   // if it is a closed pipe or a file.
+  // unkeyed_listings: see CacheRequest (absolute); part of the key.
   CacheRequest prepare(const std::vector<std::string>& argv, const std::string& cwd,
-                       const std::string& root, char** envp, bool cache_failures);
+                       const std::string& root, char** envp, bool cache_failures,
+                       std::vector<std::string> unkeyed_listings = {});
 
   struct Hit {
     std::string entry_name;

@@ -270,8 +270,9 @@ int run_exec(const ExecOptions& o) {
     std::string root = journal                ? journal->project().root
                        : o.cache_root          ? path::resolve(cwd, *o.cache_root)
                                                : cwd;
-    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures);
-    for (const auto& d : o.unkeyed_listings) request.unkeyed_listings.push_back(path::resolve(root, d));
+    std::vector<std::string> unkeyed;
+    for (const auto& d : o.unkeyed_listings) unkeyed.push_back(path::resolve(root, d));
+    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures, std::move(unkeyed));
     std::string why;
     if (request.uncacheable.empty()) {
       std::vector<std::string> warnings;

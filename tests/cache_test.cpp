@@ -308,8 +308,7 @@ TEST_CASE("a directory named as unkeyed: which files it holds does not matter, t
   put_file(root + "/deps/liba.rlib", "a");
   auto cache = Cache::open(t / "cache");
   REQUIRE(cache);
-  CacheRequest req = cache->prepare({"/bin/sh"}, root, root, kEnv, false);
-  req.unkeyed_listings = {root + "/deps"};
+  CacheRequest req = cache->prepare({"/bin/sh"}, root, root, kEnv, false, {root + "/deps"});
   Run r;
   r.file(root + "/deps", kOpReaddir).file(root + "/deps/liba.rlib", kOpRead);
   UniqueFd out = memfile(""), err = memfile("");
