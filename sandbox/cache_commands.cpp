@@ -79,15 +79,7 @@ int run_wrap(const std::vector<std::string>& args) {
   }
   // Nested in a cached command: cache this one too when the build's tracer
   // is lent (cheap), else let the outer run cover it.
-  if (std::getenv("BSANDBOX_WRAPPED") && !std::getenv(kTracerEnv)) {
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    ::execvp(cargv[0], cargv.data());
-    int e = errno;
-    std::fprintf(stderr, "bsandbox: %s: %s\n", argv[0].c_str(), e == ENOENT ? "command not found" : std::strerror(e));
-    return e == ENOENT ? 127 : 126;
-  }
+  if (std::getenv("BSANDBOX_WRAPPED") && !std::getenv(kTracerEnv)) return exec_directly(argv);
   ::setenv("BSANDBOX_WRAPPED", "1", 1);
   ExecOptions o;
   o.argv = std::move(argv);

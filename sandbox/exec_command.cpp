@@ -211,13 +211,47 @@ int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& 
   return exit_code_from_wait_status(status);
 }
 
-void replay(const Cache::Hit& hit) {
-  ::signal(SIGPIPE, SIG_IGN);  // a reader that went away is not our failure
-  (void)write_all(1, hit.out, "stdout");
-  (void)write_all(2, hit.err, "stderr");
+// The cache lookup: on a hit the outputs are restored and what the command
+// printed is replayed; the hit is returned for its record and exit code.
+std::optional<Cache::Hit> look_up(Cache& cache, const CacheRequest& request, const ExecOptions& o) {
+  std::string why;
+  if (!request.uncacheable.empty()) {
+    cache.count(Cache::Event::kUncacheable);
+    why = "the command cannot be cached: " + request.uncacheable;
+  } else {
+    std::vector<std::string> warnings;
+    auto hit = cache.fetch(request, &why, &warnings);
+    for (const auto& w : warnings) say("warning: cache: " + w);
+    if (!hit) {
+      say("warning: cache: " + hit.error().message + "; running the command");
+    } else if (*hit) {
+      ::signal(SIGPIPE, SIG_IGN);  // a reader that went away is not our failure
+      (void)write_all(1, (*hit)->out, "stdout");
+      (void)write_all(2, (*hit)->err, "stderr");
+      cache.count(Cache::Event::kHit, static_cast<uint64_t>((*hit)->run_ns));
+      if (o.verbose || o.explain)
+        say("cache hit: " + shown_command(o.argv) + ": " + std::to_string((*hit)->outputs) +
+            " outputs restored (entry " + (*hit)->entry_name + ")");
+      return std::move(**hit);
+    }
+    cache.count(Cache::Event::kMiss);
+  }
+  if (o.explain) say("cache miss: " + shown_command(o.argv) + ": " + why);
+  return std::nullopt;
 }
 
 }  // namespace
+
+int exec_directly(const std::vector<std::string>& argv, int stdin_fd) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  if (stdin_fd >= 0) ::dup2(stdin_fd, 0);
+  ::execvp(args[0], args.data());
+  int e = errno;
+  say(argv[0] + ": " + (e == ENOENT ? std::string("command not found") : std::strerror(e)));
+  return e == ENOENT ? 127 : 126;
+}
 
 int run_exec(const ExecOptions& o) {
   if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
@@ -273,32 +307,14 @@ int run_exec(const ExecOptions& o) {
     std::vector<std::string> unkeyed;
     for (const auto& d : o.unkeyed_listings) unkeyed.push_back(path::resolve(root, d));
     request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures, std::move(unkeyed));
-    std::string why;
-    if (request.uncacheable.empty()) {
-      std::vector<std::string> warnings;
-      auto hit = cache->fetch(request, &why, &warnings);
-      for (const auto& w : warnings) say("warning: cache: " + w);
-      if (!hit) {
-        say("warning: cache: " + hit.error().message + "; running the command");
-      } else if (*hit) {
-        replay(**hit);
-        cache->count(Cache::Event::kHit, static_cast<uint64_t>((*hit)->run_ns));
-        if (o.verbose || o.explain)
-          say("cache hit: " + shown_command(o.argv) + ": " + std::to_string((*hit)->outputs) +
-              " outputs restored (entry " + (*hit)->entry_name + ")");
-        Record rec = hit_record(**hit, o, cwd, start_wall);
-        int code = rec.exit_code;
-        if (journal) code = commit_journal(*journal, rec, o, code);
-        code = write_records(rec, json_out, record_out, code);
-        if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
-        return code;
-      }
-      cache->count(Cache::Event::kMiss);
-    } else {
-      cache->count(Cache::Event::kUncacheable);
-      why = "the command cannot be cached: " + request.uncacheable;
+    if (auto hit = look_up(*cache, request, o)) {
+      Record rec = hit_record(*hit, o, cwd, start_wall);
+      int code = rec.exit_code;
+      if (journal) code = commit_journal(*journal, rec, o, code);
+      code = write_records(rec, json_out, record_out, code);
+      if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+      return code;
     }
-    if (o.explain) say("cache miss: " + shown_command(o.argv) + ": " + why);
     // A wrapper has nothing to record for a command it cannot cache.
     if (o.wrapper && !request.uncacheable.empty()) cache.reset();
   }
@@ -307,16 +323,7 @@ int run_exec(const ExecOptions& o) {
     if (const char* address = std::getenv(kTracerEnv); address && *address)
       return run_in_ancestor_tracer(o, cwd, *cache, request, address, start_wall);
   }
-  if (o.wrapper && !cache) {
-    std::vector<char*> args;
-    for (const auto& a : o.argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (request.stdin_replacement.valid()) ::dup2(request.stdin_replacement.get(), 0);
-    ::execvp(args[0], args.data());
-    int e = errno;
-    say(o.argv[0] + ": " + (e == ENOENT ? std::string("command not found") : std::strerror(e)));
-    return e == ENOENT ? 127 : 126;
-  }
+  if (o.wrapper && !cache) return exec_directly(o.argv, request.stdin_replacement.get());
 
   std::optional<OutputCapture> capture;
   ChildStdio stdio;
@@ -337,21 +344,30 @@ int run_exec(const ExecOptions& o) {
   ProcessTree tree(links);
   SuperviseOptions so{stdio, nullptr, clocks.boot_to_wall};
   // Cached commands inside (bsandbox-wrap) may use this tracer.
+  // Without one (ptrace: a process has one tracer), a wrapper inside could
+  // not trace its command: it runs it directly instead (BSANDBOX_WRAPPED).
   std::unique_ptr<TracerService> service;
-  std::optional<std::string> outer_service;
+  std::optional<std::string> outer_service, outer_wrapped;
+  if (const char* prev = std::getenv(kTracerEnv)) outer_service = prev;
+  if (const char* prev = std::getenv("BSANDBOX_WRAPPED")) outer_wrapped = prev;
   if ((*source)->wait_fd() >= 0) {
     if (auto s = TracerService::listen()) {
       service = std::move(*s);
       so.service = service.get();
-      if (const char* prev = std::getenv(kTracerEnv)) outer_service = prev;
       ::setenv(kTracerEnv, service->address().c_str(), 1);
     }
   }
-  auto run = supervise(o.argv, **source, tree, cwd, so);
-  if (service) {
-    if (outer_service) ::setenv(kTracerEnv, outer_service->c_str(), 1);
-    else ::unsetenv(kTracerEnv);
+  if (!service) {
+    ::unsetenv(kTracerEnv);
+    ::setenv("BSANDBOX_WRAPPED", "1", 1);
   }
+  auto run = supervise(o.argv, **source, tree, cwd, so);
+  auto restore = [](const char* name, const std::optional<std::string>& value) {
+    if (value) ::setenv(name, value->c_str(), 1);
+    else ::unsetenv(name);
+  };
+  restore(kTracerEnv, outer_service);
+  restore("BSANDBOX_WRAPPED", outer_wrapped);
   if (capture) capture->finish();
   if (!run) return error_exit(run.error().message);
 

@@ -43,4 +43,8 @@ struct ExecOptions {
 
 int run_exec(const ExecOptions& options);
 
+// Replaces bsandbox with argv (PATH searched), stdin from stdin_fd if >= 0;
+// returns 127 or 126 (with a line on stderr) if it cannot.
+int exec_directly(const std::vector<std::string>& argv, int stdin_fd = -1);
+
 }  // namespace bsandbox

@@ -250,6 +250,18 @@ def make_under_bsandbox_exec_mutations():
 
 
 @cache_check
+def make_under_a_ptrace_exec():
+    """A process has one ptrace tracer: under `bsandbox exec --backend=ptrace`
+    the wrappers run their recipes directly (uncached) instead of failing."""
+    d, plain, cache = new_project("ptrace"), new_project("ptrace-ref"), scratch("ptrace-store")
+    make(plain)
+    p = make(d, f"SHELL={WRAP}", env=cache_env(cache, d),
+             under=(BSANDBOX, "exec", "-q", "--no-journal", "--backend=ptrace", "--"))
+    check(outputs(d) == outputs(plain), f"the build is right: {p.stderr}")
+    check("cache hit" not in p.stderr and "cache miss" not in p.stderr, f"no recipe went through the cache: {p.stderr}")
+
+
+@cache_check
 def compiler_launcher_mutations():
     mutation_sequence("launcher", [f"CC={WRAP} gcc"])
 
