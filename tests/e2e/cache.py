@@ -511,6 +511,17 @@ def cache_commands_and_bad_input():
         p = bs(d, *args)
         check(p.returncode == 125 and words in p.stderr and p.stderr.count(b"\n") == 1,
               f"{args}: one line, exit 125: {p.stderr}")
+    # The size limit holds by itself: each store past a tenth of it runs gc.
+    limited = scratch("limited-store")
+    env = dict(os.environ, BSANDBOX_CACHE_SIZE="200K")
+    for i in range(8):
+        write(os.path.join(d, f"big{i}"), f"{i}" * 60000)
+        p = bs(d, "exec", "-q", f"--cache={limited}", "--", "cp", f"big{i}", f"copy{i}", env=env)
+        check(p.returncode == 0, p.stderr)
+    stats = bs(d, "cache", "stats", f"--cache={limited}").stdout.decode()
+    entries = int(stats.split("entries")[1].split()[0])
+    size_kib = float(stats.split("size")[1].split()[0]) * (1024 if "MiB" in stats.split("size")[1].split()[1] else 1)
+    check(entries < 8 and size_kib <= 200, f"the cache stayed under its limit: {stats}")
     # A directory that is not a cache is refused, and the command still runs.
     notcache = scratch("notcache")
     write(os.path.join(notcache, "mine"), "mine\n")
