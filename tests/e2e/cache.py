@@ -25,7 +25,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import BSANDBOX, check, dispatch, skip  # noqa: E402
+from harness import BSANDBOX, check, run_checks, skip  # noqa: E402
 
 WRAP = os.path.join(os.path.dirname(os.path.abspath(BSANDBOX)), "bsandbox-wrap")
 CHECKS = {}
@@ -530,12 +530,5 @@ def cache_commands_and_bad_input():
     check(os.listdir(notcache) == ["mine"], "nothing written into it")
 
 
-def run_one(args):
-    if len(args) != 1 or args[0] not in CHECKS:
-        raise LookupError
-    CHECKS[args[0]]()
-    return args[0]
-
-
 if __name__ == "__main__":
-    sys.exit(dispatch(__doc__, run_one, CHECKS))
+    sys.exit(run_checks(__doc__, CHECKS))

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import BSANDBOX, bsandbox, check, dispatch, fresh_dir, need_root, prog, write  # noqa: E402
+from harness import BSANDBOX, bsandbox, check, fresh_dir, need_root, prog, run_checks, write  # noqa: E402
 
 CHECKS = {}
 
@@ -227,12 +227,5 @@ def auto_falls_back_to_ptrace_for_an_unprivileged_user():
     one_line_error(forced)
 
 
-def run_one(args):
-    if len(args) != 1 or args[0] not in CHECKS:
-        raise LookupError(args)
-    CHECKS[args[0]]()
-    return args[0]
-
-
 if __name__ == "__main__":
-    sys.exit(dispatch(__doc__, run_one, CHECKS))
+    sys.exit(run_checks(__doc__, CHECKS))

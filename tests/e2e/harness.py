@@ -152,6 +152,17 @@ def check(condition, message):
         raise AssertionError(message)
 
 
+def run_checks(doc, checks):
+    """main() of a runner whose tests are the functions in checks (name ->
+    function): `--list`, or NAME to run one."""
+    def run_one(args):
+        if len(args) != 1 or args[0] not in checks:
+            raise LookupError(args)
+        checks[args[0]]()
+        return args[0]
+    return dispatch(doc, run_one, checks)
+
+
 def dispatch(doc, run_one, names):
     """The main() of a test runner: `--list` prints names; NAME runs one
     (run_one raises AssertionError to fail). Returns the exit code."""

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import BSANDBOX, check, dispatch, need_root, skip  # noqa: E402
+from harness import BSANDBOX, check, need_root, run_checks, skip  # noqa: E402
 
 CHECKS = {}
 NOBODY = (65534, 65534)
@@ -581,12 +581,5 @@ def gc_keeps_what_is_needed():
     check("kept 0 entries" in out, out)
 
 
-def run_one(args):
-    if len(args) != 1 or args[0] not in CHECKS:
-        raise LookupError
-    CHECKS[args[0]]()
-    return args[0]
-
-
 if __name__ == "__main__":
-    sys.exit(dispatch(__doc__, run_one, CHECKS))
+    sys.exit(run_checks(__doc__, CHECKS))
