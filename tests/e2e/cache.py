@@ -488,6 +488,32 @@ def what_is_not_cached_and_why():
 
 
 @cache_check
+def a_hit_inside_a_project_is_journaled():
+    """In a project, a re-executed command is rolled back first; its hit is
+    then restored inside the run's view and committed as a journal entry,
+    so it can be undone like any run."""
+    d, cache, records = scratch("journal"), scratch("journal-store"), scratch("journal-records")
+    rec = os.path.join(records, "rec.json")
+    write(os.path.join(d, "in"), "hello\n")
+    check(bs(d, "init", ".").returncode == 0, "init")
+    cmd = ("exec", "-q", f"--cache={cache}", "--json", rec, "--",
+           "sh", "-c", "tr a-z A-Z < in > out")
+    states = []
+    for _ in range(2):
+        p = bs(d, *cmd)
+        check(p.returncode == 0, p.stderr)
+        with open(rec) as f:
+            states.append(json.load(f)["cache"])
+        with open(os.path.join(d, "out")) as f:
+            check(f.read() == "HELLO\n", "out is right")
+    check(states == ["miss", "hit"], f"miss, then a hit after the rollback: {states}")
+    log = bs(d, "log").stdout.decode().splitlines()
+    check(len(log) == 3 and "undo of 1 (re-execution)" in log[1], f"run, its rollback, the hit: {log}")
+    check(bs(d, "undo").returncode == 0, "the hit's entry can be undone")
+    check(not os.path.exists(os.path.join(d, "out")), "undoing the hit removed its output")
+
+
+@cache_check
 def cache_commands_and_bad_input():
     d, cache = scratch("cmds"), scratch("cmds-store")
     for i in range(3):
