@@ -126,6 +126,18 @@ Result<std::string> read_at(int dirfd, const std::string& name, std::string_view
   return out;
 }
 
+// An entry file, checked (magic, checksum) and parsed.
+Result<pb::CacheEntry> read_entry(int dirfd, const std::string& name, const std::string& shown) {
+  auto bytes = read_at(dirfd, name, shown);
+  if (!bytes) return tl::unexpected(bytes.error());
+  auto payload = unseal(*bytes, kMagic, shown, "cache entry");
+  if (!payload) return tl::unexpected(payload.error());
+  pb::CacheEntry e;
+  if (!e.ParseFromArray(payload->data(), static_cast<int>(payload->size())))
+    return fail(shown + ": cache entry is damaged (does not parse)");
+  return e;
+}
+
 Result<UniqueFd> open_dir_at(int dirfd, const std::string& name, std::string_view what, bool create) {
   if (create && ::mkdirat(dirfd, name.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno(what, errno);
   UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -247,15 +259,17 @@ uint64_t Cache::default_max_bytes() {
 
 Result<Cache> Cache::open(const std::string& dir) {
   std::string shown = printable(dir);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   // mkdir -p: the default lives under ~/.cache, which may not exist yet.
-  for (size_t i = 1; i <= dir.size(); ++i) {
+  for (size_t i = 1; !fd.valid() && errno == ENOENT && i <= dir.size(); ++i) {
     if (i == dir.size() || dir[i] == '/') {
       std::string prefix = dir.substr(0, i);
       if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
         return fail("cannot create the cache directory " + shown + ": " + std::strerror(errno));
+      errno = ENOENT;
+      if (i == dir.size()) fd.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     }
   }
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return fail("cannot open the cache directory " + shown + ": " + std::strerror(errno));
   auto format = read_at(fd.get(), "format", shown + "/format");
   if (!format) {
@@ -484,17 +498,9 @@ Result<void> Cache::walk_entries(const EntryVisitor& visit) {
         if (name.starts_with(".bsandbox.") || ::fstatat(wfd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
           continue;
         std::string shown = printable(dir_) + "/entries/" + rel;
-        Result<Candidate> c = fail("");
-        auto bytes = read_at(wfd->get(), name, shown);
-        if (!bytes) {
-          c = tl::unexpected(bytes.error());
-        } else if (auto payload = unseal(*bytes, kMagic, shown, "cache entry"); !payload) {
-          c = tl::unexpected(payload.error());
-        } else {
-          Candidate cand{name, rel, {}};
-          if (cand.entry.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) c = std::move(cand);
-          else c = fail(shown + ": cache entry is damaged (does not parse)");
-        }
+        auto entry = read_entry(wfd->get(), name, shown);
+        Result<Candidate> c = entry ? Result<Candidate>(Candidate{name, rel, std::move(*entry)})
+                                    : Result<Candidate>(tl::unexpected(entry.error()));
         visit(rel, st, c);
       }
     }
@@ -525,18 +531,14 @@ Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::str
   size_t tried = 0;
   for (const auto& [_, name] : order) {
     std::string shown = printable(dir_) + "/entries/" + wrel + "/" + name;
-    auto bytes = read_at(wfd.get(), name, shown);
-    Candidate c{name, wrel + "/" + name, {}};
-    Result<std::string_view> payload = bytes ? unseal(*bytes, kMagic, shown, "cache entry")
-                                             : Result<std::string_view>(tl::unexpected(bytes.error()));
-    if (payload && !c.entry.ParseFromArray(payload->data(), static_cast<int>(payload->size())))
-      payload = fail(shown + ": cache entry is damaged (does not parse)");
-    if (!payload) {
-      warnings->push_back(payload.error().message + "; removed");
+    auto entry = read_entry(wfd.get(), name, shown);
+    if (!entry) {
+      warnings->push_back(entry.error().message + "; removed");
       ::unlinkat(wfd.get(), name.c_str(), 0);
       count(Event::kDamaged);
       continue;
     }
+    Candidate c{name, wrel + "/" + name, std::move(*entry)};
     ++tried;
     std::string mismatch;
     for (const auto& in : c.entry.inputs()) {
@@ -691,13 +693,12 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
   return {};
 }
 
-Result<Digest> Cache::put_bytes(std::string_view data, uint64_t* added) {
-  UniqueFd fd(::memfd_create("bsandbox-object", MFD_CLOEXEC));
-  if (!fd.valid()) return fail_errno("memfd_create", errno);
-  if (auto w = write_all(fd.get(), data, "memfd"); !w) return tl::unexpected(w.error());
+Result<Digest> Cache::put_counted(int fd, const std::string& what, uint64_t* added) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return fail_errno(what, errno);
   bool already = false;
-  auto d = store_.put(fd.get(), "captured output", &already);
-  if (d && !already) *added += data.size();
+  auto d = store_.put(fd, what, &already);
+  if (d && !already) *added += static_cast<uint64_t>(st.st_size);
   return d;
 }
 
@@ -740,10 +741,8 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
     if (kind == FileKind::kFile) {
       UniqueFd fd(::open(p.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!fd.valid()) return fail_errno(printable(p.path), errno);
-      bool already = false;
-      auto d = store_.put(fd.get(), printable(p.path), &already);
+      auto d = put_counted(fd.get(), printable(p.path), &added);
       if (!d) return tl::unexpected(d.error());
-      if (!already) added += static_cast<uint64_t>(st.st_size);
       o->set_content(std::string(d->raw()));
       o->set_size(static_cast<uint64_t>(st.st_size));
     } else if (kind == FileKind::kSymlink) {
@@ -795,21 +794,20 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
     std::string bytes = pi->SerializeAsString();
     field(strong, bytes);
   }
-  auto put_fd = [&](int fd, std::string* into) -> Result<void> {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return fail_errno("captured output", errno);
-    if (st.st_size == 0) return {};
-    bool already = false;
-    auto d = store_.put(fd, "captured output", &already);
+  auto put_output = [&](int fd, std::string* into) -> Result<void> {
+    if (::lseek(fd, 0, SEEK_END) == 0) return {};  // printed nothing: no object
+    auto d = put_counted(fd, "captured output", &added);
     if (!d) return tl::unexpected(d.error());
-    if (!already) added += static_cast<uint64_t>(st.st_size);
     *into = std::string(d->raw());
     return {};
   };
   std::string so, se;
-  if (auto r = put_fd(out, &so); !r) return tl::unexpected(r.error());
-  if (auto r = put_fd(err, &se); !r) return tl::unexpected(r.error());
-  auto record = put_bytes(to_protobuf(rec), &added);
+  if (auto r = put_output(out, &so); !r) return tl::unexpected(r.error());
+  if (auto r = put_output(err, &se); !r) return tl::unexpected(r.error());
+  UniqueFd record_file(::memfd_create("bsandbox-record", MFD_CLOEXEC));
+  if (!record_file.valid()) return fail_errno("memfd_create", errno);
+  if (auto w = write_all(record_file.get(), to_protobuf(rec), "record"); !w) return tl::unexpected(w.error());
+  auto record = put_counted(record_file.get(), "record", &added);
   if (!record) return tl::unexpected(record.error());
   e.set_stdout_object(so);
   e.set_stderr_object(se);
@@ -832,16 +830,15 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
   added += sealed.size();
   held->reset();
 
-  count(Event::kStored, added);
-  CacheStats now = counters();
+  CacheStats now = count(Event::kStored, added);
   uint64_t limit = default_max_bytes();
   if (now.bytes_since_gc > limit / 10) (void)gc(limit);  // gc skips when another process holds the cache
   return std::string();
 }
 
-void Cache::count(Event e, uint64_t n) {
+CacheStats Cache::count(Event e, uint64_t n) {
   UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
-  if (!fd.valid()) return;
+  if (!fd.valid()) return {};
   while (::flock(fd.get(), LOCK_EX) != 0 && errno == EINTR) {
   }
   Counters c;
@@ -860,8 +857,10 @@ void Cache::count(Event e, uint64_t n) {
       break;
     case Event::kUncacheable: ++c.s.uncacheable; break;
     case Event::kDamaged: ++c.s.damaged; break;
+    case Event::kGc: c.s.bytes_since_gc = 0; break;
   }
   (void)!::pwrite(fd.get(), &c, sizeof c, 0);
+  return c.s;
 }
 
 CacheStats Cache::counters() {
@@ -967,16 +966,7 @@ Result<std::string> Cache::gc(uint64_t max_bytes) {
   }
   if (auto memo = list_dir(hashes_.get(), "hashes"))
     for (const auto& m : *memo) ::unlinkat(hashes_.get(), m.c_str(), 0);
-  {
-    UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    Counters c, disk;
-    if (fd.valid() && ::flock(fd.get(), LOCK_EX) == 0) {
-      if (::pread(fd.get(), &disk, sizeof disk, 0) == static_cast<ssize_t>(sizeof disk) && disk.magic == c.magic)
-        c = disk;
-      c.s.bytes_since_gc = 0;
-      (void)!::pwrite(fd.get(), &c, sizeof c, 0);
-    }
-  }
+  count(Event::kGc);
   return "removed " + std::to_string(dropped) + " entries" +
          (damaged ? " (and " + std::to_string(damaged) + " damaged ones)" : std::string()) + " and " +
          std::to_string(freed_objects) + " objects; " + format_size(before) + " -> " + format_size(total) +

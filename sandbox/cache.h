@@ -142,8 +142,10 @@ class Cache {
                            int err, int64_t run_ns);
 
   // Counters (hits, misses, ...) kept in the stats file.
-  enum class Event { kHit, kMiss, kStored, kUncacheable, kDamaged };
-  void count(Event e, uint64_t saved_ns = 0);
+  // kGc resets the bytes stored since the last gc. Returns the counters
+  // after the update.
+  enum class Event { kHit, kMiss, kStored, kUncacheable, kDamaged, kGc };
+  CacheStats count(Event e, uint64_t n = 0);
   CacheStats counters();
 
   struct Usage {
@@ -171,7 +173,8 @@ class Cache {
   Result<Seen> look(const std::string& path, uint32_t aspects);
   Result<Digest> content_hash(int fd, const struct stat& st, const std::string& what);
   Result<UniqueFd> lock(int how, bool wait = true);
-  Result<Digest> put_bytes(std::string_view data, uint64_t* added);
+  // Stores fd's content, adding its size to *added if the store lacked it.
+  Result<Digest> put_counted(int fd, const std::string& what, uint64_t* added);
   Result<void> restore_outputs(const Candidate& c, const std::string& root, std::string* why,
                                std::optional<Digest>* damaged);
   using EntryVisitor = std::function<void(const std::string& rel, const struct stat& st,
