@@ -31,7 +31,7 @@ struct bs_scratch {
 	__u32 f_mode;   /* bs_append_file(BS_WANT_INFO): the file's f_mode, */
 	__u32 i_mode;   /* its inode's mode, */
 	__u32 s_magic;  /* and its file system's magic */
-	__u32 pad;
+	__u32 job;      /* the job whose record is being built (its ring, its counters) */
 	__u8 ev[BS_EVENT_MAX + 64];
 	__u8 walk[2 * (BS_STR_MAX + 1)];
 };
@@ -41,22 +41,8 @@ struct bs_proc {
 	__u64 unused;
 };
 
-/*
- * Per traced thread, in task storage: its presence is what makes a thread
- * traced (created on clone from a traced thread, or by user space for the
- * top process), and it remembers what this thread's records last told user
- * space, so that the cwd is sent only when it changed. The kernel frees it
- * with the task.
- */
-struct bs_task {
-	__u64 pwd_dentry; /* cwd last sent (0: none) */
-	__u64 pwd_mnt;
-	__u64 root_dentry; /* root last sent, or the namespace root user space assumes */
-	__u64 root_mnt;
-	__u64 last_dir_file; /* last struct file reported for getdents */
-	__u32 gen;           /* bs_gen when the above was sent */
-	__u32 pad;
-};
+/* struct bs_task (per traced thread, in task storage) is in events.h: user
+ * space creates the top process's. */
 
 /* bs_append_file(): also fill f_mode, i_mode and s_magic of the scratch. */
 #define BS_WANT_INFO 0x100
@@ -83,10 +69,17 @@ struct bs_task {
  * state.bpf.h declares it extern with the same shape. Sizes that depend on
  * the machine (ring size, CPU count) are set by the loader before load.
  */
-#define BS_MAP_EVENTS                              \
-	struct {                                   \
-		__uint(type, BPF_MAP_TYPE_RINGBUF); \
-		__uint(max_entries, 16 << 20);     \
+/* One ring buffer per job, created by user space when the job starts: a
+ * job's storm of events fills its own ring only. */
+#define BS_MAP_RINGS                                               \
+	struct {                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);           \
+		__uint(max_entries, BS_JOBS_MAX);                  \
+		__type(key, __u32);                                \
+		__array(values, struct {                           \
+			__uint(type, BPF_MAP_TYPE_RINGBUF);         \
+			__uint(max_entries, 1 << 16);              \
+		});                                                \
 	}
 #define BS_MAP_PROCS                            \
 	struct {                                \
@@ -112,7 +105,7 @@ struct bs_task {
 #define BS_MAP_COUNTERS                                \
 	struct {                                       \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
-		__uint(max_entries, BS_CNT_COUNT);     \
+		__uint(max_entries, BS_JOBS_MAX * BS_CNT_COUNT); \
 		__type(key, __u32);                    \
 		__type(value, __u64);                  \
 	}

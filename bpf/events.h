@@ -223,7 +223,24 @@ struct bs_str {
 	__u32 len;  /* bytes that follow, excluding padding */
 };
 
-/* Loss and health counters, kept per CPU by the kernel side. */
+/*
+ * Per traced thread, in task storage: its presence is what makes a thread
+ * traced (created on clone from a traced thread, or by user space for the
+ * top process, with its job), and it remembers what this thread's records last told user
+ * space, so that the cwd is sent only when it changed. The kernel frees it
+ * with the task.
+ */
+struct bs_task {
+	__u64 pwd_dentry; /* cwd last sent (0: none) */
+	__u64 pwd_mnt;
+	__u64 root_dentry; /* root last sent, or the namespace root user space assumes */
+	__u64 root_mnt;
+	__u64 last_dir_file; /* last struct file reported for getdents */
+	__u32 gen;           /* bs_gen when the above was sent */
+	__u32 job;           /* the job (slot of bs_rings) the thread belongs to, inherited */
+};
+
+/* Loss and health counters, kept per CPU and per job by the kernel side. */
 enum bs_counter {
 	BS_CNT_RINGBUF_FULL = 0,  /* records dropped: ring buffer full */
 	BS_CNT_UNTRACKED = 1,     /* a new thread or process could not be tracked */
@@ -237,6 +254,8 @@ enum bs_counter {
  * bounds a record by BS_EVENT_MAX.
  */
 #define BS_APPEND_LIMIT 32768
+/* Jobs traced at once by one loaded copy of the programs (bsandboxd). */
+#define BS_JOBS_MAX 64
 #define BS_STR_MAX 32767      /* longest walked path or argv */
 #define BS_USER_PATH_MAX 4096 /* PATH_MAX: the kernel refuses longer path arguments */
 #define BS_EVENT_MAX (BS_APPEND_LIMIT + 8 + BS_STR_MAX + 8)

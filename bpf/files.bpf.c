@@ -99,7 +99,7 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 		bt->last_dir_file = fd_file;
 	}
 
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, (__u64)v.ns_root);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, (__u64)v.ns_root, bt->job);
 	if (!s)
 		return 0;
 	struct bs_file *e = (struct bs_file *)s->ev;

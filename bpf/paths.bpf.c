@@ -37,7 +37,7 @@ static __always_inline bool bs_str_room(struct bs_scratch *s, __u32 off)
 	if (off < BS_APPEND_LIMIT)
 		return true;
 	((struct bs_hdr *)s->ev)->flags |= BS_HF_STRING_DROPPED;
-	bs_count(BS_CNT_TOO_BIG);
+	bs_count(s->job, BS_CNT_TOO_BIG);
 	return false;
 }
 

@@ -21,28 +21,31 @@
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (!bs_task_of(parent))
+	struct bs_task *pt = bs_task_of(parent);
+	if (!pt)
 		return 0;
+	__u32 job = pt->job;
 	/* Every thread of a traced process is traced: give the new one its state. */
 	struct bs_task *ct =
 		bpf_task_storage_get(&bs_tasks, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!ct) {
-		bs_count(BS_CNT_UNTRACKED);
+		bs_count(job, BS_CNT_UNTRACKED);
 		return 0;
 	}
+	ct->job = job; /* a child belongs to its parent's job */
 	__u32 ptgid = parent->tgid;
 	__u32 ctgid = child->tgid;
 	if (ptgid == ctgid)
 		return 0; /* a thread, not a process */
 	struct bs_proc fresh = {};
 	if (bpf_map_update_elem(&bs_procs, &ctgid, &fresh, BPF_ANY)) {
-		bs_count(BS_CNT_UNTRACKED);
+		bs_count(job, BS_CNT_UNTRACKED);
 		bpf_task_storage_delete(&bs_tasks, child);
 		return 0;
 	}
 	struct bs_task_view cv;
 	bs_view_task(child, &cv);
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, (__u64)cv.ns_root);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, (__u64)cv.ns_root, job);
 	if (!s)
 		return 0;
 	struct bs_fork *e = (struct bs_fork *)s->ev;
@@ -94,7 +97,7 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	bs_task_forget(bt);
 	struct bs_task_view v;
 	bs_view_task(p, &v);
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, (__u64)v.ns_root);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, (__u64)v.ns_root, bt->job);
 	if (!s)
 		return 0;
 	struct bs_exec *e = (struct bs_exec *)s->ev;
@@ -138,8 +141,10 @@ int BPF_PROG(bs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(bs_exit, struct task_struct *t)
 {
-	if (!bs_task_of(t))
+	struct bs_task *bt = bs_task_of(t);
+	if (!bt)
 		return 0;
+	__u32 job = bt->job;
 	__u32 tgid = t->tgid;
 	__u32 tid = t->pid;
 	/* Each exiting thread has already left signal->live; only once it is 0
@@ -149,7 +154,7 @@ int BPF_PROG(bs_exit, struct task_struct *t)
 	if (bpf_map_delete_elem(&bs_procs, &tgid))
 		return 0;
 
-	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, 0);
+	struct bs_scratch *s = bs_get_scratch(BS_SLOT_PROC, 0, job);
 	if (!s)
 		return 0;
 	struct bs_exit *e = (struct bs_exit *)s->ev;

@@ -13,7 +13,7 @@ const volatile struct bs_sc_desc bs_sc_table[BS_SC_TABLE_SIZE] = {};
 const volatile __u64 bs_wakeup_bytes = 1 << 20;
 const volatile __u32 bs_fmode_created = 0x100000; /* FMODE_CREATED since Linux 4.19 */
 
-BS_MAP_EVENTS bs_events SEC(".maps");
+BS_MAP_RINGS bs_rings SEC(".maps");
 BS_MAP_PROCS bs_procs SEC(".maps");
 BS_MAP_TASKS bs_tasks SEC(".maps");
 BS_MAP_SCRATCH bs_scratch SEC(".maps");

@@ -24,7 +24,8 @@ extern const volatile struct bs_sc_desc bs_sc_table[BS_SC_TABLE_SIZE];
 extern const volatile __u64 bs_wakeup_bytes;
 extern const volatile __u32 bs_fmode_created;
 
-extern BS_MAP_EVENTS bs_events SEC(".maps");
+/* Per job: its ring buffer (slot = bs_task.job). */
+extern BS_MAP_RINGS bs_rings SEC(".maps");
 extern BS_MAP_PROCS bs_procs SEC(".maps");
 /* Per traced thread: struct bs_task. */
 extern BS_MAP_TASKS bs_tasks SEC(".maps");
@@ -55,9 +56,11 @@ __u32 bs_append_walk(struct bs_scratch *s, __u32 off, __u32 kind, __u64 dentry, 
  * s->i_mode and s->s_magic. */
 __u32 bs_append_file(struct bs_scratch *s, __u32 off, __u32 kind, __u64 file);
 
-static __always_inline void bs_count(__u32 counter)
+/* Counters are kept per job: slot job * BS_CNT_COUNT + counter. */
+static __always_inline void bs_count(__u32 job, __u32 counter)
 {
-	__u64 *v = bpf_map_lookup_elem(&bs_counters, &counter);
+	__u32 key = job * BS_CNT_COUNT + counter;
+	__u64 *v = bpf_map_lookup_elem(&bs_counters, &key);
 	if (v)
 		*v += 1;
 }
@@ -76,14 +79,16 @@ static __always_inline __u32 bs_current_gen(void)
  * global functions are scalars, so those go through bpf_probe_read_kernel.
  */
 
-/* This CPU's scratch space for slot, set up to name paths from the
- * namespace whose root mount is ns_root. */
-static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot, __u64 ns_root)
+/* This CPU's scratch space for slot, set up to build a record of job and
+ * to name paths from the namespace whose root mount is ns_root. */
+static __always_inline struct bs_scratch *bs_get_scratch(__u32 slot, __u64 ns_root, __u32 job)
 {
 	__u32 key = bpf_get_smp_processor_id() * BS_SLOTS + slot;
 	struct bs_scratch *s = bpf_map_lookup_elem(&bs_scratch, &key);
-	if (s)
+	if (s) {
 		s->ns_root = ns_root;
+		s->job = job;
+	}
 	return s;
 }
 
@@ -207,20 +212,28 @@ static __always_inline void bs_fill_hdr(struct bs_hdr *h, __u8 type, __u32 tgid,
 }
 
 /*
- * Sends the record. Wakes the reader only once the buffer holds
+ * Sends the record to its job's ring. Wakes the reader only once that ring holds
  * bs_wakeup_bytes, so that a busy tree costs one wakeup per batch rather than
  * one per record; the reader also polls on a short timer for the tail.
  * Returns false if the record was dropped.
  */
 static __always_inline bool bs_submit(struct bs_scratch *s, __u32 size)
 {
+	__u32 job = s->job;
+	void *ring = bpf_map_lookup_elem(&bs_rings, &job);
+	if (!ring) {
+		bs_count(job, BS_CNT_RINGBUF_FULL); /* the job's ring is gone */
+		return false;
+	}
+	/* Bounded here, next to its use, so the verifier still knows it there. */
+	barrier_var(size);
 	if (size > BS_EVENT_MAX)
 		return false;
 	((struct bs_hdr *)s->ev)->size = size;
-	__u64 avail = bpf_ringbuf_query(&bs_events, BPF_RB_AVAIL_DATA);
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 flags = avail + size >= bs_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&bs_events, s->ev, size, flags)) {
-		bs_count(BS_CNT_RINGBUF_FULL);
+	if (bpf_ringbuf_output(ring, s->ev, size, flags)) {
+		bs_count(job, BS_CNT_RINGBUF_FULL);
 		return false;
 	}
 	return true;
