@@ -100,8 +100,10 @@ class EbpfSource final : public EventSource {
   EbpfSource(std::shared_ptr<EbpfTracer> tracer, uint32_t slot, int ring_fd)
       : tracer_(std::move(tracer)), slot_(slot), ring_fd_(ring_fd),
         misses_at_start_(tracer_->recursion_misses()) {}
+  // A forked copy (a child that calls exit()) must not unhook the ring of
+  // the process that made it: the maps are shared kernel state.
   ~EbpfSource() override {
-    if (owned_) tracer_->remove_job(slot_);
+    if (owned_ && ::getpid() == owner_) tracer_->remove_job(slot_);
   }
 
   Result<void> open_ring() {
@@ -174,6 +176,7 @@ class EbpfSource final : public EventSource {
   uint64_t misses_at_start_;
   UniqueFd owned_ring_;
   bool owned_ = false;
+  pid_t owner_ = ::getpid();
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   EventSink* sink_ = nullptr;
   SourceHealth health_;

@@ -559,6 +559,94 @@ TEST_SUITE("ringbuf") {
   }
 }
 
+TEST_SUITE("jobs") {
+  // Runs body_a and body_b at once, each in a child traced under its own job.
+  struct Pair {
+    std::vector<Seen> a, b;
+    SourceHealth ha, hb;
+    pid_t pa, pb;
+  };
+  Pair two_jobs(size_t ring_bytes, const std::function<void()>& body_a, const std::function<void()>& body_b) {
+    auto tracer = EbpfTracer::load(EbpfOptions{ring_bytes, false});
+    REQUIRE(tracer);
+    auto ja = (*tracer)->add_job();
+    auto jb = (*tracer)->add_job();
+    REQUIRE(ja);
+    REQUIRE(jb);
+    CHECK(ja->slot != jb->slot);
+    CHECK((*tracer)->jobs() == 2);
+    auto sa = (*tracer)->source(*ja, *tracer);
+    auto sb = (*tracer)->source(*jb, *tracer);
+    REQUIRE(sa);
+    REQUIRE(sb);
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    auto start = [&](const std::function<void()>& body) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        close(go[1]);
+        char c;
+        if (read(go[0], &c, 1) != 1) _exit(125);
+        body();
+        _exit(0);
+      }
+      return pid;
+    };
+    Pair out;
+    out.pa = start(body_a);
+    out.pb = start(body_b);
+    close(go[0]);
+    REQUIRE((*sa)->trace_root(out.pa));
+    REQUIRE((*sb)->trace_root(out.pb));
+    REQUIRE(write(go[1], "xx", 2) == 2);
+    close(go[1]);
+    int status;
+    REQUIRE(waitpid(out.pa, &status, 0) == out.pa);
+    REQUIRE(waitpid(out.pb, &status, 0) == out.pb);
+    Collector ca, cb;
+    (*sa)->drain(ca);
+    (*sb)->drain(cb);
+    out.a = ca.seen;
+    out.b = cb.seen;
+    out.ha = (*sa)->health();
+    out.hb = (*sb)->health();
+    (*tracer)->remove_job(ja->slot);
+    (*tracer)->remove_job(jb->slot);
+    CHECK((*tracer)->jobs() == 0);
+    return out;
+  }
+
+  TEST_CASE("each job's events reach its own ring only") {
+    TempDir t;
+    std::string fa = t.file("a"), fb = t.file("b");
+    auto p = two_jobs(1 << 20, [&] { for (int i = 0; i < 50; ++i) close(open(fa.c_str(), O_RDONLY)); },
+                      [&] { for (int i = 0; i < 30; ++i) close(open(fb.c_str(), O_RDONLY)); });
+    auto opens = [](const std::vector<Seen>& ev, const std::string& path) {
+      size_t n = 0;
+      for (const auto& s : of_sys(ev, BS_SYS_OPENAT)) n += s.str.count("path1") && s.str.at("path1") == path;
+      return n;
+    };
+    CHECK(opens(p.a, fa) == 50);
+    CHECK(opens(p.a, fb) == 0);
+    CHECK(opens(p.b, fb) == 30);
+    CHECK(opens(p.b, fa) == 0);
+    for (const auto& s : p.a) CHECK(s.proc.pid == static_cast<uint32_t>(p.pa));
+    for (const auto& s : p.b) CHECK(s.proc.pid == static_cast<uint32_t>(p.pb));
+    CHECK(p.ha.lost == 0);
+    CHECK(p.hb.lost == 0);
+  }
+
+  TEST_CASE("one job's storm is lost from its own record only") {
+    TempDir t;
+    std::string fa = t.file("a"), fb = t.file("b");
+    auto p = two_jobs(16 << 10, [&] { for (int i = 0; i < 5000; ++i) close(open(fa.c_str(), O_RDONLY)); },
+                      [&] { for (int i = 0; i < 20; ++i) close(open(fb.c_str(), O_RDONLY)); });
+    CHECK(p.ha.lost > 0);
+    CHECK(p.hb.lost == 0);
+    CHECK(of_sys(p.b, BS_SYS_OPENAT).size() >= 20);
+  }
+}
+
 int main(int argc, char** argv) {
   auto source = open_ebpf_backend(EbpfOptions{});
   if (!source) {
