@@ -26,6 +26,7 @@
 #include "sandbox/record_printer.h"
 #include "sandbox/supervisor.h"
 #include "sandbox/tracer_service.h"
+#include "sandbox/traced_run.h"
 
 namespace bsandbox {
 namespace {
@@ -240,6 +241,38 @@ std::optional<Cache::Hit> look_up(Cache& cache, const CacheRequest& request, con
   return std::nullopt;
 }
 
+// After the run, wherever it ran: store it in the cache, journal it, write
+// the records, report. Returns the exit code.
+int finish_run(TracedRun& run, const ExecOptions& o, Cache* cache, const CacheRequest& request,
+               const OutputCapture* capture, JournaledRun* journal, std::optional<AtomicFile>& json_out,
+               std::optional<AtomicFile>& record_out) {
+  if (!run.exec_error.empty()) say(run.exec_error);
+  if (!run.stopped.empty()) say("the command was killed: " + run.stopped);
+  Record& rec = run.record;
+  const std::vector<std::string>& problems = run.problems;
+  int code = rec.exit_code;
+  if (cache) {
+    // Stored from what the command left, before a journal commits it.
+    rec.cache = "miss";
+    store_result(*cache, request, rec, [&](const std::string& p) { return run.first_ops(p); }, *capture, o);
+  }
+  if (journal) code = commit_journal(*journal, rec, o, code);
+  code = write_records(rec, json_out, record_out, code);
+  for (const auto& p : problems) say("warning: record incomplete: " + p);
+  if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+  if (o.verbose) {
+    say(std::to_string(run.events) + " events from the " + rec.backend + " backend, " +
+        std::to_string(rec.processes.size()) + " processes; " + resource_report());
+    if (!run.detail.empty()) say(rec.backend + ": " + run.detail);
+  }
+  if (o.strict && !rec.complete && code != kExitOwnError) {
+    say("error: the record is incomplete and --strict was given (the command exited " +
+        std::to_string(rec.exit_code) + ")");
+    return kExitOwnError;
+  }
+  return code;
+}
+
 }  // namespace
 
 int exec_directly(const std::vector<std::string>& argv, int stdin_fd) {
@@ -339,10 +372,8 @@ int run_exec(const ExecOptions& o) {
   if (!source) return error_exit(source.error().message);
   if (o.verbose) say("backend: " + std::string((*source)->name()));
 
-  Clocks clocks = Clocks::measure();
-  SystemLinkReader links;
-  ProcessTree tree(links);
-  SuperviseOptions so{stdio, nullptr, clocks.boot_to_wall};
+  SuperviseOptions so;
+  so.spawn.stdio = stdio;
   // Cached commands inside (bsandbox-wrap) may use this tracer.
   // Without one (ptrace: a process has one tracer), a wrapper inside could
   // not trace its command: it runs it directly instead (BSANDBOX_WRAPPED).
@@ -361,7 +392,7 @@ int run_exec(const ExecOptions& o) {
     ::unsetenv(kTracerEnv);
     ::setenv("BSANDBOX_WRAPPED", "1", 1);
   }
-  auto run = supervise(o.argv, **source, tree, cwd, so);
+  auto run = run_traced(**source, o.argv, cwd, so);
   auto restore = [](const char* name, const std::optional<std::string>& value) {
     if (value) ::setenv(name, value->c_str(), 1);
     else ::unsetenv(name);
@@ -370,64 +401,8 @@ int run_exec(const ExecOptions& o) {
   restore("BSANDBOX_WRAPPED", outer_wrapped);
   if (capture) capture->finish();
   if (!run) return error_exit(run.error().message);
-
-  if (run->exec_failure) {
-    const ChildFailure& f = *run->exec_failure;
-    if (f.stage == ChildFailure::kSeccomp) {
-      say("error: installing the io_uring filter failed: " + std::string(std::strerror(f.error)));
-    } else if (f.error == ENOENT) {
-      say(o.argv[0] + ": command not found");
-    } else {
-      say(o.argv[0] + ": " + std::strerror(f.error));
-    }
-  }
-
-  SourceHealth sh = (*source)->health();
-  ProcessTree::Health th = tree.health();
-  Record rec;
-  rec.backend = std::string((*source)->name());
-  rec.argv = o.argv;
-  rec.cwd = cwd;
-  rec.start_ns = run->start_wall;
-  rec.end_ns = run->end_wall;
-  rec.exit_code = exit_code_from_wait_status(run->wait_status);
-  rec.lost_events = sh.lost;
-  rec.processes = tree.entries(clocks.boot_to_wall, run->end_boot);
-
-  std::vector<std::string> problems = sh.problems;
-  if (sh.corrupt) problems.push_back(std::to_string(sh.corrupt) + " kernel records were corrupt");
-  if (th.unresolved)
-    problems.push_back(std::to_string(th.unresolved) + " accesses whose path could not be determined");
-  if (th.strings_dropped)
-    problems.push_back(std::to_string(th.strings_dropped) + " events too large to send whole");
-  if (th.orphans)
-    problems.push_back(std::to_string(th.orphans) + " processes whose parent was not seen");
-  for (const auto& key : th.elf32)
-    problems.push_back("process " + process_id(key) +
-                       " runs a 32-bit program, whose syscalls are not decoded");
-  rec.complete = problems.empty() && sh.lost == 0;
-
-  int code = rec.exit_code;
-  if (cache) {
-    // Stored from what the command left, before a journal commits it.
-    rec.cache = "miss";
-    store_result(*cache, request, rec, [&](const std::string& p) { return tree.first_ops(p); }, *capture, o);
-  }
-  if (journal) code = commit_journal(*journal, rec, o, code);
-  code = write_records(rec, json_out, record_out, code);
-  for (const auto& p : problems) say("warning: record incomplete: " + p);
-  if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
-  if (o.verbose) {
-    say(std::to_string(sh.delivered) + " events from the " + rec.backend + " backend, " +
-        std::to_string(rec.processes.size()) + " processes; " + resource_report());
-    if (!sh.detail.empty()) say(rec.backend + ": " + sh.detail);
-  }
-  if (o.strict && !rec.complete && code != kExitOwnError) {
-    say("error: the record is incomplete and --strict was given (the command exited " +
-        std::to_string(rec.exit_code) + ")");
-    return kExitOwnError;
-  }
-  return code;
+  return finish_run(*run, o, cache ? &*cache : nullptr, request, capture ? &*capture : nullptr, journal.get(),
+                    json_out, record_out);
 }
 
 }  // namespace bsandbox

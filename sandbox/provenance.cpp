@@ -110,6 +110,10 @@ std::string to_json(const Record& r) {
     out += ",\n  \"cache\": ";
     json::append_string(out, r.cache);
   }
+  if (!r.agent.empty()) {
+    out += ",\n  \"agent\": ";
+    json::append_string(out, r.agent);
+  }
   out += ",\n  \"processes\": [";
   for (size_t i = 0; i < r.processes.size(); ++i) {
     out += i ? ",\n" : "\n";
@@ -131,6 +135,7 @@ std::string to_protobuf(const Record& r) {
   m.set_complete(r.complete);
   m.set_lost_events(r.lost_events);
   m.set_cache(r.cache);
+  m.set_agent(r.agent);
   std::unordered_map<std::string_view, uint32_t> index;
   for (const auto& p : r.processes) {
     pb::Process* q = m.add_processes();
@@ -179,6 +184,7 @@ Result<Record> from_protobuf(std::string_view bytes, std::string_view what) {
   r.complete = m.complete();
   r.lost_events = m.lost_events();
   r.cache = m.cache();
+  r.agent = m.agent();
   for (const auto& q : m.processes()) {
     ProcessEntry p;
     p.key = ProcessKey{q.pid(), q.start_boottime_ns()};

@@ -48,6 +48,9 @@ struct Record {
   // With --cache: "hit" (nothing ran; the processes are those of the run
   // that stored the result) or "miss"; empty without a cache.
   std::string cache;
+  // Run by bsandboxd (bsandbox exec --agent): the agent's socket; empty
+  // when bsandbox traced the command itself.
+  std::string agent;
   std::vector<ProcessEntry> processes;  // the top process first
   friend bool operator==(const Record&, const Record&) = default;
 };

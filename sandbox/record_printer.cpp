@@ -44,6 +44,7 @@ std::string summary_line(const Record& r) {
     if (r.lost_events) out += " (" + std::to_string(r.lost_events) + " events lost)";
   }
   if (!r.cache.empty()) out += ", cache " + r.cache;
+  if (!r.agent.empty()) out += ", via bsandboxd";
   return out;
 }
 

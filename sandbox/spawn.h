@@ -8,6 +8,12 @@
 // calls and allocates nothing: everything it needs is prepared before fork.
 // If exec fails, the child reports the errno on a close-on-exec pipe and
 // exits 127 (not found) or 126 (found but not runnable), as a shell does.
+//
+// For bsandboxd the child also joins the job's cgroups, enters the caller's
+// working directory (an fd the caller opened), takes the environment it was
+// given, and drops to the caller's uid, gid and groups, in that order: the
+// cgroup files are written while it is still root, and the command never
+// runs with more rights than its caller.
 #pragma once
 
 #include <linux/filter.h>
@@ -24,13 +30,27 @@
 namespace bsandbox {
 
 struct ChildFailure {
-  enum Stage : int { kSeccomp = 1, kExec = 2 } stage;
+  enum Stage : int { kSeccomp = 1, kExec = 2, kSetup = 3 } stage;
   int error;  // errno
 };
 
 // Where the command's stdin, stdout and stderr come from (-1: bsandbox's own).
 struct ChildStdio {
   int in = -1, out = -1, err = -1;
+};
+
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+struct SpawnOptions {
+  ChildStdio stdio;
+  int cwd_fd = -1;                              // fchdir here (-1: stay)
+  const std::vector<std::string>* env = nullptr;  // the command's environment (null: ours)
+  std::optional<Credentials> credentials;       // run as these (needs root)
+  std::vector<int> cgroup_procs;                // cgroup.procs files to join
 };
 
 class PausedChild {
@@ -43,7 +63,7 @@ class PausedChild {
 
  private:
   friend Result<PausedChild> spawn_paused(const std::vector<std::string>&, const sigset_t&,
-                                          const std::vector<sock_filter>&, const ChildStdio&);
+                                          const std::vector<sock_filter>&, const SpawnOptions&);
   pid_t pid_ = -1;
   UniqueFd go_;      // write end: one byte releases the child
   UniqueFd status_;  // read end: a ChildFailure, or EOF when exec succeeded
@@ -52,6 +72,6 @@ class PausedChild {
 // argv[0] is searched in PATH. child_mask is the signal mask the command
 // starts with (the supervisor blocks signals it reads from a signalfd).
 Result<PausedChild> spawn_paused(const std::vector<std::string>& argv, const sigset_t& child_mask,
-                                 const std::vector<sock_filter>& filter, const ChildStdio& stdio = {});
+                                 const std::vector<sock_filter>& filter, const SpawnOptions& options = {});
 
 }  // namespace bsandbox

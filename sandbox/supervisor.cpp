@@ -144,7 +144,7 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
     return fail_errno("becoming a child subreaper", errno);
 
-  auto child = spawn_paused(argv, signals.previous(), *filter, options.stdio);
+  auto child = spawn_paused(argv, signals.previous(), *filter, options.spawn);
   if (!child) return tl::unexpected(child.error());
   pid_t root = child->pid();
   auto abandon = [&](Error e) -> Result<Supervision> {
@@ -160,7 +160,8 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
   UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
   if (!ep.valid()) return abandon(Error{"epoll_create1 failed"});
   int service_fd = options.service && source.wait_fd() >= 0 ? options.service->fd() : -1;
-  for (int fd : {sfd.get(), source.wait_fd(), service_fd}) {
+  int stop_fd = source.wait_fd() >= 0 ? options.stop_fd : -1;
+  for (int fd : {sfd.get(), source.wait_fd(), service_fd, stop_fd}) {
     if (fd < 0) continue;
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -210,11 +211,32 @@ Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource&
     }
   } else {
     // A source with an fd (eBPF) is drained when it polls readable.
+    uint64_t deadline = options.time_limit_ns > 0 ? Clocks::boot_now() + static_cast<uint64_t>(options.time_limit_ns) : 0;
+    auto stop = [&](std::string why) {
+      if (out.stopped.empty()) out.stopped = std::move(why);
+      if (root_alive) ::kill(root, SIGKILL);
+      for (pid_t pid : tree.running_pids()) ::kill(pid, SIGKILL);
+      if (options.kill_tree) options.kill_tree();
+    };
     for (;;) {
-      epoll_event evs[4];
-      int n = ::epoll_wait(ep.get(), evs, 4, kPollMs);
+      epoll_event evs[5];
+      int n = ::epoll_wait(ep.get(), evs, 5, kPollMs);
       if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
       source.drain(tree);
+      for (int i = 0; i < n; ++i) {
+        if (stop_fd < 0 || evs[i].data.fd != stop_fd) continue;
+        std::string why = options.stop_reason ? options.stop_reason() : "stopped";
+        if (why.empty()) break;
+        stop(std::move(why));
+        ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, stop_fd, nullptr);  // once is enough
+        stop_fd = -1;
+        break;
+      }
+      if (deadline && out.stopped.empty() && Clocks::boot_now() >= deadline)
+        stop("the wall time limit of " + std::to_string(options.time_limit_ns / 1000000000) + " s was reached");
+      // Killed processes may have forked on the way: keep killing.
+      else if (!out.stopped.empty()) stop(out.stopped);
+      if (options.tick) options.tick();
       if (service_fd >= 0) options.service->serve(source, tree, options.boot_to_wall);
       signalfd_siginfo si;
       while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))

@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,7 @@ struct Supervision {
   uint64_t end_boot = 0;
   int64_t start_wall = 0;
   int64_t end_wall = 0;
+  std::string stopped;  // why the tree was killed before it ended, or empty
 };
 
 // Runs argv (PATH searched) with tracing armed before its first instruction,
@@ -51,10 +53,20 @@ struct Supervision {
 // exited.
 class TracerService;
 struct SuperviseOptions {
-  ChildStdio stdio;
+  SpawnOptions spawn;
   // Served from the event loop (sources with an fd only: eBPF).
   TracerService* service = nullptr;
   int64_t boot_to_wall = 0;
+  // Sources with an fd only (eBPF), for bsandboxd's jobs: when stop_fd polls
+  // readable, stop_reason() says why (empty: not a stop after all) and every
+  // process of the tree is killed; so it is when time_limit_ns of wall time
+  // has passed. kill_tree also runs then (a cgroup kill). tick runs on every
+  // turn of the loop (at least every 20 ms).
+  int stop_fd = -1;
+  std::function<std::string()> stop_reason;
+  int64_t time_limit_ns = 0;
+  std::function<void()> kill_tree;
+  std::function<void()> tick;
 };
 
 Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,

@@ -1,0 +1,43 @@
+// traced_run.h: one command run under a backend, from argv to a record.
+//
+// What `bsandbox exec` does between choosing a backend and writing the
+// record, shared with bsandboxd, whose job runners do the same for their
+// callers: supervise the command, then build the record and list, one line
+// each, whatever made it incomplete.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sandbox/event_source.h"
+#include "sandbox/ops.h"
+#include "sandbox/process_tree.h"
+#include "sandbox/provenance.h"
+#include "sandbox/supervisor.h"
+#include "sandbox/symlinks.h"
+
+namespace bsandbox {
+
+struct TracedRun {
+  Record record;                      // all but the cache and agent fields
+  std::vector<std::string> problems;  // why the record is incomplete
+  std::string exec_error;             // "CMD: command not found", or empty
+  std::string stopped;                // why the tree was killed early, or empty
+  uint64_t events = 0;                // delivered by the backend
+  std::string detail;                 // the backend's counts, for -v
+
+  // The ops of the run's first access to path (the cache keys on them):
+  // from the process tree here, from first_map when the run was elsewhere.
+  OpSet first_ops(const std::string& path) const;
+  std::unique_ptr<SystemLinkReader> links;
+  std::unique_ptr<ProcessTree> tree;
+  std::unordered_map<std::string, OpSet> first_map;
+};
+
+// options.boot_to_wall is measured here.
+Result<TracedRun> run_traced(EventSource& source, const std::vector<std::string>& argv,
+                             const std::string& cwd, SuperviseOptions options);
+
+}  // namespace bsandbox
