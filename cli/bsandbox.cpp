@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/options.h"
+#include "sandbox/agent_client.h"
 #include "sandbox/atomic_file.h"
 #include "sandbox/cache_commands.h"
 #include "sandbox/exec_command.h"
@@ -67,5 +68,6 @@ int main(int argc, char** argv) {
   if (auto* c = std::get_if<cli::CacheCommand>(&*command))
     return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes);
   if (auto* c = std::get_if<cli::WrapCommand>(&*command)) return bsandbox::run_wrap(c->argv);
+  if (auto* c = std::get_if<cli::AgentCommand>(&*command)) return bsandbox::run_agent_status(c->socket);
   return bsandbox::run_exec(std::get<cli::ExecCommand>(*command).options);
 }

@@ -3,6 +3,7 @@
 // not an option (as env(1) does), so `bsandbox exec make -j2` works too.
 #include "cli/options.h"
 
+#include "sandbox/agent_client.h"
 #include "sandbox/cache.h"
 
 #include <cerrno>
@@ -17,12 +18,16 @@ const char kUsage[] =
     "       bsandbox recover [--abort] | gc [--keep N] [--max-size SIZE]\n"
     "       bsandbox cache stats|gc|verify|clear [--cache=DIR] [--max-size SIZE]\n"
     "       bsandbox wrap COMMAND [ARG...]   (also as bsandbox-wrap)\n"
+    "       bsandbox agent status [--agent=SOCKET]\n"
     "       bsandbox --help | --version\n"
     "\n"
     "exec runs COMMAND and records which of its processes touched which file.\n"
     "  --json PATH         write the provenance record as JSON (bsandbox.provenance/v1)\n"
     "  --record PATH       write it in binary form (protobuf), for `bsandbox show`\n"
-    "  --backend NAME      auto, ebpf or ptrace (auto: ebpf if it loads, else ptrace)\n"
+    "  --backend NAME      auto, ebpf or ptrace (auto: ebpf if it loads; not root: a\n"
+    "                      running bsandboxd if reachable; else ptrace)\n"
+    "  --agent[=SOCKET]    run through bsandboxd (default $BSANDBOX_AGENT, else\n"
+    "                      /run/bsandbox/agent.sock): eBPF for users who are not root\n"
     "  --strict            exit 125 if the record is incomplete (events lost)\n"
     "  --buffer-size SIZE  kernel ring buffer, a power of two (default 16M)\n"
     "  -v, --verbose       say what bsandbox does\n"
@@ -57,7 +62,10 @@ const char kUsage[] =
     "LAUNCHER, RUSTC_WRAPPER, or make SHELL=bsandbox-wrap (then each recipe line runs\n"
     "in $BSANDBOX_SHELL, default /bin/sh). Settings come from the environment:\n"
     "BSANDBOX_CACHE, BSANDBOX_CACHE_ROOT, BSANDBOX_CACHE_UNKEYED_LISTINGS (DIR:DIR...),\n"
-    "BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1, BSANDBOX_VERBOSE=1.\n";
+    "BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1, BSANDBOX_VERBOSE=1.\n"
+    "\n"
+    "agent status shows bsandboxd's jobs (yours; root sees all), events per second,\n"
+    "ring buffer fill and drops.\n";
 
 namespace {
 
@@ -92,6 +100,11 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       if (*v != "auto" && *v != "ebpf" && *v != "ptrace")
         return fail("unknown backend '" + *v + "' (expected auto, ebpf or ptrace)");
       o.backend = *v;
+    } else if (a == "--agent") {
+      o.agent = default_agent_socket();
+    } else if (a.starts_with("--agent=")) {
+      o.agent = a.substr(8);
+      if (o.agent->empty()) return fail("--agent= needs the agent's socket");
     } else if (is(a, "--buffer-size")) {
       auto v = value(a, "--buffer-size");
       if (!v) return tl::unexpected(v.error());
@@ -137,6 +150,7 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   }
   o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
   if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
+  if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
   if (!o.cache_dir && (o.cache_root || o.cache_failures || o.explain || !o.unkeyed_listings.empty()))
     return fail(std::string(o.cache_root ? "--cache-root" : o.cache_failures ? "--cache-failures"
                             : o.explain ? "--explain" : "--cache-unkeyed-listing") +
@@ -253,6 +267,17 @@ Result<Command> parse(const std::vector<std::string>& args) {
   if (sub == "init" || sub == "log" || sub == "diff" || sub == "undo" || sub == "recover" || sub == "gc")
     return parse_journal(sub, args);
   if (sub == "cache") return parse_cache(args);
+  if (sub == "agent") {
+    const char* usage = "usage: bsandbox agent status [--agent=SOCKET]";
+    if (args.size() < 2 || args[1] != "status") return fail(usage);
+    AgentCommand c{default_agent_socket()};
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (args[i].starts_with("--agent=") && args[i].size() > 8) c.socket = args[i].substr(8);
+      else if (args[i] == "--agent" && i + 1 < args.size()) c.socket = args[++i];
+      else return fail(usage);
+    }
+    return c;
+  }
   if (sub == "wrap") {
     if (args.size() < 2) return fail("usage: bsandbox wrap COMMAND [ARG...]");
     return WrapCommand{{args.begin() + 1, args.end()}};

@@ -53,9 +53,14 @@ struct WrapCommand {
   std::vector<std::string> argv;
 };
 
+// bsandbox agent status: bsandboxd's jobs and health.
+struct AgentCommand {
+  std::string socket;
+};
+
 using Command = std::variant<HelpCommand, VersionCommand, ShowCommand, ExecCommand, InitCommand,
                              LogCommand, DiffCommand, UndoCommand, RecoverCommand, GcCommand,
-                             CacheCommand, WrapCommand>;
+                             CacheCommand, WrapCommand, AgentCommand>;
 
 // args excludes the program name.
 Result<Command> parse(const std::vector<std::string>& args);

@@ -263,6 +263,15 @@ EbpfJobCounters EbpfTracer::counters(uint32_t slot) const {
   return {total(BS_CNT_RINGBUF_FULL), total(BS_CNT_UNTRACKED), total(BS_CNT_TOO_BIG)};
 }
 
+std::vector<int> EbpfTracer::fds() const {
+  std::vector<int> out;
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) out.push_back(bpf_map__fd(map));
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) out.push_back(bpf_program__fd(prog));
+  return out;
+}
+
 uint64_t EbpfTracer::recursion_misses() const {
   uint64_t misses = 0;
   bpf_program* prog;

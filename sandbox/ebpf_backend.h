@@ -65,6 +65,8 @@ class EbpfTracer {
   Result<std::unique_ptr<EventSource>> source(const EbpfJob& job, std::shared_ptr<EbpfTracer> self);
 
   bsandbox_bpf* skeleton() const { return skel_; }
+  // Every map and program fd: what a forked job runner must keep open.
+  std::vector<int> fds() const;
 
  private:
   EbpfTracer() = default;

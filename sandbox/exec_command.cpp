@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 
+#include "sandbox/agent_client.h"
 #include "sandbox/atomic_file.h"
 #include "sandbox/cache.h"
 #include "sandbox/fs.h"
@@ -358,6 +359,31 @@ int run_exec(const ExecOptions& o) {
   }
   if (o.wrapper && !cache) return exec_directly(o.argv, request.stdin_replacement.get());
 
+  // bsandboxd: asked for, or (auto, not root) found running. Not for a
+  // journaled run, whose view is a mount namespace the agent is not in, nor
+  // inside a traced run, whose tracer would not see the agent's job.
+  std::optional<std::string> agent_socket = o.agent;
+  std::optional<UniqueFd> agent;
+  if (agent_socket && journal)
+    return error_exit("--agent cannot run a journaled command (inside a project, " + journal->project().root +
+                      "): use --no-journal, or run without --agent");
+  if (!agent_socket && o.backend == "auto" && ::geteuid() != 0 && !journal && !std::getenv(kTracerEnv)) {
+    std::string socket = default_agent_socket();
+    if (::access(socket.c_str(), F_OK) == 0) {
+      if (auto fd = connect_agent(socket)) {
+        agent.emplace(std::move(*fd));
+        agent_socket = socket;
+      } else if (o.verbose) {
+        say("not using the agent: " + fd.error().message);
+      }
+    }
+  } else if (agent_socket) {
+    auto fd = connect_agent(*agent_socket);
+    if (!fd) return error_exit(fd.error().message);
+    agent.emplace(std::move(*fd));
+  }
+  if (agent && o.verbose) say("backend: ebpf, through bsandboxd at " + *agent_socket);
+
   std::optional<OutputCapture> capture;
   ChildStdio stdio;
   if (cache) {
@@ -366,6 +392,17 @@ int run_exec(const ExecOptions& o) {
     capture.emplace(std::move(*c));
     stdio = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
     hand_down_diagnostics();
+  }
+
+  if (agent) {
+    auto run = run_via_agent(agent->get(), o.argv, cwd, stdio, cache.has_value(), [&](const std::string& line) {
+      if (o.verbose) say(line);
+    });
+    if (capture) capture->finish();
+    if (!run) return error_exit(run.error().message);
+    run->record.agent = *agent_socket;
+    return finish_run(*run, o, cache ? &*cache : nullptr, request, capture ? &*capture : nullptr, journal.get(),
+                      json_out, record_out);
   }
 
   auto source = open_backend(o);

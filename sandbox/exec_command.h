@@ -21,6 +21,9 @@ struct ExecOptions {
   std::optional<std::string> json_path;
   std::optional<std::string> record_path;
   std::string backend = "auto";  // auto | ebpf | ptrace
+  // Run through bsandboxd at this socket (--agent[=SOCKET]). Without it,
+  // auto for a non-root user uses a running agent if it can reach one.
+  std::optional<std::string> agent;
   bool strict = false;           // an incomplete record is an error
   bool verbose = false;
   bool quiet = false;

@@ -109,6 +109,14 @@ OpSet ProcessTree::first_ops(const std::string& path) const {
   return it == path_ids_.end() ? 0 : first_[it->second];
 }
 
+std::vector<std::pair<std::string, OpSet>> ProcessTree::all_first_ops() const {
+  std::vector<std::pair<std::string, OpSet>> out;
+  out.reserve(paths_.size());
+  for (size_t id = 0; id < paths_.size(); ++id)
+    if (first_[id]) out.emplace_back(*paths_[id], first_[id]);
+  return out;
+}
+
 void ProcessTree::on_event(const Event& event) {
   std::visit(
       [this](const auto& e) {

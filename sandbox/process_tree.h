@@ -56,6 +56,8 @@ class ProcessTree : public EventSink {
   // accessed). Whether the run saw a path's state from before it or only
   // what it made itself: a cache keys on the first, never on the second.
   OpSet first_ops(const std::string& path) const;
+  // first_ops of every path accessed (to send it elsewhere: bsandboxd).
+  std::vector<std::pair<std::string, OpSet>> all_first_ops() const;
 
   // The processes as record entries, the top first. Times are converted
   // with wall = boottime + boot_to_wall; a process still running ends at

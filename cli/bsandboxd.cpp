@@ -1,0 +1,102 @@
+// bsandboxd.cpp: the agent's command line (agent.h has what it does).
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "sandbox/agent.h"
+#include "sandbox/agent_client.h"
+#include "sandbox/text.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: bsandboxd [options]\n"
+    "Runs bsandbox jobs for local users with the eBPF tracer (as root).\n"
+    "  --socket PATH        where to listen (default $BSANDBOX_AGENT, else /run/bsandbox/agent.sock)\n"
+    "  --group NAME         the socket's group: its members may submit jobs\n"
+    "  --mode OCTAL         the socket's mode (default 0660; 0666 lets every user in)\n"
+    "  --max-jobs N         jobs running at once (default 4); more wait\n"
+    "  --max-queued N       jobs waiting (default 64); more are refused\n"
+    "  --time-limit SECS    wall time per job, 0 for none (default 3600)\n"
+    "  --max-processes N    processes per job where cgroups can limit it, 0 for none (default 4096)\n"
+    "  --buffer-size SIZE   each job's ring buffer, a power of two (default 16M)\n"
+    "  --drain-timeout SECS on SIGTERM, how long running jobs may finish (default 30)\n"
+    "  --foreground         do not go to the background (logs go to stderr either way)\n"
+    "  -v, --verbose        log every request\n";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "bsandboxd: error: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bsandbox::AgentOptions o;
+  o.socket = bsandbox::default_agent_socket();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = a.find('='); a.starts_with("--") && eq != std::string::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_value = true;
+    }
+    auto need = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= args.size()) return false;
+      value = args[++i];
+      return true;
+    };
+    auto number = [&](unsigned& out) -> bool {
+      if (!need()) return false;
+      char* end = nullptr;
+      unsigned long v = std::strtoul(value.c_str(), &end, 10);
+      if (value.empty() || *end || v > 1000000000UL) return false;
+      out = static_cast<unsigned>(v);
+      return true;
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--foreground") {
+      o.foreground = true;
+    } else if (a == "-v" || a == "--verbose") {
+      o.verbose = true;
+    } else if (a == "--socket") {
+      if (!need() || value.empty() || value[0] != '/') return usage_error("--socket needs an absolute path");
+      o.socket = value;
+    } else if (a == "--group") {
+      if (!need() || value.empty()) return usage_error("--group needs a group name");
+      o.group = value;
+    } else if (a == "--mode") {
+      if (!need()) return usage_error("--mode needs an octal mode");
+      char* end = nullptr;
+      unsigned long m = std::strtoul(value.c_str(), &end, 8);
+      if (value.empty() || *end || m > 0777) return usage_error("--mode needs an octal mode like 0660, not '" + value + "'");
+      o.mode = static_cast<unsigned>(m);
+    } else if (a == "--max-jobs") {
+      if (!number(o.max_jobs) || o.max_jobs == 0) return usage_error("--max-jobs needs a number of at least 1");
+    } else if (a == "--max-queued") {
+      if (!number(o.max_queued)) return usage_error("--max-queued needs a number");
+    } else if (a == "--time-limit") {
+      if (!number(o.time_limit_s)) return usage_error("--time-limit needs a number of seconds");
+    } else if (a == "--max-processes") {
+      if (!number(o.max_processes)) return usage_error("--max-processes needs a number");
+    } else if (a == "--drain-timeout") {
+      if (!number(o.drain_timeout_s)) return usage_error("--drain-timeout needs a number of seconds");
+    } else if (a == "--buffer-size") {
+      if (!need()) return usage_error("--buffer-size needs a size");
+      auto size = bsandbox::parse_size(value);
+      if (!size || *size < 4096 || (*size & (*size - 1)) != 0)
+        return usage_error("--buffer-size must be a power of two of at least 4K, not '" + value + "'");
+      o.ring_bytes = *size;
+    } else {
+      return usage_error("unknown option '" + args[i] + "' (see bsandboxd --help)");
+    }
+  }
+  return bsandbox::run_agent(o);
+}

@@ -1,0 +1,853 @@
+// agent.cpp: bsandboxd's event loop (connections, the job queue, runners)
+// and the job runner a job is forked into.
+#include "sandbox/agent.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>  // before Boost.Asio 1.74, which forgets it
+#include <boost/asio.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <linux/types.h>
+
+#include "bpf/events.h"
+#include "sandbox/agent_protocol.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/ebpf_backend.h"
+#include "sandbox/supervisor.h"
+#include "sandbox/text.h"
+#include "sandbox/traced_run.h"
+#include "sandbox/tracer_service.h"
+
+namespace bsandbox {
+namespace {
+
+namespace asio = boost::asio;
+using Local = asio::local::stream_protocol;
+
+bool g_verbose = false;
+
+void log_line(const std::string& line) {
+  std::string out = "bsandboxd: " + line + "\n";
+  (void)!::write(2, out.data(), out.size());
+}
+
+int64_t wall_now() { return Clocks::wall_now(); }
+
+std::string parent_dir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string shown(const google::protobuf::RepeatedPtrField<std::string>& argv) {
+  std::vector<std::string> v(argv.begin(), argv.end());
+  std::string line = command_line(v);
+  return line.size() <= 80 ? line : line.substr(0, 77) + "...";
+}
+
+agent::Reply error_reply(const std::string& message) {
+  agent::Reply r;
+  r.mutable_error()->set_message(message);
+  return r;
+}
+
+// ---------------------------------------------------------------- runner
+
+// Everything a job runner needs, prepared by the agent before fork.
+struct RunnerSpec {
+  std::shared_ptr<EbpfTracer> tracer;
+  const EbpfJob* ebpf = nullptr;
+  int control = -1;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd;
+  int in = -1, out = -1, err = -1, cwd_fd = -1;
+  Credentials credentials;
+  const JobCgroup* cgroup = nullptr;
+  int64_t time_limit_ns = 0;
+  bool first_ops = false;
+};
+
+// Closes every descriptor but keep (the agent's other clients and jobs are
+// none of this job's business).
+void close_all_but(const std::set<int>& keep) {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return;
+  int self = ::dirfd(d);
+  std::vector<int> doomed;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = std::atoi(e->d_name);
+    if (fd > 2 && fd != self && !keep.count(fd)) doomed.push_back(fd);
+  }
+  ::closedir(d);
+  for (int fd : doomed) ::close(fd);
+}
+
+[[noreturn]] void run_job(RunnerSpec& spec) {
+  ::prctl(PR_SET_NAME, "bsandboxd-job", 0, 0, 0);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD}) ::signal(s, SIG_DFL);
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  std::set<int> keep{spec.control, spec.ebpf->ring.get(), spec.in, spec.out, spec.err, spec.cwd_fd};
+  for (int fd : spec.tracer->fds()) keep.insert(fd);
+  for (int fd : spec.cgroup->procs_fds()) keep.insert(fd);
+  close_all_but(keep);
+
+  auto finish = [&](const agent::Reply& reply) {
+    (void)send_frame(spec.control, reply);
+    _exit(0);
+  };
+  auto source = spec.tracer->source(*spec.ebpf, spec.tracer);
+  if (!source) finish(error_reply(source.error().message));
+
+  // Cached commands inside the job (bsandbox-wrap) borrow this tracer.
+  std::unique_ptr<TracerService> service;
+  if (auto s = TracerService::listen()) {
+    service = std::move(*s);
+    spec.env.push_back(std::string(kTracerEnv) + "=" + service->address());
+  }
+
+  SuperviseOptions so;
+  so.spawn.stdio = {spec.in, spec.out, spec.err};
+  so.spawn.cwd_fd = spec.cwd_fd;
+  so.spawn.env = &spec.env;
+  so.spawn.credentials = spec.credentials;
+  so.spawn.cgroup_procs = spec.cgroup->procs_fds();
+  so.service = service.get();
+  so.stop_fd = spec.control;
+  so.stop_reason = [&]() -> std::string {
+    char why = 0;
+    ssize_t n = ::read(spec.control, &why, 1);
+    if (n == 0) return "the agent exited";
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? "" : "the agent's connection failed";
+    if (why == 'c') return "the client went away";
+    if (why == 't') return "the agent is shutting down";
+    return "";
+  };
+  so.time_limit_ns = spec.time_limit_ns;
+  so.kill_tree = [&] { spec.cgroup->kill(); };
+  auto last = std::chrono::steady_clock::now();
+  so.tick = [&] {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(1)) return;
+    last = now;
+    agent::Reply r;
+    r.mutable_progress()->set_events((*source)->health().delivered);
+    (void)send_frame(spec.control, r);
+  };
+  auto run = run_traced(**source, spec.argv, spec.cwd, so);
+  if (!run) finish(error_reply(run.error().message));
+  agent::Reply reply;
+  *reply.mutable_finished() = to_finished(*run, spec.first_ops);
+  finish(reply);
+  _exit(0);
+}
+
+// ---------------------------------------------------------------- agent
+
+class Agent;
+
+struct Job {
+  uint64_t id = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  agent::Submit submit;
+  std::vector<UniqueFd> fds;  // as received: [stdin] [stdout] [stderr] cwd
+  enum State { kQueued, kRunning, kDone } state = kQueued;
+  int64_t since_ns = 0;
+  pid_t runner = -1;
+  std::unique_ptr<Local::socket> control;
+  FrameReader reader{kMaxReplyBytes};
+  std::vector<char> buf;
+  std::optional<EbpfJob> ebpf;
+  JobCgroup cgroup;
+  bool finished = false;  // the runner sent its result
+  bool control_closed = false;
+  char stop_sent = 0;
+  uint64_t events = 0, drops = 0;
+  double rate = 0;
+  int64_t rate_at_ns = 0;
+  uint64_t rate_events = 0;
+  std::weak_ptr<struct Connection> connection;
+};
+
+struct Connection : std::enable_shared_from_this<Connection> {
+  Connection(Agent& a, Local::socket s) : agent(a), sock(std::move(s)) {}
+  void start();
+  void wait_readable();
+  void on_readable();
+  void on_frame(std::string payload);
+  void send(const agent::Reply& reply) { send_raw(frame(reply)); }
+  void send_raw(std::string bytes);
+  void write_next();
+  // Sends an error and closes once it is written.
+  void refuse(const std::string& message);
+  void close();
+
+  Agent& agent;
+  Local::socket sock;
+  ucred peer{};
+  std::vector<gid_t> groups;
+  FrameReader reader{kMaxRequestBytes};
+  std::vector<UniqueFd> fds;
+  std::shared_ptr<Job> job;
+  std::deque<std::string> out;
+  bool writing = false, closing = false, closed = false;
+};
+
+class Agent {
+ public:
+  Agent(const AgentOptions& o, std::shared_ptr<EbpfTracer> tracer, Cgroups cgroups, UniqueFd listen_fd)
+      : options_(o), tracer_(std::move(tracer)), cgroups_(std::move(cgroups)), acceptor_(io_),
+        signals_(io_, SIGTERM, SIGINT), children_(io_, SIGCHLD), drain_timer_(io_), retry_timer_(io_),
+        started_ns_(wall_now()) {
+    acceptor_.assign(Local(), listen_fd.release());
+  }
+
+  int run() {
+    accept();
+    wait_signal();
+    wait_children();
+    io_.run();
+    return 0;
+  }
+
+  // From connections.
+  void submit(const std::shared_ptr<Connection>& c, agent::Submit submit);
+  void status(const std::shared_ptr<Connection>& c);
+  void connection_closed(const std::shared_ptr<Connection>& c);
+  void maybe_exit();
+  bool draining() const { return draining_; }
+  std::set<std::shared_ptr<Connection>> connections;
+
+ private:
+  void accept();
+  void wait_signal();
+  void wait_children();
+  void start_next();
+  void start(const std::shared_ptr<Job>& job);
+  void read_control(const std::shared_ptr<Job>& job);
+  void on_control_frame(const std::shared_ptr<Job>& job, const std::string& payload);
+  void control_closed(const std::shared_ptr<Job>& job);
+  void clean_up(const std::shared_ptr<Job>& job);
+  void stop(const std::shared_ptr<Job>& job, char why);
+  void shut_down();
+
+  const AgentOptions& options_;
+  std::shared_ptr<EbpfTracer> tracer_;
+  Cgroups cgroups_;
+  asio::io_context io_;
+  Local::acceptor acceptor_;
+  asio::signal_set signals_, children_;
+  asio::steady_timer drain_timer_, retry_timer_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::set<std::shared_ptr<Job>> running_;
+  std::vector<std::shared_ptr<Job>> cleaning_;  // done, waiting for their cgroup to empty
+  uint64_t next_id_ = 1;
+  uint64_t finished_ = 0;
+  uint64_t drops_ = 0;
+  int64_t started_ns_;
+  bool draining_ = false;
+
+  friend struct Connection;
+};
+
+// ------------------------------------------------------------- connection
+
+void Connection::start() {
+  socklen_t len = sizeof peer;
+  if (::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {
+    close();
+    return;
+  }
+  // SO_PEERGROUPS (Linux 4.13+): the caller's supplementary groups.
+  std::vector<gid_t> g(64);
+  for (;;) {
+    socklen_t glen = static_cast<socklen_t>(g.size() * sizeof(gid_t));
+    if (::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERGROUPS, g.data(), &glen) == 0) {
+      g.resize(glen / sizeof(gid_t));
+      groups = std::move(g);
+      break;
+    }
+    if (errno != ERANGE || g.size() > 65536) {
+      groups.clear();
+      break;
+    }
+    g.resize(glen / sizeof(gid_t) + 1);
+  }
+  wait_readable();
+}
+
+void Connection::wait_readable() {
+  if (closed) return;
+  auto self = shared_from_this();
+  sock.async_wait(Local::socket::wait_read, [self](const boost::system::error_code& ec) {
+    if (ec) {
+      self->close();
+      return;
+    }
+    self->on_readable();
+  });
+}
+
+void Connection::on_readable() {
+  if (closed) return;
+  char buf[65536];
+  ssize_t n = receive_with_fds(sock.native_handle(), buf, sizeof buf, fds);
+  if (n == -EAGAIN || n == -EINTR) {
+    wait_readable();
+    return;
+  }
+  if (n <= 0) {
+    // The caller went away (or shut down its side).
+    if (reader.partial() && !job) {
+      refuse("the message was cut short (the connection closed in the middle of it)");
+      return;
+    }
+    close();
+    return;
+  }
+  if (closing) {  // refusing: ignore what else comes
+    wait_readable();
+    return;
+  }
+  reader.feed(std::string_view(buf, static_cast<size_t>(n)));
+  for (;;) {
+    auto next = reader.next();
+    if (!next) {
+      refuse(next.error().message);
+      return;
+    }
+    if (!*next) break;
+    on_frame(std::move(**next));
+    if (closing || closed) return;
+  }
+  wait_readable();
+}
+
+void Connection::on_frame(std::string payload) {
+  if (job) {
+    refuse("a connection carries one job, and this one already has one");
+    return;
+  }
+  auto request = parse_request(payload, fds.size());
+  if (!request) {
+    refuse(request.error().message);
+    return;
+  }
+  if (request->has_status()) {
+    agent.status(shared_from_this());
+    return;
+  }
+  agent.submit(shared_from_this(), std::move(*request->mutable_submit()));
+}
+
+void Connection::send_raw(std::string bytes) {
+  if (closed) return;
+  out.push_back(std::move(bytes));
+  if (!writing) write_next();
+}
+
+void Connection::write_next() {
+  if (closed) return;
+  if (out.empty()) {
+    writing = false;
+    if (closing) close();
+    return;
+  }
+  writing = true;
+  auto self = shared_from_this();
+  asio::async_write(sock, asio::buffer(out.front()), [self](const boost::system::error_code& ec, size_t) {
+    if (ec) {
+      self->close();
+      return;
+    }
+    self->out.pop_front();
+    self->write_next();
+  });
+}
+
+void Connection::refuse(const std::string& message) {
+  if (g_verbose) log_line("refused a request of uid " + std::to_string(peer.uid) + ": " + message);
+  fds.clear();
+  closing = true;
+  send(error_reply(message));
+}
+
+void Connection::close() {
+  if (closed) return;
+  closed = true;
+  boost::system::error_code ignored;
+  sock.close(ignored);
+  out.clear();
+  agent.connection_closed(shared_from_this());
+}
+
+// ------------------------------------------------------------------ agent
+
+void Agent::accept() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, Local::socket s) {
+    if (ec == asio::error::operation_aborted || draining_) return;
+    if (!ec) {
+      auto c = std::make_shared<Connection>(*this, std::move(s));
+      connections.insert(c);
+      c->start();
+    } else if (options_.verbose) {
+      log_line("accept: " + ec.message());
+    }
+    accept();
+  });
+}
+
+void Agent::wait_signal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    if (draining_) {
+      log_line("second signal: killing running jobs now");
+      for (const auto& j : running_) stop(j, 't');
+    } else {
+      log_line(std::string("got ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
+      shut_down();
+    }
+    wait_signal();
+  });
+}
+
+void Agent::wait_children() {
+  children_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    int status;
+    while (::waitpid(-1, &status, WNOHANG) > 0) {
+    }
+    wait_children();
+  });
+}
+
+void Agent::shut_down() {
+  draining_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  ::unlink(options_.socket.c_str());
+  for (const auto& j : queue_) {
+    if (auto c = j->connection.lock()) c->refuse("the agent is shutting down; the job did not start");
+    j->state = Job::kDone;
+  }
+  queue_.clear();
+  if (!running_.empty()) {
+    log_line("waiting up to " + std::to_string(options_.drain_timeout_s) + " s for " +
+             std::to_string(running_.size()) + " running jobs");
+    drain_timer_.expires_after(std::chrono::seconds(options_.drain_timeout_s));
+    drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      log_line("drain timeout: killing " + std::to_string(running_.size()) + " running jobs");
+      for (const auto& j : running_) stop(j, 't');
+    });
+  }
+  maybe_exit();
+}
+
+void Agent::maybe_exit() {
+  if (!draining_ || !running_.empty() || !cleaning_.empty()) return;
+  for (const auto& c : connections)
+    if (!c->out.empty()) return;  // still writing someone's result
+  log_line("drained: exiting");
+  io_.stop();
+}
+
+void Agent::connection_closed(const std::shared_ptr<Connection>& c) {
+  connections.erase(c);
+  if (auto j = c->job) {
+    if (j->state == Job::kQueued) {
+      queue_.erase(std::remove(queue_.begin(), queue_.end(), j), queue_.end());
+      j->state = Job::kDone;
+      if (options_.verbose) log_line("job " + std::to_string(j->id) + ": caller left while queued");
+    } else if (j->state == Job::kRunning && !j->finished) {
+      log_line("job " + std::to_string(j->id) + ": caller went away, killing the job");
+      stop(j, 'c');
+    }
+  }
+  maybe_exit();
+}
+
+void Agent::submit(const std::shared_ptr<Connection>& c, agent::Submit submit) {
+  if (draining_) {
+    c->refuse("the agent is shutting down");
+    return;
+  }
+  if (options_.time_limit_s && submit.time_limit_s() > options_.time_limit_s) {
+    c->refuse("a time limit of " + std::to_string(submit.time_limit_s()) + " s is above the agent's " +
+              std::to_string(options_.time_limit_s) + " s");
+    return;
+  }
+  // The working directory must be one (it is the last descriptor).
+  struct stat st {};
+  if (::fstat(c->fds.back().get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    c->refuse("the working directory descriptor is not a directory");
+    return;
+  }
+  if (running_.size() >= options_.max_jobs && queue_.size() >= options_.max_queued) {
+    c->refuse("the agent's queue is full (" + std::to_string(options_.max_queued) + " jobs waiting)");
+    return;
+  }
+  auto j = std::make_shared<Job>();
+  j->id = next_id_++;
+  j->uid = c->peer.uid;
+  j->gid = c->peer.gid;
+  j->groups = c->groups;
+  j->submit = std::move(submit);
+  j->fds = std::move(c->fds);
+  c->fds.clear();
+  j->since_ns = wall_now();
+  j->connection = c;
+  c->job = j;
+  agent::Reply accepted;
+  accepted.mutable_accepted()->set_job(j->id);
+  accepted.mutable_accepted()->set_ahead(static_cast<uint32_t>(queue_.size()));
+  c->send(accepted);
+  if (options_.verbose)
+    log_line("job " + std::to_string(j->id) + " (uid " + std::to_string(j->uid) + "): queued: " + shown(j->submit.argv()));
+  queue_.push_back(j);
+  start_next();
+}
+
+void Agent::start_next() {
+  while (!draining_ && !queue_.empty() && running_.size() < options_.max_jobs) {
+    auto j = queue_.front();
+    queue_.pop_front();
+    start(j);
+  }
+}
+
+void Agent::start(const std::shared_ptr<Job>& j) {
+  auto c = j->connection.lock();
+  if (!c) return;
+  auto ebpf = tracer_->add_job();
+  if (!ebpf) {
+    c->refuse(ebpf.error().message);
+    return;
+  }
+  j->ebpf.emplace(std::move(*ebpf));
+  if (cgroups_.can_group()) {
+    auto g = cgroups_.create("job-" + std::to_string(j->id), options_.max_processes);
+    if (!g) {
+      log_line("job " + std::to_string(j->id) + ": no cgroup: " + g.error().message);
+    } else {
+      j->cgroup = std::move(*g);
+    }
+  }
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    tracer_->remove_job(j->ebpf->slot);
+    c->refuse(std::string("socketpair: ") + std::strerror(errno));
+    return;
+  }
+  RunnerSpec spec;
+  spec.tracer = tracer_;
+  spec.ebpf = &*j->ebpf;
+  spec.control = pair[1];
+  spec.argv.assign(j->submit.argv().begin(), j->submit.argv().end());
+  for (const auto& e : j->submit.env()) {
+    // The caller's own tracer (an outer bsandbox exec) is not this job's.
+    if (e.rfind(std::string(kTracerEnv) + "=", 0) == 0 || e.rfind("BSANDBOX_WRAPPED=", 0) == 0) continue;
+    spec.env.push_back(e);
+  }
+  spec.cwd = j->submit.cwd();
+  size_t next = 0;
+  uint32_t bits = j->submit.fds();
+  if (bits & kFdStdin) spec.in = j->fds[next++].get();
+  if (bits & kFdStdout) spec.out = j->fds[next++].get();
+  if (bits & kFdStderr) spec.err = j->fds[next++].get();
+  spec.cwd_fd = j->fds[next].get();
+  UniqueFd null_fd;
+  if (spec.in < 0 || spec.out < 0 || spec.err < 0) {
+    null_fd.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (spec.in < 0) spec.in = null_fd.get();
+    if (spec.out < 0) spec.out = null_fd.get();
+    if (spec.err < 0) spec.err = null_fd.get();
+  }
+  spec.credentials = Credentials{j->uid, j->gid, j->groups};
+  spec.cgroup = &j->cgroup;
+  uint32_t limit = j->submit.time_limit_s() ? j->submit.time_limit_s() : options_.time_limit_s;
+  spec.time_limit_ns = static_cast<int64_t>(limit) * 1000000000;
+  spec.first_ops = j->submit.first_ops();
+
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pair[0]);
+    run_job(spec);
+  }
+  ::close(pair[1]);
+  if (pid < 0) {
+    ::close(pair[0]);
+    tracer_->remove_job(j->ebpf->slot);
+    j->cgroup.remove();
+    c->refuse(std::string("fork: ") + std::strerror(errno));
+    return;
+  }
+  // The runner holds the job's descriptors now.
+  j->fds.clear();
+  j->cgroup.close_procs();
+  j->runner = pid;
+  j->state = Job::kRunning;
+  j->since_ns = wall_now();
+  j->rate_at_ns = j->since_ns;
+  j->control = std::make_unique<Local::socket>(io_, Local(), pair[0]);
+  running_.insert(j);
+  log_line("job " + std::to_string(j->id) + " (uid " + std::to_string(j->uid) + "): started: " + shown(j->submit.argv()));
+  agent::Reply started;
+  started.mutable_started()->set_job(j->id);
+  c->send(started);
+  read_control(j);
+}
+
+void Agent::read_control(const std::shared_ptr<Job>& j) {
+  j->buf.resize(1 << 16);
+  j->control->async_read_some(asio::buffer(j->buf), [this, j](const boost::system::error_code& ec, size_t n) {
+    if (ec) {
+      control_closed(j);
+      return;
+    }
+    j->reader.feed(std::string_view(j->buf.data(), n));
+    for (;;) {
+      auto next = j->reader.next();
+      if (!next || !*next) break;
+      on_control_frame(j, **next);
+    }
+    read_control(j);
+  });
+}
+
+void Agent::on_control_frame(const std::shared_ptr<Job>& j, const std::string& payload) {
+  agent::Reply r;
+  if (!r.ParseFromString(payload)) return;
+  auto c = j->connection.lock();
+  if (r.has_progress()) {
+    int64_t now = wall_now();
+    uint64_t events = r.progress().events();
+    if (now > j->rate_at_ns) j->rate = static_cast<double>(events - j->rate_events) * 1e9 / static_cast<double>(now - j->rate_at_ns);
+    j->rate_at_ns = now;
+    j->rate_events = events;
+    j->events = events;
+  } else if (r.has_finished()) {
+    j->finished = true;
+    j->events = r.finished().events();
+  } else if (r.has_error()) {
+    j->finished = true;
+  }
+  if (c && !c->closed) {
+    c->send_raw(frame(r));
+    if (j->finished) c->closing = true;  // close once the result is written
+    if (j->finished && !c->writing) c->write_next();
+  }
+}
+
+void Agent::control_closed(const std::shared_ptr<Job>& j) {
+  if (j->control_closed) return;
+  j->control_closed = true;
+  boost::system::error_code ignored;
+  j->control->close(ignored);
+  if (!j->finished) {
+    log_line("job " + std::to_string(j->id) + ": its runner ended without a result");
+    if (auto c = j->connection.lock()) c->refuse("the job's runner ended without a result (killed?); the job was killed");
+  }
+  clean_up(j);
+}
+
+// A job's slot is reused only once nothing of it can still send events.
+void Agent::clean_up(const std::shared_ptr<Job>& j) {
+  if (j->cgroup.valid()) {
+    j->cgroup.kill();
+    if (!j->cgroup.remove()) {
+      if (std::find(cleaning_.begin(), cleaning_.end(), j) == cleaning_.end()) cleaning_.push_back(j);
+      running_.erase(j);
+      retry_timer_.expires_after(std::chrono::milliseconds(20));
+      retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        auto pending = cleaning_;
+        cleaning_.clear();
+        for (const auto& p : pending) clean_up(p);
+      });
+      return;
+    }
+  }
+  cleaning_.erase(std::remove(cleaning_.begin(), cleaning_.end(), j), cleaning_.end());
+  if (j->ebpf) {
+    EbpfJobCounters counters = tracer_->counters(j->ebpf->slot);
+    j->drops = counters.ring_full + counters.untracked;
+    drops_ += j->drops;
+    tracer_->remove_job(j->ebpf->slot);
+    j->ebpf.reset();
+  }
+  running_.erase(j);
+  j->state = Job::kDone;
+  ++finished_;
+  log_line("job " + std::to_string(j->id) + ": done" + (j->drops ? ", " + std::to_string(j->drops) + " events dropped" : ""));
+  start_next();
+  maybe_exit();
+}
+
+void Agent::stop(const std::shared_ptr<Job>& j, char why) {
+  if (j->stop_sent || j->control_closed) return;
+  j->stop_sent = why;
+  (void)!::write(j->control->native_handle(), &why, 1);
+}
+
+void Agent::status(const std::shared_ptr<Connection>& c) {
+  agent::Reply r;
+  agent::Status* s = r.mutable_status();
+  s->set_running(static_cast<uint32_t>(running_.size()));
+  s->set_queued(static_cast<uint32_t>(queue_.size()));
+  s->set_max_jobs(options_.max_jobs);
+  s->set_finished(finished_);
+  s->set_ring_bytes(tracer_->ring_bytes());
+  s->set_uptime_ns(wall_now() - started_ns_);
+  s->set_limits(cgroups_.describe() + "; wall time " +
+                (options_.time_limit_s ? std::to_string(options_.time_limit_s) + " s" : std::string("unlimited")) +
+                "; " + (options_.max_processes && cgroups_.can_limit_pids() ? std::to_string(options_.max_processes) + " processes" : std::string("processes unlimited")));
+  double total_rate = 0;
+  uint64_t drops = drops_;
+  auto add = [&](const std::shared_ptr<Job>& j) {
+    uint64_t job_drops = 0;
+    if (j->ebpf) {
+      EbpfJobCounters counters = tracer_->counters(j->ebpf->slot);
+      job_drops = counters.ring_full + counters.untracked;
+      drops += job_drops;
+    }
+    if (j->state == Job::kRunning) total_rate += j->rate;
+    if (c->peer.uid != 0 && c->peer.uid != j->uid) return;  // only the caller's own
+    agent::JobStatus* js = s->add_jobs();
+    js->set_job(j->id);
+    js->set_uid(j->uid);
+    js->set_state(j->state == Job::kQueued ? "queued" : "running");
+    for (const auto& a : j->submit.argv()) js->add_argv(a);
+    js->set_since_ns(j->since_ns);
+    js->set_events(j->events);
+    js->set_events_per_second(j->rate);
+    if (j->ebpf) js->set_ring_fill(EbpfTracer::ring_fill(j->ebpf->ring.get(), tracer_->ring_bytes()));
+    js->set_drops(job_drops);
+  };
+  for (const auto& j : running_) add(j);
+  for (const auto& j : queue_) add(j);
+  s->set_events_per_second(total_rate);
+  s->set_drops(drops);
+  c->closing = true;
+  c->send(r);
+}
+
+// ------------------------------------------------------------------ start
+
+Result<UniqueFd> listen_on(const AgentOptions& o) {
+  std::string dir = parent_dir(o.socket);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("creating " + dir, errno);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (o.socket.size() >= sizeof addr.sun_path) return fail("the socket path " + o.socket + " is too long");
+  std::memcpy(addr.sun_path, o.socket.c_str(), o.socket.size() + 1);
+  // Another agent? A live one answers; a dead one left a file behind.
+  {
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      return fail("another bsandboxd is listening on " + o.socket);
+  }
+  ::unlink(o.socket.c_str());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fail_errno("socket", errno);
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int bind_errno = errno;
+  ::umask(old);
+  if (rc != 0) return fail_errno("binding " + o.socket, bind_errno);
+  gid_t gid = 0;
+  if (o.group) {
+    group* g = ::getgrnam(o.group->c_str());
+    if (!g) {
+      ::unlink(o.socket.c_str());
+      return fail("no group named '" + *o.group + "'");
+    }
+    gid = g->gr_gid;
+  }
+  if (::chown(o.socket.c_str(), 0, gid) != 0 || ::chmod(o.socket.c_str(), o.mode) != 0) {
+    int e = errno;
+    ::unlink(o.socket.c_str());
+    return fail_errno("setting the owner and mode of " + o.socket, e);
+  }
+  if (::listen(fd.get(), 128) != 0) return fail_errno("listen", errno);
+  return fd;
+}
+
+}  // namespace
+
+int run_agent(const AgentOptions& options) {
+  g_verbose = options.verbose;
+  auto error = [](const std::string& line) {
+    log_line("error: " + line);
+    return 1;
+  };
+  if (::geteuid() != 0) return error("bsandboxd runs as root (it loads BPF programs and runs jobs as their callers)");
+  if (options.max_jobs == 0 || options.max_jobs > BS_JOBS_MAX)
+    return error("--max-jobs must be between 1 and " + std::to_string(BS_JOBS_MAX));
+  // One agent per socket: a lock beside it.
+  std::string lock_path = options.socket + ".lock";
+  std::string dir = parent_dir(options.socket);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return error("creating " + dir + ": " + std::strerror(errno));
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid()) return error("opening " + lock_path + ": " + std::strerror(errno));
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return error("another bsandboxd holds " + lock_path);
+
+  EbpfOptions eo;
+  eo.ring_bytes = options.ring_bytes;
+  eo.verbose = options.verbose;
+  auto tracer = EbpfTracer::load(eo);
+  if (!tracer) return error(tracer.error().message);
+  Cgroups cgroups = Cgroups::probe();
+  if (size_t swept = cgroups.sweep()) log_line("removed " + std::to_string(swept) + " job cgroups an earlier agent left");
+  auto listening = listen_on(options);
+  if (!listening) return error(listening.error().message);
+
+  if (!options.foreground) {
+    // Ready once the parent returns: the socket already accepts.
+    pid_t pid = ::fork();
+    if (pid < 0) return error(std::string("fork: ") + std::strerror(errno));
+    if (pid > 0) _exit(0);
+    ::setsid();
+    int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, 0);
+      if (null_fd > 2) ::close(null_fd);
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  log_line("listening on " + options.socket + " (pid " + std::to_string(::getpid()) + "); up to " +
+           std::to_string(options.max_jobs) + " jobs at once, " + format_size(options.ring_bytes) +
+           " ring each; " + cgroups.describe());
+  Agent agent(options, std::move(*tracer), std::move(cgroups), std::move(*listening));
+  int rc = agent.run();
+  ::unlink(options.socket.c_str());
+  return rc;
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,196 @@
+// agent_protocol.cpp: framing with a hard limit, SCM_RIGHTS, and the checks
+// a Request must pass before the agent acts on it.
+#include "sandbox/agent_protocol.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+namespace bsandbox {
+namespace {
+
+constexpr size_t kMaxFds = 4;
+constexpr int kMaxArgs = 1 << 16;
+
+uint32_t load_le32(const char* p) {
+  auto b = reinterpret_cast<const unsigned char*>(p);
+  return uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+}
+
+Result<void> check_submit(const agent::Submit& s, size_t fds) {
+  if (s.argv_size() == 0) return fail("no command given");
+  if (s.argv_size() > kMaxArgs || s.env_size() > kMaxArgs) return fail("too many arguments or variables");
+  if (s.argv(0).empty()) return fail("an empty command name");
+  for (const auto& a : s.argv())
+    if (a.find('\0') != std::string::npos) return fail("an argument contains a NUL byte");
+  for (const auto& e : s.env()) {
+    if (e.find('\0') != std::string::npos) return fail("an environment variable contains a NUL byte");
+    size_t eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) return fail("an environment entry is not NAME=VALUE");
+  }
+  if (s.cwd().find('\0') != std::string::npos) return fail("the directory name contains a NUL byte");
+  if (s.fds() & ~uint32_t(kFdStdin | kFdStdout | kFdStderr)) return fail("unknown descriptor bits");
+  size_t want = static_cast<size_t>(std::popcount(s.fds())) + 1;
+  if (fds != want)
+    return fail("the request names " + std::to_string(want) + " descriptors (the working directory last) but " +
+                std::to_string(fds) + " came with it");
+  return {};
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> FrameReader::next() {
+  if (buffer_.size() < 4) return std::optional<std::string>();
+  uint32_t n = load_le32(buffer_.data());
+  if (n > max_)
+    return fail("message of " + std::to_string(n) + " bytes is larger than the limit of " + std::to_string(max_));
+  if (buffer_.size() - 4 < n) return std::optional<std::string>();
+  std::string payload = buffer_.substr(4, n);
+  buffer_.erase(0, 4 + static_cast<size_t>(n));
+  return std::optional<std::string>(std::move(payload));
+}
+
+std::string frame(const google::protobuf::MessageLite& message) {
+  std::string body = message.SerializeAsString();
+  uint32_t n = static_cast<uint32_t>(body.size());
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + body;
+}
+
+Result<agent::Request> parse_request(std::string_view payload, size_t fds) {
+  agent::Request request;
+  if (!request.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
+    return fail("the message is not a request (it does not parse)");
+  switch (request.kind_case()) {
+    case agent::Request::kSubmit:
+      if (auto ok = check_submit(request.submit(), fds); !ok) return fail("bad job: " + ok.error().message);
+      break;
+    case agent::Request::kStatus:
+      if (fds) return fail("a status request came with descriptors");
+      break;
+    default:
+      return fail("the request asks for nothing this agent knows");
+  }
+  return request;
+}
+
+Result<void> send_frame(int fd, const google::protobuf::MessageLite& message, const std::vector<int>& fds) {
+  std::string bytes = frame(message);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    iovec iov{bytes.data() + done, bytes.size() - done};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    if (done == 0 && !fds.empty()) {
+      if (fds.size() > kMaxFds) return fail("too many descriptors for one message");
+      std::memset(control, 0, sizeof control);
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("sending to the agent", errno);
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<std::optional<std::string>> read_frame(int fd, uint32_t max_bytes) {
+  auto read_exact = [fd](char* p, size_t len, bool* clean_eof) -> Result<void> {
+    size_t got = 0;
+    while (got < len) {
+      ssize_t n = ::read(fd, p + got, len - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail_errno("reading from the socket", errno);
+      if (n == 0) {
+        if (clean_eof && got == 0) {
+          *clean_eof = true;
+          return {};
+        }
+        return fail("the connection closed in the middle of a message");
+      }
+      got += static_cast<size_t>(n);
+    }
+    return {};
+  };
+  char head[4];
+  bool eof = false;
+  if (auto r = read_exact(head, 4, &eof); !r) return tl::unexpected(r.error());
+  if (eof) return std::optional<std::string>();
+  uint32_t n = load_le32(head);
+  if (n > max_bytes) return fail("message of " + std::to_string(n) + " bytes is larger than the limit");
+  std::string payload(n, '\0');
+  if (auto r = read_exact(payload.data(), n, nullptr); !r) return tl::unexpected(r.error());
+  return std::optional<std::string>(std::move(payload));
+}
+
+ssize_t receive_with_fds(int fd, char* buf, size_t len, std::vector<UniqueFd>& fds) {
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      fds.emplace_back(got);
+    }
+  }
+  // Descriptors beyond what fit were closed by the kernel: say so by
+  // making the count wrong (the request then fails validation).
+  if (msg.msg_flags & MSG_CTRUNC) fds.emplace_back(-1);
+  return n;
+}
+
+agent::Finished to_finished(const TracedRun& run, bool with_first_ops) {
+  agent::Finished f;
+  f.set_record(to_protobuf(run.record));
+  for (const auto& p : run.problems) f.add_problems(p);
+  f.set_exec_error(run.exec_error);
+  f.set_stopped(run.stopped);
+  f.set_events(run.events);
+  if (with_first_ops && run.tree) {
+    for (const auto& [path, ops] : run.tree->all_first_ops()) {
+      f.add_first_paths(path);
+      f.add_first_ops(ops);
+    }
+  }
+  return f;
+}
+
+Result<TracedRun> from_finished(const agent::Finished& f) {
+  auto rec = from_protobuf(f.record(), "the agent's record");
+  if (!rec) return tl::unexpected(rec.error());
+  TracedRun run;
+  run.record = std::move(*rec);
+  run.problems.assign(f.problems().begin(), f.problems().end());
+  run.exec_error = f.exec_error();
+  run.stopped = f.stopped();
+  run.events = f.events();
+  for (int i = 0; i < f.first_paths_size() && i < f.first_ops_size(); ++i)
+    run.first_map.emplace(f.first_paths(i), static_cast<OpSet>(f.first_ops(i)));
+  return run;
+}
+
+}  // namespace bsandbox
