@@ -823,7 +823,13 @@ int run_agent(const AgentOptions& options) {
   eo.verbose = options.verbose;
   auto tracer = EbpfTracer::load(eo);
   if (!tracer) return error(tracer.error().message);
-  Cgroups cgroups = Cgroups::probe();
+  // The agent's cgroup directory is named after its socket (FNV-1a: the
+  // same name from one version to the next, so a new agent sweeps an old one's).
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : options.socket) h = (h ^ ch) * 1099511628211ULL;
+  char name[32];
+  std::snprintf(name, sizeof name, "agent-%016llx", static_cast<unsigned long long>(h));
+  Cgroups cgroups = Cgroups::probe(name);
   if (size_t swept = cgroups.sweep()) log_line("removed " + std::to_string(swept) + " job cgroups an earlier agent left");
   auto listening = listen_on(options);
   if (!listening) return error(listening.error().message);

@@ -66,8 +66,9 @@ bool JobCgroup::remove() {
   return all;
 }
 
-Cgroups Cgroups::probe() {
+Cgroups Cgroups::probe(const std::string& agent) {
   Cgroups c;
+  c.agent_ = agent;
   auto info = read_file("/proc/self/mountinfo");
   if (!info) return c;
   std::istringstream lines(*info);
@@ -105,6 +106,9 @@ Cgroups Cgroups::probe() {
     if (c.pids_in_v2_) {
       write_text(c.v2_ + "/cgroup.subtree_control", "+pids");
       write_text(probe_dir + "/cgroup.subtree_control", "+pids");
+      std::string mine = probe_dir + "/" + agent;
+      ::mkdir(mine.c_str(), 0755);
+      write_text(mine + "/cgroup.subtree_control", "+pids");
     }
   }
   if (c.pids_in_v2_) c.pids_v1_.clear();
@@ -123,8 +127,8 @@ std::string Cgroups::describe() const {
 
 std::vector<std::string> Cgroups::parents() const {
   std::vector<std::string> out;
-  if (!v2_.empty()) out.push_back(v2_ + "/" + kParent);
-  if (!pids_v1_.empty()) out.push_back(pids_v1_ + "/" + kParent);
+  if (!v2_.empty()) out.push_back(v2_ + "/" + kParent + "/" + agent_);
+  if (!pids_v1_.empty()) out.push_back(pids_v1_ + "/" + kParent + "/" + agent_);
   return out;
 }
 
@@ -132,6 +136,8 @@ Result<JobCgroup> Cgroups::create(const std::string& name, unsigned max_pids) co
   JobCgroup g;
   g.has_kill_ = kill_file_ && !v2_.empty();
   for (const auto& parent : parents()) {
+    std::string top = parent.substr(0, parent.rfind('/'));
+    if (::mkdir(top.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("creating " + top, errno);
     if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("creating " + parent, errno);
     std::string dir = parent + "/" + name;
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {

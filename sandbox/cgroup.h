@@ -3,7 +3,9 @@
 // The host's layout is probed, never assumed (../shared/KERNEL.md): a cgroup
 // v2 hierarchy groups the job and, where it has the pids controller, limits
 // its process count; a v1 pids hierarchy limits it where v2 cannot (hybrid
-// hosts). Each job gets <hierarchy>/bsandbox/job-<id> in each hierarchy used.
+// hosts). Each job gets <hierarchy>/bsandbox/<agent>/job-<id> in each
+// hierarchy used, <agent> naming the agent's socket (one agent per socket),
+// so that agents on different sockets never touch each other's groups.
 // Killing uses cgroup.kill where the kernel has it (5.14+), else SIGKILL to
 // every pid listed until none is left. A crashed agent leaves its groups
 // behind: the next one kills what is in them and removes them (sweep).
@@ -45,7 +47,7 @@ class Cgroups {
  public:
   // Reads /proc/self/mountinfo. Never fails: what is missing is said by
   // describe() and jobs just go without.
-  static Cgroups probe();
+  static Cgroups probe(const std::string& agent);
   // "v2 /sys/fs/cgroup/unified (grouping, cgroup.kill), pids limit via v1 /sys/fs/cgroup/pids".
   std::string describe() const;
   bool can_group() const { return !v2_.empty() || !pids_v1_.empty(); }
@@ -61,6 +63,7 @@ class Cgroups {
   bool pids_in_v2_ = false;
   std::string pids_v1_;  // mount point of a v1 hierarchy with pids
   bool kill_file_ = false;
+  std::string agent_;    // this agent's directory under bsandbox/
 };
 
 }  // namespace bsandbox

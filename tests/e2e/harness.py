@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 BSANDBOX = os.environ.get("BSANDBOX", "bsandbox")
+BSANDBOXD = os.environ.get("BSANDBOXD", "bsandboxd")
 PROGS = os.environ.get("BSANDBOX_PROGS", "")
 
 MUTATING = {"write", "create", "delete"}
@@ -145,6 +146,65 @@ def expect_complete(run):
     if not r["complete"] or r["lost_events"] != 0:
         raise AssertionError(
             f"record incomplete (lost {r['lost_events']}): {run.stderr.decode(errors='replace')}")
+
+
+TEST_USER = "bsandbox-e2e"
+
+
+def test_user(name=TEST_USER):
+    """(uid, gid) of a system user made for the tests (root only)."""
+    import pwd
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+        user = pwd.getpwnam(name)
+    return user.pw_uid, user.pw_gid
+
+
+def give(tree, owner):
+    """chown -R tree to owner (uid, gid)."""
+    for root, dirs, files in os.walk(tree):
+        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+            os.lchown(n, *owner)
+
+
+class Agent:
+    """A bsandboxd of the test's own on a socket in a fresh directory,
+    open to every user (mode 0666); stopped (SIGTERM) on exit."""
+
+    def __init__(self, *options, mode="0666"):
+        import time
+        self.dir = fresh_dir("agent")
+        os.chmod(self.dir, 0o755)
+        self.socket = os.path.join(self.dir, "agent.sock")
+        self.log = os.path.join(self.dir, "agent.log")
+        self.proc = subprocess.Popen([BSANDBOXD, "--foreground", "--socket", self.socket, "--mode", mode,
+                                      "-v", *options], stderr=open(self.log, "wb"))
+        deadline = time.time() + 20
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"bsandboxd did not start: {self.text()}")
+            time.sleep(0.02)
+
+    def text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=15, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def check(condition, message):

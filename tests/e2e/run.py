@@ -175,27 +175,28 @@ NEEDS_ROOT = {
     "new_pid_namespace": "unshare(CLONE_NEWPID) needs CAP_SYS_ADMIN: the program fails unprivileged",
     "new_mount_namespace": "clone(CLONE_NEWNS) needs CAP_SYS_ADMIN: the program fails unprivileged",
 }
-TEST_USER = "bsandbox-e2e"
-
-
-def run_user(name):
+def run_user(name, agent=None):
+    """As an unprivileged user with no options: ptrace, or (agent) the eBPF
+    backend through a bsandboxd of the test's own, found by $BSANDBOX_AGENT."""
     need_root()
-    import pwd
-    try:
-        user = pwd.getpwnam(TEST_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        TEST_USER], check=True, capture_output=True)
-        user = pwd.getpwnam(TEST_USER)
-    harness.RUN_AS = (user.pw_uid, user.pw_gid)
+    harness.RUN_AS = harness.test_user()
     harness.OPTIONS = []
     w = fresh_dir(name)
     case = SCENARIOS[name](w)
-    for root, dirs, files in os.walk(w):
-        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
-            os.lchown(n, user.pw_uid, user.pw_gid)
-    run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra)
-    check_case(case, run, "ptrace")
+    harness.give(w, harness.RUN_AS)
+    env = dict(os.environ, BSANDBOX_AGENT=agent.socket) if agent else None
+    run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra, env=env)
+    check_case(case, run, "ebpf" if agent else "ptrace")
+    if agent and run.record.get("agent") != agent.socket:
+        raise AssertionError(f"the record does not name the agent: {run.record.get('agent')!r}")
+
+
+def run_agent(name):
+    need_root()
+    with harness.Agent() as agent:
+        run_user(name, agent)
+        if agent.stop() != 0:
+            raise AssertionError(f"bsandboxd exited {agent.proc.returncode} on SIGTERM: {agent.text()}")
 
 
 def process_files(run):
@@ -296,11 +297,12 @@ def run_one(args):
         print("\n".join(n for n in SCENARIOS if n not in NEEDS_ROOT))
         sys.exit(0)
     modes = {"expect": run_expect, "oracle": run_oracle, "user": run_user,
-             "differential": run_differential, "ptrace": lambda n: run_expect(n, "ptrace")}
+             "differential": run_differential, "ptrace": lambda n: run_expect(n, "ptrace"),
+             "agent": run_agent}
     if len(args) != 2 or args[0] not in modes:
         raise LookupError(args)
     mode, name = args
-    excluded = NOT_FOR_ORACLE if mode == "oracle" else set(NEEDS_ROOT) if mode == "user" else set()
+    excluded = NOT_FOR_ORACLE if mode == "oracle" else set(NEEDS_ROOT) if mode in ("user", "agent") else set()
     if name not in set(SCENARIOS) - excluded:
         raise LookupError(args)
     modes[mode](name)
