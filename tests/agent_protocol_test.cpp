@@ -1,0 +1,151 @@
+// agent_protocol_test.cpp: the agent's decoder on well-formed, malformed and
+// fuzzer-found input (tests/fuzz/corpus), and Finished round trips.
+#include "sandbox/agent_protocol.h"
+
+#include <dirent.h>
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+using namespace bsandbox;
+
+namespace {
+
+std::string submit_frame(std::vector<std::string> argv, std::vector<std::string> env, uint32_t fds) {
+  agent::Request r;
+  for (auto& a : argv) r.mutable_submit()->add_argv(a);
+  for (auto& e : env) r.mutable_submit()->add_env(e);
+  r.mutable_submit()->set_fds(fds);
+  return frame(r);
+}
+
+// Feeds bytes in pieces of n; returns the frames and the first error.
+std::pair<std::vector<std::string>, std::string> decode(const std::string& bytes, size_t n, uint32_t max = kMaxRequestBytes) {
+  FrameReader reader(max);
+  std::vector<std::string> frames;
+  for (size_t at = 0; at < bytes.size(); at += n) {
+    reader.feed(std::string_view(bytes).substr(at, n));
+    for (;;) {
+      auto next = reader.next();
+      if (!next) return {frames, next.error().message};
+      if (!*next) break;
+      frames.push_back(**next);
+    }
+  }
+  return {frames, ""};
+}
+
+}  // namespace
+
+TEST_CASE("frames come out whole however the stream is cut") {
+  std::string two = submit_frame({"make", "-j2"}, {"PATH=/bin"}, kFdStdout) + submit_frame({"true"}, {}, 0);
+  for (size_t n : {1, 3, 4, 5, 7, 1000}) {
+    auto [frames, error] = decode(two, n);
+    CHECK(error.empty());
+    REQUIRE(frames.size() == 2);
+    auto r = parse_request(frames[0], 2);
+    REQUIRE(r);
+    CHECK(r->submit().argv(1) == "-j2");
+  }
+}
+
+TEST_CASE("an oversized length is refused before anything is buffered") {
+  std::string bytes("\xff\xff\xff\x7f", 4);
+  auto [frames, error] = decode(bytes, 4);
+  CHECK(frames.empty());
+  CHECK(error.find("larger than the limit") != std::string::npos);
+  FrameReader small(10);
+  small.feed(std::string("\x0b\0\0\0", 4));
+  CHECK_FALSE(small.next());
+}
+
+TEST_CASE("a cut-short frame is partial") {
+  FrameReader reader(kMaxRequestBytes);
+  reader.feed(std::string("\x10\0\0\0abc", 7));
+  auto next = reader.next();
+  REQUIRE(next);
+  CHECK_FALSE(*next);
+  CHECK(reader.partial());
+}
+
+TEST_CASE("requests that make no sense are refused, saying why") {
+  auto why = [](const std::string& payload, size_t fds) {
+    auto r = parse_request(payload, fds);
+    return r ? std::string() : r.error().message;
+  };
+  auto body = [](const std::string& framed) { return framed.substr(4); };
+  CHECK(why("\xff\xff", 0).find("does not parse") != std::string::npos);
+  CHECK(why("", 0).find("asks for nothing") != std::string::npos);
+  CHECK(why(body(submit_frame({}, {}, 0)), 1).find("no command") != std::string::npos);
+  CHECK(why(body(submit_frame({""}, {}, 0)), 1).find("empty command") != std::string::npos);
+  CHECK(why(body(submit_frame({std::string("a\0b", 3)}, {}, 0)), 1).find("NUL") != std::string::npos);
+  CHECK(why(body(submit_frame({"true"}, {"=x"}, 0)), 1).find("NAME=VALUE") != std::string::npos);
+  CHECK(why(body(submit_frame({"true"}, {"NOEQUALS"}, 0)), 1).find("NAME=VALUE") != std::string::npos);
+  CHECK(why(body(submit_frame({"true"}, {}, 64)), 1).find("unknown descriptor") != std::string::npos);
+  CHECK(why(body(submit_frame({"true"}, {}, kFdStdin | kFdStderr)), 2).find("3 descriptors") != std::string::npos);
+  CHECK(why(body(submit_frame({"true"}, {}, 0)), 1).empty());
+  agent::Request status;
+  status.mutable_status();
+  CHECK(why(status.SerializeAsString(), 0).empty());
+  CHECK(why(status.SerializeAsString(), 1).find("descriptors") != std::string::npos);
+}
+
+TEST_CASE("the regression corpus decodes without harm") {
+  std::string dir = std::string(BSANDBOX_SOURCE_DIR) + "/tests/fuzz/corpus";
+  DIR* d = opendir(dir.c_str());
+  REQUIRE(d);
+  size_t files = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(dir + "/" + e->d_name, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    for (size_t fds = 0; fds < 5; ++fds) {
+      auto [frames, error] = decode(ss.str(), 7);
+      for (const auto& f : frames) (void)parse_request(f, fds);
+    }
+    ++files;
+  }
+  closedir(d);
+  CHECK(files >= 6);
+}
+
+TEST_CASE("descriptors travel with the first byte of a frame") {
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  agent::Request r;
+  r.mutable_submit()->add_argv("true");
+  REQUIRE(send_frame(sv[0], r, {0, 1}));
+  std::vector<UniqueFd> fds;
+  char buf[4096];
+  ssize_t n = receive_with_fds(sv[1], buf, sizeof buf, fds);
+  CHECK(n > 4);
+  CHECK(fds.size() == 2);
+  for (auto& fd : fds) CHECK(fd.valid());
+  close(sv[0]);
+  close(sv[1]);
+}
+
+TEST_CASE("a finished run survives the trip") {
+  TracedRun run;
+  run.record.backend = "ebpf";
+  run.record.argv = {"cc", "-c", "x.c"};
+  run.record.exit_code = 3;
+  run.problems = {"2 events lost"};
+  run.exec_error = "";
+  run.stopped = "the wall time limit of 1 s was reached";
+  run.events = 42;
+  agent::Finished f = to_finished(run, true);
+  auto back = from_finished(f);
+  REQUIRE(back);
+  CHECK(back->record == run.record);
+  CHECK(back->problems == run.problems);
+  CHECK(back->stopped == run.stopped);
+  CHECK(back->events == 42);
+  agent::Finished broken;
+  broken.set_record("not a record");
+  CHECK_FALSE(from_finished(broken));
+}

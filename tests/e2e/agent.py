@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""agent.py: bsandboxd with real users and real failures: two users apart,
+clients and the agent killed with SIGKILL mid-job, 20 jobs at once, the
+queue, limits, malformed messages, SIGTERM draining, the systemd unit, and a
+cache wrapper borrowing a job's tracer. Each check starts its own agent.
+
+  agent.py NAME    run one check;  agent.py --list    the names (for meson)
+Exit 0 pass, 1 fail, 77 skip.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (BSANDBOX, BSANDBOXD, Agent, check, fresh_dir, give, need_root,  # noqa: E402
+                     run_checks, skip, test_user, write)
+
+CHECKS = {}
+SECOND_USER = "bsandbox-e2e2"
+
+
+def agent_check(fn):
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+def user_dir(owner, tag):
+    d = fresh_dir(tag)
+    give(d, owner)
+    return d
+
+
+def start(agent, owner, argv, cwd, *extra, env=None):
+    """bsandbox exec --agent as owner, in the background; the record goes to
+    cwd/record.json. Returns the Popen."""
+    cmd = [BSANDBOX, "exec", f"--agent={agent.socket}", "--json", os.path.join(cwd, "record.json"), *extra,
+           "--", *argv]
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            user=owner[0], group=owner[1], extra_groups=[])
+
+
+def finish(p, timeout=120):
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def record(cwd):
+    with open(os.path.join(cwd, "record.json"), "rb") as f:
+        return json.loads(f.read().decode())
+
+
+def wait_for(predicate, what, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pid(path):
+    wait_for(lambda: os.path.exists(path) and open(path).read().strip(), f"{path}")
+    return int(open(path).read())
+
+
+def status(agent, owner=None):
+    kw = dict(user=owner[0], group=owner[1], extra_groups=[]) if owner else {}
+    p = subprocess.run([BSANDBOX, "agent", "status", f"--agent={agent.socket}"], capture_output=True,
+                       timeout=30, **kw)
+    check(p.returncode == 0, f"agent status exited {p.returncode}: {p.stderr!r}")
+    return p.stdout.decode()
+
+
+def paths_of(rec):
+    return {f["path"] for p in rec["processes"] for f in p["files"]}
+
+
+@agent_check
+def two_users_apart():
+    need_root()
+    a, b = test_user(), test_user(SECOND_USER)
+    da, db = user_dir(a, "agent-a"), user_dir(b, "agent-b")
+    os.chmod(da, 0o700)
+    os.chmod(db, 0o700)
+    with Agent() as agent:
+        pa = start(agent, a, ["sh", "-c", "echo $$ > pid; id -u > uid; sleep 30"], da)
+        pb = start(agent, b, ["sh", "-c", "echo $$ > pid; id -u > uid; sleep 30"], db)
+        pid_a, pid_b = read_pid(f"{da}/pid"), read_pid(f"{db}/pid")
+        check(open(f"{da}/uid").read().strip() == str(a[0]), "A's job runs as A")
+        check(open(f"{db}/uid").read().strip() == str(b[0]), "B's job runs as B")
+        sa, sb, sroot = status(agent, a), status(agent, b), status(agent)
+        check(f"uid {a[0]} running" in sa and f"uid {b[0]} " not in sa, f"A sees only A's job:\n{sa}")
+        check(f"uid {b[0]} running" in sb and f"uid {a[0]} " not in sb, f"B sees only B's job:\n{sb}")
+        check(f"uid {a[0]} running" in sroot and f"uid {b[0]} running" in sroot, f"root sees both:\n{sroot}")
+        check("2 running" in sa, f"the totals are the agent's:\n{sa}")
+        # B can neither signal A's job nor read A's directory (and record).
+        k = subprocess.run(["kill", "-TERM", str(pid_a)], capture_output=True, user=b[0], group=b[1],
+                           extra_groups=[])
+        check(k.returncode != 0 and alive(pid_a), "B cannot signal A's job")
+        r = subprocess.run(["cat", f"{da}/uid"], capture_output=True, user=b[0], group=b[1], extra_groups=[])
+        check(r.returncode != 0, "B cannot read A's files")
+        os.kill(pid_a, signal.SIGTERM)
+        os.kill(pid_b, signal.SIGTERM)
+        for p, d, pid in ((pa, da, pid_a), (pb, db, pid_b)):
+            code, _, err = finish(p)
+            check(code == 128 + signal.SIGTERM, f"exit {code}: {err}")
+            rec = record(d)
+            check(rec["complete"] and rec["backend"] == "ebpf", f"complete eBPF record: {err}")
+            check(rec["agent"] == agent.socket, "the record names the agent")
+            check(rec["processes"][0]["pid"] == pid, "the record's top process is the job's")
+            other = db if d == da else da
+            check(not any(x.startswith(other) for x in paths_of(rec)), "no path of the other user's job")
+            check(oct(os.stat(f"{d}/record.json").st_uid) == oct(a[0] if d == da else b[0]),
+                  "the record is written by its caller")
+
+
+@agent_check
+def kill_client_mid_job():
+    need_root()
+    a = test_user()
+    d = user_dir(a, "agent-kc")
+    with Agent() as agent:
+        p = start(agent, a, ["sh", "-c", "echo $$ > pid; sleep 60 & echo $! > child; wait"], d)
+        pid, child = read_pid(f"{d}/pid"), read_pid(f"{d}/child")
+        p.kill()
+        p.wait()
+        wait_for(lambda: not alive(pid) and not alive(child), "the job's processes to be killed")
+        wait_for(lambda: "caller went away" in agent.text(), "the agent to log it")
+        d2 = user_dir(a, "agent-kc2")
+        code, _, err = finish(start(agent, a, ["true"], d2))
+        check(code == 0 and record(d2)["complete"], f"the agent still serves: {err}")
+        check(agent.stop() == 0, f"bsandboxd exits 0 on SIGTERM: {agent.text()}")
+
+
+@agent_check
+def kill_agent_mid_job():
+    need_root()
+    a = test_user()
+    d, d2 = user_dir(a, "agent-ka"), user_dir(a, "agent-ka2")
+    with Agent() as agent:
+        p1 = start(agent, a, ["sh", "-c", "echo $$ > pid; sleep 60 & echo $! > child; wait"], d)
+        p2 = start(agent, a, ["sh", "-c", "echo $$ > pid; sleep 60"], d2)
+        pids = [read_pid(f"{d}/pid"), read_pid(f"{d}/child"), read_pid(f"{d2}/pid")]
+        agent.proc.kill()
+        agent.proc.wait()
+        wait_for(lambda: not any(alive(x) for x in pids), "every job process to be killed")
+        for p in (p1, p2):
+            code, _, err = finish(p)
+            check(code == 125, f"the client fails: exit {code}")
+            check("agent closed the connection before the job finished" in err, f"clear error: {err!r}")
+        wait_for(lambda: not any(alive(x) for x in pids), "nothing left")
+    # A new agent on the same socket starts (the dead one's socket and cgroups
+    # are cleaned up) and serves.
+    restarted = subprocess.Popen([BSANDBOXD, "--foreground", "--socket", agent.socket, "--mode", "0666"],
+                                 stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: os.path.exists(agent.socket) and subprocess.run(
+            [BSANDBOX, "agent", "status", f"--agent={agent.socket}"], capture_output=True).returncode == 0,
+            "the restarted agent")
+        d3 = user_dir(a, "agent-ka3")
+        code, _, err = finish(start(agent, a, ["true"], d3))
+        check(code == 0 and record(d3)["complete"], f"the restarted agent serves: {err}")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=60)
+    check(restarted.returncode == 0, "the restarted agent exits 0")
+
+
+@agent_check
+def twenty_jobs_at_once():
+    need_root()
+    a = test_user()
+    with Agent("--max-jobs", "20") as agent:
+        runs = []
+        for i in range(20):
+            d = user_dir(a, f"agent-20-{i}")
+            write(f"{d}/in{i}", f"{i}\n")
+            give(d, a)
+            runs.append((i, d, start(agent, a, ["sh", "-c", f"sleep 0.5; cat in{i} > out{i}; ls > list{i}"], d)))
+        for i, d, p in runs:
+            code, _, err = finish(p)
+            check(code == 0, f"job {i} exited {code}: {err}")
+            rec = record(d)
+            check(rec["complete"] and rec["lost_events"] == 0, f"job {i}'s record is complete")
+            mine = {x for x in paths_of(rec) if "/bsandbox-agent-20-" in x}
+            check(f"{d}/in{i}" in mine and f"{d}/out{i}" in mine, f"job {i} has its own files")
+            check(all(x == d or x.startswith(d + "/") for x in mine), f"job {i} has only its own files: {mine}")
+            check(len(rec["processes"]) == 4, f"job {i}: sh, sleep, cat, ls; got {len(rec['processes'])}")
+        check("20 running" not in status(agent), "all done")
+
+
+@agent_check
+def queue_and_limits():
+    need_root()
+    a = test_user()
+    with Agent("--max-jobs", "1", "--max-queued", "1", "--time-limit", "2", "--max-processes", "16") as agent:
+        d1, d2, d3 = (user_dir(a, f"agent-q{i}") for i in range(3))
+        p1 = start(agent, a, ["sh", "-c", "echo $$ > pid; sleep 30"], d1)
+        read_pid(f"{d1}/pid")
+        p2 = start(agent, a, ["sh", "-c", "echo second"], d2, "-v")
+        wait_for(lambda: "1 queued" in status(agent), "the second job to queue")
+        p3 = start(agent, a, ["true"], d3)
+        code, _, err = finish(p3)
+        check(code == 125 and "queue is full" in err, f"a third is refused: exit {code} {err!r}")
+        code, _, err = finish(p1)
+        check(code == 128 + signal.SIGKILL, f"the wall time limit kills the first: exit {code}")
+        check("wall time limit of 2 s" in err, f"and says so: {err!r}")
+        code, out, err = finish(p2)
+        check(code == 0 and out == "second\n", f"the queued job then runs: {code} {out!r} {err!r}")
+        check("queued behind 1 others" in err, f"-v says it queued: {err!r}")
+        # The process limit (cgroup pids.max) holds a fork storm.
+        d4 = user_dir(a, "agent-q4")
+        code, _, err = finish(start(agent, a, ["sh", "-c", "for i in $(seq 40); do sleep 1 & done; wait"], d4))
+        rec = record(d4)
+        check(len(rec["processes"]) <= 16, f"at most 16 processes ran, got {len(rec['processes'])}")
+        check("fork" in err.lower(), f"the shell could not fork: {err!r}")
+
+
+def raw_request(agent, payload, fds=(), shut=True):
+    """Sends bytes (and fds) on a fresh connection; returns what came back
+    before the agent closed it."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(agent.socket)
+    if fds:
+        socket.send_fds(s, [payload[:1]], list(fds))
+        s.sendall(payload[1:])
+    else:
+        s.sendall(payload)
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+
+
+def field(number, data):
+    """A protobuf length-delimited field."""
+    def varint(n):
+        b = b""
+        while n > 0x7F:
+            b += bytes([n & 0x7F | 0x80])
+            n >>= 7
+        return b + bytes([n])
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def framed(body):
+    return struct.pack("<I", len(body)) + body
+
+
+def error_of(reply):
+    check(len(reply) >= 4, f"an error reply, got {reply!r}")
+    n = struct.unpack("<I", reply[:4])[0]
+    body = reply[4:4 + n]
+    check(body[:1] == b"\x32", f"the reply is an Error: {body!r}")  # Reply.error = 6
+    return body.decode(errors="replace")
+
+
+@agent_check
+def malformed_messages():
+    need_root()
+    with Agent() as agent:
+        cwd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+        submit_true = field(1, field(1, b"true"))  # Request.submit{argv: "true"}, no cwd fd attached
+        cases = {
+            "garbage": (framed(b"\xff\xff\xff\xff\x0f"), (), "does not parse"),
+            "oversized": (struct.pack("<I", 0x7FFFFFFF) + b"x" * 100, (), "larger than the limit"),
+            "truncated": (struct.pack("<I", 1000) + b"x" * 10, (), "cut short"),
+            "no descriptors": (framed(submit_true), (), "descriptors"),
+            "empty request": (framed(b""), (), "asks for nothing"),
+            "NUL in argv": (framed(field(1, field(1, b"tr\0ue"))), (cwd,), "NUL"),
+            "not NAME=VALUE": (framed(field(1, field(1, b"true") + field(2, b"novalue"))), (cwd,), "NAME=VALUE"),
+            "cwd not a directory": (framed(field(1, field(1, b"true"))), (os.open("/etc/hostname", os.O_RDONLY),),
+                                    "not a directory"),
+        }
+        for name, (payload, fds, expect) in cases.items():
+            text = error_of(raw_request(agent, payload, fds))
+            check(expect in text, f"{name}: the error says {expect!r}: {text!r}")
+        # A client that sends nothing and hangs up is simply gone.
+        check(raw_request(agent, b"") == b"", "an empty connection gets nothing")
+        # The regression corpus (the fuzzer's finds and seeds) never kills the agent.
+        corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus")
+        for entry in sorted(os.listdir(corpus)):
+            with open(os.path.join(corpus, entry), "rb") as f:
+                raw_request(agent, f.read())
+        check(agent.proc.poll() is None, "the agent survived every malformed message")
+        a = test_user()
+        d = user_dir(a, "agent-mal")
+        code, _, err = finish(start(agent, a, ["true"], d))
+        check(code == 0, f"and still serves: {err}")
+
+
+@agent_check
+def sigterm_drains():
+    need_root()
+    a = test_user()
+    d1, d2 = user_dir(a, "agent-d1"), user_dir(a, "agent-d2")
+    with Agent("--drain-timeout", "30") as agent:
+        p = start(agent, a, ["sh", "-c", "echo $$ > pid; sleep 1; echo done > result"], d1)
+        read_pid(f"{d1}/pid")
+        agent.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(agent.socket), "the socket to go (no new jobs)")
+        code, _, err = finish(p)
+        check(code == 0 and open(f"{d1}/result").read() == "done\n", f"the running job finished: {code} {err}")
+        check(record(d1)["complete"], "and its record was written")
+        check(agent.proc.wait(timeout=30) == 0, f"then the agent exits 0: {agent.text()}")
+    with Agent("--drain-timeout", "1") as agent:
+        p = start(agent, a, ["sh", "-c", "echo $$ > pid; sleep 60"], d2)
+        pid = read_pid(f"{d2}/pid")
+        agent.proc.send_signal(signal.SIGTERM)
+        code, _, err = finish(p)
+        check(code == 128 + signal.SIGKILL, f"past the drain timeout the job is killed: exit {code}")
+        check("the agent is shutting down" in err, f"and the caller is told why: {err!r}")
+        check(record(d2)["processes"][0]["pid"] == pid, "its record was written")
+        check(not alive(pid), "nothing left")
+        check(agent.proc.wait(timeout=30) == 0, "the agent exits 0")
+
+
+@agent_check
+def who_may_connect():
+    need_root()
+    a, b = test_user(), test_user(SECOND_USER)
+    group = "bsandbox-e2e-agent"
+    if subprocess.run(["getent", "group", group], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", group], check=True)
+    import grp
+    gid = grp.getgrnam(group).gr_gid
+    with Agent("--group", group, mode="0660") as agent:
+        st = os.stat(agent.socket)
+        check(st.st_gid == gid and st.st_mode & 0o777 == 0o660, "the socket has the group and mode")
+        d = user_dir(a, "agent-g")
+        ok = subprocess.run([BSANDBOX, "exec", f"--agent={agent.socket}", "--", "true"], cwd=d,
+                            capture_output=True, user=a[0], group=a[1], extra_groups=[gid])
+        check(ok.returncode == 0, f"a member of the group may: {ok.stderr!r}")
+        no = subprocess.run([BSANDBOX, "exec", f"--agent={agent.socket}", "--", "true"], cwd=d,
+                            capture_output=True, user=b[0], group=b[1], extra_groups=[])
+        err = no.stderr.decode()
+        check(no.returncode == 125 and "not allowed to connect" in err and len(err.splitlines()) == 1,
+              f"another user may not, in one line: {err!r}")
+        # auto for a non-root user: the agent if reachable, else ptrace.
+        env = dict(os.environ, BSANDBOX_AGENT=agent.socket)
+        auto = subprocess.run([BSANDBOX, "exec", "-v", "--", "true"], cwd=d, capture_output=True, env=env,
+                              user=a[0], group=a[1], extra_groups=[gid])
+        err = auto.stderr.decode()
+        check("through bsandboxd" in err and "via bsandboxd" in err, f"auto uses the agent: {err!r}")
+        auto = subprocess.run([BSANDBOX, "exec", "-v", "--", "true"], cwd=d, capture_output=True, env=env,
+                              user=b[0], group=b[1], extra_groups=[])
+        err = auto.stderr.decode()
+        check(auto.returncode == 0 and "backend ptrace" in err and "not using the agent" in err,
+              f"auto falls back to ptrace and says why: {err!r}")
+
+
+@agent_check
+def bad_agent_input():
+    need_root()
+    p = subprocess.run([BSANDBOXD, "--frobnicate"], capture_output=True)
+    check(p.returncode == 2 and p.stderr.decode().startswith("bsandboxd: error: unknown option"), f"{p.stderr!r}")
+    p = subprocess.run([BSANDBOXD, "--buffer-size", "1000"], capture_output=True)
+    check(p.returncode == 2 and b"power of two" in p.stderr, f"{p.stderr!r}")
+    a = test_user()
+    p = subprocess.run([BSANDBOXD, "--foreground", "--socket", "/tmp/x.sock"], capture_output=True,
+                       user=a[0], group=a[1], extra_groups=[])
+    check(p.returncode == 1 and b"runs as root" in p.stderr and len(p.stderr.splitlines()) == 1, f"{p.stderr!r}")
+    with Agent() as agent:
+        p = subprocess.run([BSANDBOXD, "--foreground", "--socket", agent.socket], capture_output=True, timeout=60)
+        check(p.returncode == 1 and b"another bsandboxd" in p.stderr, f"one agent per socket: {p.stderr!r}")
+        check(agent.proc.poll() is None, "the first one is unharmed")
+    gone = os.path.join(fresh_dir("agent-none"), "none.sock")
+    p = subprocess.run([BSANDBOX, "exec", f"--agent={gone}", "--", "true"], capture_output=True)
+    check(p.returncode == 125 and b"no bsandboxd is listening" in p.stderr, f"{p.stderr!r}")
+    p = subprocess.run([BSANDBOX, "agent", "status", f"--agent={gone}"], capture_output=True)
+    check(p.returncode == 125 and b"no bsandboxd is listening" in p.stderr, f"{p.stderr!r}")
+
+
+@agent_check
+def systemd_unit_verifies():
+    need_root()
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        skip("systemd-analyze is not installed")
+    unit = os.path.join(os.path.dirname(BSANDBOXD), "bsandboxd.service")
+    d = fresh_dir("agent-unit")
+    text = open(unit).read()
+    check("ExecStart=" in text and "--foreground" in text, "the unit runs the agent in the foreground")
+    # Verified as installed: ExecStart must name an executable that exists.
+    exec_line = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    installed = exec_line.split("=", 1)[1].split()[0]
+    with open(os.path.join(d, "bsandboxd.service"), "w") as f:
+        f.write(text.replace(installed, BSANDBOXD))
+    p = subprocess.run([analyze, "verify", os.path.join(d, "bsandboxd.service")], capture_output=True)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    check(p.returncode == 0, f"systemd-analyze verify: {out}")
+    check("bsandboxd.service" not in out, f"no complaint about the unit: {out}")
+
+
+@agent_check
+def cache_wrapper_borrows_the_jobs_tracer():
+    need_root()
+    a = test_user()
+    d = user_dir(a, "agent-cache")
+    write(f"{d}/in", "x\n")
+    os.makedirs(f"{d}/cache")
+    give(d, a)
+    env = dict(os.environ, BSANDBOX_CACHE=f"{d}/cache", BSANDBOX_VERBOSE="1")
+    wrap = os.path.join(os.path.dirname(BSANDBOX), "bsandbox-wrap")
+    with Agent() as agent:
+        for attempt, word in ((1, "cached the result"), (2, "cache hit")):
+            code, _, err = finish(start(agent, a, [wrap, "sh", "-c", "cat in > out"], d, env=env))
+            check(code == 0 and word in err, f"run {attempt}: {word!r} expected: {err!r}")
+        # The outer record shows the wrapper; the hit restored the output.
+        check(open(f"{d}/out").read() == "x\n", "the output is there")
+        code, _, err = finish(start(agent, a, ["sh", "-c", "cat in > out2"], d, "--cache=" + f"{d}/cache"))
+        code, _, err = finish(start(agent, a, ["sh", "-c", "cat in > out2"], d, "--cache=" + f"{d}/cache", "-v"))
+        check(code == 0 and "cache hit" in err, f"exec --agent --cache hits too: {err!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_checks(__doc__, CHECKS))
