@@ -526,6 +526,7 @@ void Agent::submit(const std::shared_ptr<Connection>& c, agent::Submit submit) {
   agent::Reply accepted;
   accepted.mutable_accepted()->set_job(j->id);
   accepted.mutable_accepted()->set_ahead(static_cast<uint32_t>(queue_.size()));
+  accepted.mutable_accepted()->set_waits(running_.size() >= options_.max_jobs);
   c->send(accepted);
   if (options_.verbose)
     log_line("job " + std::to_string(j->id) + " (uid " + std::to_string(j->uid) + "): queued: " + shown(j->submit.argv()));

@@ -65,9 +65,9 @@ Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, co
     if (!reply.ParseFromString(**payload)) return fail("the agent sent a reply that does not parse");
     switch (reply.kind_case()) {
       case agent::Reply::kAccepted:
-        if (reply.accepted().ahead())
-          note("job " + std::to_string(reply.accepted().job()) + " queued behind " +
-               std::to_string(reply.accepted().ahead()) + " others");
+        if (reply.accepted().waits())
+          note("job " + std::to_string(reply.accepted().job()) + " waits for a free slot (" +
+               std::to_string(reply.accepted().ahead()) + " queued ahead of it)");
         break;
       case agent::Reply::kStarted:
         note("job " + std::to_string(reply.started().job()) + " started");
