@@ -84,6 +84,7 @@ struct RunnerSpec {
   const JobCgroup* cgroup = nullptr;
   int64_t time_limit_ns = 0;
   bool first_ops = false;
+  int umask = 022;
 };
 
 // Closes every descriptor but keep (the agent's other clients and jobs are
@@ -135,6 +136,7 @@ void close_all_but(const std::set<int>& keep) {
   so.spawn.env = &spec.env;
   so.spawn.credentials = spec.credentials;
   so.spawn.cgroup_procs = spec.cgroup->procs_fds();
+  so.spawn.umask = spec.umask;
   so.service = service.get();
   so.stop_fd = spec.control;
   so.stop_reason = [&]() -> std::string {
@@ -594,6 +596,7 @@ void Agent::start(const std::shared_ptr<Job>& j) {
   uint32_t limit = j->submit.time_limit_s() ? j->submit.time_limit_s() : options_.time_limit_s;
   spec.time_limit_ns = static_cast<int64_t>(limit) * 1000000000;
   spec.first_ops = j->submit.first_ops();
+  spec.umask = static_cast<int>(j->submit.umask() & 0777);
 
   pid_t pid = ::fork();
   if (pid == 0) {

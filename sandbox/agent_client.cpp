@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -51,6 +52,9 @@ Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, co
   s->set_cwd(cwd);
   s->set_fds(kFdStdin | kFdStdout | kFdStderr);
   s->set_first_ops(first_ops);
+  mode_t mask = ::umask(022);
+  ::umask(mask);
+  s->set_umask(mask);
   UniqueFd dir(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir.valid()) return fail_errno("opening the working directory", errno);
   std::vector<int> fds{stdio.in >= 0 ? stdio.in : 0, stdio.out >= 0 ? stdio.out : 1,

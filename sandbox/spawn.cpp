@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +29,7 @@ int set_up_child(const SpawnOptions& o, char* const* envp) {
     if (::write(fd, "0", 1) != 1) return errno;
   }
   if (o.cwd_fd >= 0 && ::fchdir(o.cwd_fd) != 0) return errno;
+  if (o.umask >= 0) ::umask(static_cast<mode_t>(o.umask));
   if (o.credentials) {
     const Credentials& c = *o.credentials;
     if (::setgroups(c.groups.size(), c.groups.data()) != 0) return errno;

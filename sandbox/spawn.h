@@ -51,6 +51,7 @@ struct SpawnOptions {
   const std::vector<std::string>* env = nullptr;  // the command's environment (null: ours)
   std::optional<Credentials> credentials;       // run as these (needs root)
   std::vector<int> cgroup_procs;                // cgroup.procs files to join
+  int umask = -1;                               // the file creation mask (-1: ours)
 };
 
 class PausedChild {

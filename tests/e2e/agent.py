@@ -37,13 +37,13 @@ def user_dir(owner, tag):
     return d
 
 
-def start(agent, owner, argv, cwd, *extra, env=None):
+def start(agent, owner, argv, cwd, *extra, env=None, umask=0o022):
     """bsandbox exec --agent as owner, in the background; the record goes to
     cwd/record.json. Returns the Popen."""
     cmd = [BSANDBOX, "exec", f"--agent={agent.socket}", "--json", os.path.join(cwd, "record.json"), *extra,
            "--", *argv]
     return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            user=owner[0], group=owner[1], extra_groups=[])
+                            user=owner[0], group=owner[1], extra_groups=[], umask=umask)
 
 
 def finish(p, timeout=120):
@@ -98,11 +98,16 @@ def two_users_apart():
     os.chmod(da, 0o700)
     os.chmod(db, 0o700)
     with Agent() as agent:
-        pa = start(agent, a, ["sh", "-c", "echo $$ > pid; id -u > uid; sleep 30"], da)
-        pb = start(agent, b, ["sh", "-c", "echo $$ > pid; id -u > uid; sleep 30"], db)
+        pa = start(agent, a, ["sh", "-c", "echo $$ > pid; id -u > uid; umask > mask; sleep 30"], da, umask=0o027)
+        pb = start(agent, b, ["sh", "-c", "echo $$ > pid; id -u > uid; umask > mask; sleep 30"], db)
         pid_a, pid_b = read_pid(f"{da}/pid"), read_pid(f"{db}/pid")
+        # mask is written last: once it has content, uid has too.
+        wait_for(lambda: all(os.path.exists(f"{x}/mask") and open(f"{x}/mask").read() for x in (da, db)),
+                 "the jobs to write their uids and umasks")
         check(open(f"{da}/uid").read().strip() == str(a[0]), "A's job runs as A")
         check(open(f"{db}/uid").read().strip() == str(b[0]), "B's job runs as B")
+        check(open(f"{da}/mask").read().strip() == "0027", "A's job has A's umask")
+        check(open(f"{db}/mask").read().strip() == "0022", "B's job has B's umask")
         sa, sb, sroot = status(agent, a), status(agent, b), status(agent)
         check(f"uid {a[0]} running" in sa and f"uid {b[0]} " not in sa, f"A sees only A's job:\n{sa}")
         check(f"uid {b[0]} running" in sb and f"uid {a[0]} " not in sb, f"B sees only B's job:\n{sb}")
