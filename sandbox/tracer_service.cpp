@@ -1,6 +1,8 @@
 // tracer_service.cpp: see tracer_service.h.
 #include "sandbox/tracer_service.h"
 
+#include "sandbox/agent_protocol.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -116,11 +118,7 @@ void TracerService::answer(int client, EventSource& source, ProcessTree& tree, i
     reply.set_error("no process " + std::to_string(request[1]) + " started by process " + std::to_string(peer.pid) +
                     " was seen");
   }
-  std::string bytes = reply.SerializeAsString();
-  uint32_t n = static_cast<uint32_t>(bytes.size());
-  std::string framed(reinterpret_cast<const char*>(&n), sizeof n);
-  framed += bytes;
-  (void)send_all(client, framed);
+  (void)send_all(client, frame(reply));
 }
 
 Result<UniqueFd> connect_tracer(const std::string& address) {
@@ -137,13 +135,12 @@ Result<TracedSubtree> request_subtree(int fd, pid_t child) {
   uint32_t request[2] = {kMagic, static_cast<uint32_t>(child)};
   if (auto w = send_all(fd, {reinterpret_cast<const char*>(request), sizeof request}); !w)
     return tl::unexpected(w.error());
-  uint32_t n = 0;
-  if (auto r = read_exact(fd, &n, sizeof n); !r) return tl::unexpected(r.error());
-  if (n > kMaxReply) return fail("tracer service: reply too large");
-  std::string bytes(n, '\0');
-  if (auto r = read_exact(fd, bytes.data(), n); !r) return tl::unexpected(r.error());
+  // Framed as bsandboxd's messages are (agent_protocol.h).
+  auto bytes = read_frame(fd, kMaxReply);
+  if (!bytes) return fail("tracer service: " + bytes.error().message);
+  if (!*bytes) return fail("tracer service: connection closed");
   pb::SubtreeReply reply;
-  if (!reply.ParseFromString(bytes)) return fail("tracer service: reply does not parse");
+  if (!reply.ParseFromString(**bytes)) return fail("tracer service: reply does not parse");
   if (!reply.error().empty()) return fail("tracer service: " + reply.error());
   auto rec = from_protobuf(reply.record(), "tracer service reply");
   if (!rec) return tl::unexpected(rec.error());

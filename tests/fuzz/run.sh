@@ -19,7 +19,13 @@ clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
 mkdir -p "$out/corpus"
 cp tests/fuzz/corpus/* "$out/corpus/"
 echo "fuzzing for ${seconds} s in $out"
-"$out/agent_decoder_fuzz" -max_total_time="$seconds" -jobs=2 -workers=2 -max_len=8192 \
-  -artifact_prefix=tests/fuzz/corpus/crash- "$out/corpus" 2>&1 | tee "$out/log" | grep -E "DONE|pulse|NEW|crash|ERROR" | tail -5
-grep -h "stat::number_of_executed_units\|Done [0-9]* runs" "$out"/fuzz-*.log 2>/dev/null | tail -4 || true
+repo=$(pwd)
+# Workers write fuzz-N.log into the current directory: run in $out.
+(cd "$out" && ./agent_decoder_fuzz -max_total_time="$seconds" -jobs=2 -workers=2 -max_len=8192 \
+  -artifact_prefix="$repo/tests/fuzz/corpus/crash-" corpus >log 2>&1) || true
+grep -h "DONE" "$out"/fuzz-*.log || true
+if grep -l "deadly signal\|ERROR: AddressSanitizer\|runtime error" "$out"/fuzz-*.log; then
+  echo "crashes found: see tests/fuzz/corpus/crash-*"
+  exit 1
+fi
 echo "corpus: $(ls "$out/corpus" | wc -l) inputs; logs in $out"
