@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "sandbox/atomic_file.h"
 #include "sandbox/cache_commands.h"
 #include "sandbox/exec_command.h"
+#include "sandbox/export.h"
 #include "sandbox/journal_commands.h"
 #include "sandbox/provenance.h"
 #include "sandbox/record_printer.h"
@@ -35,6 +37,35 @@ int show(const std::string& path) {
   std::string text = bsandbox::print_tree(*record);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return std::fflush(stdout) == 0 ? 0 : bsandbox::kExitOwnError;
+}
+
+// Reads every record first (a bad one fails before anything is written),
+// then writes the export atomically (or to stdout).
+int run_export(const bsandbox::cli::ExportCommand& c) {
+  auto error = [](const std::string& m) {
+    std::fprintf(stderr, "bsandbox: error: %s\n", m.c_str());
+    return bsandbox::kExitOwnError;
+  };
+  std::vector<bsandbox::NamedRecord> records;
+  std::map<std::string, int> seen;
+  for (const auto& path : c.records) {
+    auto bytes = bsandbox::read_file(path == "-" ? "/dev/stdin" : path);
+    if (!bytes) return error(bytes.error().message);
+    auto record = bsandbox::from_protobuf(*bytes, path);
+    if (!record) return error(record.error().message);
+    std::string name = path.substr(path.rfind('/') + 1);
+    if (int n = seen[name]++) name += "#" + std::to_string(n + 1);  // labels must differ
+    records.push_back({name, std::move(*record)});
+  }
+  std::string text = c.format == "chrome-trace" ? bsandbox::to_chrome_trace(records) : bsandbox::to_prometheus(records);
+  if (!c.output || *c.output == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : error("writing to stdout failed");
+  }
+  auto out = bsandbox::AtomicFile::create(*c.output);
+  if (!out) return error(out.error().message);
+  if (auto w = out->commit(text); !w) return error(w.error().message);
+  return 0;
 }
 
 }  // namespace
@@ -69,5 +100,6 @@ int main(int argc, char** argv) {
     return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes);
   if (auto* c = std::get_if<cli::WrapCommand>(&*command)) return bsandbox::run_wrap(c->argv);
   if (auto* c = std::get_if<cli::AgentCommand>(&*command)) return bsandbox::run_agent_status(c->socket);
+  if (auto* c = std::get_if<cli::ExportCommand>(&*command)) return run_export(*c);
   return bsandbox::run_exec(std::get<cli::ExecCommand>(*command).options);
 }

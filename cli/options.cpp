@@ -19,6 +19,7 @@ const char kUsage[] =
     "       bsandbox cache stats|gc|verify|clear [--cache=DIR] [--max-size SIZE]\n"
     "       bsandbox wrap COMMAND [ARG...]   (also as bsandbox-wrap)\n"
     "       bsandbox agent status [--agent=SOCKET]\n"
+    "       bsandbox export --format=chrome-trace|prometheus RECORD... [-o FILE]\n"
     "       bsandbox --help | --version\n"
     "\n"
     "exec runs COMMAND and records which of its processes touched which file.\n"
@@ -65,7 +66,10 @@ const char kUsage[] =
     "BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1, BSANDBOX_VERBOSE=1.\n"
     "\n"
     "agent status shows bsandboxd's jobs (yours; root sees all), events per second,\n"
-    "ring buffer fill and drops.\n";
+    "ring buffer fill and drops.\n"
+    "\n"
+    "export turns records made with --record into a Perfetto / chrome://tracing\n"
+    "timeline (chrome-trace) or Prometheus text metrics (prometheus).\n";
 
 namespace {
 
@@ -267,6 +271,24 @@ Result<Command> parse(const std::vector<std::string>& args) {
   if (sub == "init" || sub == "log" || sub == "diff" || sub == "undo" || sub == "recover" || sub == "gc")
     return parse_journal(sub, args);
   if (sub == "cache") return parse_cache(args);
+  if (sub == "export") {
+    const char* usage = "usage: bsandbox export --format=chrome-trace|prometheus RECORD... [-o FILE]";
+    ExportCommand c;
+    for (size_t i = 1; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a.starts_with("--format=")) c.format = a.substr(9);
+      else if (a == "--format" && i + 1 < args.size()) c.format = args[++i];
+      else if ((a == "-o" || a == "--output") && i + 1 < args.size()) c.output = args[++i];
+      else if (a.starts_with("--output=")) c.output = a.substr(9);
+      else if (a.starts_with("-") && a != "-") return fail("unknown option '" + a + "' for export (" + usage + ")");
+      else c.records.push_back(a);
+    }
+    if (c.format.empty()) return fail(std::string("export needs --format (") + usage + ")");
+    if (c.format != "chrome-trace" && c.format != "prometheus")
+      return fail("unknown export format '" + c.format + "' (expected chrome-trace or prometheus)");
+    if (c.records.empty()) return fail(std::string("export needs at least one record (") + usage + ")");
+    return c;
+  }
   if (sub == "agent") {
     const char* usage = "usage: bsandbox agent status [--agent=SOCKET]";
     if (args.size() < 2 || args[1] != "status") return fail(usage);

@@ -53,6 +53,12 @@ struct WrapCommand {
   std::vector<std::string> argv;
 };
 
+// bsandbox export --format=FORMAT RECORD... [-o FILE].
+struct ExportCommand {
+  std::string format;
+  std::vector<std::string> records;
+  std::optional<std::string> output;  // default: stdout
+};
 // bsandbox agent status: bsandboxd's jobs and health.
 struct AgentCommand {
   std::string socket;
@@ -60,7 +66,7 @@ struct AgentCommand {
 
 using Command = std::variant<HelpCommand, VersionCommand, ShowCommand, ExecCommand, InitCommand,
                              LogCommand, DiffCommand, UndoCommand, RecoverCommand, GcCommand,
-                             CacheCommand, WrapCommand, AgentCommand>;
+                             CacheCommand, WrapCommand, AgentCommand, ExportCommand>;
 
 // args excludes the program name.
 Result<Command> parse(const std::vector<std::string>& args);

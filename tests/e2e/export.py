@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""export.py: `bsandbox export` on the record of a real build: the
+chrome-trace timeline parses with a track and a span per process, spans
+nest and flows join parents to children; the Prometheus text passes
+`promtool check metrics` and says what the record says; bad input gets one
+line.
+
+  export.py NAME    run one check;  export.py --list    the names (for meson)
+Exit 0 pass, 1 fail, 77 skip.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import BSANDBOX, check, fresh_dir, need_root, run_checks, skip  # noqa: E402
+
+CHECKS = {}
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "example")
+
+
+def export_check(fn):
+    CHECKS[fn.__name__] = fn
+    return fn
+
+
+def build_record(d, name="build.rec"):
+    """Records `make -B` of the bundled example in a copy; returns (record
+    path, the record as JSON)."""
+    src = os.path.join(d, "example")
+    shutil.copytree(EXAMPLE, src)
+    rec, js = os.path.join(d, name), os.path.join(d, name + ".json")
+    p = subprocess.run([BSANDBOX, "exec", "--record", rec, "--json", js, "--", "make", "-B", "-C", src],
+                       capture_output=True, timeout=300)
+    check(p.returncode == 0, f"the build under bsandbox: {p.stderr!r}")
+    with open(js, "rb") as f:
+        return rec, json.loads(f.read().decode())
+
+
+def export(*args):
+    return subprocess.run([BSANDBOX, "export", *args], capture_output=True, timeout=120)
+
+
+@export_check
+def chrome_trace_of_a_real_build():
+    need_root()
+    d = fresh_dir("export")
+    rec, record = build_record(d)
+    out = os.path.join(d, "trace.json")
+    p = export("--format=chrome-trace", rec, "-o", out)
+    check(p.returncode == 0, f"export: {p.stderr!r}")
+    with open(out) as f:
+        trace = json.load(f)
+    events = trace["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    spans = {e["tid"]: e for e in events if e["ph"] == "X"}
+    procs = record["processes"]
+    check(len(procs) >= 8, f"a real build: {len(procs)} processes")
+    for p in procs:
+        check(p["pid"] in names and p["pid"] in spans, f"process {p['id']} has a track and a span")
+        check(names[p["pid"]].startswith(p["argv"][0]) and names[p["pid"]].endswith(f"[{p['pid']}]"),
+              f"the track is named by argv and pid: {names[p['pid']]}")
+        check(spans[p["pid"]]["args"]["id"] == p["id"], "the span names the process")
+    by_id = {p["id"]: p for p in procs}
+    nested = 0
+    for p in procs:
+        if p["parent"] is None:
+            continue
+        child, parent = spans[p["pid"]], spans[by_id[p["parent"]]["pid"]]
+        check(child["ts"] >= parent["ts"], f"{p['id']} starts within its parent")
+        check(child["ts"] + child["dur"] <= parent["ts"] + parent["dur"] + 1, f"{p['id']} ends within its parent")
+        nested += 1
+    starts = [e for e in events if e["ph"] == "s"]
+    finishes = [e for e in events if e["ph"] == "f"]
+    check(len(starts) == len(finishes) == nested, f"one flow per fork: {len(starts)} for {nested}")
+    instants = [e for e in events if e["ph"] == "i"]
+    check(len(instants) == sum(len(p["files"]) for p in procs), "one instant per (process, file)")
+    by_pid = {p["pid"]: p for p in procs}
+    for e in instants[:200]:
+        files = {f["path"]: f["ops"] for f in by_pid[e["tid"]]["files"]}
+        check(e["args"]["path"] in files and e["args"]["ops"] == ",".join(files[e["args"]["path"]]),
+              f"the instant carries the record's path and ops: {e['args']}")
+
+
+@export_check
+def prometheus_text_passes_promtool():
+    need_root()
+    promtool = shutil.which("promtool")
+    if not promtool:
+        skip("promtool is not installed (Debian package prometheus)")
+    d = fresh_dir("export")
+    rec1, record = build_record(d, "one.rec")
+    rec2 = os.path.join(d, "two.rec")
+    shutil.copy(rec1, rec2)
+    p = export("--format=prometheus", rec1, rec2)
+    check(p.returncode == 0, f"export: {p.stderr!r}")
+    lint = subprocess.run([promtool, "check", "metrics"], input=p.stdout, capture_output=True)
+    check(lint.returncode == 0, f"promtool check metrics: {lint.stdout!r} {lint.stderr!r}")
+    text = p.stdout.decode()
+    labels = '{record="one.rec",command="make",backend="ebpf"}'
+    check(f"bsandbox_run_processes{labels} {len(record['processes'])}\n" in text, f"processes: {text[:400]}")
+    check(f"bsandbox_run_exit_code{labels} 0\n" in text, "exit code")
+    check(f"bsandbox_run_complete{labels} 1\n" in text, "complete")
+    created = {f["path"] for pr in record["processes"] for f in pr["files"] if "create" in f["ops"]}
+    check(f'bsandbox_run_files{labels[:-1]},op="create"}} {len(created)}\n' in text, "files created")
+    check('record="two.rec"' in text, "both runs")
+    check(not any(pth in text for pth in created), "no series per path")
+
+
+@export_check
+def bad_input_gets_one_line():
+    d = fresh_dir("export")
+    junk = os.path.join(d, "junk")
+    with open(junk, "w") as f:
+        f.write("not a record\n")
+    cases = [
+        (["--format=chrome-trace", os.path.join(d, "missing.rec")], "missing.rec"),
+        (["--format=prometheus", junk], "junk"),
+        (["--format=svg", junk], "unknown export format"),
+        ([junk], "needs --format"),
+        (["--format=prometheus"], "at least one record"),
+        (["--format=prometheus", "--frob", junk], "unknown option"),
+    ]
+    for args, words in cases:
+        p = export(*args)
+        err = p.stderr.decode()
+        check(p.returncode == 125 and len(err.splitlines()) == 1 and err.startswith("bsandbox: error: ") and words in err,
+              f"{args}: exit {p.returncode}, {err!r}")
+    out = os.path.join(d, "no", "such", "dir", "x.json")
+    p = export("--format=chrome-trace", junk, "-o", out)
+    check(p.returncode == 125 and not os.path.exists(out), "nothing written for a bad record")
+
+
+if __name__ == "__main__":
+    sys.exit(run_checks(__doc__, CHECKS))
