@@ -57,7 +57,9 @@ int run_export(const bsandbox::cli::ExportCommand& c) {
     if (int n = seen[name]++) name += "#" + std::to_string(n + 1);  // labels must differ
     records.push_back({name, std::move(*record)});
   }
-  std::string text = c.format == "chrome-trace" ? bsandbox::to_chrome_trace(records) : bsandbox::to_prometheus(records);
+  std::string text = c.format == "chrome-trace" ? bsandbox::to_chrome_trace(records)
+                     : c.format == "html"       ? bsandbox::to_html(records.front())
+                                                : bsandbox::to_prometheus(records);
   if (!c.output || *c.output == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
     return std::fflush(stdout) == 0 ? 0 : error("writing to stdout failed");

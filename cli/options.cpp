@@ -272,7 +272,7 @@ Result<Command> parse(const std::vector<std::string>& args) {
     return parse_journal(sub, args);
   if (sub == "cache") return parse_cache(args);
   if (sub == "export") {
-    const char* usage = "usage: bsandbox export --format=chrome-trace|prometheus RECORD... [-o FILE]";
+    const char* usage = "usage: bsandbox export --format=chrome-trace|prometheus|html RECORD... [-o FILE]";
     ExportCommand c;
     for (size_t i = 1; i < args.size(); ++i) {
       const std::string& a = args[i];
@@ -284,8 +284,9 @@ Result<Command> parse(const std::vector<std::string>& args) {
       else c.records.push_back(a);
     }
     if (c.format.empty()) return fail(std::string("export needs --format (") + usage + ")");
-    if (c.format != "chrome-trace" && c.format != "prometheus")
-      return fail("unknown export format '" + c.format + "' (expected chrome-trace or prometheus)");
+    if (c.format != "chrome-trace" && c.format != "prometheus" && c.format != "html")
+      return fail("unknown export format '" + c.format + "' (expected chrome-trace, prometheus or html)");
+    if (c.format == "html" && c.records.size() > 1) return fail("--format=html takes one record");
     if (c.records.empty()) return fail(std::string("export needs at least one record (") + usage + ")");
     return c;
   }

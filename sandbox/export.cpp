@@ -181,3 +181,223 @@ std::string to_prometheus(const std::vector<NamedRecord>& records) {
 }
 
 }  // namespace bsandbox
+
+namespace bsandbox {
+namespace {
+
+// The page's data: paths once, processes referring to them by index.
+std::string html_data(const NamedRecord& named) {
+  const Record& rec = named.record;
+  std::unordered_map<std::string, size_t> path_ids;
+  std::string paths = "[";
+  auto path_id = [&](const std::string& p) {
+    auto [it, fresh] = path_ids.emplace(p, path_ids.size());
+    if (fresh) {
+      if (it->second) paths += ",";
+      json::append_string(paths, p);
+    }
+    return it->second;
+  };
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < rec.processes.size(); ++i) index[process_id(rec.processes[i].key)] = i;
+  std::string procs = "[";
+  for (size_t i = 0; i < rec.processes.size(); ++i) {
+    const ProcessEntry& p = rec.processes[i];
+    if (i) procs += ",";
+    procs += "{\"id\":" + quoted(process_id(p.key)) + ",\"pid\":" + std::to_string(p.key.pid);
+    auto parent = p.parent ? index.find(process_id(*p.parent)) : index.end();
+    procs += ",\"parent\":" + (parent == index.end() ? std::string("-1") : std::to_string(parent->second));
+    procs += ",\"argv\":[";
+    for (size_t a = 0; a < p.argv.size(); ++a) procs += (a ? "," : "") + quoted(p.argv[a]);
+    procs += "],\"exe\":" + (p.exe ? quoted(*p.exe) : std::string("null"));
+    procs += ",\"cwd\":" + quoted(p.cwd);
+    procs += ",\"start\":" + std::to_string((p.start_ns - rec.start_ns) / 1000);
+    procs += ",\"end\":" + std::to_string((std::max(p.end_ns, p.start_ns) - rec.start_ns) / 1000);
+    procs += ",\"exit\":" + (p.exit_code ? std::to_string(*p.exit_code) : std::string("null"));
+    procs += ",\"files\":[";
+    for (size_t f = 0; f < p.files.size(); ++f)
+      procs += (f ? "," : "") + std::to_string(path_id(p.files[f].path)) + "," + std::to_string(p.files[f].ops);
+    procs += "]}";
+  }
+  procs += "]";
+  paths += "]";
+  std::string out = "{\"name\":" + quoted(named.name) + ",\"argv\":[";
+  for (size_t a = 0; a < rec.argv.size(); ++a) out += (a ? "," : "") + quoted(rec.argv[a]);
+  out += "],\"cwd\":" + quoted(rec.cwd) + ",\"backend\":" + quoted(rec.backend) +
+         ",\"duration_us\":" + std::to_string((rec.end_ns - rec.start_ns) / 1000) +
+         ",\"exit_code\":" + std::to_string(rec.exit_code) + ",\"complete\":" + (rec.complete ? "true" : "false") +
+         ",\"lost_events\":" + std::to_string(rec.lost_events) + ",\"paths\":" + paths + ",\"processes\":" + procs + "}";
+  // Inside <script>: "</" would end it.
+  std::string safe;
+  safe.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '<' && i + 1 < out.size() && out[i + 1] == '/') safe += "<\\";
+    else safe += out[i];
+  }
+  return safe;
+}
+
+constexpr const char* kHtmlHead = R"HTML(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>bsandbox report</title>
+<style>
+body{font:13px/1.4 system-ui,sans-serif;margin:0;color:#222}
+header{background:#243447;color:#fff;padding:10px 16px}
+header h1{font-size:16px;margin:0 0 4px}
+main{padding:8px 16px}
+section{margin:12px 0}
+h2{font-size:14px;margin:8px 0;border-bottom:1px solid #ddd}
+.summary td{padding:2px 12px 2px 0}
+.tree details{margin-left:14px}
+.tree summary{cursor:pointer;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.tree .meta{color:#777}
+#timeline{width:100%;height:260px;border:1px solid #ddd}
+#files{border-collapse:collapse;width:100%}
+#files td,#files th{border-bottom:1px solid #eee;padding:2px 6px;text-align:left;font-family:ui-monospace,monospace;font-size:12px}
+.filters label{margin-right:10px}
+.bad{color:#b00}
+</style></head><body>
+<script id="record" type="application/json">)HTML";
+
+constexpr const char* kHtmlBody = R"HTML(</script>
+<header><h1 id="title"></h1><div id="subtitle"></div></header>
+<main>
+<section><h2>Summary</h2><table class="summary" id="summary"></table></section>
+<section><h2>Processes</h2><div class="tree" id="tree"></div></section>
+<section><h2>Timeline</h2><canvas id="timeline"></canvas><div id="timeline-note" class="meta"></div></section>
+<section><h2>Files</h2>
+<div class="filters" id="filters">
+<span id="filter-ops"></span>
+<label>path prefix <input id="filter-prefix" size="40"></label>
+<label>process <input id="filter-process" size="16" placeholder="pid or pid@start"></label>
+</div>
+<p><span id="file-count">0</span> accesses match<span id="file-shown"></span></p>
+<table id="files"><thead><tr><th>path</th><th>ops</th><th>process</th><th>command</th></tr></thead><tbody></tbody></table>
+</section>
+</main>
+<script>
+"use strict";
+const R = JSON.parse(document.getElementById("record").textContent);
+const OPS = ["read","write","create","delete","stat","missing","readdir","exec"];
+const $ = id => document.getElementById(id);
+const opsText = m => OPS.filter((o, i) => m & (1 << i)).join(",");
+const cmd = p => p.argv.length ? p.argv.join(" ") : (p.exe || "?");
+const ms = us => (us / 1000).toFixed(1) + " ms";
+function text(el, t) { el.textContent = t; return el; }
+function make(tag, cls, t) { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; }
+
+// Summary.
+const accesses = R.processes.reduce((n, p) => n + p.files.length / 2, 0);
+const byOp = OPS.map(() => new Set());
+for (const p of R.processes) for (let i = 0; i < p.files.length; i += 2)
+  for (let b = 0; b < 8; ++b) if (p.files[i + 1] & (1 << b)) byOp[b].add(p.files[i]);
+text($("title"), R.argv.join(" "));
+text($("subtitle"), R.name + " - " + R.cwd);
+const rows = [["processes", R.processes.length, "summary-processes"], ["file accesses", accesses, "summary-accesses"],
+  ["distinct paths", R.paths.length, "summary-paths"], ["duration", ms(R.duration_us)], ["exit code", R.exit_code],
+  ["backend", R.backend], ["complete", R.complete ? "yes" : "NO (" + R.lost_events + " events lost)"]]
+  .concat(OPS.map((o, b) => ["paths " + o, byOp[b].size, "summary-" + o]));
+for (const [k, v, id] of rows) {
+  const tr = make("tr"); tr.appendChild(make("td", "", k)); const td = make("td", "", String(v));
+  if (id) td.id = id; tr.appendChild(td); $("summary").appendChild(tr);
+}
+
+// Process tree: children are built when their parent is opened.
+const kids = R.processes.map(() => []);
+const roots = [];
+R.processes.forEach((p, i) => (p.parent >= 0 ? kids[p.parent] : roots).push(i));
+function node(i) {
+  const p = R.processes[i], d = make("details");
+  d.dataset.index = i;
+  const s = make("summary");
+  s.appendChild(make("span", "", cmd(p) + " "));
+  s.appendChild(make("span", "meta", "[" + p.pid + "] " + ms(p.end - p.start) + ", exit " + p.exit +
+    ", " + p.files.length / 2 + " files" + (kids[i].length ? ", " + kids[i].length + " children" : "")));
+  if (p.exit !== 0 && p.exit !== null) s.classList.add("bad");
+  d.appendChild(s);
+  d.addEventListener("toggle", () => {
+    if (!d.open || d.dataset.built) return;
+    d.dataset.built = 1;
+    for (const k of kids[i]) d.appendChild(node(k));
+  });
+  return d;
+}
+for (const r of roots) { const n = node(r); $("tree").appendChild(n); n.open = true; }
+
+// Timeline: one row per process in start order, drawn on a canvas.
+function drawTimeline() {
+  const c = $("timeline"), ctx = c.getContext("2d");
+  const order = R.processes.map((p, i) => i).sort((a, b) => R.processes[a].start - R.processes[b].start);
+  const w = c.width = c.clientWidth || 800, rowH = Math.max(1, Math.min(12, 240 / Math.max(1, order.length)));
+  c.height = Math.min(4000, Math.ceil(rowH * order.length) + 20);
+  const span = Math.max(1, R.duration_us);
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, c.height);
+  order.forEach((i, row) => {
+    const p = R.processes[i], x = p.start / span * w, x2 = Math.max(x + 1, p.end / span * w);
+    ctx.fillStyle = p.exit === 0 ? "#4a7fb5" : "#c44";
+    ctx.fillRect(x, row * rowH, x2 - x, Math.max(1, rowH - 1));
+    if (rowH >= 10) { ctx.fillStyle = "#000"; ctx.font = "10px sans-serif"; ctx.fillText(cmd(p).slice(0, 80), x + 2, row * rowH + rowH - 2); }
+  });
+  text($("timeline-note"), order.length + " processes over " + ms(R.duration_us));
+}
+drawTimeline();
+
+// Files: every (process, path, ops) access; filters; at most 500 rows shown.
+const LIMIT = 500;
+const opBoxes = OPS.map((o, b) => {
+  const l = make("label"), box = make("input"); box.type = "checkbox"; box.checked = true; box.id = "filter-op-" + o;
+  l.appendChild(box); l.appendChild(document.createTextNode(" " + o)); $("filter-ops").appendChild(l);
+  box.addEventListener("change", refilter); return box;
+});
+let timer = 0;
+for (const id of ["filter-prefix", "filter-process"]) $(id).addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refilter, 120); });
+function refilter() {
+  const t0 = performance.now();
+  let mask = 0; opBoxes.forEach((b, i) => { if (b.checked) mask |= 1 << i; });
+  const prefix = $("filter-prefix").value, who = $("filter-process").value.trim();
+  const body = $("files").tBodies[0], frag = document.createDocumentFragment();
+  let n = 0;
+  R.processes.forEach((p, pi) => {
+    if (who && String(p.pid) !== who && p.id !== who) return;
+    for (let i = 0; i < p.files.length; i += 2) {
+      const ops = p.files[i + 1];
+      if (!(ops & mask)) continue;
+      const path = R.paths[p.files[i]];
+      if (prefix && !path.startsWith(prefix)) continue;
+      if (n++ >= LIMIT) continue;
+      const tr = make("tr");
+      tr.appendChild(make("td", "", path)); tr.appendChild(make("td", "", opsText(ops)));
+      tr.appendChild(make("td", "", p.id)); tr.appendChild(make("td", "", cmd(p).slice(0, 100)));
+      frag.appendChild(tr);
+    }
+  });
+  body.replaceChildren(frag);
+  // The filters live in the address too (#ops=read,write&prefix=/src&process=42): links share a view.
+  const off = OPS.filter((o, i) => !(mask & (1 << i)));
+  const h = new URLSearchParams();
+  if (off.length) h.set("ops", OPS.filter((o, i) => mask & (1 << i)).join(","));
+  if (prefix) h.set("prefix", prefix);
+  if (who) h.set("process", who);
+  history.replaceState(null, "", h.toString() ? "#" + h.toString() : location.pathname);
+  text($("file-count"), String(n));
+  text($("file-shown"), n > LIMIT ? " (showing the first " + LIMIT + ")" : "");
+  document.body.dataset.filterMs = (performance.now() - t0).toFixed(1);  // how long a filter takes
+}
+{
+  const h = new URLSearchParams(location.hash.slice(1));
+  if (h.has("ops")) { const on = h.get("ops").split(","); opBoxes.forEach((b, i) => { b.checked = on.includes(OPS[i]); }); }
+  if (h.has("prefix")) $("filter-prefix").value = h.get("prefix");
+  if (h.has("process")) $("filter-process").value = h.get("process");
+}
+refilter();
+document.body.dataset.renderMs = performance.now().toFixed(0);  // load to first full render
+document.body.dataset.ready = "1";
+</script></body></html>
+)HTML";
+
+}  // namespace
+
+std::string to_html(const NamedRecord& record) { return kHtmlHead + html_data(record) + kHtmlBody; }
+
+}  // namespace bsandbox

@@ -27,6 +27,11 @@ struct NamedRecord {
 };
 
 std::string to_chrome_trace(const std::vector<NamedRecord>& records);
+// One self-contained HTML page (no network access) per record: summary,
+// collapsible process tree, timeline (canvas), and a file table filtered by
+// op, path prefix and process that renders at most 500 rows at a time, so
+// it stays responsive with hundreds of thousands of file operations.
+std::string to_html(const NamedRecord& record);
 std::string to_prometheus(const std::vector<NamedRecord>& records);
 
 }  // namespace bsandbox

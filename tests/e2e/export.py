@@ -110,6 +110,92 @@ def prometheus_text_passes_promtool():
     check(not any(pth in text for pth in created), "no series per path")
 
 
+def chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        skip("chromium is not installed (Debian package chromium)")
+    return [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+            "--user-data-dir=" + fresh_dir("chromium")]
+
+
+def dump_dom(html, fragment=""):
+    p = subprocess.run([*chromium(), "--dump-dom", f"file://{html}{fragment}"], capture_output=True, timeout=120)
+    check(p.returncode == 0, f"chromium --dump-dom: {p.stderr[-400:]!r}")
+    return p.stdout.decode(errors="replace")
+
+
+def file_rows(dom):
+    table = dom[dom.index('<table id="files">'):]
+    return table[:table.index("</table>")].count("<tr><td>")
+
+
+def element(dom, ident):
+    import re
+    m = re.search(f'id="{ident}">([^<]*)<', dom)
+    check(m, f"the page has #{ident}")
+    return m.group(1)
+
+
+@export_check
+def html_report_of_a_real_build():
+    need_root()
+    d = fresh_dir("export")
+    rec, record = build_record(d)
+    html = os.path.join(d, "report.html")
+    p = export("--format=html", rec, "-o", html)
+    check(p.returncode == 0, f"export: {p.stderr!r}")
+    page = open(html, encoding="utf-8", errors="replace").read()
+    check("http://" not in page and "https://" not in page, "self-contained: no network address in the page")
+    check("default-src 'none'" in page, "and a policy that forbids loading anything")
+    dom = dump_dom(html)
+    check('data-ready="1"' in dom, "the page's script ran to the end")
+    procs = record["processes"]
+    accesses = sum(len(p["files"]) for p in procs)
+    check(element(dom, "summary-processes") == str(len(procs)), "the process count")
+    check(element(dom, "summary-accesses") == str(accesses), "the access count")
+    created = {f["path"] for p in procs for f in p["files"] if "create" in f["ops"]}
+    check(element(dom, "summary-create") == str(len(created)), "paths created")
+    check(element(dom, "file-count") == str(accesses), "unfiltered, every access matches")
+    # Filters, set through the address: by op, path prefix and process.
+    src = os.path.join(d, "example")
+    want = sum(1 for p in procs for f in p["files"] if "create" in f["ops"] and f["path"].startswith(src))
+    dom = dump_dom(html, f"#ops=create&prefix={src}")
+    check(element(dom, "file-count") == str(want) and want > 0, f"create under {src}: {want} expected")
+    rows = file_rows(dom)
+    check(rows == want, f"and the table shows them: {rows} rows")
+    top = procs[0]
+    dom = dump_dom(html, f"#process={top['pid']}")
+    check(element(dom, "file-count") == str(len(top["files"])), "one process's accesses")
+    artifacts = os.environ.get("BSANDBOX_ARTIFACTS", d)
+    os.makedirs(artifacts, exist_ok=True)
+    shot = os.path.join(artifacts, "export-html-report.png")
+    p = subprocess.run([*chromium(), f"--screenshot={shot}", "--window-size=1280,1600", f"file://{html}"],
+                       capture_output=True, timeout=120)
+    check(p.returncode == 0 and os.path.getsize(shot) > 20000, f"a screenshot kept at {shot}")
+    print(f"screenshot: {shot}")
+
+
+@export_check
+def html_report_of_two_thousand_processes():
+    need_root()
+    d = fresh_dir("export")
+    rec = os.path.join(d, "many.rec")
+    js = rec + ".json"
+    p = subprocess.run([BSANDBOX, "exec", "--record", rec, "--json", js, "--", "sh", "-c",
+                        "for i in $(seq 2000); do cat /etc/hostname; done > /dev/null"], capture_output=True, timeout=600)
+    check(p.returncode == 0, f"{p.stderr!r}")
+    with open(js, "rb") as f:
+        record = json.loads(f.read().decode())
+    html = os.path.join(d, "many.html")
+    check(export("--format=html", rec, "-o", html).returncode == 0, "export")
+    dom = dump_dom(html)
+    accesses = sum(len(p["files"]) for p in record["processes"])
+    check(element(dom, "summary-processes") == str(len(record["processes"])) and len(record["processes"]) > 2000,
+          "every process")
+    check(element(dom, "file-count") == str(accesses), f"{accesses} accesses counted")
+    check(file_rows(dom) == 500, "the table renders 500 rows, not all")
+
+
 @export_check
 def bad_input_gets_one_line():
     d = fresh_dir("export")
@@ -123,6 +209,7 @@ def bad_input_gets_one_line():
         ([junk], "needs --format"),
         (["--format=prometheus"], "at least one record"),
         (["--format=prometheus", "--frob", junk], "unknown option"),
+        (["--format=html", junk, junk], "takes one record"),
     ]
     for args, words in cases:
         p = export(*args)
