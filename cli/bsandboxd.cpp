@@ -22,6 +22,8 @@ const char kUsage[] =
     "  --max-processes N    processes per job where cgroups can limit it, 0 for none (default 4096)\n"
     "  --buffer-size SIZE   each job's ring buffer, a power of two (default 16M)\n"
     "  --drain-timeout SECS on SIGTERM, how long running jobs may finish (default 30)\n"
+    "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)\n"
+    "  --bpf-stats          have the kernel time each BPF program (for /metrics; costs every run)\n"
     "  --foreground         do not go to the background (logs go to stderr either way)\n"
     "  -v, --verbose        log every request\n";
 
@@ -88,6 +90,11 @@ int main(int argc, char** argv) {
       if (!number(o.max_processes)) return usage_error("--max-processes needs a number");
     } else if (a == "--drain-timeout") {
       if (!number(o.drain_timeout_s)) return usage_error("--drain-timeout needs a number of seconds");
+    } else if (a == "--bpf-stats") {
+      o.bpf_stats = true;
+    } else if (a == "--metrics") {
+      if (!need() || value.empty()) return usage_error("--metrics needs HOST:PORT (a loopback address)");
+      o.metrics = value;
     } else if (a == "--buffer-size") {
       if (!need()) return usage_error("--buffer-size needs a size");
       auto size = bsandbox::parse_size(value);

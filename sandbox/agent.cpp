@@ -10,6 +10,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,7 +31,9 @@
 #include <linux/types.h>
 
 #include "bpf/events.h"
+#include "sandbox/agent_metrics.h"
 #include "sandbox/agent_protocol.h"
+#include "sandbox/atomic_file.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/ebpf_backend.h"
 #include "sandbox/supervisor.h"
@@ -222,14 +226,23 @@ struct Connection : std::enable_shared_from_this<Connection> {
 
 class Agent {
  public:
-  Agent(const AgentOptions& o, std::shared_ptr<EbpfTracer> tracer, Cgroups cgroups, UniqueFd listen_fd)
-      : options_(o), tracer_(std::move(tracer)), cgroups_(std::move(cgroups)), acceptor_(io_),
+  Agent(const AgentOptions& o, std::shared_ptr<EbpfTracer> tracer, Cgroups cgroups, UniqueFd listen_fd,
+        UniqueFd metrics_fd)
+      : options_(o), tracer_(std::move(tracer)), cgroups_(std::move(cgroups)), acceptor_(io_), http_(io_),
         signals_(io_, SIGTERM, SIGINT), children_(io_, SIGCHLD), drain_timer_(io_), retry_timer_(io_),
         started_ns_(wall_now()) {
     acceptor_.assign(Local(), listen_fd.release());
+    if (metrics_fd.valid()) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      ::getsockname(metrics_fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+      http_.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), metrics_fd.release());
+      serving_metrics_ = true;
+    }
   }
 
   int run() {
+    if (serving_metrics_) accept_http();
     accept();
     wait_signal();
     wait_children();
@@ -240,6 +253,7 @@ class Agent {
   // From connections.
   void submit(const std::shared_ptr<Connection>& c, agent::Submit submit);
   void status(const std::shared_ptr<Connection>& c);
+  void count_refused() { ++refused_; }
   void connection_closed(const std::shared_ptr<Connection>& c);
   void maybe_exit();
   bool draining() const { return draining_; }
@@ -247,6 +261,8 @@ class Agent {
 
  private:
   void accept();
+  void accept_http();
+  AgentMetrics snapshot();
   void wait_signal();
   void wait_children();
   void start_next();
@@ -263,6 +279,11 @@ class Agent {
   Cgroups cgroups_;
   asio::io_context io_;
   Local::acceptor acceptor_;
+  asio::ip::tcp::acceptor http_;
+  bool serving_metrics_ = false;
+  EbpfJobCounters dropped_;  // of finished jobs, by cause
+  uint64_t events_done_ = 0;  // delivered to finished jobs
+  uint64_t refused_ = 0;
   asio::signal_set signals_, children_;
   asio::steady_timer drain_timer_, retry_timer_;
   std::deque<std::shared_ptr<Job>> queue_;
@@ -273,6 +294,10 @@ class Agent {
   uint64_t drops_ = 0;
   int64_t started_ns_;
   bool draining_ = false;
+  bool program_stats_ = false;
+
+ public:
+  void set_program_stats(bool on) { program_stats_ = on; }
 
   friend struct Connection;
 };
@@ -393,6 +418,7 @@ void Connection::write_next() {
 }
 
 void Connection::refuse(const std::string& message) {
+  agent.count_refused();
   if (g_verbose) log_line("refused a request of uid " + std::to_string(peer.uid) + ": " + message);
   fds.clear();
   closing = true;
@@ -424,6 +450,93 @@ void Agent::accept() {
   });
 }
 
+// /metrics over HTTP/1.0-style exchanges: one request per connection, read
+// up to the blank line (at most 8 KiB), answered, closed.
+void Agent::accept_http() {
+  http_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket s) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      struct Exchange {
+        explicit Exchange(asio::ip::tcp::socket s) : sock(std::move(s)), in(8192) {}
+        asio::ip::tcp::socket sock;
+        asio::streambuf in;
+        std::string out;
+      };
+      auto x = std::make_shared<Exchange>(std::move(s));
+      asio::async_read_until(x->sock, x->in, "\r\n\r\n", [this, x](const boost::system::error_code& rec, size_t) {
+        std::string status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8", body;
+        if (rec) {
+          status = "400 Bad Request";
+          body = "bad request\n";
+        } else {
+          std::istream lines(&x->in);
+          std::string method, target;
+          lines >> method >> target;
+          if (method != "GET" && method != "HEAD") {
+            status = "405 Method Not Allowed";
+            body = "only GET\n";
+          } else if (target == "/metrics") {
+            body = format_metrics(snapshot());
+          } else {
+            status = "404 Not Found";
+            body = "bsandboxd serves /metrics\n";
+          }
+          if (method == "HEAD") body.clear();
+        }
+        x->out = "HTTP/1.1 " + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        asio::async_write(x->sock, asio::buffer(x->out), [x](const boost::system::error_code&, size_t) {
+          boost::system::error_code ignored;
+          x->sock.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        });
+      });
+    }
+    accept_http();
+  });
+}
+
+AgentMetrics Agent::snapshot() {
+  AgentMetrics m;
+  m.running = static_cast<uint32_t>(running_.size());
+  m.queued = static_cast<uint32_t>(queue_.size());
+  m.max_jobs = options_.max_jobs;
+  m.finished = finished_;
+  m.refused = refused_;
+  m.ring_bytes = tracer_->ring_bytes();
+  m.uptime_seconds = static_cast<double>(wall_now() - started_ns_) / 1e9;
+  m.events = events_done_;
+  m.drops_ring_full = dropped_.ring_full;
+  m.drops_untracked = dropped_.untracked;
+  m.drops_too_big = dropped_.too_big;
+  m.recursion_misses = tracer_->recursion_misses();
+  m.program_stats = program_stats_;
+  for (const auto& p : tracer_->program_stats()) m.programs.push_back({p.name, p.run_ns, p.runs});
+  auto add = [&](const std::shared_ptr<Job>& j) {
+    AgentMetrics::Job job;
+    job.id = j->id;
+    job.uid = j->uid;
+    job.running = j->state == Job::kRunning;
+    job.events = j->events;
+    job.events_per_second = j->rate;
+    if (j->ebpf) {
+      EbpfJobCounters c = tracer_->counters(j->ebpf->slot);
+      job.drops = c.ring_full + c.untracked;
+      job.ring_fill = EbpfTracer::ring_fill(j->ebpf->ring.get(), tracer_->ring_bytes());
+      m.drops_ring_full += c.ring_full;
+      m.drops_untracked += c.untracked;
+      m.drops_too_big += c.too_big;
+    }
+    if (job.running) {
+      m.events += j->events;
+      m.events_per_second += j->rate;
+    }
+    m.jobs.push_back(job);
+  };
+  for (const auto& j : running_) add(j);
+  for (const auto& j : queue_) add(j);
+  return m;
+}
+
 void Agent::wait_signal() {
   signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
     if (ec) return;
@@ -452,6 +565,7 @@ void Agent::shut_down() {
   draining_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  http_.close(ignored);
   ::unlink(options_.socket.c_str());
   for (const auto& j : queue_) {
     if (auto c = j->connection.lock()) c->refuse("the agent is shutting down; the job did not start");
@@ -702,11 +816,15 @@ void Agent::clean_up(const std::shared_ptr<Job>& j) {
     EbpfJobCounters counters = tracer_->counters(j->ebpf->slot);
     j->drops = counters.ring_full + counters.untracked;
     drops_ += j->drops;
+    dropped_.ring_full += counters.ring_full;
+    dropped_.untracked += counters.untracked;
+    dropped_.too_big += counters.too_big;
     tracer_->remove_job(j->ebpf->slot);
     j->ebpf.reset();
   }
   running_.erase(j);
   j->state = Job::kDone;
+  events_done_ += j->events;
   ++finished_;
   log_line("job " + std::to_string(j->id) + ": done" + (j->drops ? ", " + std::to_string(j->drops) + " events dropped" : ""));
   start_next();
@@ -762,6 +880,42 @@ void Agent::status(const std::shared_ptr<Connection>& c) {
 }
 
 // ------------------------------------------------------------------ start
+
+// --metrics HOST:PORT, on a loopback address only: the page shows who runs
+// jobs (uids), which is no business of the network.
+Result<UniqueFd> listen_metrics(const std::string& where) {
+  size_t colon = where.rfind(':');
+  if (colon == std::string::npos) return fail("--metrics needs HOST:PORT, not '" + where + "'");
+  std::string host = where.substr(0, colon), port_text = where.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  char* end = nullptr;
+  unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end || port > 65535) return fail("--metrics: bad port '" + port_text + "'");
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    if ((ntohl(v4->sin_addr.s_addr) >> 24) != 127) return fail("--metrics listens on a loopback address only, not " + host);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    if (!IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) return fail("--metrics listens on a loopback address only, not " + host);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v6;
+  } else {
+    return fail("--metrics needs a numeric loopback address (127.0.0.1 or [::1]), not '" + host + "'");
+  }
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fail_errno("--metrics: socket", errno);
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail_errno("--metrics: binding " + where, errno);
+  if (::listen(fd.get(), 64) != 0) return fail_errno("--metrics: listen", errno);
+  return fd;
+}
 
 Result<UniqueFd> listen_on(const AgentOptions& o) {
   std::string dir = parent_dir(o.socket);
@@ -835,6 +989,18 @@ int run_agent(const AgentOptions& options) {
   std::snprintf(name, sizeof name, "agent-%016llx", static_cast<unsigned long long>(h));
   Cgroups cgroups = Cgroups::probe(name);
   if (size_t swept = cgroups.sweep()) log_line("removed " + std::to_string(swept) + " job cgroups an earlier agent left");
+  UniqueFd metrics_fd;
+  if (options.metrics) {
+    auto m = listen_metrics(*options.metrics);
+    if (!m) return error(m.error().message);
+    metrics_fd = std::move(*m);
+  }
+  // Program run times: the kernel keeps them while someone holds
+  // BPF_ENABLE_STATS or kernel.bpf_stats_enabled is 1.
+  bool program_stats = options.bpf_stats && (*tracer)->enable_run_stats();
+  if (auto sysctl = read_file("/proc/sys/kernel/bpf_stats_enabled"); sysctl && sysctl->rfind("1", 0) == 0)
+    program_stats = true;
+  if (options.bpf_stats && !program_stats) log_line("warning: the kernel refused BPF_ENABLE_STATS: no program run times");
   auto listening = listen_on(options);
   if (!listening) return error(listening.error().message);
 
@@ -854,7 +1020,9 @@ int run_agent(const AgentOptions& options) {
   log_line("listening on " + options.socket + " (pid " + std::to_string(::getpid()) + "); up to " +
            std::to_string(options.max_jobs) + " jobs at once, " + format_size(options.ring_bytes) +
            " ring each; " + cgroups.describe());
-  Agent agent(options, std::move(*tracer), std::move(cgroups), std::move(*listening));
+  if (options.metrics) log_line("serving /metrics on http://" + *options.metrics + "/metrics");
+  Agent agent(options, std::move(*tracer), std::move(cgroups), std::move(*listening), std::move(metrics_fd));
+  agent.set_program_stats(program_stats);
   int rc = agent.run();
   ::unlink(options.socket.c_str());
   return rc;

@@ -41,6 +41,8 @@ struct AgentOptions {
   unsigned max_processes = 4096;      // per job, where cgroups can limit it (0: none)
   size_t ring_bytes = 16 << 20;       // per job
   unsigned drain_timeout_s = 30;      // after SIGTERM, before running jobs are killed
+  std::optional<std::string> metrics; // serve /metrics over HTTP here (HOST:PORT, loopback)
+  bool bpf_stats = false;             // have the kernel time every BPF program run (costs each run two clock reads)
   bool foreground = false;
   bool verbose = false;
 };

@@ -272,6 +272,23 @@ std::vector<int> EbpfTracer::fds() const {
   return out;
 }
 
+bool EbpfTracer::enable_run_stats() {
+  if (!stats_.valid()) stats_.reset(bpf_enable_stats(BPF_STATS_RUN_TIME));
+  return stats_.valid();
+}
+
+std::vector<EbpfTracer::ProgramStats> EbpfTracer::program_stats() const {
+  std::vector<ProgramStats> out;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    bpf_prog_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_time_ns, info.run_cnt});
+  }
+  return out;
+}
+
 uint64_t EbpfTracer::recursion_misses() const {
   uint64_t misses = 0;
   bpf_program* prog;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "sandbox/event_source.h"
@@ -57,6 +58,14 @@ class EbpfTracer {
   EbpfJobCounters counters(uint32_t slot) const;
   // Program runs the kernel skipped (recursion), all jobs together.
   uint64_t recursion_misses() const;
+  // Asks the kernel to count each program's run time (BPF_ENABLE_STATS,
+  // held while the tracer lives); false if it may not.
+  bool enable_run_stats();
+  struct ProgramStats {
+    std::string name;
+    uint64_t run_ns = 0, runs = 0;
+  };
+  std::vector<ProgramStats> program_stats() const;
   // Bytes waiting in a job's ring (for status), or 0 if it cannot tell.
   static uint64_t ring_fill(int ring_fd, size_t ring_bytes);
 
@@ -73,6 +82,7 @@ class EbpfTracer {
   bsandbox_bpf* skel_ = nullptr;
   size_t ring_bytes_ = 0;
   std::vector<bool> used_;
+  UniqueFd stats_;
 };
 
 // A tracer of its own with one job: what `bsandbox exec` uses.

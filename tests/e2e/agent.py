@@ -441,5 +441,93 @@ def cache_wrapper_borrows_the_jobs_tracer():
         check(code == 0 and "cache hit" in err, f"exec --agent --cache hits too: {err!r}")
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url):
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except (urllib.error.URLError, ConnectionError):
+        return 0, ""  # not listening (yet)
+
+
+def metric_names(text):
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+@agent_check
+def metrics_prometheus_and_grafana():
+    need_root()
+    promtool, prometheus = shutil.which("promtool"), shutil.which("prometheus")
+    if not promtool or not prometheus:
+        skip("promtool and prometheus are not installed (Debian package prometheus)")
+    a = test_user()
+    port = free_port()
+    with Agent("--metrics", f"127.0.0.1:{port}", "--bpf-stats") as agent:
+        for i in range(2):
+            d = user_dir(a, f"agent-m{i}")
+            code, _, err = finish(start(agent, a, ["sh", "-c", "cat /etc/hostname"], d))
+            check(code == 0, f"job {i}: {err}")
+        status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+        check(status == 200, f"GET /metrics: {status}")
+        lint = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True)
+        check(lint.returncode == 0, f"promtool check metrics: {lint.stdout!r} {lint.stderr!r}")
+        check("bsandboxd_jobs_finished_total 2\n" in text, f"two jobs finished: {text[:600]}")
+        check("bsandboxd_bpf_program_stats_enabled 1\n" in text, "program stats on with --bpf-stats")
+        check('bsandboxd_bpf_program_runs_total{program="bs_sys_exit"} 0\n' not in text, "bs_sys_exit ran")
+        check(http_get(f"http://127.0.0.1:{port}/other")[0] == 404, "other paths: 404")
+        # Every query of the Grafana dashboard names metrics the agent exports.
+        dashboard = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cli", "bsandboxd.grafana.json")
+        with open(dashboard) as f:
+            board = json.load(f)
+        import re
+        exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+        check(len(exprs) >= 10, "the dashboard has its panels")
+        exported = metric_names(text)
+        for e in exprs:
+            for name in re.findall(r"bsandboxd_[a-z_]+", e):
+                check(name in exported, f"the dashboard's {name} (in {e!r}) is exported")
+        used = {n for e in exprs for n in re.findall(r"bsandboxd_[a-z_]+", e)}
+        check(used == exported, f"and every exported metric is plotted: {sorted(exported - used)}")
+        # A real Prometheus scrapes the agent; a query returns the job count.
+        d = fresh_dir("prometheus")
+        web = free_port()
+        with open(f"{d}/prometheus.yml", "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: bsandboxd\n"
+                    f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+        server = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml", f"--storage.tsdb.path={d}/data",
+                                   f"--web.listen-address=127.0.0.1:{web}"], stdout=subprocess.DEVNULL,
+                                  stderr=open(f"{d}/log", "wb"))
+        try:
+            import urllib.parse
+            query = urllib.parse.quote("bsandboxd_jobs_finished_total")
+            got = []
+
+            def answered():
+                status, body = http_get(f"http://127.0.0.1:{web}/api/v1/query?query={query}")
+                if status != 200:
+                    return False
+                result = json.loads(body)["data"]["result"]
+                got[:] = [r["value"][1] for r in result]
+                return got == ["2"]
+            wait_for(answered, "Prometheus to scrape the agent and answer 2", timeout=60)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    p = subprocess.run([BSANDBOXD, "--foreground", "--metrics", "0.0.0.0:9", "--socket", "/tmp/none.sock"],
+                       capture_output=True, timeout=60)
+    check(p.returncode == 1 and b"loopback address only" in p.stderr, f"not on the network: {p.stderr!r}")
+
+
 if __name__ == "__main__":
     sys.exit(run_checks(__doc__, CHECKS))
