@@ -94,6 +94,13 @@ std::string to_chrome_trace(const std::vector<NamedRecord>& records) {
       std::string label = p.argv.empty() ? name : basename_of(p.argv[0]);
       event("\"ph\":\"X\",\"cat\":\"process\",\"name\":" + quoted(label) + "," + where + ",\"ts\":" +
             micros(start) + ",\"dur\":" + micros(end - start) + ",\"args\":{" + args + "}");
+      // Within the lifetime: the program its last execve started, to the end.
+      if (p.exec_ns && *p.exec_ns >= p.start_ns) {
+        int64_t exec = std::min(*p.exec_ns - origin, end);
+        event("\"ph\":\"X\",\"cat\":\"exec\",\"name\":" + quoted("exec " + (p.exe ? basename_of(*p.exe) : label)) +
+              "," + where + ",\"ts\":" + micros(exec) + ",\"dur\":" + micros(end - exec) +
+              ",\"args\":{\"exe\":" + (p.exe ? quoted(*p.exe) : std::string("null")) + "}");
+      }
       if (p.parent) {
         auto it = index.find(process_id(*p.parent));
         if (it != index.end()) {

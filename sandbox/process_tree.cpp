@@ -151,6 +151,7 @@ void ProcessTree::on_exec(const ExecEvent& e) {
   Thread& t = thread(e);
   Proc& p = proc(e.proc);
   p.exec_seen = true;
+  if (e.time) p.exec_time = e.time;
   p.argv = split_nul(e.argv);
   if (e.argv_truncated) ++unresolved_;
   if (e.elf32) elf32_.push_back(e.proc);
@@ -258,6 +259,7 @@ ProcessEntry ProcessTree::entry_of(const Proc& p, bool is_root, int64_t boot_to_
   }
   out.end_ns = boot_to_wall + static_cast<int64_t>(end.value_or(end_boot));
   if (status) out.exit_code = exit_code_from_wait_status(*status);
+  if (p.exec_time) out.exec_ns = boot_to_wall + static_cast<int64_t>(*p.exec_time);
   out.files.reserve(p.files.size());
   for (const auto& [id, access] : p.files) out.files.push_back(FileEntry{*paths_[id], access.ops});
   std::sort(out.files.begin(), out.files.end(),

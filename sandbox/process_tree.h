@@ -84,6 +84,7 @@ class ProcessTree : public EventSink {
     std::optional<std::string> exe;
     std::optional<std::string> start_cwd;
     std::optional<uint64_t> end_time;
+    std::optional<uint64_t> exec_time;  // of the last successful execve
     std::optional<int> wait_status;
     struct Access {
       OpSet ops = 0;

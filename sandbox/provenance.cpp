@@ -73,6 +73,8 @@ void append_process(std::string& out, const ProcessEntry& p) {
   out += ",\n      \"end_ns\": " + std::to_string(p.end_ns);
   out += ",\n      \"exit_code\": ";
   out += p.exit_code ? std::to_string(*p.exit_code) : "null";
+  out += ",\n      \"exec_ns\": ";
+  out += p.exec_ns ? std::to_string(*p.exec_ns) : "null";
   out += ",\n      \"files\": [";
   for (size_t i = 0; i < p.files.size(); ++i) {
     out += i ? ",\n        " : "\n        ";
@@ -158,6 +160,10 @@ std::string to_protobuf(const Record& r) {
       q->set_has_exit_code(true);
       q->set_exit_code(*p.exit_code);
     }
+    if (p.exec_ns) {
+      q->set_has_exec(true);
+      q->set_exec_ns(*p.exec_ns);
+    }
     for (const auto& f : p.files) {
       auto [it, added] = index.emplace(f.path, static_cast<uint32_t>(index.size()));
       if (added) m.add_paths(f.path);
@@ -195,6 +201,7 @@ Result<Record> from_protobuf(std::string_view bytes, std::string_view what) {
     p.start_ns = q.start_ns();
     p.end_ns = q.end_ns();
     if (q.has_exit_code()) p.exit_code = q.exit_code();
+    if (q.has_exec()) p.exec_ns = q.exec_ns();
     for (const auto& g : q.files()) {
       if (g.path() >= static_cast<uint32_t>(m.paths_size()) || g.ops() > 0xff)
         return fail(std::string(what) + ": corrupt record (file entry out of range)");

@@ -32,6 +32,7 @@ struct ProcessEntry {
   int64_t start_ns = 0;  // wall clock, ns since the epoch
   int64_t end_ns = 0;
   std::optional<int> exit_code;  // 128+N for death by signal N
+  std::optional<int64_t> exec_ns;  // wall clock of its last successful execve (none: it never exec'd)
   std::vector<FileEntry> files;  // sorted by path
   friend bool operator==(const ProcessEntry&, const ProcessEntry&) = default;
 };

@@ -26,6 +26,7 @@ Record sample() {
   top.start_ns = 1763900000000100000;
   top.end_ns = 1763900004100000000;
   top.exit_code = 2;
+  top.exec_ns = 1763900000000300000;
   top.files = {{"/home/u/proj/Makefile", kOpRead}, {"/usr/bin/make", kOpExec}};
   ProcessEntry child;
   child.key = {4243, 8812345999};
@@ -45,6 +46,12 @@ TEST_CASE("a record survives the protobuf round trip exactly") {
   auto back = from_protobuf(to_protobuf(r), "test");
   REQUIRE(back);
   CHECK(*back == r);
+}
+
+TEST_CASE("the exec time: a number for a process that exec'd, null for one that did not") {
+  std::string j = to_json(sample());
+  CHECK(j.find("\"exec_ns\": 1763900000000300000") != std::string::npos);
+  CHECK(j.find("\"exec_ns\": null") != std::string::npos);
 }
 
 TEST_CASE("paths shared by processes are stored once") {

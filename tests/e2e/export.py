@@ -56,7 +56,8 @@ def chrome_trace_of_a_real_build():
         trace = json.load(f)
     events = trace["traceEvents"]
     names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
-    spans = {e["tid"]: e for e in events if e["ph"] == "X"}
+    spans = {e["tid"]: e for e in events if e["ph"] == "X" and e["cat"] == "process"}
+    execs = {e["tid"]: e for e in events if e["ph"] == "X" and e["cat"] == "exec"}
     procs = record["processes"]
     check(len(procs) >= 8, f"a real build: {len(procs)} processes")
     for p in procs:
@@ -64,6 +65,12 @@ def chrome_trace_of_a_real_build():
         check(names[p["pid"]].startswith(p["argv"][0]) and names[p["pid"]].endswith(f"[{p['pid']}]"),
               f"the track is named by argv and pid: {names[p['pid']]}")
         check(spans[p["pid"]]["args"]["id"] == p["id"], "the span names the process")
+        if p["exec_ns"] is not None:
+            life, ex = spans[p["pid"]], execs.get(p["pid"])
+            check(ex is not None, f"process {p['id']} exec'd: it has an exec span")
+            check(life["ts"] <= ex["ts"] and ex["ts"] + ex["dur"] <= life["ts"] + life["dur"] + 1,
+                  f"the exec span of {p['id']} lies within its lifetime")
+            check(ex["args"]["exe"] == p["exe"], "the exec span names the program")
     by_id = {p["id"]: p for p in procs}
     nested = 0
     for p in procs:
