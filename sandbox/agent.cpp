@@ -291,7 +291,6 @@ class Agent {
   std::vector<std::shared_ptr<Job>> cleaning_;  // done, waiting for their cgroup to empty
   uint64_t next_id_ = 1;
   uint64_t finished_ = 0;
-  uint64_t drops_ = 0;
   int64_t started_ns_;
   bool draining_ = false;
   bool program_stats_ = false;
@@ -815,7 +814,6 @@ void Agent::clean_up(const std::shared_ptr<Job>& j) {
   if (j->ebpf) {
     EbpfJobCounters counters = tracer_->counters(j->ebpf->slot);
     j->drops = counters.ring_full + counters.untracked;
-    drops_ += j->drops;
     dropped_.ring_full += counters.ring_full;
     dropped_.untracked += counters.untracked;
     dropped_.too_big += counters.too_big;
@@ -837,44 +835,40 @@ void Agent::stop(const std::shared_ptr<Job>& j, char why) {
   (void)!::write(j->control->native_handle(), &why, 1);
 }
 
+// The status reply: the /metrics snapshot, with the caller's own jobs listed.
 void Agent::status(const std::shared_ptr<Connection>& c) {
+  AgentMetrics m = snapshot();
   agent::Reply r;
   agent::Status* s = r.mutable_status();
-  s->set_running(static_cast<uint32_t>(running_.size()));
-  s->set_queued(static_cast<uint32_t>(queue_.size()));
-  s->set_max_jobs(options_.max_jobs);
-  s->set_finished(finished_);
-  s->set_ring_bytes(tracer_->ring_bytes());
+  s->set_running(m.running);
+  s->set_queued(m.queued);
+  s->set_max_jobs(m.max_jobs);
+  s->set_finished(m.finished);
+  s->set_ring_bytes(m.ring_bytes);
   s->set_uptime_ns(wall_now() - started_ns_);
+  s->set_events_per_second(m.events_per_second);
+  s->set_drops(m.drops_ring_full + m.drops_untracked);
   s->set_limits(cgroups_.describe() + "; wall time " +
                 (options_.time_limit_s ? std::to_string(options_.time_limit_s) + " s" : std::string("unlimited")) +
                 "; " + (options_.max_processes && cgroups_.can_limit_pids() ? std::to_string(options_.max_processes) + " processes" : std::string("processes unlimited")));
-  double total_rate = 0;
-  uint64_t drops = drops_;
-  auto add = [&](const std::shared_ptr<Job>& j) {
-    uint64_t job_drops = 0;
-    if (j->ebpf) {
-      EbpfJobCounters counters = tracer_->counters(j->ebpf->slot);
-      job_drops = counters.ring_full + counters.untracked;
-      drops += job_drops;
-    }
-    if (j->state == Job::kRunning) total_rate += j->rate;
-    if (c->peer.uid != 0 && c->peer.uid != j->uid) return;  // only the caller's own
+  // snapshot() lists running jobs, then queued ones, in this order.
+  std::vector<std::shared_ptr<Job>> jobs(running_.begin(), running_.end());
+  jobs.insert(jobs.end(), queue_.begin(), queue_.end());
+  for (size_t i = 0; i < jobs.size() && i < m.jobs.size(); ++i) {
+    const Job& j = *jobs[i];
+    const AgentMetrics::Job& mj = m.jobs[i];
+    if (c->peer.uid != 0 && c->peer.uid != j.uid) continue;  // only the caller's own
     agent::JobStatus* js = s->add_jobs();
-    js->set_job(j->id);
-    js->set_uid(j->uid);
-    js->set_state(j->state == Job::kQueued ? "queued" : "running");
-    for (const auto& a : j->submit.argv()) js->add_argv(a);
-    js->set_since_ns(j->since_ns);
-    js->set_events(j->events);
-    js->set_events_per_second(j->rate);
-    if (j->ebpf) js->set_ring_fill(EbpfTracer::ring_fill(j->ebpf->ring.get(), tracer_->ring_bytes()));
-    js->set_drops(job_drops);
-  };
-  for (const auto& j : running_) add(j);
-  for (const auto& j : queue_) add(j);
-  s->set_events_per_second(total_rate);
-  s->set_drops(drops);
+    js->set_job(j.id);
+    js->set_uid(j.uid);
+    js->set_state(mj.running ? "running" : "queued");
+    for (const auto& a : j.submit.argv()) js->add_argv(a);
+    js->set_since_ns(j.since_ns);
+    js->set_events(mj.events);
+    js->set_events_per_second(mj.events_per_second);
+    js->set_ring_fill(mj.ring_fill);
+    js->set_drops(mj.drops);
+  }
   c->closing = true;
   c->send(r);
 }

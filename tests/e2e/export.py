@@ -27,17 +27,22 @@ def export_check(fn):
     return fn
 
 
-def build_record(d, name="build.rec"):
-    """Records `make -B` of the bundled example in a copy; returns (record
-    path, the record as JSON)."""
-    src = os.path.join(d, "example")
-    shutil.copytree(EXAMPLE, src)
+def traced(d, name, argv, cwd=None):
+    """Runs argv under bsandbox exec with --record and --json; returns
+    (record path, the record as JSON)."""
     rec, js = os.path.join(d, name), os.path.join(d, name + ".json")
-    p = subprocess.run([BSANDBOX, "exec", "--record", rec, "--json", js, "--", "make", "-B", "-C", src],
-                       capture_output=True, timeout=300)
-    check(p.returncode == 0, f"the build under bsandbox: {p.stderr!r}")
+    p = subprocess.run([BSANDBOX, "exec", "--record", rec, "--json", js, "--", *argv], capture_output=True,
+                       timeout=600, cwd=cwd)
+    check(p.returncode == 0, f"{argv[0]} under bsandbox: {p.stderr!r}")
     with open(js, "rb") as f:
         return rec, json.loads(f.read().decode())
+
+
+def build_record(d, name="build.rec"):
+    """Records `make -B` of the bundled example in a copy."""
+    src = os.path.join(d, "example")
+    shutil.copytree(EXAMPLE, src)
+    return traced(d, name, ["make", "-B", "-C", src])
 
 
 def export(*args):
@@ -186,13 +191,7 @@ def html_report_of_a_real_build():
 def html_report_of_two_thousand_processes():
     need_root()
     d = fresh_dir("export")
-    rec = os.path.join(d, "many.rec")
-    js = rec + ".json"
-    p = subprocess.run([BSANDBOX, "exec", "--record", rec, "--json", js, "--", "sh", "-c",
-                        "for i in $(seq 2000); do cat /etc/hostname; done > /dev/null"], capture_output=True, timeout=600)
-    check(p.returncode == 0, f"{p.stderr!r}")
-    with open(js, "rb") as f:
-        record = json.loads(f.read().decode())
+    rec, record = traced(d, "many.rec", ["sh", "-c", "for i in $(seq 2000); do cat /etc/hostname; done > /dev/null"])
     html = os.path.join(d, "many.html")
     check(export("--format=html", rec, "-o", html).returncode == 0, "export")
     dom = dump_dom(html)
