@@ -182,8 +182,10 @@ class Agent:
         self.log = os.path.join(self.dir, "agent.log")
         self.proc = subprocess.Popen([BSANDBOXD, "--foreground", "--socket", self.socket, "--mode", mode,
                                       "-v", *options], stderr=open(self.log, "wb"))
+        # Ready once it says it listens: the socket file exists from bind(),
+        # before its mode lets other users in.
         deadline = time.time() + 20
-        while not os.path.exists(self.socket):
+        while "listening on" not in self.text():
             if self.proc.poll() is not None or time.time() > deadline:
                 raise AssertionError(f"bsandboxd did not start: {self.text()}")
             time.sleep(0.02)

@@ -28,21 +28,36 @@ static void report(const char *who, int status)
 }
 
 /* A child stops itself with sig; the parent sees the stop, continues it,
- * sees it continue and exit. */
+ * sees it continue and exit. The continued child waits on a pipe until the
+ * parent has seen it continue: were it to exit first, waitpid(WCONTINUED)
+ * would reap the exit (a zombie is reported before a continue), and the
+ * parent would see no continue. */
 static int stop_and_continue(int sig)
 {
+	int go[2];
+	CHECK(pipe(go) == 0);
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
+		close(go[1]);
+		/* Its own process group, which has a parent (us) outside it in
+		 * the session, so is never orphaned: the kernel discards
+		 * SIGTSTP sent to an orphaned group, as when run by setsid. */
+		CHECK(setpgid(0, 0) == 0);
 		raise(sig);
+		char c;
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
 		_exit(7);
 	}
+	close(go[0]);
 	int status;
 	CHECK(waitpid(pid, &status, WUNTRACED) == pid);
 	report("child", status);
 	CHECK(kill(pid, SIGCONT) == 0);
 	CHECK(waitpid(pid, &status, WCONTINUED) == pid);
 	report("child", status);
+	close(go[1]);  /* EOF: the child may exit now */
 	CHECK(waitpid(pid, &status, 0) == pid);
 	report("child", status);
 	return 0;
