@@ -89,6 +89,12 @@ enum bs_sys {
 	BS_SYS_LGETXATTR,
 	BS_SYS_LISTXATTR,
 	BS_SYS_LLISTXATTR,
+	/* Sockets: where a process connects, sends and listens (what reaches it
+	 * other than through the files it opens). path1 carries the sockaddr. */
+	BS_SYS_CONNECT,
+	BS_SYS_BIND,
+	BS_SYS_SENDTO,
+	BS_SYS_SENDMSG,
 	BS_SYS_COUNT
 };
 
@@ -113,7 +119,14 @@ enum bs_desc_flags {
 	BS_DESC_BUMP_GEN = 4,          /* success may move directories: invalidate cwd caches */
 	BS_DESC_ONCE_PER_FILE = 8,     /* report once per open file (getdents) */
 	BS_DESC_PATH2_IS_TEXT = 16,    /* path2 is data, not a name to resolve (symlink target) */
+	BS_DESC_SOCKADDR = 32,         /* path1 is a struct sockaddr, path2 the argument holding
+					  its length; no address (NULL): not reported */
+	BS_DESC_MSGHDR = 64,           /* path1 is a struct msghdr; its msg_name is the sockaddr */
 };
+
+/* The most of a socket address the kernel side copies (sizeof(struct
+ * sockaddr_storage)). */
+#define BS_SOCKADDR_MAX 128
 
 struct bs_sc_desc {
 	__u8 sys;     /* enum bs_sys; BS_SYS_NONE = not traced */

@@ -87,6 +87,22 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	__u8 resolve = bs_sc_table[nr].resolve;
 	__u8 dflags = bs_sc_table[nr].desc_flags;
 
+	__u64 sa_addr = 0, sa_len = 0;
+	if (dflags & (BS_DESC_SOCKADDR | BS_DESC_MSGHDR)) {
+		sa_addr = bs_sc_arg(regs, a_path1);
+		sa_len = a_path2 ? bs_sc_arg(regs, a_path2) : 0;
+		if ((dflags & BS_DESC_MSGHDR) && sa_addr) {
+			struct { __u64 name; __u32 namelen; } mh = {};
+			bpf_probe_read_user(&mh, sizeof(mh), (void *)sa_addr);
+			sa_addr = mh.name;
+			sa_len = mh.namelen;
+		}
+		if (!sa_addr || !sa_len)
+			return 0; /* a send on a connected socket: connect said where */
+		if (sa_len > BS_SOCKADDR_MAX)
+			sa_len = BS_SOCKADDR_MAX;
+	}
+
 	struct bs_task_view v;
 	bs_view_task(task, &v);
 	__u64 fd_file = 0;
@@ -126,6 +142,15 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	}
 
 	__u32 off = sizeof(*e);
+	if (dflags & (BS_DESC_SOCKADDR | BS_DESC_MSGHDR)) {
+		/* A socket address, not a name: copied whole, with the cwd (a
+		 * relative AF_UNIX name is relative to it). */
+		off = bs_append_user_bytes(s, off, BS_STR_PATH1, sa_addr, sa_len);
+		off = bs_append_cwd_root(s, off, &v, bt, true, false);
+		if (!bs_submit(s, off))
+			bs_task_forget(bt);
+		return 0;
+	}
 	char c1 = 0, c2 = 0;
 	bool has1 = false, has2 = false;
 	if (a_path1) {

@@ -42,6 +42,8 @@ const char kUsage[] =
     "  --cache-root DIR    outputs must lie under DIR (default: the project, else .)\n"
     "  --cache-failures    cache runs that exit non-zero too\n"
     "  --cache-unkeyed-listing DIR  do not key on which files DIR holds (repeatable)\n"
+    "  --cache-allow-network  cache runs that connect to sockets they did not make\n"
+    "                      (what comes back is not keyed: for answers that never change)\n"
     "  --explain           say why the cache missed\n"
     "exec exits with COMMAND's exit code (128+N if killed by signal N), 127 if\n"
     "COMMAND is not found, 126 if it cannot run, 125 if bsandbox itself fails.\n"
@@ -63,7 +65,8 @@ const char kUsage[] =
     "LAUNCHER, RUSTC_WRAPPER, or make SHELL=bsandbox-wrap (then each recipe line runs\n"
     "in $BSANDBOX_SHELL, default /bin/sh). Settings come from the environment:\n"
     "BSANDBOX_CACHE, BSANDBOX_CACHE_ROOT, BSANDBOX_CACHE_UNKEYED_LISTINGS (DIR:DIR...),\n"
-    "BSANDBOX_BACKEND, BSANDBOX_EXPLAIN=1, BSANDBOX_VERBOSE=1.\n"
+    "BSANDBOX_BACKEND, BSANDBOX_CACHE_ALLOW_NETWORK=1, BSANDBOX_EXPLAIN=1,\n"
+    "BSANDBOX_VERBOSE=1.\n"
     "\n"
     "agent status shows bsandboxd's jobs (yours; root sees all), events per second,\n"
     "ring buffer fill and drops.\n"
@@ -142,6 +145,8 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       o.unkeyed_listings.push_back(*v);
     } else if (a == "--cache-failures") {
       o.cache_failures = true;
+    } else if (a == "--cache-allow-network") {
+      o.cache_allow_network = true;
     } else if (a == "--explain") {
       o.explain = true;
     } else if (a == "-v" || a == "--verbose") {
@@ -155,9 +160,13 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
   if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
   if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
-  if (!o.cache_dir && (o.cache_root || o.cache_failures || o.explain || !o.unkeyed_listings.empty()))
-    return fail(std::string(o.cache_root ? "--cache-root" : o.cache_failures ? "--cache-failures"
-                            : o.explain ? "--explain" : "--cache-unkeyed-listing") +
+  if (!o.cache_dir &&
+      (o.cache_root || o.cache_failures || o.explain || o.cache_allow_network || !o.unkeyed_listings.empty()))
+    return fail(std::string(o.cache_root             ? "--cache-root"
+                            : o.cache_failures       ? "--cache-failures"
+                            : o.explain              ? "--explain"
+                            : o.cache_allow_network  ? "--cache-allow-network"
+                                                     : "--cache-unkeyed-listing") +
                 " applies to cached runs (add --cache)");
   return ExecCommand{std::move(o)};
 }

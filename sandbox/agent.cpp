@@ -87,7 +87,7 @@ struct RunnerSpec {
   Credentials credentials;
   const JobCgroup* cgroup = nullptr;
   int64_t time_limit_ns = 0;
-  bool first_ops = false;
+  bool priors = false;
   int umask = 022;
 };
 
@@ -166,7 +166,7 @@ void close_all_but(const std::set<int>& keep) {
   auto run = run_traced(**source, spec.argv, spec.cwd, so);
   if (!run) finish(error_reply(run.error().message));
   agent::Reply reply;
-  *reply.mutable_finished() = to_finished(*run, spec.first_ops);
+  *reply.mutable_finished() = to_finished(*run, spec.priors);
   finish(reply);
   _exit(0);
 }
@@ -708,7 +708,7 @@ void Agent::start(const std::shared_ptr<Job>& j) {
   spec.cgroup = &j->cgroup;
   uint32_t limit = j->submit.time_limit_s() ? j->submit.time_limit_s() : options_.time_limit_s;
   spec.time_limit_ns = static_cast<int64_t>(limit) * 1000000000;
-  spec.first_ops = j->submit.first_ops();
+  spec.priors = j->submit.priors();
   spec.umask = static_cast<int>(j->submit.umask() & 0777);
 
   pid_t pid = ::fork();

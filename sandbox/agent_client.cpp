@@ -43,7 +43,7 @@ Result<UniqueFd> connect_agent(const std::string& socket) {
 }
 
 Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, const std::string& cwd,
-                                const ChildStdio& stdio, bool first_ops,
+                                const ChildStdio& stdio, bool priors,
                                 const std::function<void(const std::string&)>& note) {
   agent::Request request;
   agent::Submit* s = request.mutable_submit();
@@ -51,7 +51,7 @@ Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, co
   for (char** e = environ; *e; ++e) s->add_env(*e);
   s->set_cwd(cwd);
   s->set_fds(kFdStdin | kFdStdout | kFdStderr);
-  s->set_first_ops(first_ops);
+  s->set_priors(priors);
   mode_t mask = ::umask(022);
   ::umask(mask);
   s->set_umask(mask);

@@ -21,9 +21,9 @@ Result<UniqueFd> connect_agent(const std::string& socket);
 
 // Submits argv (with environ, the cwd, and stdio's descriptors, -1 meaning
 // ours) and waits for the result. note() gets the agent's progress lines
-// (queued, started). The returned run has first_map filled if first_ops.
+// (queued, started). The returned run has prior_map filled if priors.
 Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, const std::string& cwd,
-                                const ChildStdio& stdio, bool first_ops,
+                                const ChildStdio& stdio, bool priors,
                                 const std::function<void(const std::string&)>& note);
 
 // `bsandbox agent status [--agent=SOCKET]`: prints the agent's state.

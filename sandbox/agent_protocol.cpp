@@ -163,17 +163,17 @@ ssize_t receive_with_fds(int fd, char* buf, size_t len, std::vector<UniqueFd>& f
   return n;
 }
 
-agent::Finished to_finished(const TracedRun& run, bool with_first_ops) {
+agent::Finished to_finished(const TracedRun& run, bool with_priors) {
   agent::Finished f;
   f.set_record(to_protobuf(run.record));
   for (const auto& p : run.problems) f.add_problems(p);
   f.set_exec_error(run.exec_error);
   f.set_stopped(run.stopped);
   f.set_events(run.events);
-  if (with_first_ops && run.tree) {
-    for (const auto& [path, ops] : run.tree->all_first_ops()) {
-      f.add_first_paths(path);
-      f.add_first_ops(ops);
+  if (with_priors && run.tree) {
+    for (const auto& [path, prior] : run.tree->all_priors()) {
+      f.add_prior_paths(path);
+      f.add_priors(prior.pack());
     }
   }
   return f;
@@ -188,8 +188,8 @@ Result<TracedRun> from_finished(const agent::Finished& f) {
   run.exec_error = f.exec_error();
   run.stopped = f.stopped();
   run.events = f.events();
-  for (int i = 0; i < f.first_paths_size() && i < f.first_ops_size(); ++i)
-    run.first_map.emplace(f.first_paths(i), static_cast<OpSet>(f.first_ops(i)));
+  for (int i = 0; i < f.prior_paths_size() && i < f.priors_size(); ++i)
+    run.prior_map.emplace(f.prior_paths(i), PriorAccess::unpack(f.priors(i)));
   return run;
 }
 

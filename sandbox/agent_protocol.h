@@ -62,7 +62,7 @@ Result<std::optional<std::string>> read_frame(int fd, uint32_t max_bytes);
 ssize_t receive_with_fds(int fd, char* buf, size_t len, std::vector<UniqueFd>& fds);
 
 // Finished <-> TracedRun (the record, problems, first accesses).
-agent::Finished to_finished(const TracedRun& run, bool with_first_ops);
+agent::Finished to_finished(const TracedRun& run, bool with_priors);
 Result<TracedRun> from_finished(const agent::Finished& finished);
 
 }  // namespace bsandbox

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -24,16 +25,6 @@
 #include "sandbox/text.h"
 
 namespace bsandbox {
-
-struct Cache::Seen {
-  FileKind kind = FileKind::kAbsent;
-  uint32_t mode = 0;
-  uint64_t size = 0;
-  int64_t ctime_ns = 0;
-  std::optional<Digest> content;
-  std::vector<std::string> names;  // kAspectListing: sorted
-  std::string target;
-};
 
 struct Cache::Candidate {
   std::string name;  // the entry's file name (its strong key)
@@ -157,6 +148,166 @@ std::string describe_mismatch(const pb::CacheInput& want, const std::string& pat
   return p + ": " + what + " changed";
 }
 
+// The modification time stat() shows: through a symlink, its target's.
+int64_t time_of(const PathState& s) { return s.kind == FileKind::kSymlink ? s.resolved_mtime_ns : s.mtime_ns; }
+
+// Whether a modification time can be keyed: a directory's changes with
+// every name made in it (an object file written next to others), so that
+// keying it would make every command that looks at a build directory miss
+// after a rebuild; a missing path has none.
+bool has_keyed_time(const PathState& s) {
+  FileKind k = s.kind == FileKind::kSymlink ? s.resolved_kind : s.kind;
+  return k != FileKind::kAbsent && k != FileKind::kDir;
+}
+
+// Dense ranks of times: equal times share a rank, a later time has a
+// higher one.
+std::vector<uint32_t> dense_ranks(const std::vector<int64_t>& times) {
+  std::vector<int64_t> sorted(times);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::vector<uint32_t> out;
+  out.reserve(times.size());
+  for (int64_t t : times)
+    out.push_back(static_cast<uint32_t>(std::lower_bound(sorted.begin(), sorted.end(), t) - sorted.begin()));
+  return out;
+}
+
+// Whether times now fall in the order their stored ranks say (equal ranks,
+// equal times; a higher rank, a later time). "" if so, else one pair that
+// does not, named (an empty path is the run's start).
+std::string order_mismatch(const std::vector<std::pair<uint32_t, int64_t>>& ranked,
+                           const std::vector<std::string>& paths) {
+  std::vector<size_t> idx(ranked.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return ranked[a] < ranked[b]; });
+  auto name = [&](size_t i) { return paths[i].empty() ? std::string("the time it starts") : printable(paths[i]); };
+  for (size_t k = 1; k < idx.size(); ++k) {
+    const auto& a = ranked[idx[k - 1]];
+    const auto& b = ranked[idx[k]];
+    if (a.first == b.first && a.second != b.second)
+      return name(idx[k - 1]) + " and " + name(idx[k]) + " no longer have the same modification time";
+    if (a.first < b.first && a.second >= b.second)
+      return name(idx[k - 1]) + " is no longer older than " + name(idx[k]) +
+             " (the order of modification times changed)";
+  }
+  return "";
+}
+
+// Whether fd's content holds any of needles (mapped, not read).
+bool contains_any(int fd, const std::vector<std::string>& needles) {
+  struct stat st;
+  if (needles.empty() || ::fstat(fd, &st) != 0 || st.st_size <= 0) return false;
+  size_t size = static_cast<size_t>(st.st_size);
+  void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (m == MAP_FAILED) return true;  // unknown: keyed to the root, which is never wrong
+  bool found = false;
+  for (const auto& n : needles) found = found || ::memmem(m, size, n.data(), n.size()) != nullptr;
+  ::munmap(m, size);
+  return found;
+}
+
+// SHA-256 of fd's content from offset at, read with pread (the offset
+// the command will read from is left alone).
+std::optional<Digest> hash_from(int fd, off_t at) {
+  Hasher h;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::nullopt;
+    if (n == 0) return h.finish();
+    h.update(buf, static_cast<size_t>(n));
+    at += n;
+  }
+}
+
+// "--jobserver-auth=3,4" (or make 4.1's --jobserver-fds) in MAKEFLAGS: the
+// pipe make's jobs pass tokens through, which carries nothing a result
+// depends on.
+std::set<int> jobserver_fds(char** envp) {
+  std::set<int> out;
+  auto flags = getenv_from(envp, "MAKEFLAGS");
+  if (!flags) return out;
+  for (std::string_view opt : {"--jobserver-auth=", "--jobserver-fds="}) {
+    size_t at = flags->find(opt);
+    if (at == std::string::npos) continue;
+    int r = -1, w = -1;
+    if (std::sscanf(flags->c_str() + at + opt.size(), "%d,%d", &r, &w) == 2) out.insert({r, w});
+  }
+  return out;
+}
+
+// The descriptors above 2 that a command started now inherits are inputs
+// (or outputs) the tracer does not see as paths: `cmd 3<file` reads a file
+// it never opens. A file open only for reading is keyed by its content and
+// offset, a directory by its path; a file or device open for writing (what
+// the command writes there a hit could not replay), a pipe or a socket
+// make the command uncacheable. Exempt: make's jobserver pipe and
+// bsandbox's own diagnostics descriptor.
+void key_inherited_fds(Hasher& h, const std::string& root, char** envp, std::string* uncacheable) {
+  std::set<int> exempt = jobserver_fds(envp);
+  if (auto diag = getenv_from(envp, "BSANDBOX_DIAG_FD")) exempt.insert(std::atoi(diag->c_str()));
+  UniqueFd dir(::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return;  // no /proc: nothing to learn, as before
+  auto names = list_dir(dir.get(), "/proc/self/fd");
+  if (!names) return;
+  std::vector<int> fds;
+  for (const auto& n : *names) {
+    int fd = std::atoi(n.c_str());
+    if (fd > 2 && fd != dir.get() && !exempt.count(fd)) fds.push_back(fd);
+  }
+  std::sort(fds.begin(), fds.end());
+  for (int fd : fds) {
+    int fdflags = ::fcntl(fd, F_GETFD);
+    if (fdflags < 0 || (fdflags & FD_CLOEXEC)) continue;  // not inherited
+    struct stat st;
+    int fl = ::fcntl(fd, F_GETFL);
+    if (::fstat(fd, &st) != 0 || fl < 0) continue;
+    std::string name = "descriptor " + std::to_string(fd);
+    std::string target;
+    {
+      std::string buf(PATH_MAX, '\0');
+      ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf.data(), buf.size());
+      if (n > 0) target.assign(buf.data(), static_cast<size_t>(n));
+    }
+    std::string shown = name + " (" + printable(target) + ")";
+    field(h, name);
+    bool writes = (fl & O_ACCMODE) != O_RDONLY;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+      field(h, "null");
+    } else if (S_ISDIR(st.st_mode)) {
+      field(h, path::is_within(target, root) ? "R" + relative(target, root) : "A" + target);
+    } else if (S_ISREG(st.st_mode) && !writes) {
+      off_t off = ::lseek(fd, 0, SEEK_CUR);
+      auto d = hash_from(fd, 0);
+      if (!d) {
+        if (uncacheable->empty()) *uncacheable = "its " + shown + " cannot be read";
+        continue;
+      }
+      field(h, d->raw());
+      field(h, std::to_string(off));
+    } else if (uncacheable->empty()) {
+      *uncacheable = "it inherits " + shown +
+                     (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)
+                          ? ", open for writing: what it writes there a hit could not replay"
+                          : ", a pipe, socket or device: what comes through it is not keyed");
+    }
+  }
+}
+
+// BSANDBOX_CACHE_TEST_DROP=mtime,order,before,prior,fds,sockets,root switches off one
+// of the safeguards, for tests/e2e/cache_trust.py's mutation check alone:
+// it shows that the differential tests fail without each. Never set it
+// otherwise: results become stale.
+bool test_drops(std::string_view what) {
+  static const std::string drops = [] {
+    const char* v = std::getenv("BSANDBOX_CACHE_TEST_DROP");
+    return v ? "," + std::string(v) + "," : std::string();
+  }();
+  return !drops.empty() && drops.find("," + std::string(what) + ",") != std::string::npos;
+}
+
 // The stats file: fixed-size counters, updated under its own flock.
 struct Counters {
   uint64_t magic = 0x3173746174736362;  // "bcstats1"
@@ -165,32 +316,89 @@ struct Counters {
 
 }  // namespace
 
-Classified classify(const Record& rec, const std::function<OpSet(const std::string&)>& first_ops,
-                    std::string_view root, std::string_view ignored) {
+// The first socket a run reached that none of its processes made, or "".
+std::string foreign_socket(const Record& rec, const SocketPolicy& policy) {
+  std::set<std::string> bound(policy.own_sockets.begin(), policy.own_sockets.end());
+  std::set<std::string> ports;  // of inet addresses the run bound
+  auto port_of = [](const std::string& a) { return a.substr(a.rfind(':') + 1); };
+  for (const auto& p : rec.processes)
+    for (const auto& s : p.sockets)
+      if (s.op == SocketOp::kBind) {
+        bound.insert(s.address);
+        if (s.address.starts_with("inet")) ports.insert(port_of(s.address));
+      }
+  for (const auto& p : rec.processes)
+    for (const auto& s : p.sockets) {
+      if (s.op == SocketOp::kBind || bound.count(s.address)) continue;
+      bool loopback = s.address.starts_with("inet:127.") || s.address.starts_with("inet6:[::1]:");
+      if (loopback && ports.count(port_of(s.address))) continue;  // a server of its own
+      return s.address;
+    }
+  return "";
+}
+
+Classified classify(const Record& rec, const PriorOf& prior_of, std::string_view root, std::string_view ignored,
+                    const SocketPolicy& sockets) {
   Classified c;
   if (!rec.complete) c.uncacheable = "its record is incomplete";
+  auto refuse = [&](std::string why) {
+    if (c.uncacheable.empty()) c.uncacheable = std::move(why);
+  };
+  if (!sockets.allow_network && !test_drops("sockets")) {
+    if (std::string foreign = foreign_socket(rec, sockets); !foreign.empty())
+      refuse("it connects to " + printable(foreign) +
+             ": what comes back is not keyed (--cache-allow-network, if the answer never changes)");
+  }
   std::map<std::string, OpSet> all;
   for (const auto& p : rec.processes)
     for (const auto& f : p.files) all[f.path] |= f.ops;
   for (const auto& [path, ops] : all) {
     if (path::is_within(path, "/dev") || (!ignored.empty() && path::is_within(path, ignored))) continue;
-    OpSet first = first_ops(path);
-    if (first == 0) first = ops;
-    if (ops & kMutatingOps) {
-      // What it saw of the path before writing it is not keyed: a look at
-      // its own output's metadata or absence (ld stats, then replaces) is
-      // fine, but content or a listing read first was an input.
-      if ((first & (kOpRead | kOpExec | kOpReaddir)) && !(first & kOpCreate) && c.uncacheable.empty())
-        c.uncacheable = "it reads " + printable(path) + ", which it also writes";
-      c.produced.push_back(Produced{path, !(first & (kOpCreate | kOpMissing)), path::is_within(path, root)});
+    PriorAccess prior = prior_of(path);
+    if (prior.first == 0) prior = PriorAccess{ops, uses_of_ops(ops)};  // nothing known: what the ops say
+    if (test_drops("prior")) prior.uses = uses_of_ops(prior.first);
+    if (!(ops & kMutatingOps)) {
+      // Metadata a command only stat'ed is keyed with its modification
+      // time (make, cp -u, test -nt decide on it); one whose content is
+      // keyed too needs only its time's order among the others, so that a
+      // touch alone does not miss.
+      uint32_t aspects = 0;
+      if (prior.uses & kUsesContent) aspects |= kAspectContent;
+      if (prior.uses & kUsesMeta)
+        aspects |= kAspectMeta | kAspectOrder | ((prior.uses & kUsesContent) ? 0u : uint32_t{kAspectMtime});
+      if (prior.uses & kUsesListing) aspects |= kAspectListing;
+      if (prior.uses & kUsesAbsent) aspects |= kAspectAbsent;
+      if (prior.uses & kUsesPresent) aspects |= kAspectPresent;
+      if (aspects) c.inputs.push_back(ObservedInput{path, aspects, InputFrom::kNow});
       continue;
     }
-    uint32_t aspects = 0;
-    if (ops & (kOpRead | kOpExec)) aspects |= kAspectContent;
-    if (ops & kOpStat) aspects |= kAspectMeta;
-    if (ops & kOpReaddir) aspects |= kAspectListing;
-    if (ops & kOpMissing) aspects |= kAspectAbsent;
-    if (aspects) c.inputs.push_back(ObservedInput{path, aspects});
+    bool existed = prior.existed();
+    c.produced.push_back(Produced{path, existed, path::is_within(path, root)});
+    if (!existed) {
+      // It was not there: that is all the run could have learnt of it.
+      if (prior.uses & kUsesAbsent) c.inputs.push_back(ObservedInput{path, kAspectAbsent, InputFrom::kBefore});
+      continue;
+    }
+    std::string shown = printable(path);
+    if (prior.uses & kUsesContent) {
+      refuse((ops & kOpRead) ? "it reads " + shown + ", which it also writes"
+                             : "it changes " + shown + " in place or moves it (its result is made of " + shown +
+                                   "'s earlier content)");
+    } else if (prior.uses & kUsesListing) {
+      refuse("it lists " + shown + ", which it also changes");
+    } else if (prior.uses & kUsesAbsent) {
+      refuse(shown + " changed while it ran (found there and missing before the run changed it)");
+    } else if (prior.uses & kUsesMeta) {
+      // What stat returned before the run replaced it: known only from the
+      // look taken before the run (CacheRequest::before). Its time is keyed
+      // by order: it was rewritten by every earlier run.
+      c.inputs.push_back(ObservedInput{path, kAspectMeta | kAspectOrder, InputFrom::kBefore});
+    } else if (prior.uses & kUsesPresent) {
+      c.inputs.push_back(ObservedInput{path, kAspectPresent, InputFrom::kBefore});
+    }
+    // A metadata change keeps the content, which is then an input: what the
+    // run left is what was there (a later rewrite only makes this stricter).
+    if (prior.uses & kUsesKept) c.inputs.push_back(ObservedInput{path, kAspectContent, InputFrom::kKept});
   }
   return c;
 }
@@ -340,8 +548,8 @@ Result<Digest> Cache::content_hash(int fd, const struct stat& st, const std::str
   return d;
 }
 
-Result<Cache::Seen> Cache::look(const std::string& p, uint32_t aspects) {
-  Seen s;
+Result<PathState> Cache::look(const std::string& p, uint32_t aspects) {
+  PathState s;
   struct stat st;
   if (::lstat(p.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return s;
@@ -349,6 +557,7 @@ Result<Cache::Seen> Cache::look(const std::string& p, uint32_t aspects) {
   }
   s.kind = kind_of(st.st_mode);
   s.mode = st.st_mode & 07777;
+  s.mtime_ns = ns_of(st.st_mtim);
   s.ctime_ns = ns_of(st.st_ctim);
   if (s.kind == FileKind::kFile) s.size = static_cast<uint64_t>(st.st_size);
   if (s.kind == FileKind::kSymlink && (aspects & kAspectMeta)) {
@@ -356,6 +565,16 @@ Result<Cache::Seen> Cache::look(const std::string& p, uint32_t aspects) {
     ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
     if (n < 0) return fail_errno(printable(p), errno);
     s.target.assign(buf.data(), static_cast<size_t>(n));
+    // stat() through the link (what make and `test -nt` see) is recorded
+    // under the link's name alone.
+    struct stat rs;
+    if (::stat(p.c_str(), &rs) == 0) {
+      s.resolved_kind = kind_of(rs.st_mode);
+      s.resolved_mode = rs.st_mode & 07777;
+      if (s.resolved_kind == FileKind::kFile) s.resolved_size = static_cast<uint64_t>(rs.st_size);
+      s.resolved_mtime_ns = ns_of(rs.st_mtim);
+      s.resolved_ctime_ns = ns_of(rs.st_ctim);
+    }
   }
   if ((aspects & kAspectContent) && (s.kind == FileKind::kFile || s.kind == FileKind::kSymlink)) {
     UniqueFd fd(::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
@@ -380,8 +599,9 @@ Result<Cache::Seen> Cache::look(const std::string& p, uint32_t aspects) {
 
 CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::string& cwd,
                             const std::string& root, char** envp, bool cache_failures,
-                            std::vector<std::string> unkeyed_listings) {
+                            std::vector<std::string> unkeyed_listings, bool allow_network) {
   CacheRequest r;
+  r.sockets.allow_network = allow_network;
   r.argv = argv;
   r.cwd = cwd;
   r.root = root;
@@ -389,12 +609,15 @@ CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::str
   std::sort(unkeyed_listings.begin(), unkeyed_listings.end());
   r.unkeyed_listings = std::move(unkeyed_listings);
   Hasher h;
-  field(h, "bsandbox-cache-key 1");
+  // 2: entries key modification times, what changes depended on, the root
+  // embedded in outputs (entries of 1 cannot say whether they would hit).
+  field(h, "bsandbox-cache-key 2");
   field(h, std::to_string(argv.size()));
   for (const auto& a : argv) field(h, a);
   field(h, path::is_within(cwd, root) ? "R" + relative(cwd, root) : "A" + cwd);
   for (const auto& d : r.unkeyed_listings)
     field(h, path::is_within(d, root) ? "U" + relative(d, root) : "V" + d);
+  if (allow_network) field(h, "network allowed");
   auto env = keyed_environment(envp);
   field(h, std::to_string(env.size()));
   for (const auto& kv : env) field(h, kv);
@@ -422,22 +645,11 @@ CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::str
     else if (::isatty(0)) field(h, "stdin terminal");
     else r.uncacheable = "its stdin is a device";
   } else if (S_ISREG(in.st_mode)) {
-    Hasher sh;
     off_t off = ::lseek(0, 0, SEEK_CUR);
-    char buf[65536];
-    for (off_t at = off < 0 ? 0 : off;;) {
-      ssize_t n = ::pread(0, buf, sizeof buf, at);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        r.uncacheable = "its stdin cannot be read";
-        break;
-      }
-      if (n == 0) break;
-      sh.update(buf, static_cast<size_t>(n));
-      at += n;
-    }
+    auto d = hash_from(0, off < 0 ? 0 : off);
+    if (!d) r.uncacheable = "its stdin cannot be read";
     field(h, "stdin file");
-    field(h, sh.finish().raw());
+    if (d) field(h, d->raw());
   } else if (S_ISFIFO(in.st_mode) || S_ISSOCK(in.st_mode)) {
     pollfd pfd{0, POLLIN | POLLRDHUP, 0};
     bool closed = ::poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
@@ -474,6 +686,7 @@ CacheRequest Cache::prepare(const std::vector<std::string>& argv, const std::str
   } else {
     r.uncacheable = "its stdin is neither a file, a pipe nor a terminal";
   }
+  if (!test_drops("fds")) key_inherited_fds(h, root, envp, &r.uncacheable);
   r.weak = h.finish();
   return r;
 }
@@ -508,14 +721,41 @@ Result<void> Cache::walk_entries(const EntryVisitor& visit) {
   return {};
 }
 
-Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::string* why,
+// A stored input against the path's state now: "" if it matches, else
+// what differs.
+std::string Cache::mismatch(const pb::CacheInput& in, const std::string& p, const PathState& seen) {
+  uint32_t a = in.aspects();
+  auto want_kind = static_cast<FileKind>(in.kind());
+  if (a == kAspectPresent) return seen.kind == FileKind::kAbsent ? printable(p) + " was removed" : "";
+  if (seen.kind != want_kind) return describe_mismatch(in, p, seen.kind, "");
+  if (a & kAspectMeta) {
+    if (seen.mode != in.mode()) return describe_mismatch(in, p, seen.kind, "mode");
+    if (seen.size != in.size()) return describe_mismatch(in, p, seen.kind, "size");
+    if (seen.target != in.target()) return describe_mismatch(in, p, seen.kind, "symlink target");
+    if (seen.kind == FileKind::kSymlink &&
+        (static_cast<uint32_t>(seen.resolved_kind) != in.resolved_kind() || seen.resolved_mode != in.resolved_mode() ||
+         seen.resolved_size != in.resolved_size()))
+      return describe_mismatch(in, p, seen.kind, "what it points to");
+  }
+  if ((a & kAspectMtime) && time_of(seen) != in.mtime())
+    return describe_mismatch(in, p, seen.kind, "modification time");
+  if ((a & kAspectContent) && seen.content != Digest::from_raw(in.content()))
+    return describe_mismatch(in, p, seen.kind, "content");
+  if ((a & kAspectListing) && seen.kind == FileKind::kDir && listing_digest(seen.names).raw() != in.listing())
+    return describe_mismatch(in, p, seen.kind, "listing");
+  return "";
+}
+
+Result<std::optional<Cache::Hit>> Cache::fetch(CacheRequest& req, std::string* why,
                                                std::vector<std::string>* warnings) {
   auto held = lock(LOCK_SH);
   if (!held) return tl::unexpected(held.error());
   std::string weak = req.weak.hex(), wrel = weak.substr(0, 2) + "/" + weak;
+  std::vector<pb::CacheEntry> seen_entries;  // for the look before a run (snapshot)
   UniqueFd wfd(::openat(entries_.get(), wrel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!wfd.valid()) {
     *why = "no entry for this command (argv, cwd, environment, program and stdin: key " + weak.substr(0, 12) + ")";
+    snapshot(req, seen_entries);
     return std::nullopt;
   }
   auto names = list_dir(wfd.get(), wrel);
@@ -540,33 +780,37 @@ Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::str
     }
     Candidate c{name, wrel + "/" + name, std::move(*entry)};
     ++tried;
-    std::string mismatch;
+    std::string mismatch_why;
+    if (c.entry.root_keyed() && c.entry.root() != req.root) {
+      mismatch_why = "it was stored in another checkout (its outputs name " + printable(c.entry.root()) + ")";
+    }
+    // Each input as it is now; then the order of the modification times.
+    std::vector<std::pair<uint32_t, int64_t>> ranked;  // stored rank, time now
+    std::vector<std::string> ranked_paths;
     for (const auto& in : c.entry.inputs()) {
+      if (!mismatch_why.empty()) break;
       std::string p = absolute(in, req.root);
-      auto seen = look(p, in.aspects());
-      if (!seen) {
-        mismatch = seen.error().message;
+      auto now = look(p, in.aspects());
+      if (!now) {
+        mismatch_why = now.error().message;
         break;
       }
-      auto d = [](const std::string& raw) { return Digest::from_raw(raw); };
-      if (seen->kind != static_cast<FileKind>(in.kind())) {
-        mismatch = describe_mismatch(in, p, seen->kind, "");
-      } else if ((in.aspects() & kAspectMeta) && seen->mode != in.mode()) {
-        mismatch = describe_mismatch(in, p, seen->kind, "mode");
-      } else if ((in.aspects() & kAspectMeta) && seen->size != in.size()) {
-        mismatch = describe_mismatch(in, p, seen->kind, "size");
-      } else if ((in.aspects() & kAspectMeta) && seen->target != in.target()) {
-        mismatch = describe_mismatch(in, p, seen->kind, "symlink target");
-      } else if ((in.aspects() & kAspectContent) && seen->content != d(in.content())) {
-        mismatch = describe_mismatch(in, p, seen->kind, "content");
-      } else if ((in.aspects() & kAspectListing) && seen->kind == FileKind::kDir &&
-                 listing_digest(seen->names).raw() != in.listing()) {
-        mismatch = describe_mismatch(in, p, seen->kind, "listing");
+      mismatch_why = mismatch(in, p, *now);
+      if (!mismatch_why.empty()) mismatch_why = "an input changed: " + mismatch_why;
+      if (in.aspects() & kAspectOrder) {
+        ranked.emplace_back(in.mtime_rank(), time_of(*now));
+        ranked_paths.push_back(p);
       }
-      if (!mismatch.empty()) break;
     }
-    if (!mismatch.empty()) {
-      if (first_why.empty()) first_why = mismatch;
+    if (mismatch_why.empty() && !ranked.empty()) {
+      ranked.emplace_back(c.entry.start_rank(), now_ns());
+      ranked_paths.push_back("");
+      mismatch_why = order_mismatch(ranked, ranked_paths);
+      if (!mismatch_why.empty()) mismatch_why = "an input changed: " + mismatch_why;
+    }
+    if (!mismatch_why.empty()) {
+      if (first_why.empty()) first_why = mismatch_why;
+      seen_entries.push_back(std::move(c.entry));
       continue;
     }
     // Every input matches: read what is replayed (verified) before any
@@ -575,6 +819,7 @@ Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::str
     hit.entry_name = weak.substr(0, 12) + "/" + name.substr(0, 12);
     hit.exit_code = c.entry.exit_code();
     hit.run_ns = c.entry.run_ns();
+    hit.root = c.entry.root();
     std::optional<Digest> damaged;
     Result<void> ok;
     auto load = [&](const std::string& raw, std::string& into) {
@@ -598,9 +843,15 @@ Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::str
         (void)store_.remove(*damaged);
         count(Event::kDamaged);
         *why = "a stored object was damaged";
+        seen_entries.push_back(std::move(c.entry));
+        snapshot(req, seen_entries);
         return std::nullopt;
       }
-      if (!why->empty()) return std::nullopt;  // the tree is not as the entry needs
+      if (!why->empty()) {  // the tree is not as the entry needs
+        seen_entries.push_back(std::move(c.entry));
+        snapshot(req, seen_entries);
+        return std::nullopt;
+      }
       return tl::unexpected(ok.error());
     }
     hit.outputs = static_cast<size_t>(c.entry.outputs_size());
@@ -608,9 +859,50 @@ Result<std::optional<Cache::Hit>> Cache::fetch(const CacheRequest& req, std::str
     return hit;
   }
   if (tried == 0) *why = "no entry for this command (key " + weak.substr(0, 12) + ")";
-  else if (tried == 1) *why = "an input changed: " + first_why;
+  else if (tried == 1) *why = first_why;
   else *why = std::to_string(tried) + " entries for this command, none matches; the newest: " + first_why;
+  snapshot(req, seen_entries);
   return std::nullopt;
+}
+
+// The paths a run may stat and then replace are its outputs: those of its
+// earlier runs (the entries under its weak key), and the paths its
+// arguments name (`cp a b`, `-o x.o`, `--output=x`, and the words of a
+// shell command line: make's recipes arrive as `sh -c '...'`). Looked at
+// now, before it runs, they give save() what the run saw of them
+// (classify: kBefore).
+void Cache::snapshot(CacheRequest& req, const std::vector<pb::CacheEntry>& entries) {
+  std::set<std::string> paths;
+  for (const auto& e : entries)
+    for (const auto& o : e.outputs()) paths.insert(path::resolve(req.root, o.path()));
+  size_t budget = 4096;  // lstat()s for argument words: a bound on odd command lines
+  auto word = [&](std::string_view w) {
+    if (w.starts_with("-")) {
+      size_t eq = w.find('=');
+      if (eq != std::string_view::npos) w = w.substr(eq + 1);
+      else if (w.starts_with("-o") && w.size() > 2) w = w.substr(2);
+      else return;
+    } else if (size_t eq = w.find('='); eq != std::string_view::npos) {
+      w = w.substr(eq + 1);  // VAR=path
+    }
+    if (w.empty() || budget == 0) return;
+    --budget;
+    paths.insert(path::resolve(req.cwd, std::string(w)));
+  };
+  constexpr std::string_view kSeparators(" \t\n;&|<>()'\"`\0", 14);
+  for (size_t i = 1; i < req.argv.size(); ++i) {
+    std::string_view a = req.argv[i];
+    for (size_t at = 0; at < a.size();) {
+      size_t end = a.find_first_of(kSeparators, at);
+      if (end == std::string_view::npos) end = a.size();
+      if (end > at) word(a.substr(at, end - at));
+      at = end + 1;
+    }
+  }
+  for (const auto& p : paths) {
+    if (!path::is_within(p, req.root) || req.before.count(p)) continue;
+    if (auto s = look(p, kAspectMeta)) req.before.emplace(p, std::move(*s));
+  }
 }
 
 // Puts the outputs of an entry in place. Files and symlinks are first
@@ -702,19 +994,30 @@ Result<Digest> Cache::put_counted(int fd, const std::string& what, uint64_t* add
   return d;
 }
 
-Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
-                                const std::function<OpSet(const std::string&)>& first_ops, int out,
-                                int err, int64_t run_ns) {
+Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, const PriorOf& prior, int out, int err,
+                                int64_t run_ns) {
   if (!req.uncacheable.empty()) return req.uncacheable;
   if (rec.exit_code != 0 && !req.cache_failures)
     return "it exited with " + std::to_string(rec.exit_code) + " (--cache-failures stores failures too)";
-  Classified c = classify(rec, first_ops, req.root, real_dir_);
+  Classified c = classify(rec, prior, req.root, real_dir_, req.sockets);
   if (!c.uncacheable.empty()) return c.uncacheable;
 
   auto held = lock(LOCK_SH);
   if (!held) return tl::unexpected(held.error());
   uint64_t added = 0;
   pb::CacheEntry e;
+  // The root as outputs would spell it: an entry whose outputs or output
+  // name it hits only under the same root (gcc -g's DW_AT_comp_dir), one
+  // that does not hits in any checkout.
+  std::vector<std::string> root_spellings;
+  if (req.root != "/" && !test_drops("root")) {
+    root_spellings.push_back(req.root);
+    if (char* real = ::realpath(req.root.c_str(), nullptr)) {
+      if (req.root != real) root_spellings.push_back(real);
+      std::free(real);
+    }
+  }
+  bool names_root = false;
   std::unordered_map<std::string, std::vector<const Produced*>> produced_in;  // by parent dir
   for (const auto& p : c.produced) {
     size_t slash = p.path.rfind('/');
@@ -745,43 +1048,85 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
       if (!d) return tl::unexpected(d.error());
       o->set_content(std::string(d->raw()));
       o->set_size(static_cast<uint64_t>(st.st_size));
+      names_root = names_root || contains_any(fd.get(), root_spellings);
     } else if (kind == FileKind::kSymlink) {
       std::string buf(PATH_MAX, '\0');
       ssize_t n = ::readlink(p.path.c_str(), buf.data(), buf.size());
       if (n < 0) return fail_errno(printable(p.path), errno);
       o->set_target(buf.substr(0, static_cast<size_t>(n)));
+      for (const auto& r : root_spellings) names_root = names_root || o->target().find(r) != std::string::npos;
     } else if (kind != FileKind::kDir) {
       return "it leaves a " + std::string(kind_name(kind)) + " at " + printable(p.path);
     }
   }
-  Hasher strong;
+  std::vector<int64_t> times;      // of the ordered inputs, then the start
+  std::vector<pb::CacheInput*> ordered;
   for (const auto& in : c.inputs) {
-    auto seen = look(in.path, in.aspects);
-    if (!seen) return tl::unexpected(seen.error());
-    if ((in.aspects & kAspectAbsent) && !(in.aspects & ~kAspectAbsent) && seen->kind != FileKind::kAbsent)
-      return printable(in.path) + " appeared while it ran";
-    if ((in.aspects & kAspectContent) && seen->kind == FileKind::kFile && seen->ctime_ns >= rec.start_ns)
-      return printable(in.path) + " changed while it ran";
+    PathState seen;
+    std::string shown = printable(in.path);
+    if (in.from == InputFrom::kBefore && test_drops("before")) continue;
+    if (in.from == InputFrom::kBefore) {
+      if (in.aspects & kAspectMeta) {
+        auto it = req.before.find(in.path);
+        if (it == req.before.end())
+          return "it looks at " + shown + " before changing it, and how " + shown +
+                 " was before it ran is unknown (not named by its arguments nor made by an earlier run of it)";
+        seen = it->second;
+      } else if (in.aspects & kAspectPresent) {
+        seen.kind = FileKind::kOther;  // not compared: only that something is there
+      }
+    } else {
+      auto now = look(in.path, in.aspects);
+      if (!now) return tl::unexpected(now.error());
+      seen = std::move(*now);
+    }
+    if (in.from == InputFrom::kNow) {
+      // What it saw must be what is there now: a change by someone else
+      // while it ran would put in the key a state it never saw.
+      if ((in.aspects & kAspectAbsent) && !(in.aspects & ~kAspectAbsent) && seen.kind != FileKind::kAbsent)
+        return shown + " appeared while it ran";
+      bool content_seen = (in.aspects & kAspectContent) && seen.kind == FileKind::kFile;
+      bool time_seen = (in.aspects & kAspectMeta) && has_keyed_time(seen);
+      if ((content_seen || time_seen) && seen.ctime_ns >= rec.start_ns) return shown + " changed while it ran";
+      if (time_seen && seen.kind == FileKind::kSymlink && seen.resolved_ctime_ns >= rec.start_ns)
+        return shown + " changed while it ran";
+      if ((in.aspects & kAspectListing) && seen.kind == FileKind::kDir && seen.ctime_ns >= rec.start_ns &&
+          !produced_in.count(in.path))
+        return "the listing of " + shown + " changed while it ran";
+    }
     auto* pi = e.add_inputs();
     bool in_root = path::is_within(in.path, req.root);
     pi->set_path(in_root ? relative(in.path, req.root) : in.path);
     pi->set_in_root(in_root);
-    pi->set_aspects(in.aspects);
-    pi->set_kind(static_cast<uint32_t>(seen->kind));
-    if (in.aspects & kAspectMeta) {
-      pi->set_mode(seen->mode);
-      pi->set_size(seen->size);
-      pi->set_target(seen->target);
+    uint32_t aspects = in.aspects;
+    if (!has_keyed_time(seen)) aspects &= ~(kAspectMtime | kAspectOrder);
+    if (test_drops("mtime")) aspects &= ~kAspectMtime;
+    if (test_drops("order")) aspects &= ~kAspectOrder;
+    pi->set_kind(static_cast<uint32_t>(seen.kind));
+    if (aspects & kAspectMeta) {
+      pi->set_mode(seen.mode);
+      pi->set_size(seen.size);
+      pi->set_target(seen.target);
+      if (seen.kind == FileKind::kSymlink) {
+        pi->set_resolved_kind(static_cast<uint32_t>(seen.resolved_kind));
+        pi->set_resolved_mode(seen.resolved_mode);
+        pi->set_resolved_size(seen.resolved_size);
+      }
     }
-    if ((in.aspects & kAspectContent) && seen->content) pi->set_content(std::string(seen->content->raw()));
-    if ((in.aspects & kAspectListing) &&
+    if (aspects & kAspectMtime) pi->set_mtime(time_of(seen));
+    if (aspects & kAspectOrder) {
+      times.push_back(time_of(seen));
+      ordered.push_back(pi);
+    }
+    if ((aspects & kAspectContent) && seen.content) pi->set_content(std::string(seen.content->raw()));
+    if ((aspects & kAspectListing) &&
         std::find(req.unkeyed_listings.begin(), req.unkeyed_listings.end(), in.path) != req.unkeyed_listings.end()) {
-      pi->set_aspects((in.aspects & ~kAspectListing) | kAspectMeta);  // its kind and mode still count
-      pi->set_mode(seen->mode);
-    } else if ((in.aspects & kAspectListing) && seen->kind == FileKind::kDir) {
+      aspects = (aspects & ~kAspectListing) | kAspectMeta;  // its kind and mode still count
+      pi->set_mode(seen.mode);
+    } else if ((aspects & kAspectListing) && seen.kind == FileKind::kDir) {
       // The listing as the run found it: without the names it made, with
       // the ones it removed.
-      std::set<std::string> names(seen->names.begin(), seen->names.end());
+      std::set<std::string> names(seen.names.begin(), seen.names.end());
       if (auto it = produced_in.find(in.path); it != produced_in.end()) {
         for (const Produced* p : it->second) {
           std::string base = p->path.substr(p->path.rfind('/') + 1);
@@ -791,14 +1136,20 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
       }
       pi->set_listing(std::string(listing_digest({names.begin(), names.end()}).raw()));
     }
-    std::string bytes = pi->SerializeAsString();
-    field(strong, bytes);
+    pi->set_aspects(aspects);
+  }
+  if (!ordered.empty()) {
+    times.push_back(rec.start_ns);
+    auto ranks = dense_ranks(times);
+    for (size_t i = 0; i < ordered.size(); ++i) ordered[i]->set_mtime_rank(ranks[i]);
+    e.set_start_rank(ranks.back());
   }
   auto put_output = [&](int fd, std::string* into) -> Result<void> {
     if (::lseek(fd, 0, SEEK_END) == 0) return {};  // printed nothing: no object
     auto d = put_counted(fd, "captured output", &added);
     if (!d) return tl::unexpected(d.error());
     *into = std::string(d->raw());
+    names_root = names_root || contains_any(fd, root_spellings);
     return {};
   };
   std::string so, se;
@@ -818,6 +1169,15 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec,
   e.set_exit_code(rec.exit_code);
   e.set_created_ns(now_ns());
   e.set_run_ns(run_ns);
+  e.set_root(req.root);
+  e.set_root_keyed(names_root);
+
+  // The strong key: every input as it must look, their times' order, and
+  // the root for an entry that names it.
+  Hasher strong;
+  for (const auto& pi : e.inputs()) field(strong, pi.SerializeAsString());
+  field(strong, "start rank " + std::to_string(e.start_rank()));
+  if (names_root) field(strong, "root " + req.root);
 
   std::string weak = req.weak.hex(), shard = weak.substr(0, 2);
   auto sfd = open_dir_at(entries_.get(), shard, "cache entries", true);

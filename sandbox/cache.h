@@ -32,6 +32,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -43,17 +44,52 @@
 
 namespace bsandbox {
 
+namespace pb {
+class CacheEntry;
+class CacheInput;
+}
+
 // What an input must still look like.
 enum Aspect : uint32_t {
   kAspectContent = 1,  // a file's bytes (a non-file: its kind)
-  kAspectMeta = 2,     // kind, permission bits, a file's size, a symlink's target
+  kAspectMeta = 2,     // kind, permission bits, a file's size, a symlink's target and
+                       // what it resolves to (kind, permission bits, size)
   kAspectListing = 4,  // the names in a directory
   kAspectAbsent = 8,   // that nothing is there
+  kAspectPresent = 16, // that something is there, whatever it is
+  kAspectMtime = 32,   // the modification time itself (a path only stat'ed)
+  kAspectOrder = 64,   // where the modification time falls among the entry's
+                       // other ordered inputs and the run's start
+};
+
+// Where an input's state is taken from when a run is stored.
+enum class InputFrom : uint8_t {
+  kNow,     // a path the run did not change: as it is after the run
+  kBefore,  // a path the run changed after looking at it: as it was before
+            // the run (CacheRequest::before), or only absent/present
+  kKept,    // a path whose first change kept its content (chmod): its content now
 };
 
 struct ObservedInput {
   std::string path;  // absolute
   uint32_t aspects = 0;
+  InputFrom from = InputFrom::kNow;
+};
+
+// What a look at a path found (Cache keys on it).
+struct PathState {
+  FileKind kind = FileKind::kAbsent;
+  uint32_t mode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  std::optional<Digest> content;   // kAspectContent
+  std::vector<std::string> names;  // kAspectListing: sorted
+  std::string target;              // a symlink's, with kAspectMeta
+  // A symlink looked at with kAspectMeta: what stat() through it finds.
+  FileKind resolved_kind = FileKind::kAbsent;
+  uint32_t resolved_mode = 0;
+  uint64_t resolved_size = 0;
+  int64_t resolved_mtime_ns = 0, resolved_ctime_ns = 0;
 };
 
 // A path the run created, wrote or removed.
@@ -69,14 +105,25 @@ struct Classified {
   std::string uncacheable;            // why not, or empty
 };
 
-// Splits a finished run's accesses into inputs and products. first_ops(path)
-// gives the ops of the run's first access to path (ProcessTree::first_ops).
-// Paths under /dev are neither. A path read before the run wrote it makes
-// the run uncacheable (its input was its own output).
-// Paths under ignored (the cache's own directory, which a cached command
-// nested in another one reads and writes) are neither.
-Classified classify(const Record& rec, const std::function<OpSet(const std::string&)>& first_ops,
-                    std::string_view root, std::string_view ignored = {});
+// Splits a finished run's accesses into inputs and products, from what the
+// run learnt of each path's state from before it (prior(path):
+// ProcessTree::prior). Whatever the run could have based its behaviour on
+// is an input: what it read, listed, stat'ed or found missing, and what a
+// change it made depended on (mkdir needs the name absent, unlink present).
+// A path whose content or listing the run depended on before changing it
+// makes the run uncacheable (its input was its own output, and is gone).
+// Paths under /dev are neither; so are paths under ignored (the cache's own
+// directory, which a cached command nested in another one reads and writes).
+// Sockets: a run that connected or sent to an address none of its own
+// processes bound (a server on this machine or another, a name service) got
+// input that no key can hold, and is uncacheable unless allowed.
+struct SocketPolicy {
+  bool allow_network = false;            // the user vouches for what comes over them
+  std::vector<std::string> own_sockets;  // bsandbox's own (its tracer service, the agent)
+};
+using PriorOf = std::function<PriorAccess(const std::string&)>;
+Classified classify(const Record& rec, const PriorOf& prior, std::string_view root, std::string_view ignored = {},
+                    const SocketPolicy& sockets = {});
 
 // The environment as the weak key sees it: sorted, without variables that
 // differ between identical invocations (_, PWD, OLDPWD, SHLVL, BSANDBOX_*,
@@ -96,9 +143,14 @@ struct CacheRequest {
   // (rustc's -L dependency=target/debug/deps, filled in parallel by cargo).
   std::vector<std::string> unkeyed_listings;
   std::string uncacheable;  // set when the command cannot be cached at all
+  SocketPolicy sockets;
   // When stdin was a pipe already closed by its writer, its content was read
   // (it is part of the key) and the command reads it from this file instead.
   UniqueFd stdin_replacement;
+  // Filled by a lookup that missed, before the command runs: the state of
+  // the paths the command may look at and then replace (its earlier runs'
+  // outputs, the paths its arguments name), by absolute path.
+  std::unordered_map<std::string, PathState> before;
 };
 
 struct CacheStats {
@@ -113,12 +165,15 @@ class Cache {
   static Result<Cache> open(const std::string& dir);
   const std::string& dir() const { return dir_; }
 
-  // The weak key of argv run in cwd; hashes the executable and reads stdin
-  // if it is a closed pipe or a file.
+  // The weak key of argv run in cwd; hashes the executable, reads stdin if
+  // it is a closed pipe or a file, and keys the other descriptors the
+  // command inherits (a file open for reading by its content; one open for
+  // writing, or a pipe, makes it uncacheable).
   // unkeyed_listings: see CacheRequest (absolute); part of the key.
+  // allow_network: see SocketPolicy (part of the key).
   CacheRequest prepare(const std::vector<std::string>& argv, const std::string& cwd,
                        const std::string& root, char** envp, bool cache_failures,
-                       std::vector<std::string> unkeyed_listings = {});
+                       std::vector<std::string> unkeyed_listings = {}, bool allow_network = false);
 
   struct Hit {
     std::string entry_name;
@@ -126,20 +181,20 @@ class Cache {
     int64_t run_ns = 0;
     std::string out, err;  // to replay
     std::string record;    // the stored run's provenance record (protobuf)
+    std::string root;      // the root it ran under (its paths name it)
     size_t outputs = 0;
   };
   // Finds an entry whose inputs all match and restores its outputs under
-  // the root. No hit: nullopt, with *why saying why (for --explain). A
-  // damaged entry or object is a miss and a warning (in *warnings); it is
-  // removed so the run that follows stores a good one.
-  Result<std::optional<Hit>> fetch(const CacheRequest& req, std::string* why,
-                                   std::vector<std::string>* warnings);
+  // the root. No hit: nullopt, with *why saying why (for --explain), and
+  // req.before filled for save(). A damaged entry or object is a miss and a
+  // warning (in *warnings); it is removed so the run that follows stores a
+  // good one.
+  Result<std::optional<Hit>> fetch(CacheRequest& req, std::string* why, std::vector<std::string>* warnings);
 
   // Stores a finished run (a miss) if it can be cached. out/err are files
   // holding what it printed. Returns "" when stored, else why not.
-  Result<std::string> save(const CacheRequest& req, const Record& rec,
-                           const std::function<OpSet(const std::string&)>& first_ops, int out,
-                           int err, int64_t run_ns);
+  Result<std::string> save(const CacheRequest& req, const Record& rec, const PriorOf& prior, int out, int err,
+                           int64_t run_ns);
 
   // Counters (hits, misses, ...) kept in the stats file.
   // kGc resets the bytes stored since the last gc. Returns the counters
@@ -168,9 +223,11 @@ class Cache {
       : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)), entries_(std::move(entries)),
         hashes_(std::move(hashes)), store_(std::move(store)) {}
 
-  struct Seen;
   struct Candidate;
-  Result<Seen> look(const std::string& path, uint32_t aspects);
+  Result<PathState> look(const std::string& path, uint32_t aspects);
+  static std::string mismatch(const pb::CacheInput& in, const std::string& path, const PathState& now);
+  // The state before the run of the paths a run of req may replace.
+  void snapshot(CacheRequest& req, const std::vector<pb::CacheEntry>& entries);
   Result<Digest> content_hash(int fd, const struct stat& st, const std::string& what);
   Result<UniqueFd> lock(int how, bool wait = true);
   // Stores fd's content, adding its size to *added if the store lacked it.

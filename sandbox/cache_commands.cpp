@@ -99,6 +99,8 @@ int run_wrap(const std::vector<std::string>& args) {
     }
   }
   if (const char* e = std::getenv("BSANDBOX_EXPLAIN"); e && *e && std::strcmp(e, "0") != 0) o.explain = true;
+  if (const char* n = std::getenv("BSANDBOX_CACHE_ALLOW_NETWORK"); n && *n && std::strcmp(n, "0") != 0)
+    o.cache_allow_network = true;
   if (const char* v = std::getenv("BSANDBOX_VERBOSE"); v && *v && std::strcmp(v, "0") != 0) o.verbose = true;
   return run_exec(o);
 }

@@ -135,11 +135,27 @@ int commit_journal(JournaledRun& journal, const Record& rec, const ExecOptions& 
 }
 
 // A cache hit: the outputs are already restored; replay what the command
-// printed and build the record from the one the stored run made.
-Record hit_record(const Cache::Hit& hit, const ExecOptions& o, const std::string& cwd, int64_t start) {
+// printed and build the record from the one the stored run made, its paths
+// under the root it ran in moved to this one (a hit from another checkout).
+Record hit_record(const Cache::Hit& hit, const ExecOptions& o, const std::string& cwd, const std::string& root,
+                  int64_t start) {
   Record rec;
   if (!hit.record.empty()) {
     if (auto stored = from_protobuf(hit.record, "cached record")) rec = std::move(*stored);
+  }
+  if (!hit.root.empty() && hit.root != root) {
+    auto moved = [&](std::string& p) {
+      if (!path::is_within(p, hit.root)) return;
+      size_t cut = hit.root == "/" ? 1 : std::min(p.size(), hit.root.size() + 1);
+      p = path::resolve(root, p.substr(cut));
+    };
+    for (auto& proc : rec.processes) {
+      moved(proc.cwd);
+      if (proc.exe) moved(*proc.exe);
+      for (auto& f : proc.files) moved(f.path);
+      std::sort(proc.files.begin(), proc.files.end(),
+                [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+    }
   }
   rec.argv = o.argv;
   rec.cwd = cwd;
@@ -156,10 +172,9 @@ std::string shown_command(const std::vector<std::string>& argv) {
   return line.size() <= 100 ? line : line.substr(0, 97) + "...";
 }
 
-void store_result(Cache& cache, const CacheRequest& request, const Record& rec,
-                  const std::function<OpSet(const std::string&)>& first_ops, const OutputCapture& capture,
-                  const ExecOptions& o) {
-  auto saved = cache.save(request, rec, first_ops, capture.out_file(), capture.err_file(), rec.end_ns - rec.start_ns);
+void store_result(Cache& cache, const CacheRequest& request, const Record& rec, const PriorOf& prior,
+                  const OutputCapture& capture, const ExecOptions& o) {
+  auto saved = cache.save(request, rec, prior, capture.out_file(), capture.err_file(), rec.end_ns - rec.start_ns);
   if (!saved) say("warning: cache: not stored: " + saved.error().message);
   else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
   else if (saved->empty() && o.verbose) say("cached the result");
@@ -204,10 +219,10 @@ int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& 
     rec.end_ns = Clocks::wall_now();
     rec.exit_code = exit_code_from_wait_status(status);
     rec.cache = "miss";
-    const auto& first = sub->first_ops;
+    const auto& priors = sub->priors;
     store_result(cache, request, rec, [&](const std::string& p) {
-      auto it = first.find(p);
-      return it == first.end() ? OpSet(0) : it->second;
+      auto it = priors.find(p);
+      return it == priors.end() ? PriorAccess{} : it->second;
     }, *capture, o);
   }
   return exit_code_from_wait_status(status);
@@ -215,7 +230,7 @@ int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& 
 
 // The cache lookup: on a hit the outputs are restored and what the command
 // printed is replayed; the hit is returned for its record and exit code.
-std::optional<Cache::Hit> look_up(Cache& cache, const CacheRequest& request, const ExecOptions& o) {
+std::optional<Cache::Hit> look_up(Cache& cache, CacheRequest& request, const ExecOptions& o) {
   std::string why;
   if (!request.uncacheable.empty()) {
     cache.count(Cache::Event::kUncacheable);
@@ -255,7 +270,7 @@ int finish_run(TracedRun& run, const ExecOptions& o, Cache* cache, const CacheRe
   if (cache) {
     // Stored from what the command left, before a journal commits it.
     rec.cache = "miss";
-    store_result(*cache, request, rec, [&](const std::string& p) { return run.first_ops(p); }, *capture, o);
+    store_result(*cache, request, rec, [&](const std::string& p) { return run.prior(p); }, *capture, o);
   }
   if (journal) code = commit_journal(*journal, rec, o, code);
   code = write_records(rec, json_out, record_out, code);
@@ -340,9 +355,12 @@ int run_exec(const ExecOptions& o) {
                                                : cwd;
     std::vector<std::string> unkeyed;
     for (const auto& d : o.unkeyed_listings) unkeyed.push_back(path::resolve(root, d));
-    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures, std::move(unkeyed));
+    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures, std::move(unkeyed), o.cache_allow_network);
+    // bsandbox's own sockets, which wrappers inside reach: not the network.
+    if (const char* tracer = std::getenv(kTracerEnv)) request.sockets.own_sockets.push_back("unix:" + std::string(tracer));
+    request.sockets.own_sockets.push_back("unix:" + default_agent_socket());
     if (auto hit = look_up(*cache, request, o)) {
-      Record rec = hit_record(*hit, o, cwd, start_wall);
+      Record rec = hit_record(*hit, o, cwd, request.root, start_wall);
       int code = rec.exit_code;
       if (journal) code = commit_journal(*journal, rec, o, code);
       code = write_records(rec, json_out, record_out, code);

@@ -13,8 +13,10 @@
 //    left out, as the spec allows.
 #include "sandbox/file_access.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/socket.h>
 #include <linux/stat.h>
 
 #include <cerrno>
@@ -50,30 +52,39 @@ class Interpreter {
   // The kernel's path of the object reached, if it is a real file.
   std::optional<std::string> result_path(bool* skip);
 
-  void add(std::optional<std::string> path, OpSet ops, OpSet if_existed = 0) {
+  static constexpr int kUsesFromOps = -1;
+  void add(std::optional<std::string> path, OpSet ops, OpSet if_existed = 0, int uses = kUsesFromOps) {
     if (!path) return;
-    out_.accesses.push_back(Access{std::move(*path), ops, if_existed, std::nullopt});
+    Uses u = uses == kUsesFromOps ? uses_of_ops(ops) : static_cast<Uses>(uses);
+    // ENOTDIR is "missing" in the record, but it may be the name itself that
+    // exists and is no directory (cp opens its target with O_DIRECTORY):
+    // what is there, whatever it is, was seen.
+    if ((ops & kOpMissing) && e_.ret == -ENOTDIR) u = static_cast<Uses>((u & ~kUsesAbsent) | kUsesMeta);
+    out_.accesses.push_back(Access{std::move(*path), ops, if_existed, u, std::nullopt});
   }
-  // The usual success / missing / exists pattern on one name.
-  void on_name(std::optional<std::string> path, OpSet on_success, bool creates = false) {
+  // The usual success / missing / exists pattern on one name; on success
+  // the access depends on uses_on_success of the earlier state.
+  void on_name(std::optional<std::string> path, OpSet on_success, bool creates = false,
+               int uses_on_success = kUsesFromOps) {
     if (e_.ret >= 0) {
-      add(std::move(path), on_success);
+      add(std::move(path), on_success, 0, uses_on_success);
     } else if (is_missing(e_.ret)) {
       add(std::move(path), kOpMissing);
     } else if (creates && e_.ret == -EEXIST) {
       add(std::move(path), kOpStat);
     }
   }
-  void on_result(OpSet ops) {
+  void on_result(OpSet ops, int uses = kUsesFromOps) {
     if (e_.ret < 0) return;
     bool skip = false;
     auto p = result_path(&skip);
-    if (!skip) add(std::move(p), ops);
+    if (!skip) add(std::move(p), ops, 0, uses);
   }
 
   void open();
   void rename();
   void xattr_read();
+  void socket();
 
   const FileEvent& e_;
   const PathContext& c_;
@@ -151,21 +162,33 @@ void Interpreter::open() {
   }
 
   OpSet ops = 0;
+  Uses uses = 0;
   if ((flags & O_PATH) || (e_.result_flags & BS_RF_DIR)) {
     ops = kOpStat;
+    uses = kUsesMeta;
   } else {
     int acc = flags & O_ACCMODE;
     if (e_.result_flags & BS_RF_CREATED) {
       ops = kOpCreate | (acc != O_RDONLY ? kOpWrite : 0);
+      // O_CREAT|O_TRUNC ends the same whether or not the file was there;
+      // without O_TRUNC an old file's content would have stayed (>> log).
+      uses = (flags & O_TRUNC) && !(flags & O_EXCL) ? 0 : kUsesAbsent;
+    } else if (flags & O_TRUNC) {
+      // The old content is gone; only O_CREAT's absence makes it succeed
+      // whether or not the file was there.
+      ops = kOpWrite | (acc == O_RDONLY ? kOpRead : 0);
+      uses = (flags & O_CREAT) ? 0 : kUsesPresent;
     } else if (acc == O_RDONLY) {
-      ops = kOpRead | ((flags & O_TRUNC) ? kOpWrite : 0);
-    } else if (acc == O_WRONLY) {
-      ops = kOpWrite;
+      ops = kOpRead;
+      uses = kUsesContent;
     } else {
-      ops = (flags & O_TRUNC) ? kOpWrite : (kOpRead | kOpWrite);
+      // Writing without truncating (appending, or overwriting part of it)
+      // leaves a result made partly of the old content.
+      ops = acc == O_WRONLY ? kOpWrite : (kOpRead | kOpWrite);
+      uses = kUsesContent | kUsesPresent;
     }
   }
-  out_.accesses.push_back(Access{std::move(*target), ops, 0, std::move(named)});
+  out_.accesses.push_back(Access{std::move(*target), ops, 0, uses, std::move(named)});
 }
 
 void Interpreter::rename() {
@@ -173,13 +196,17 @@ void Interpreter::rename() {
   auto from = name1();
   auto to = name2();
   if (e_.ret == 0) {
+    // What was at the source (a file's content, a directory's whole tree)
+    // is now at the target: the result is made of the source's old state.
+    constexpr Uses kMoved = kUsesContent | kUsesListing | kUsesPresent;
     if (flags & RENAME_EXCHANGE) {
-      add(std::move(from), kOpWrite);
-      add(std::move(to), kOpWrite);
+      add(std::move(from), kOpWrite, 0, kMoved);
+      add(std::move(to), kOpWrite, 0, kMoved);
       return;
     }
-    add(std::move(from), kOpDelete);
-    add(std::move(to), kOpCreate, (flags & RENAME_NOREPLACE) ? 0 : kOpWrite);
+    add(std::move(from), kOpDelete, 0, kMoved);
+    add(std::move(to), kOpCreate, (flags & RENAME_NOREPLACE) ? 0 : kOpWrite,
+        (flags & RENAME_NOREPLACE) ? kUsesAbsent : 0);
   } else if (is_missing(e_.ret)) {
     add(std::move(from), kOpMissing);
   } else if (e_.ret == -EEXIST) {
@@ -242,8 +269,10 @@ Interpretation Interpreter::run() {
     case BS_SYS_LINKAT:
       if (e_.ret == 0) {
         // The source was looked up (an O_TMPFILE's fd has no name to record).
-        if (e_.path1 && !e_.path1->path.empty()) add(name1(), kOpStat);
-        add(name2(), kOpCreate);
+        // The new name shows the source's content: a link is a copy as far
+        // as its result goes.
+        if (e_.path1 && !e_.path1->path.empty()) add(name1(), kOpStat, 0, kUsesMeta | kUsesContent);
+        add(name2(), kOpCreate, 0, kUsesAbsent);
       } else if (is_missing(e_.ret) && e_.path1 && !e_.path1->path.empty()) {
         add(name1(), kOpMissing);
       } else if (e_.ret == -EEXIST) {
@@ -253,23 +282,25 @@ Interpretation Interpreter::run() {
 
     case BS_SYS_SYMLINK:
     case BS_SYS_SYMLINKAT:
-      on_name(name1(), kOpCreate, /*creates=*/true);
+    case BS_SYS_MKDIR:
+    case BS_SYS_MKDIRAT:
+    case BS_SYS_MKNOD:
+    case BS_SYS_MKNODAT:
+      // Succeeds only where nothing was.
+      on_name(name1(), kOpCreate, /*creates=*/true, kUsesAbsent);
       break;
 
     case BS_SYS_UNLINK:
     case BS_SYS_UNLINKAT:
     case BS_SYS_RMDIR:
-      on_name(name1(), kOpDelete);
-      break;
-
-    case BS_SYS_MKDIR:
-    case BS_SYS_MKDIRAT:
-    case BS_SYS_MKNOD:
-    case BS_SYS_MKNODAT:
-      on_name(name1(), kOpCreate, /*creates=*/true);
+      on_name(name1(), kOpDelete, false, kUsesPresent);
       break;
 
     case BS_SYS_TRUNCATE:
+      // Whatever length it leaves, the bytes below it are the old ones.
+      on_name(name1(), kOpWrite, false, kUsesContent | kUsesPresent);
+      break;
+
     case BS_SYS_CHMOD:
     case BS_SYS_FCHMODAT:
     case BS_SYS_FCHMODAT2:
@@ -285,15 +316,19 @@ Interpretation Interpreter::run() {
     case BS_SYS_REMOVEXATTR:
     case BS_SYS_LREMOVEXATTR:
       // Changing a file's metadata changes the file: recorded as a write.
-      on_name(name1(), kOpWrite);
+      // Its content stays what it was.
+      on_name(name1(), kOpWrite, false, kUsesPresent | kUsesKept);
       break;
 
     case BS_SYS_FTRUNCATE:
+      on_result(kOpWrite, kUsesContent | kUsesPresent);
+      break;
+
     case BS_SYS_FCHMOD:
     case BS_SYS_FCHOWN:
     case BS_SYS_FSETXATTR:
     case BS_SYS_FREMOVEXATTR:
-      on_result(kOpWrite);
+      on_result(kOpWrite, kUsesPresent | kUsesKept);
       break;
 
     case BS_SYS_CHDIR:
@@ -316,11 +351,47 @@ Interpretation Interpreter::run() {
       on_result(kOpReaddir);
       break;
 
+    case BS_SYS_CONNECT:
+    case BS_SYS_BIND:
+    case BS_SYS_SENDTO:
+    case BS_SYS_SENDMSG:
+      socket();
+      break;
+
     case BS_SYS_NONE:
     case BS_SYS_COUNT:
       break;
   }
   return std::move(out_);
+}
+
+// A named AF_UNIX socket is also a name in the file system: bind makes it
+// (a create, which fails where something is), and a connect that finds
+// nothing there is a missing name (glibc asking nscd). Anything else a
+// connect, bind or addressed send reached is a socket entry; a connect is
+// recorded whether it succeeded or not (that nothing answered is also
+// something the process learnt).
+void Interpreter::socket() {
+  if (!e_.path1 || e_.path1->fault() || e_.path1->path.size() < 2) return;
+  std::string_view sa = e_.path1->path;
+  uint16_t family = static_cast<uint8_t>(sa[0]) | (static_cast<uint16_t>(static_cast<uint8_t>(sa[1])) << 8);
+  if (family == AF_UNSPEC) return;  // connect(AF_UNSPEC) dissolves an association
+  if (family == AF_UNIX && sa.size() > 2 && sa[2] != '\0') {
+    std::string_view name = sa.substr(2);
+    name = name.substr(0, name.find('\0'));
+    auto path = absolute_name(name, nullptr, c_);
+    if (e_.sys == BS_SYS_BIND) {
+      on_name(path, kOpCreate, /*creates=*/false, kUsesAbsent);
+      if (e_.ret == -EADDRINUSE) add(path, kOpStat);
+      if (e_.ret < 0) return;
+    } else if (is_missing(e_.ret)) {
+      add(path, kOpMissing);
+      return;
+    }
+  }
+  if (e_.sys != BS_SYS_CONNECT && e_.ret < 0) return;  // a bind or send that failed reached nothing
+  SocketOp op = e_.sys == BS_SYS_CONNECT ? SocketOp::kConnect : e_.sys == BS_SYS_BIND ? SocketOp::kBind : SocketOp::kSend;
+  out_.sockets.push_back(SocketEntry{op, socket_address(sa, c_)});
 }
 
 }  // namespace
@@ -343,6 +414,37 @@ std::optional<std::string> absolute_name(std::string_view name, const KernelPath
   if (base.empty()) return std::nullopt;
   if (name.empty()) return path::normalize(base);
   return path::resolve(base, name);
+}
+
+std::string socket_address(std::string_view sa, const PathContext& context) {
+  if (sa.size() < 2) return "family ?";
+  auto byte = [&](size_t i) { return i < sa.size() ? static_cast<uint8_t>(sa[i]) : 0u; };
+  unsigned family = byte(0) | (byte(1) << 8);
+  unsigned port = (byte(2) << 8) | byte(3);
+  char buf[INET6_ADDRSTRLEN] = {};
+  switch (family) {
+    case AF_UNIX: {
+      std::string_view name = sa.substr(2);
+      if (name.empty()) return "unix:";
+      if (name[0] == '\0') return "unix:@" + std::string(name.substr(1));
+      name = name.substr(0, name.find('\0'));
+      auto abs = absolute_name(name, nullptr, context);
+      return "unix:" + (abs ? *abs : std::string(name));
+    }
+    case AF_INET:
+      if (sa.size() < 8) break;
+      ::inet_ntop(AF_INET, sa.data() + 4, buf, sizeof buf);
+      return "inet:" + std::string(buf) + ":" + std::to_string(port);
+    case AF_INET6:
+      if (sa.size() < 24) break;
+      ::inet_ntop(AF_INET6, sa.data() + 8, buf, sizeof buf);
+      return "inet6:[" + std::string(buf) + "]:" + std::to_string(port);
+    case AF_NETLINK:
+      return "netlink";
+    default:
+      break;
+  }
+  return "family " + std::to_string(family);
 }
 
 bool is_pseudo_fs(uint32_t magic) {

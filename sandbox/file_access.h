@@ -14,6 +14,7 @@
 
 #include "sandbox/event.h"
 #include "sandbox/ops.h"
+#include "sandbox/provenance.h"
 
 namespace bsandbox {
 
@@ -28,6 +29,8 @@ struct Access {
   // Ops to add if the path is known to have existed just before (a rename
   // onto an existing name is a write as well as a create).
   OpSet if_existed = 0;
+  // What it depended on of the path's earlier state (ops.h).
+  Uses uses = 0;
   // For a successful open or exec: the path as the process named it, when
   // that differs from path (a symlink was followed on the way).
   std::optional<std::string> named;
@@ -35,6 +38,8 @@ struct Access {
 
 struct Interpretation {
   std::vector<Access> accesses;
+  // Sockets reached (connect, bind, a send with an address).
+  std::vector<SocketEntry> sockets;
   // Accesses whose path could not be determined (unreadable argument,
   // unknown cwd, a path the kernel truncated): the record is incomplete.
   int unresolved = 0;
@@ -47,6 +52,10 @@ Interpretation interpret(const FileEvent& event, const PathContext& context);
 // nullopt if a needed part is unknown.
 std::optional<std::string> absolute_name(std::string_view name, const KernelPath* dir,
                                          const PathContext& context);
+
+// A socket address as the record spells it (provenance.h): relative
+// AF_UNIX names made absolute against context.cwd.
+std::string socket_address(std::string_view sockaddr, const PathContext& context);
 
 // Whether a file system magic number is a pseudo file system whose files the
 // spec lets us leave out (procfs, sysfs, devpts, cgroup, ...).

@@ -74,22 +74,33 @@ uint32_t ProcessTree::intern(const std::string& p) {
   if (added) {
     paths_.push_back(&it->first);
     exists_.push_back(-1);
-    first_.push_back(0);
+    prior_.emplace_back();
+    changed_.push_back(false);
   }
   return it->second;
 }
 
 void ProcessTree::record(Proc& p, const std::string& file, OpSet ops, OpSet if_existed,
-                         const std::optional<std::string>& named) {
+                         const std::optional<std::string>& named, Uses uses) {
   if (path::is_pseudo(file)) return;
   uint32_t id = intern(file);
   if (exists_[id] == 1) ops |= if_existed;
-  if (first_[id] == 0) first_[id] = ops;
+  if (uses == 0) uses = uses_of_ops(ops);  // exec, links followed: what the ops say
+  // Saturating: past 4G accesses every later one counts as simultaneous,
+  // which only ever adds to what a subtree is taken to have depended on.
+  if (seq_ != UINT32_MAX) ++seq_;
+  PriorAccess& prior = prior_[id];
+  if (prior.first == 0) prior.first = ops;
+  if (!changed_[id]) prior.uses |= uses;
+  if (ops & kMutatingOps) changed_[id] = true;
   auto& access = p.files[id];
   if (access.ops == 0) {
     access.first = ops;
-    access.seq = ++seq_;
+    access.first_seq = seq_;
   }
+  if ((ops & kMutatingOps) && access.change_seq == 0) access.change_seq = seq_;
+  for (size_t bit = 0; bit < access.use_seq.size(); ++bit)
+    if ((uses & (1u << bit)) && access.use_seq[bit] == 0) access.use_seq[bit] = seq_;
   access.ops |= ops;
   if (ops & (kOpDelete | kOpMissing)) {
     exists_[id] = (ops & kOpCreate) ? 1 : 0;
@@ -104,16 +115,16 @@ void ProcessTree::record(Proc& p, const std::string& file, OpSet ops, OpSet if_e
   }
 }
 
-OpSet ProcessTree::first_ops(const std::string& path) const {
+PriorAccess ProcessTree::prior(const std::string& path) const {
   auto it = path_ids_.find(path);
-  return it == path_ids_.end() ? 0 : first_[it->second];
+  return it == path_ids_.end() ? PriorAccess{} : prior_[it->second];
 }
 
-std::vector<std::pair<std::string, OpSet>> ProcessTree::all_first_ops() const {
-  std::vector<std::pair<std::string, OpSet>> out;
+std::vector<std::pair<std::string, PriorAccess>> ProcessTree::all_priors() const {
+  std::vector<std::pair<std::string, PriorAccess>> out;
   out.reserve(paths_.size());
   for (size_t id = 0; id < paths_.size(); ++id)
-    if (first_[id]) out.emplace_back(*paths_[id], first_[id]);
+    if (prior_[id].first) out.emplace_back(*paths_[id], prior_[id]);
   return out;
 }
 
@@ -192,7 +203,8 @@ void ProcessTree::on_file(const FileEvent& e) {
   unresolved_ += in.unresolved;
   bool renamed = (e.sys == BS_SYS_RENAME || e.sys == BS_SYS_RENAMEAT ||
                   e.sys == BS_SYS_RENAMEAT2) && e.ret == 0;
-  for (const Access& a : in.accesses) record(p, a.path, a.ops, a.if_existed, a.named);
+  for (const Access& a : in.accesses) record(p, a.path, a.ops, a.if_existed, a.named, a.uses);
+  for (auto& s : in.sockets) p.sockets.insert(std::move(s));
   if (renamed) symlinks_.forget_all();
 }
 
@@ -264,6 +276,7 @@ ProcessEntry ProcessTree::entry_of(const Proc& p, bool is_root, int64_t boot_to_
   for (const auto& [id, access] : p.files) out.files.push_back(FileEntry{*paths_[id], access.ops});
   std::sort(out.files.begin(), out.files.end(),
             [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+  out.sockets.assign(p.sockets.begin(), p.sockets.end());
   return out;
 }
 
@@ -279,15 +292,27 @@ std::optional<ProcessTree::Subtree> ProcessTree::subtree(pid_t pid, pid_t parent
   }
   if (!top) return std::nullopt;
   Subtree out;
-  std::unordered_map<uint32_t, std::pair<uint64_t, OpSet>> first;  // path id -> (seq, ops)
+  // Per path: the subtree's first access and first change, then what its
+  // processes depended on up to that change.
+  struct Seen {
+    uint32_t first_seq = UINT32_MAX, change_seq = UINT32_MAX;
+    OpSet first = 0;
+    std::vector<const Proc::Access*> accesses;
+  };
+  std::unordered_map<uint32_t, Seen> seen;
   std::vector<const Proc*> todo{top};
   while (!todo.empty()) {
     const Proc* p = todo.back();
     todo.pop_back();
     out.processes.push_back(entry_of(*p, false, boot_to_wall, end_boot));
     for (const auto& [id, access] : p->files) {
-      auto [it, added] = first.try_emplace(id, access.seq, access.first);
-      if (!added && access.seq < it->second.first) it->second = {access.seq, access.first};
+      Seen& s = seen[id];
+      if (access.first_seq < s.first_seq) {
+        s.first_seq = access.first_seq;
+        s.first = access.first;
+      }
+      if (access.change_seq && access.change_seq < s.change_seq) s.change_seq = access.change_seq;
+      s.accesses.push_back(&access);
     }
     if (auto c = children.find(p->key); c != children.end())
       todo.insert(todo.end(), c->second.begin(), c->second.end());
@@ -295,7 +320,13 @@ std::optional<ProcessTree::Subtree> ProcessTree::subtree(pid_t pid, pid_t parent
   std::sort(out.processes.begin() + 1, out.processes.end(), [](const ProcessEntry& a, const ProcessEntry& b) {
     return a.key.start != b.key.start ? a.key.start < b.key.start : a.key.pid < b.key.pid;
   });
-  for (const auto& [id, f] : first) out.first_ops.emplace(*paths_[id], f.second);
+  for (const auto& [id, s] : seen) {
+    PriorAccess prior{s.first, 0};
+    for (const Proc::Access* a : s.accesses)
+      for (size_t bit = 0; bit < a->use_seq.size(); ++bit)
+        if (a->use_seq[bit] && a->use_seq[bit] <= s.change_seq) prior.uses |= static_cast<Uses>(1u << bit);
+    out.priors.emplace(*paths_[id], prior);
+  }
   return out;
 }
 

@@ -14,7 +14,9 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -52,12 +54,13 @@ class ProcessTree : public EventSink {
   // Pids of processes seen and not yet seen to exit.
   std::vector<pid_t> running_pids() const;
 
-  // The ops of the first access to path by any process of the run (0: never
-  // accessed). Whether the run saw a path's state from before it or only
-  // what it made itself: a cache keys on the first, never on the second.
-  OpSet first_ops(const std::string& path) const;
-  // first_ops of every path accessed (to send it elsewhere: bsandboxd).
-  std::vector<std::pair<std::string, OpSet>> all_first_ops() const;
+  // What the run learnt of path's state from before it (ops.h): the ops of
+  // its first access by any process, and the uses of every access up to and
+  // including the first that changed it ({} if never accessed). A cache
+  // keys on that, never on what the run saw of its own doing.
+  PriorAccess prior(const std::string& path) const;
+  // prior() of every path accessed (to send it elsewhere: bsandboxd).
+  std::vector<std::pair<std::string, PriorAccess>> all_priors() const;
 
   // The processes as record entries, the top first. Times are converted
   // with wall = boottime + boot_to_wall; a process still running ends at
@@ -65,12 +68,12 @@ class ProcessTree : public EventSink {
   std::vector<ProcessEntry> entries(int64_t boot_to_wall, uint64_t end_boot) const;
 
   // The process pid forked by parent_pid (the newest such) and all its
-  // descendants, as record entries (that process first), with the ops of
-  // the first access to each path by any of them. For a cached command run
+  // descendants, as record entries (that process first), with prior() of
+  // each path as those processes alone saw it. For a cached command run
   // inside a traced build (tracer_service.h). nullopt if no such process.
   struct Subtree {
     std::vector<ProcessEntry> processes;
-    std::unordered_map<std::string, OpSet> first_ops;
+    std::unordered_map<std::string, PriorAccess> priors;
   };
   std::optional<Subtree> subtree(pid_t pid, pid_t parent_pid, int64_t boot_to_wall, uint64_t end_boot) const;
 
@@ -86,12 +89,18 @@ class ProcessTree : public EventSink {
     std::optional<uint64_t> end_time;
     std::optional<uint64_t> exec_time;  // of the last successful execve
     std::optional<int> wait_status;
+    // Sequence numbers count accesses in the order events arrived (0: never),
+    // so that what processes of a subtree did before one of them changed
+    // a path can be told from what they did after.
     struct Access {
       OpSet ops = 0;
-      OpSet first = 0;   // the ops of this process's first access
-      uint64_t seq = 0;  // when that was, in the order events arrived
+      OpSet first = 0;            // the ops of this process's first access
+      uint32_t first_seq = 0;     // when that was
+      uint32_t change_seq = 0;    // its first access that changed the path
+      std::array<uint32_t, 6> use_seq{};  // per Use bit: when it first depended on it
     };
     std::unordered_map<uint32_t, Access> files;  // path id -> ops
+    std::set<SocketEntry> sockets;
   };
   struct Thread {
     std::string cwd;
@@ -103,7 +112,7 @@ class ProcessTree : public EventSink {
   Thread& thread(const EventBase& e);
   uint32_t intern(const std::string& path);
   void record(Proc& p, const std::string& path, OpSet ops, OpSet if_existed = 0,
-              const std::optional<std::string>& named = std::nullopt);
+              const std::optional<std::string>& named = std::nullopt, Uses uses = 0);  // 0: from ops
 
   void on_fork(const ForkEvent& e);
   void on_exec(const ExecEvent& e);
@@ -116,8 +125,9 @@ class ProcessTree : public EventSink {
   std::unordered_map<std::string, uint32_t> path_ids_;
   std::vector<const std::string*> paths_;
   std::vector<int8_t> exists_;  // per path id: -1 unknown, 0 absent, 1 present
-  std::vector<OpSet> first_;    // per path id: the ops of the first access in the run
-  uint64_t seq_ = 0;            // accesses recorded so far
+  std::vector<PriorAccess> prior_;  // per path id, for the whole run
+  std::vector<bool> changed_;       // per path id: the run has changed it
+  uint32_t seq_ = 0;                // accesses recorded so far (saturating)
 
   uint32_t root_pid_ = 0;
   uint64_t root_fallback_start_ = 0;

@@ -84,10 +84,32 @@ void append_process(std::string& out, const ProcessEntry& p) {
     append_ops(out, p.files[i].ops);
     out += '}';
   }
-  out += p.files.empty() ? "]\n    }" : "\n      ]\n    }";
+  out += p.files.empty() ? "]" : "\n      ]";
+  if (!p.sockets.empty()) {  // beside the spec's fields, only where there are any
+    out += ",\n      \"sockets\": [";
+    for (size_t i = 0; i < p.sockets.size(); ++i) {
+      out += i ? ",\n        " : "\n        ";
+      out += "{\"op\": \"";
+      out += socket_op_name(p.sockets[i].op);
+      out += "\", \"address\": ";
+      json::append_string(out, p.sockets[i].address);
+      out += '}';
+    }
+    out += "\n      ]";
+  }
+  out += "\n    }";
 }
 
 }  // namespace
+
+std::string_view socket_op_name(SocketOp op) {
+  switch (op) {
+    case SocketOp::kConnect: return "connect";
+    case SocketOp::kBind: return "bind";
+    case SocketOp::kSend: return "send";
+  }
+  return "?";
+}
 
 std::string to_json(const Record& r) {
   std::string out;
@@ -171,6 +193,11 @@ std::string to_protobuf(const Record& r) {
       g->set_path(it->second);
       g->set_ops(f.ops);
     }
+    for (const auto& s : p.sockets) {
+      pb::Socket* k = q->add_sockets();
+      k->set_op(static_cast<uint32_t>(s.op));
+      k->set_address(s.address);
+    }
   }
   return m.SerializeAsString();
 }
@@ -206,6 +233,10 @@ Result<Record> from_protobuf(std::string_view bytes, std::string_view what) {
       if (g.path() >= static_cast<uint32_t>(m.paths_size()) || g.ops() > 0xff)
         return fail(std::string(what) + ": corrupt record (file entry out of range)");
       p.files.push_back(FileEntry{m.paths(static_cast<int>(g.path())), static_cast<OpSet>(g.ops())});
+    }
+    for (const auto& k : q.sockets()) {
+      if (k.op() < 1 || k.op() > 3) return fail(std::string(what) + ": corrupt record (socket entry)");
+      p.sockets.push_back(SocketEntry{static_cast<SocketOp>(k.op()), k.address()});
     }
     r.processes.push_back(std::move(p));
   }

@@ -23,6 +23,20 @@ struct FileEntry {
   friend bool operator==(const FileEntry&, const FileEntry&) = default;
 };
 
+// A socket a process reached out to or listened on: where what it read
+// came from other than files. address: "inet:127.0.0.1:80",
+// "inet6:[::1]:80", "unix:/run/x.sock", "unix:@abstract", "netlink",
+// "family N".
+enum class SocketOp : uint8_t { kConnect = 1, kBind = 2, kSend = 3 };
+std::string_view socket_op_name(SocketOp op);
+
+struct SocketEntry {
+  SocketOp op = SocketOp::kConnect;
+  std::string address;
+  friend bool operator==(const SocketEntry&, const SocketEntry&) = default;
+  friend auto operator<=>(const SocketEntry&, const SocketEntry&) = default;
+};
+
 struct ProcessEntry {
   ProcessKey key;
   std::optional<ProcessKey> parent;
@@ -34,6 +48,7 @@ struct ProcessEntry {
   std::optional<int> exit_code;  // 128+N for death by signal N
   std::optional<int64_t> exec_ns;  // wall clock of its last successful execve (none: it never exec'd)
   std::vector<FileEntry> files;  // sorted by path
+  std::vector<SocketEntry> sockets;  // sorted; connects are attempts, successful or not
   friend bool operator==(const ProcessEntry&, const ProcessEntry&) = default;
 };
 

@@ -199,6 +199,36 @@ void read_user_string(pid_t tid, uint64_t addr, size_t max, UserString& out) {
   out.flags |= BS_SF_TRUNCATED;
 }
 
+// The socket address of a connect, bind or send (bs_sc_desc's
+// BS_DESC_SOCKADDR / BS_DESC_MSGHDR), as raw bytes. false: there is none
+// (a send on a connected socket), nothing to report.
+bool read_sockaddr(pid_t tid, const bs_sc_desc& d, const uint64_t* args, UserString& out) {
+  out = UserString{};
+  uint64_t addr = args[d.path1 - 1u];
+  uint64_t len = d.path2 ? args[d.path2 - 1u] : 0;
+  if ((d.desc_flags & BS_DESC_MSGHDR) && addr) {
+    struct {
+      uint64_t name;
+      uint32_t namelen;
+    } mh{};
+    iovec local{&mh, sizeof mh};
+    iovec remote{reinterpret_cast<void*>(addr), sizeof mh};
+    if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) != sizeof mh) mh = {};
+    addr = mh.name;
+    len = mh.namelen;
+  }
+  if (!addr || !len) return false;
+  out.present = true;
+  out.text.resize(std::min<uint64_t>(len, BS_SOCKADDR_MAX));
+  iovec local{out.text.data(), out.text.size()};
+  iovec remote{reinterpret_cast<void*>(addr), out.text.size()};
+  if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(out.text.size())) {
+    out.text.clear();
+    out.flags = BS_SF_FAULT;
+  }
+  return true;
+}
+
 struct Pending {
   const SyscallSpec* spec = nullptr;
   std::array<uint64_t, 6> args{};
@@ -546,7 +576,17 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
       p.flags = how;
     }
   }
-  if (d.path1) {
+  if (d.desc_flags & (BS_DESC_SOCKADDR | BS_DESC_MSGHDR)) {
+    if (!read_sockaddr(tid, d, p.args.data(), p.path1)) {
+      resume(tid);
+      return;
+    }
+    p.path2 = UserString{};
+    p.created = -1;
+    t.in_syscall = true;
+    resume(tid);
+    return;
+  } else if (d.path1) {
     read_user_string(tid, arg(d.path1), BS_USER_PATH_MAX, p.path1);
   } else {
     p.path1 = UserString{};

@@ -75,6 +75,12 @@ Result<std::vector<sock_filter>> file_syscall_trace_filter(std::span<const long>
       unsigned arg = s.desc.flags - 1u;
       rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(s.nr), 1,
                             SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, 0));
+    } else if (s.desc.desc_flags & BS_DESC_SOCKADDR) {
+      // send() is sendto() without an address: on a connected socket, it
+      // says nothing connect() did not.
+      unsigned arg = s.desc.path1 - 1u;
+      rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(s.nr), 1,
+                            SCMP_CMP(arg, SCMP_CMP_NE, 0));
     } else {
       rc = seccomp_rule_add(ctx->get(), SCMP_ACT_TRACE(0), static_cast<int>(s.nr), 0);
     }

@@ -45,6 +45,8 @@ std::vector<SyscallSpec> build() {
   constexpr uint8_t kGen = BS_DESC_BUMP_GEN;
   constexpr uint8_t kOnce = BS_DESC_ONCE_PER_FILE;
   constexpr uint8_t kText2 = BS_DESC_PATH2_IS_TEXT;
+  constexpr uint8_t kAddr = BS_DESC_SOCKADDR;
+  constexpr uint8_t kMsg = BS_DESC_MSGHDR;
   // clang-format off
   //         sys                        p1 d1 p2 d2 fd fl resolve desc_flags
   return {
@@ -142,6 +144,11 @@ std::vector<SyscallSpec> build() {
     ROW(lgetxattr, BS_SYS_LGETXATTR,    1, 0, 0, 0, 0, 0, 0, 0),
     ROW(listxattr, BS_SYS_LISTXATTR,    1, 0, 0, 0, 0, 0, 0, 0),
     ROW(llistxattr, BS_SYS_LLISTXATTR,  1, 0, 0, 0, 0, 0, 0, 0),
+    // Sockets: path1 the address, path2 the argument with its length.
+    ROW(connect,  BS_SYS_CONNECT,       2, 0, 3, 0, 0, 0, 0, kAddr),
+    ROW(bind,     BS_SYS_BIND,          2, 0, 3, 0, 0, 0, 0, kAddr),
+    ROW(sendto,   BS_SYS_SENDTO,        5, 0, 6, 0, 0, 0, 0, kAddr),
+    ROW(sendmsg,  BS_SYS_SENDMSG,       2, 0, 0, 0, 0, 0, 0, kMsg),
   };
   // clang-format on
 }

@@ -6,10 +6,10 @@
 
 namespace bsandbox {
 
-OpSet TracedRun::first_ops(const std::string& path) const {
-  if (tree) return tree->first_ops(path);
-  auto it = first_map.find(path);
-  return it == first_map.end() ? OpSet(0) : it->second;
+PriorAccess TracedRun::prior(const std::string& path) const {
+  if (tree) return tree->prior(path);
+  auto it = prior_map.find(path);
+  return it == prior_map.end() ? PriorAccess{} : it->second;
 }
 
 Result<TracedRun> run_traced(EventSource& source, const std::vector<std::string>& argv,

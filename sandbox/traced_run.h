@@ -28,12 +28,13 @@ struct TracedRun {
   uint64_t events = 0;                // delivered by the backend
   std::string detail;                 // the backend's counts, for -v
 
-  // The ops of the run's first access to path (the cache keys on them):
-  // from the process tree here, from first_map when the run was elsewhere.
-  OpSet first_ops(const std::string& path) const;
+  // What the run learnt of path's state from before it (the cache keys on
+  // it): from the process tree here, from prior_map when the run was
+  // elsewhere (bsandboxd).
+  PriorAccess prior(const std::string& path) const;
   std::unique_ptr<SystemLinkReader> links;
   std::unique_ptr<ProcessTree> tree;
-  std::unordered_map<std::string, OpSet> first_map;
+  std::unordered_map<std::string, PriorAccess> prior_map;
 };
 
 // options.boot_to_wall is measured here.

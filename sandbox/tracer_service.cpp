@@ -110,9 +110,9 @@ void TracerService::answer(int client, EventSource& source, ProcessTree& tree, i
                    th.strings_dropped == 0 && th.elf32.empty();
     rec.processes = std::move(sub->processes);
     reply.set_record(to_protobuf(rec));
-    for (const auto& [path, ops] : sub->first_ops) {
-      reply.add_first_paths(path);
-      reply.add_first_ops(ops);
+    for (const auto& [path, prior] : sub->priors) {
+      reply.add_prior_paths(path);
+      reply.add_priors(prior.pack());
     }
   } else {
     reply.set_error("no process " + std::to_string(request[1]) + " started by process " + std::to_string(peer.pid) +
@@ -145,8 +145,8 @@ Result<TracedSubtree> request_subtree(int fd, pid_t child) {
   auto rec = from_protobuf(reply.record(), "tracer service reply");
   if (!rec) return tl::unexpected(rec.error());
   TracedSubtree out{std::move(*rec), {}};
-  for (int i = 0; i < reply.first_paths_size() && i < reply.first_ops_size(); ++i)
-    out.first_ops.emplace(reply.first_paths(i), static_cast<OpSet>(reply.first_ops(i)));
+  for (int i = 0; i < reply.prior_paths_size() && i < reply.priors_size(); ++i)
+    out.priors.emplace(reply.prior_paths(i), PriorAccess::unpack(reply.priors(i)));
   return out;
 }
 

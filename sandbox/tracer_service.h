@@ -48,7 +48,7 @@ class TracerService {
 
 struct TracedSubtree {
   Record record;  // processes, backend, complete; argv/cwd/times/exit code are the caller's to set
-  std::unordered_map<std::string, OpSet> first_ops;
+  std::unordered_map<std::string, PriorAccess> priors;
 };
 
 // Connects to the service at address (from $BSANDBOX_TRACER). Connect only

@@ -22,10 +22,11 @@ using bsandbox::testing::TempDir;
 
 namespace {
 
-// A record of one process with the given files, and its first ops.
+// A record of one process with the given files, and what the run learnt
+// of each one's earlier state (by default: what its ops say).
 struct Run {
   Record rec;
-  std::map<std::string, OpSet> first;
+  std::map<std::string, PriorAccess> prior;
   Run() {
     rec.backend = "test";
     rec.argv = {"cmd"};
@@ -34,15 +35,15 @@ struct Run {
     rec.start_ns = now.tv_sec * 1'000'000'000LL + now.tv_nsec;  // inputs made before this are unchanged
     rec.processes.emplace_back();
   }
-  Run& file(const std::string& path, OpSet ops, OpSet first_ops = 0) {
+  Run& file(const std::string& path, OpSet ops, std::optional<PriorAccess> seen = std::nullopt) {
     rec.processes[0].files.push_back(FileEntry{path, ops});
-    first[path] = first_ops ? first_ops : ops;
+    prior[path] = seen ? *seen : PriorAccess{ops, uses_of_ops(ops)};
     return *this;
   }
-  std::function<OpSet(const std::string&)> firsts() const {
+  PriorOf priors() const {
     return [this](const std::string& p) {
-      auto it = first.find(p);
-      return it == first.end() ? OpSet(0) : it->second;
+      auto it = prior.find(p);
+      return it == prior.end() ? PriorAccess{} : it->second;
     };
   }
 };
@@ -55,55 +56,92 @@ UniqueFd memfile(const std::string& data) {
 
 char* kEnv[] = {const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
 
+// Descriptors this test inherited (from a shell, a CI runner) would be
+// inherited by every command it pretends to run, and key them: a test
+// starts with none of its own but 0-2.
+const bool kNoStrayFds = [] {
+  for (int fd = 3; fd < 1024; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return true;
+}();
+
 }  // namespace
 
-TEST_CASE("classify: observations before any write are inputs, writes are products") {
+TEST_CASE("classify: what the run could have based its result on is an input, what it changed a product") {
   Run r;
   r.file("/r/src.c", kOpRead)
       .file("/r/dir", kOpReaddir)
       .file("/r/probe.h", kOpMissing)
       .file("/usr/bin/cc", kOpExec | kOpRead)
       .file("/r/meta", kOpStat)
-      .file("/r/new.o", kOpCreate | kOpWrite)
-      .file("/r/old.o", kOpWrite, kOpWrite)
-      .file("/r/gone", kOpDelete)
-      .file("/r/made-then-read", kOpCreate | kOpWrite | kOpRead, kOpCreate | kOpWrite)
-      .file("/r/out-probed", kOpMissing | kOpCreate | kOpWrite, kOpMissing)
-      .file("/tmp/cc123.s", kOpCreate | kOpWrite | kOpRead | kOpDelete, kOpCreate | kOpWrite)
+      .file("/r/read-and-stat", kOpStat | kOpRead)
+      .file("/r/new.o", kOpCreate | kOpWrite, PriorAccess{kOpCreate | kOpWrite, 0})
+      .file("/r/old.o", kOpWrite, PriorAccess{kOpWrite, 0})  // O_CREAT|O_TRUNC: works either way
+      .file("/r/gone", kOpDelete, PriorAccess{kOpDelete, kUsesPresent})
+      .file("/r/made-then-read", kOpCreate | kOpWrite | kOpRead, PriorAccess{kOpCreate | kOpWrite, 0})
+      .file("/r/out-probed", kOpMissing | kOpCreate | kOpWrite, PriorAccess{kOpMissing, kUsesAbsent})
+      .file("/r/mkdir", kOpCreate, PriorAccess{kOpCreate, kUsesAbsent})
+      .file("/r/as.o", kOpStat | kOpDelete | kOpCreate | kOpWrite, PriorAccess{kOpStat, kUsesMeta | kUsesPresent})
+      .file("/r/chmod", kOpWrite, PriorAccess{kOpWrite, kUsesPresent | kUsesKept})
+      .file("/tmp/cc123.s", kOpCreate | kOpWrite | kOpRead | kOpDelete, PriorAccess{kOpCreate | kOpWrite, 0})
       .file("/dev/null", kOpWrite);
-  Classified c = classify(r.rec, r.firsts(), "/r");
+  Classified c = classify(r.rec, r.priors(), "/r");
   CHECK(c.uncacheable.empty());
-  std::map<std::string, uint32_t> inputs;
-  for (const auto& in : c.inputs) inputs[in.path] = in.aspects;
-  CHECK(inputs == std::map<std::string, uint32_t>{{"/r/dir", kAspectListing},
-                                                  {"/r/meta", kAspectMeta},
-                                                  {"/r/probe.h", kAspectAbsent},
-                                                  {"/r/src.c", kAspectContent},
-                                                  {"/usr/bin/cc", kAspectContent}});
+  std::map<std::string, std::pair<uint32_t, InputFrom>> inputs;
+  for (const auto& in : c.inputs) inputs[in.path + (in.from == InputFrom::kKept ? "#kept" : "")] = {in.aspects, in.from};
+  using F = InputFrom;
+  CHECK(inputs == std::map<std::string, std::pair<uint32_t, InputFrom>>{
+                      {"/r/as.o", {kAspectMeta | kAspectOrder, F::kBefore}},
+                      {"/r/chmod", {kAspectPresent, F::kBefore}},
+                      {"/r/chmod#kept", {kAspectContent, F::kKept}},
+                      {"/r/dir", {kAspectListing, F::kNow}},
+                      {"/r/gone", {kAspectPresent, F::kBefore}},
+                      {"/r/meta", {kAspectMeta | kAspectOrder | kAspectMtime, F::kNow}},
+                      {"/r/mkdir", {kAspectAbsent, F::kBefore}},
+                      {"/r/out-probed", {kAspectAbsent, F::kBefore}},
+                      {"/r/probe.h", {kAspectAbsent, F::kNow}},
+                      {"/r/read-and-stat", {kAspectContent | kAspectMeta | kAspectOrder, F::kNow}},
+                      {"/r/src.c", {kAspectContent, F::kNow}},
+                      {"/usr/bin/cc", {kAspectContent, F::kNow}}});
   std::map<std::string, std::pair<bool, bool>> produced;  // existed before, in root
   for (const auto& p : c.produced) produced[p.path] = {p.existed_before, p.in_root};
   CHECK(produced == std::map<std::string, std::pair<bool, bool>>{
+                        {"/r/as.o", {true, true}},
+                        {"/r/chmod", {true, true}},
                         {"/r/gone", {true, true}},
                         {"/r/made-then-read", {false, true}},
+                        {"/r/mkdir", {false, true}},
                         {"/r/new.o", {false, true}},
                         {"/r/old.o", {true, true}},
                         {"/r/out-probed", {false, true}},
                         {"/tmp/cc123.s", {false, false}}});
 }
 
-TEST_CASE("classify: reading a file before writing it, or an incomplete record, is not cacheable") {
-  Run r;
-  r.file("/r/f", kOpRead | kOpWrite, kOpRead);
-  CHECK(classify(r.rec, r.firsts(), "/r").uncacheable == "it reads /r/f, which it also writes");
-  Run same_open;  // O_RDWR of an existing file: read and written at once
-  same_open.file("/r/f", kOpRead | kOpWrite);
-  CHECK_FALSE(classify(same_open.rec, same_open.firsts(), "/r").uncacheable.empty());
-  Run stat_first;  // ld looks at its old output before replacing it: fine
-  stat_first.file("/r/a.out", kOpStat | kOpDelete | kOpCreate | kOpWrite, kOpStat);
-  CHECK(classify(stat_first.rec, stat_first.firsts(), "/r").uncacheable.empty());
+TEST_CASE("classify: depending on a path's content or listing and then changing it is not cacheable") {
+  auto why = [](OpSet ops, PriorAccess prior) {
+    Run r;
+    r.file("/r/f", ops, prior);
+    return classify(r.rec, r.priors(), "/r").uncacheable;
+  };
+  CHECK(why(kOpRead | kOpWrite, {kOpRead, kUsesContent}) == "it reads /r/f, which it also writes");
+  // stat, then read, then rewrite (ranlib, sed -i): the read counts though the first look was a stat
+  CHECK(why(kOpStat | kOpRead | kOpWrite, {kOpStat, kUsesMeta | kUsesContent | kUsesPresent}) ==
+        "it reads /r/f, which it also writes");
+  // O_RDWR of an existing file: read and written at once
+  CHECK_FALSE(why(kOpRead | kOpWrite, {kOpRead | kOpWrite, kUsesContent | kUsesPresent}).empty());
+  // appending, truncating, moving away: the result is made of the old content
+  CHECK(why(kOpWrite, {kOpWrite, kUsesContent | kUsesPresent}).find("in place or moves it") != std::string::npos);
+  CHECK(why(kOpDelete, {kOpDelete, kUsesContent | kUsesListing | kUsesPresent}).find("moves it") !=
+        std::string::npos);
+  CHECK(why(kOpReaddir | kOpDelete, {kOpReaddir, kUsesListing | kUsesPresent}) ==
+        "it lists /r/f, which it also changes");
+  // looking at its metadata, or at its absence, before replacing it is fine
+  CHECK(why(kOpStat | kOpDelete | kOpCreate | kOpWrite, {kOpStat, kUsesMeta | kUsesPresent}).empty());
+  CHECK(why(kOpMissing | kOpCreate | kOpWrite, {kOpMissing, kUsesAbsent}).empty());
+  // a read after the run made the file is of its own doing
+  CHECK(why(kOpCreate | kOpWrite | kOpRead, {kOpCreate | kOpWrite, 0}).empty());
   Run incomplete;
   incomplete.rec.complete = false;
-  CHECK(classify(incomplete.rec, incomplete.firsts(), "/r").uncacheable == "its record is incomplete");
+  CHECK(classify(incomplete.rec, incomplete.priors(), "/r").uncacheable == "its record is incomplete");
 }
 
 TEST_CASE("the keyed environment leaves out what differs between identical invocations") {
@@ -146,7 +184,7 @@ TEST_CASE("a stored run hits while its inputs are unchanged and restores its out
       .file(root + "/link", kOpCreate)
       .file(root + "/old", kOpDelete);
   UniqueFd out = memfile("printed\n"), err = memfile("warning\n");
-  auto saved = cache->save(req, r.rec, r.firsts(), out.get(), err.get(), 5'000'000'000);
+  auto saved = cache->save(req, r.rec, r.priors(), out.get(), err.get(), 5'000'000'000);
   REQUIRE(saved);
   CHECK(*saved == "");
 
@@ -249,21 +287,21 @@ TEST_CASE("not stored: failures (unless asked), writes outside the root, inputs 
   UniqueFd out = memfile(""), err = memfile("");
   Run failed;
   failed.rec.exit_code = 2;
-  CHECK(*cache->save(req, failed.rec, failed.firsts(), out.get(), err.get(), 0) ==
+  CHECK(*cache->save(req, failed.rec, failed.priors(), out.get(), err.get(), 0) ==
         "it exited with 2 (--cache-failures stores failures too)");
   CacheRequest keep_failures = cache->prepare({"/bin/sh"}, root, root, kEnv, true);
-  CHECK(*cache->save(keep_failures, failed.rec, failed.firsts(), out.get(), err.get(), 0) == "");
+  CHECK(*cache->save(keep_failures, failed.rec, failed.priors(), out.get(), err.get(), 0) == "");
   Run writes_outside;
   writes_outside.file(outside, kOpWrite);
-  CHECK(*cache->save(req, writes_outside.rec, writes_outside.firsts(), out.get(), err.get(), 0) ==
+  CHECK(*cache->save(req, writes_outside.rec, writes_outside.priors(), out.get(), err.get(), 0) ==
         "it writes " + outside + ", outside " + root);
   Run temp_outside;  // made and removed: a temporary, fine
   temp_outside.file(t / "tmpfile", kOpCreate | kOpWrite | kOpDelete);
-  CHECK(*cache->save(req, temp_outside.rec, temp_outside.firsts(), out.get(), err.get(), 0) == "");
+  CHECK(*cache->save(req, temp_outside.rec, temp_outside.priors(), out.get(), err.get(), 0) == "");
   Run raced;
   raced.rec.start_ns = 0;
   raced.file(root + "/in", kOpRead);
-  CHECK(*cache->save(req, raced.rec, raced.firsts(), out.get(), err.get(), 0) == root + "/in changed while it ran");
+  CHECK(*cache->save(req, raced.rec, raced.priors(), out.get(), err.get(), 0) == root + "/in changed while it ran");
 }
 
 TEST_CASE("a damaged entry is removed with a warning; a non-cache directory is refused") {
@@ -273,7 +311,7 @@ TEST_CASE("a damaged entry is removed with a warning; a non-cache directory is r
   CacheRequest req = cache->prepare({"/bin/sh"}, t.path, t.path, kEnv, false);
   UniqueFd out = memfile(""), err = memfile("");
   Run r;
-  REQUIRE(*cache->save(req, r.rec, r.firsts(), out.get(), err.get(), 0) == "");
+  REQUIRE(*cache->save(req, r.rec, r.priors(), out.get(), err.get(), 0) == "");
   std::string hex = req.weak.hex(), dir = t / ("cache/entries/" + hex.substr(0, 2) + "/" + hex);
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   auto names = list_dir(dfd.get(), dir);
@@ -312,7 +350,7 @@ TEST_CASE("a directory named as unkeyed: which files it holds does not matter, t
   Run r;
   r.file(root + "/deps", kOpReaddir).file(root + "/deps/liba.rlib", kOpRead);
   UniqueFd out = memfile(""), err = memfile("");
-  REQUIRE(*cache->save(req, r.rec, r.firsts(), out.get(), err.get(), 0) == "");
+  REQUIRE(*cache->save(req, r.rec, r.priors(), out.get(), err.get(), 0) == "");
   put_file(root + "/deps/libother.rlib", "made by a parallel job");
   std::string why;
   std::vector<std::string> warnings;
@@ -327,7 +365,7 @@ TEST_CASE("a directory named as unkeyed: which files it holds does not matter, t
   put_file(root + "/deps/liba.rlib", "a");
   Run again;  // started after liba.rlib was written back
   again.file(root + "/deps", kOpReaddir).file(root + "/deps/liba.rlib", kOpRead);
-  REQUIRE(*cache->save(keyed, again.rec, again.firsts(), out.get(), err.get(), 0) == "");
+  REQUIRE(*cache->save(keyed, again.rec, again.priors(), out.get(), err.get(), 0) == "");
   ::unlink((root + "/deps/libother.rlib").c_str());
   ::unlink((root + "/deps/liba.rlib").c_str());
   put_file(root + "/deps/liba.rlib", "a");
@@ -335,4 +373,191 @@ TEST_CASE("a directory named as unkeyed: which files it holds does not matter, t
   miss = cache->fetch(keyed, &why, &warnings);
   REQUIRE(miss);
   CHECK(why.find("listing changed") != std::string::npos);
+}
+
+namespace {
+
+void set_mtime(const std::string& path, int64_t sec) {
+  timespec t[2] = {{sec, 0}, {sec, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), t, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+// A cache, a root, and a request for `sh -c WORDS` run in it.
+struct Setup {
+  TempDir t{"cache"};
+  std::string root = t / "root";
+  Result<Cache> cache = fail("");
+  Setup() {
+    REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+    cache = Cache::open(t / "cache");
+    REQUIRE(cache);
+  }
+  CacheRequest request(const std::string& words = "build") {
+    return cache->prepare({"/bin/sh", "-c", words}, root, root, kEnv, false);
+  }
+  std::string store(CacheRequest& req, Run& r) {
+    UniqueFd out = memfile(""), err = memfile("");
+    auto saved = cache->save(req, r.rec, r.priors(), out.get(), err.get(), 0);
+    REQUIRE(saved);
+    return *saved;
+  }
+  std::string miss_why(CacheRequest& req) {
+    std::string why;
+    std::vector<std::string> warnings;
+    auto got = cache->fetch(req, &why, &warnings);
+    REQUIRE(got);
+    return *got ? "" : why;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a path only stat'ed is keyed with its modification time (make, cp -u, test -nt decide on it)") {
+  Setup s;
+  put_file(s.root + "/a.c", "int x;\n");
+  set_mtime(s.root + "/a.c", 1000);
+  CacheRequest req = s.request();
+  Run r;
+  r.file(s.root + "/a.c", kOpStat);
+  REQUIRE(s.store(req, r) == "");
+  CHECK(s.miss_why(req) == "");
+  put_file(s.root + "/a.c", "int y;\n");  // same size, same mode
+  set_mtime(s.root + "/a.c", 2000);
+  CHECK(s.miss_why(req) == "an input changed: " + s.root + "/a.c: modification time changed");
+  set_mtime(s.root + "/a.c", 1000);  // the times are all it looked at
+  CHECK(s.miss_why(req) == "");
+  SUBCASE("through a symlink, what it points to") {
+    REQUIRE(::symlink("a.c", (s.root + "/l.c").c_str()) == 0);
+    CacheRequest req2 = s.request("via link");
+    Run r2;
+    r2.file(s.root + "/l.c", kOpStat);
+    REQUIRE(s.store(req2, r2) == "");
+    CHECK(s.miss_why(req2) == "");
+    set_mtime(s.root + "/a.c", 3000);
+    CHECK(s.miss_why(req2) == "an input changed: " + s.root + "/l.c: modification time changed");
+  }
+}
+
+TEST_CASE("a file read and stat'ed is keyed by content and by the order of its time among the others") {
+  Setup s;
+  put_file(s.root + "/src", "data\n");
+  put_file(s.root + "/dst", "data\n");
+  set_mtime(s.root + "/src", 1000);
+  set_mtime(s.root + "/dst", 2000);
+  CacheRequest req = s.request("cp -u src other");
+  Run r;  // src read and stat'ed, dst stat'ed too (and read: content keyed)
+  r.file(s.root + "/src", kOpStat | kOpRead).file(s.root + "/dst", kOpStat | kOpRead);
+  REQUIRE(s.store(req, r) == "");
+  set_mtime(s.root + "/src", 1500);  // touched, still older than dst: same decision
+  CHECK(s.miss_why(req) == "");
+  set_mtime(s.root + "/src", 2500);  // now newer: cp -u would copy
+  CHECK(s.miss_why(req) == "an input changed: " + s.root + "/src is no longer older than " + s.root +
+                               "/dst (the order of modification times changed)");
+  set_mtime(s.root + "/src", 2000);
+  CHECK(s.miss_why(req).find("no longer have the same modification time") == std::string::npos);
+  CHECK(s.miss_why(req).find("no longer older") != std::string::npos);  // equal is not older
+}
+
+TEST_CASE("a path looked at and then replaced is keyed as it was before the run") {
+  Setup s;
+  std::string obj = s.root + "/out.o";
+  put_file(obj, "old object\n", 0644);
+  set_mtime(obj, 1000);
+  CacheRequest req = s.request("cc -c a.c -o out.o");
+  CHECK(s.miss_why(req).find("no entry") == 0);  // the lookup before the run looks at out.o
+  REQUIRE(req.before.count(obj));
+  put_file(obj, "new object, longer\n", 0644);  // the run: stat, unlink, write
+  Run r;
+  r.file(obj, kOpStat | kOpDelete | kOpCreate | kOpWrite, PriorAccess{kOpStat, kUsesMeta | kUsesPresent});
+  REQUIRE(s.store(req, r) == "");
+  // As before the run (the old object back): a hit, which writes the new one.
+  put_file(obj, "old object\n", 0644);
+  set_mtime(obj, 1000);
+  CacheRequest again = s.request("cc -c a.c -o out.o");
+  CHECK(s.miss_why(again) == "");
+  CHECK(get_file(obj) == "new object, longer\n");
+  ::unlink(obj.c_str());  // what it looked at is gone: it would have run another way
+  CHECK(s.miss_why(again) == "an input changed: " + obj + " was removed");
+  SUBCASE("unknown when nothing named it before it ran") {
+    CacheRequest blind = s.request("cc -c a.c");
+    put_file(obj, "x\n");
+    Run r2;
+    r2.file(obj, kOpStat | kOpDelete | kOpCreate | kOpWrite, PriorAccess{kOpStat, kUsesMeta | kUsesPresent});
+    CHECK(s.store(blind, r2).find("before it ran is unknown") != std::string::npos);
+  }
+}
+
+TEST_CASE("a metadata change keeps the content, which is then an input") {
+  Setup s;
+  std::string f = s.root + "/script";
+  put_file(f, "echo hi\n", 0644);
+  CacheRequest req = s.request("chmod +x script");
+  ::chmod(f.c_str(), 0755);
+  Run r;
+  r.file(f, kOpWrite, PriorAccess{kOpWrite, kUsesPresent | kUsesKept});
+  REQUIRE(s.store(req, r) == "");
+  ::chmod(f.c_str(), 0644);
+  CHECK(s.miss_why(req) == "");
+  put_file(f, "echo ho\n", 0644);  // same size: a hit would put the old text back
+  CHECK(s.miss_why(req) == "an input changed: " + f + ": content changed");
+}
+
+TEST_CASE("outputs that name the root hit only under it; others hit in any checkout") {
+  Setup s;
+  std::string other = s.t / "other";
+  REQUIRE(::mkdir(other.c_str(), 0755) == 0);
+  for (const auto& [name, text] : {std::pair("plain.o", std::string("no path here\n")),
+                                   std::pair("debug.o", "comp_dir=" + s.root + "\n")}) {
+    CacheRequest req = s.cache->prepare({"/bin/sh", "-c", name}, s.root, s.root, kEnv, false);
+    put_file(s.root + "/" + name, text);
+    Run r;
+    r.file(s.root + "/" + name, kOpCreate | kOpWrite, PriorAccess{kOpCreate | kOpWrite, 0});
+    REQUIRE(s.store(req, r) == "");
+    CacheRequest there = s.cache->prepare({"/bin/sh", "-c", name}, other, other, kEnv, false);
+    std::string why = s.miss_why(there);
+    if (std::string(name) == "plain.o") {
+      CHECK(why == "");
+      CHECK(get_file(other + "/plain.o") == "no path here\n");
+    } else {
+      CHECK(why == "it was stored in another checkout (its outputs name " + s.root + ")");
+      CHECK(::access((other + "/debug.o").c_str(), F_OK) != 0);
+    }
+  }
+}
+
+TEST_CASE("sockets: the run's own servers are fine, anything else is input no key holds") {
+  Run r;
+  r.rec.processes[0].sockets = {{SocketOp::kBind, "inet:127.0.0.1:8080"}, {SocketOp::kConnect, "inet:127.0.0.1:8080"},
+                                {SocketOp::kConnect, "unix:@bsandbox-tracer-1"}};
+  SocketPolicy policy{false, {"unix:@bsandbox-tracer-1"}};
+  CHECK(classify(r.rec, r.priors(), "/r", {}, policy).uncacheable.empty());
+  r.rec.processes[0].sockets.push_back({SocketOp::kConnect, "inet:127.0.0.1:9090"});
+  CHECK(classify(r.rec, r.priors(), "/r", {}, policy).uncacheable ==
+        "it connects to inet:127.0.0.1:9090: what comes back is not keyed (--cache-allow-network, if the answer "
+        "never changes)");
+  policy.allow_network = true;
+  CHECK(classify(r.rec, r.priors(), "/r", {}, policy).uncacheable.empty());
+}
+
+TEST_CASE("inherited descriptors: a file read through one is keyed by content, one written to is not cacheable") {
+  Setup s;
+  put_file(s.root + "/in", "one\n");
+  auto with_fd = [&](int flags) {
+    int fd = ::open((s.root + "/in").c_str(), flags);  // not close-on-exec: inherited
+    REQUIRE(fd >= 0);
+    CacheRequest req = s.request("cat <&3");
+    ::close(fd);
+    return req;
+  };
+  Digest first = with_fd(O_RDONLY).weak;
+  CHECK(with_fd(O_RDONLY).weak == first);
+  put_file(s.root + "/in", "two\n");
+  CHECK_FALSE(with_fd(O_RDONLY).weak == first);
+  CHECK(with_fd(O_RDONLY).uncacheable.empty());
+  CHECK(with_fd(O_WRONLY).uncacheable.find("open for writing") != std::string::npos);
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  CHECK(s.request().uncacheable.find("a pipe, socket or device") != std::string::npos);
+  ::close(p[0]);
+  ::close(p[1]);
 }

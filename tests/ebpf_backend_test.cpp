@@ -6,8 +6,11 @@
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/magic.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "sandbox/ebpf_backend.h"
+#include "sandbox/file_access.h"
 
 using namespace bsandbox;
 
@@ -382,6 +386,50 @@ TEST_SUITE("sys_exit") {
     auto ch = of_sys(ev, BS_SYS_FCHMOD);
     REQUIRE(ch.size() == 1);
     CHECK(ch[0].str.at("result") == f);
+  }
+
+  TEST_CASE("connect, bind and addressed sends carry the socket address; a send on a connected socket does not") {
+    auto ev = traced([&] {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(9);  // discard: nobody listens, connect is refused
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      int t = socket(AF_INET, SOCK_STREAM, 0);
+      (void)!connect(t, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      int u = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in any{};
+      any.sin_family = AF_INET;
+      any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      (void)!bind(u, reinterpret_cast<sockaddr*>(&any), sizeof any);
+      (void)!sendto(u, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      msghdr m{};
+      iovec v{const_cast<char*>("y"), 1};
+      m.msg_name = &a;
+      m.msg_namelen = sizeof a;
+      m.msg_iov = &v;
+      m.msg_iovlen = 1;
+      (void)!sendmsg(u, &m, 0);
+      (void)!connect(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      (void)!send(u, "z", 1, 0);  // sendto without an address
+    });
+    auto connects = of_sys(ev, BS_SYS_CONNECT);
+    REQUIRE(connects.size() == 2);
+    CHECK(connects[0].ret == -ECONNREFUSED);
+    std::string want(16, '\0');
+    want[0] = AF_INET;
+    want[3] = 9;
+    want[4] = 127;
+    want[7] = 1;
+    CHECK(connects[0].str.at("path1") == want);
+    CHECK(socket_address(connects[0].str.at("path1"), PathContext{"/", "/"}) == "inet:127.0.0.1:9");
+    REQUIRE(of_sys(ev, BS_SYS_BIND).size() == 1);
+    CHECK(socket_address(of_sys(ev, BS_SYS_BIND)[0].str.at("path1"), PathContext{"/", "/"}) == "inet:127.0.0.1:0");
+    auto sends = of_sys(ev, BS_SYS_SENDTO);
+    REQUIRE(sends.size() == 1);  // send() on the connected socket is not reported
+    CHECK(sends[0].str.at("path1") == want);
+    auto msgs = of_sys(ev, BS_SYS_SENDMSG);
+    REQUIRE(msgs.size() == 1);
+    CHECK(msgs[0].str.at("path1") == want);
   }
 
   TEST_CASE("threads of the traced process are traced") {

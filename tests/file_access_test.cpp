@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <map>
 
@@ -240,4 +242,90 @@ TEST_CASE("an event that lost a string counts as unresolved") {
   auto e = ev(BS_SYS_STAT, 0, "x");
   e.strings_dropped = true;
   CHECK(interpret(e, kCtx).unresolved == 1);
+}
+
+TEST_CASE("what each change depends on of the state before it") {
+  auto uses = [](const FileEvent& e) {
+    std::map<std::string, Uses> out;
+    for (const auto& a : interpret(e, kCtx).accesses) out[a.path] |= a.uses;
+    return out;
+  };
+  using U = std::map<std::string, Uses>;
+  auto e = ev(BS_SYS_OPENAT, 3, "f");
+  e.result = KernelPath{"/work/f", 0};
+  e.flags = O_RDONLY;
+  CHECK(uses(e) == U{{"/work/f", kUsesContent}});
+  e.flags = O_WRONLY | O_CREAT | O_TRUNC;  // replaces it whatever was there
+  CHECK(uses(e) == U{{"/work/f", 0}});
+  e.flags = O_WRONLY | O_TRUNC;  // fails where nothing is
+  CHECK(uses(e) == U{{"/work/f", kUsesPresent}});
+  e.flags = O_WRONLY | O_APPEND | O_CREAT;  // the result holds the old content
+  CHECK(uses(e) == U{{"/work/f", kUsesContent | kUsesPresent}});
+  e.flags = O_WRONLY | O_CREAT | O_EXCL;
+  e.result_flags = BS_RF_CREATED;
+  CHECK(uses(e) == U{{"/work/f", kUsesAbsent}});
+  e.flags = O_WRONLY | O_CREAT | O_APPEND;  // an old file's content would have stayed
+  CHECK(uses(e) == U{{"/work/f", kUsesAbsent}});
+  e.flags = O_WRONLY | O_CREAT | O_TRUNC;
+  CHECK(uses(e) == U{{"/work/f", 0}});
+
+  CHECK(uses(ev(BS_SYS_MKDIR, 0, "d")) == U{{"/work/d", kUsesAbsent}});
+  CHECK(uses(ev(BS_SYS_SYMLINK, 0, "l", "t")) == U{{"/work/l", kUsesAbsent}});
+  CHECK(uses(ev(BS_SYS_UNLINK, 0, "f")) == U{{"/work/f", kUsesPresent}});
+  CHECK(uses(ev(BS_SYS_UNLINK, -ENOENT, "f")) == U{{"/work/f", kUsesAbsent}});
+  CHECK(uses(ev(BS_SYS_TRUNCATE, 0, "f")) == U{{"/work/f", kUsesContent | kUsesPresent}});
+  CHECK(uses(ev(BS_SYS_CHMOD, 0, "f")) == U{{"/work/f", kUsesPresent | kUsesKept}});
+  CHECK(uses(ev(BS_SYS_UTIMENSAT, 0, "f")) == U{{"/work/f", kUsesPresent | kUsesKept}});
+  CHECK(uses(ev(BS_SYS_NEWFSTATAT, 0, "f")) == U{{"/work/f", kUsesMeta}});
+  CHECK(uses(ev(BS_SYS_LINK, 0, "a", "b")) == U{{"/work/a", kUsesMeta | kUsesContent}, {"/work/b", kUsesAbsent}});
+  // A rename carries the source's old state to the target.
+  auto moved = kUsesContent | kUsesListing | kUsesPresent;
+  CHECK(uses(ev(BS_SYS_RENAME, 0, "a", "b")) == U{{"/work/a", moved}, {"/work/b", 0}});
+  auto noreplace = ev(BS_SYS_RENAMEAT2, 0, "a", "b");
+  noreplace.flags = 1;  // RENAME_NOREPLACE
+  CHECK(uses(noreplace) == U{{"/work/a", moved}, {"/work/b", kUsesAbsent}});
+}
+
+TEST_CASE("sockets: where a process connects, binds or sends; named AF_UNIX sockets are names too") {
+  auto inet = [](uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port) {
+    std::string sa(16, '\0');
+    sa[0] = AF_INET;
+    sa[2] = static_cast<char>(port >> 8);
+    sa[3] = static_cast<char>(port & 0xff);
+    sa[4] = static_cast<char>(a), sa[5] = static_cast<char>(b), sa[6] = static_cast<char>(c), sa[7] = static_cast<char>(d);
+    return sa;
+  };
+  auto unix_sa = [](std::string_view name) { return std::string("\x01\x00", 2) + std::string(name); };
+  auto sock = [](bs_sys sys, int64_t ret, const std::string& sa) {
+    FileEvent e;
+    e.sys = sys;
+    e.ret = ret;
+    e.path1 = KernelPath{sa, 0};
+    return interpret(e, kCtx);
+  };
+  auto one = [](const Interpretation& in) {
+    REQUIRE(in.sockets.size() == 1);
+    return std::pair(in.sockets[0].op, in.sockets[0].address);
+  };
+  CHECK(one(sock(BS_SYS_CONNECT, 0, inet(127, 0, 0, 1, 8080))) == std::pair(SocketOp::kConnect, std::string("inet:127.0.0.1:8080")));
+  // a refused connect still learnt something
+  CHECK(one(sock(BS_SYS_CONNECT, -ECONNREFUSED, inet(10, 1, 2, 3, 53))) == std::pair(SocketOp::kConnect, std::string("inet:10.1.2.3:53")));
+  CHECK(one(sock(BS_SYS_SENDTO, 5, inet(8, 8, 8, 8, 53))) == std::pair(SocketOp::kSend, std::string("inet:8.8.8.8:53")));
+  CHECK(sock(BS_SYS_SENDTO, -EBADF, inet(8, 8, 8, 8, 53)).sockets.empty());
+  std::string v6(28, '\0');
+  v6[0] = AF_INET6;
+  v6[3] = 80;
+  v6[23] = 1;
+  CHECK(one(sock(BS_SYS_CONNECT, 0, v6)) == std::pair(SocketOp::kConnect, std::string("inet6:[::1]:80")));
+  CHECK(one(sock(BS_SYS_CONNECT, 0, unix_sa(std::string("\0bsandbox-tracer-1", 18)))).second == "unix:@bsandbox-tracer-1");
+  // glibc asking nscd, which is not running: a name looked up and missing
+  auto nscd = sock(BS_SYS_CONNECT, -ENOENT, unix_sa(std::string("/var/run/nscd/socket\0", 21)));
+  CHECK(nscd.sockets.empty());
+  CHECK(ops_of(nscd) == M{{"/var/run/nscd/socket", kOpMissing}});
+  // bind makes the name (relative to the cwd)
+  auto bound = sock(BS_SYS_BIND, 0, unix_sa("s.sock"));
+  CHECK(ops_of(bound) == M{{"/work/s.sock", kOpCreate}});
+  CHECK(one(bound) == std::pair(SocketOp::kBind, std::string("unix:/work/s.sock")));
+  std::string unspec(16, '\0');
+  CHECK(sock(BS_SYS_CONNECT, 0, unspec).sockets.empty());
 }

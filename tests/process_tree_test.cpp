@@ -378,3 +378,48 @@ TEST_CASE("running_pids lists processes not seen to exit") {
   CHECK(std::find(pids.begin(), pids.end(), 202) != pids.end());
   CHECK(std::find(pids.begin(), pids.end(), 201) == pids.end());
 }
+
+TEST_CASE("prior: what the run saw of a path before it first changed it, across processes") {
+  FakeLinks links;
+  ProcessTree tree(links);
+  tree.set_root(kRoot.pid, kRoot.start, {"sh"}, "/w");
+  const ProcessKey a{101, 6000}, b{102, 7000};
+  tree.on_event(fork_of(a, kRoot, "/w", 10));
+  tree.on_event(fork_of(b, kRoot, "/w", 11));
+  auto stat_of = [](ProcessKey p, const char* name, int64_t ret) {
+    FileEvent e;
+    e.proc = p;
+    e.tid = p.pid;
+    e.sys = BS_SYS_NEWFSTATAT;
+    e.ret = ret;
+    e.path1 = KernelPath{name, 0};
+    return e;
+  };
+  // a: stat g (exists), then b reads g, then a rewrites g (O_TRUNC), then b reads g again.
+  tree.on_event(stat_of(a, "g", 0));
+  tree.on_event(open_of(b, b.pid, "g", "/w/g"));
+  tree.on_event(open_of(a, a.pid, "g", "/w/g", O_WRONLY | O_CREAT | O_TRUNC));
+  // out: looked up (missing) by a, created by b, read by a afterwards: only its absence was seen.
+  tree.on_event(stat_of(a, "out", -ENOENT));
+  FileEvent create = open_of(b, b.pid, "out", "/w/out", O_WRONLY | O_CREAT | O_TRUNC);
+  create.result_flags = BS_RF_CREATED;
+  tree.on_event(create);
+  tree.on_event(open_of(a, a.pid, "out", "/w/out"));
+  CHECK(tree.prior("/w/g") == PriorAccess{kOpStat, kUsesMeta | kUsesContent});
+  CHECK(tree.prior("/w/out") == PriorAccess{kOpMissing, kUsesAbsent});
+  CHECK(tree.prior("/w/never") == PriorAccess{});
+
+  SUBCASE("a subtree sees only what its own processes did") {
+    auto sub = tree.subtree(static_cast<pid_t>(b.pid), static_cast<pid_t>(kRoot.pid), 0, 100);
+    REQUIRE(sub);
+    // b read g before anyone in its subtree changed it (a is not in it),
+    // and created out without looking first.
+    CHECK(sub->priors.at("/w/g") == PriorAccess{kOpRead, kUsesContent});
+    CHECK(sub->priors.at("/w/out") == PriorAccess{kOpCreate | kOpWrite, 0});
+    auto suba = tree.subtree(static_cast<pid_t>(a.pid), static_cast<pid_t>(kRoot.pid), 0, 100);
+    REQUIRE(suba);
+    // a's read of out came after nothing of its own changed it: all of it counts
+    CHECK(suba->priors.at("/w/out") == PriorAccess{kOpMissing, kUsesAbsent | kUsesContent});
+    CHECK(suba->priors.at("/w/g") == PriorAccess{kOpStat, kUsesMeta});
+  }
+}

@@ -35,6 +35,7 @@ Record sample() {
   child.cwd = "/home/u/proj";
   child.files = {{"/home/u/proj/Makefile", kOpStat},
                  {std::string("/home/u/proj/\xfe.o"), kOpCreate | kOpWrite}};
+  child.sockets = {{SocketOp::kConnect, "inet:127.0.0.1:80"}, {SocketOp::kBind, "unix:@x"}};
   r.processes = {top, child};
   return r;
 }
@@ -105,4 +106,12 @@ TEST_CASE("exit codes from wait statuses: status, or 128+signal") {
 
 TEST_CASE("process ids are pid@start") {
   CHECK(process_id({4242, 8812345678}) == "4242@8812345678");
+}
+
+TEST_CASE("sockets appear in JSON only for processes that reached any") {
+  Record r = sample();
+  std::string json = to_json(r);
+  CHECK(json.find("\"sockets\": [\n        {\"op\": \"connect\", \"address\": \"inet:127.0.0.1:80\"},\n"
+                  "        {\"op\": \"bind\", \"address\": \"unix:@x\"}\n      ]") != std::string::npos);
+  CHECK(json.find("\"sockets\"") == json.rfind("\"sockets\""));  // the top process has none
 }

@@ -146,6 +146,18 @@ def truncate_file(w):
 
 
 @scenario
+def sockets_reached(w):
+    def verify(r):
+        expect_files(r, w, {"": {"stat"}, "s.sock": {"create", "delete"}, "none.sock": {"missing"}})
+        p = one_process_with(r, prog("sockets"))
+        got = sorted((s["op"], s["address"]) for s in p.get("sockets", []))
+        want = sorted([("bind", f"unix:{w}/s.sock"), ("connect", f"unix:{w}/s.sock"),
+                       ("connect", "inet:127.0.0.1:9"), ("send", "inet:127.0.0.1:9")])
+        check(got == want, f"sockets recorded {got}, expected {want}")
+    return Case([prog("sockets"), w], check=verify)
+
+
+@scenario
 def stat_missing_file(w):
     return Case([prog("stat_path"), f"{w}/nope"], read_only=True,
                 check=lambda r: expect_files(r, w, {"nope": {"missing"}}))
