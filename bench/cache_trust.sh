@@ -15,6 +15,7 @@
 #         warm     make -C ld clean, then the build again (every recipe stored)
 #         edit     a one-line change to ld/ldlang.c, then the build
 #         touch    touch ld/ldlang.h (no change), then the build
+#         touch2   the same again
 #         noop     the build again, nothing changed
 #       For each: wall time, hits, misses (from `bsandbox cache stats`), and
 #       whether ld/ld-new is byte-identical to a plain build of the same
@@ -56,9 +57,9 @@ hits() {
   local rounds=${1:-2}
   [ -f "$obj/Makefile" ] || { echo "run bench/binutils.sh prepare first" >&2; exit 1; }
   local after=${AFTER:-$top/build/cli/bsandbox} before=${BEFORE:?set BEFORE to the bsandbox to compare with}
-  local file=$src/ld/ldlang.c
-  cp "$file" "$work/ldlang.c.orig"
-  trap 'cp "$work/ldlang.c.orig" "$file"' EXIT
+  file=$src/ld/ldlang.c
+  [ -f "$work/ldlang.c.orig" ] || cp "$file" "$work/ldlang.c.orig"
+  trap 'cp "$work/ldlang.c.orig" "$src/ld/ldlang.c"' EXIT
   declare -A rows
   for ((r = 0; r < rounds; r++)); do
     local order=(before after)
@@ -82,6 +83,8 @@ hits() {
       got_edit=$(sha256sum "$obj/ld/ld-new" | cut -d' ' -f1)
       touch "$src/ld/ldlang.h"
       rows[$which-touch]+="$(phase "$bs" "$cache");"
+      touch "$src/ld/ldlang.h"
+      rows[$which-touch2]+="$(phase "$bs" "$cache");"
       rows[$which-noop]+="$(phase "$bs" "$cache");"
       # the reference: the same source built plainly
       make -C "$obj/ld" clean >/dev/null 2>&1
@@ -102,7 +105,7 @@ rounds = sys.argv[1]
 rows = dict(re.findall(r'\[([a-z-]+)\]="([^"]*)"', sys.argv[2]))
 print(f"| phase of the ld build | before: median wall | hits / misses | after: median wall | hits / misses |")
 print("|---|---|---|---|---|")
-for phase in ("cold", "warm", "edit", "touch", "noop"):
+for phase in ("cold", "warm", "edit", "touch", "touch2", "noop"):
     cells = []
     for which in ("before", "after"):
         runs = [r.split() for r in rows[f"{which}-{phase}"].strip(";").split(";")]

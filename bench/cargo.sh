@@ -87,15 +87,23 @@ check_output() {
   [ "$got" = "{\"matches\":[\"abc\"],\"version\":$1}" ] || { echo "demo printed $got after $2" >&2; exit 1; }
 }
 
-declare -A times
+declare -A times lookups
 TIMEFORMAT='%R'
+# hits and misses of the cache so far, "H M"
+counters() {
+  [ -d "$work/cache" ] || { echo "0 0"; return; }
+  "$bsandbox" cache stats --cache="$work/cache" | awk '/^hits/{h=$2} /^misses/{m=$2} END{print h+0, m+0}'
+}
 for ((r = 1; r <= rounds; r++)); do
   main 1
   for mode in plain cold warm; do
     cargo clean -q
     [ "$mode" = cold ] && rm -rf "$work/cache"
     sync
+    read -r h0 m0 < <(counters)
     t=$( { time if [ "$mode" = plain ]; then build_plain; else build_cached; fi; } 2>&1 )
+    read -r h1 m1 < <(counters)
+    lookups[$mode]+="$((h1 - h0))/$((m1 - m0)) "
     check_output 1 "$mode"
     times[$mode]+="$t "
     echo "round $r $mode ${t}s" >&2
@@ -107,7 +115,10 @@ for ((r = 1; r <= rounds; r++)); do
     if [ "$mode" = edit-plain ]; then build_plain; else build_cached; fi
     main $((r + 1))
     sync
+    read -r h0 m0 < <(counters)
     t=$( { time if [ "$mode" = edit-plain ]; then build_plain; else build_cached; fi; } 2>&1 )
+    read -r h1 m1 < <(counters)
+    lookups[$mode]+="$((h1 - h0))/$((m1 - m0)) "
     check_output $((r + 1)) "$mode"
     times[$mode]+="$t "
     echo "round $r $mode ${t}s" >&2
@@ -115,20 +126,22 @@ for ((r = 1; r <= rounds; r++)); do
 done
 crates=$(ls target/debug/deps/*.rlib | wc -l)
 stats=$("$bsandbox" cache stats --cache="$work/cache" | tr '\n' ';')
-python3 - "$rounds" "$crates" "$stats" plain "${times[plain]}" cold "${times[cold]}" warm "${times[warm]}" \
-  edit-plain "${times[edit-plain]}" edit-cached "${times[edit-cached]}" <<'PY'
-import statistics, sys
-rounds, crates, stats, rest = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+python3 - "$rounds" "$crates" "$stats" "$(declare -p lookups)" plain "${times[plain]}" cold "${times[cold]}" \
+  warm "${times[warm]}" edit-plain "${times[edit-plain]}" edit-cached "${times[edit-cached]}" <<'PY'
+import re, statistics, sys
+rounds, crates, stats, lookups, rest = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+hm = dict(re.findall(r'\[([a-z-]+)\]="([^"]*)"', lookups))
 t = {rest[i]: list(map(float, rest[i + 1].split())) for i in range(0, len(rest), 2)}
 m = {k: statistics.median(v) for k, v in t.items()}
 names = {"plain": "cargo build from clean, uncached", "cold": "from clean, cache cold (empty)",
          "warm": "from clean, cache warm (after cargo clean)",
          "edit-plain": "one-line change in main.rs, uncached (incremental)",
          "edit-cached": "one-line change in main.rs, cached"}
-print(f"| build ({crates} rlibs) | median wall ({rounds} rounds) | vs uncached clean | all runs (s) |")
-print("|---|---|---|---|")
+print(f"| build ({crates} rlibs) | median wall ({rounds} rounds) | vs uncached clean | all runs (s) | hits/misses |")
+print("|---|---|---|---|---|")
 for k in ["plain", "cold", "warm", "edit-plain", "edit-cached"]:
-    print(f"| {names[k]} | {m[k]:.2f} s | {m[k] / m['plain']:.3f}x | {' '.join(f'{x:.2f}' for x in t[k])} |")
+    print(f"| {names[k]} | {m[k]:.2f} s | {m[k] / m['plain']:.3f}x | {' '.join(f'{x:.2f}' for x in t[k])} | "
+          f"{hm.get(k, '').strip() if k not in ('plain', 'edit-plain') else '-'} |")
 print()
 print(f"- cache after the runs: {stats}")
 PY

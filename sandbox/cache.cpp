@@ -222,18 +222,20 @@ std::optional<Digest> hash_from(int fd, off_t at) {
   }
 }
 
-// "--jobserver-auth=3,4" (or make 4.1's --jobserver-fds) in MAKEFLAGS: the
-// pipe make's jobs pass tokens through, which carries nothing a result
-// depends on.
+// "--jobserver-auth=3,4" (or make 4.1's --jobserver-fds) in MAKEFLAGS, or
+// cargo's CARGO_MAKEFLAGS for rustc: the pipe a jobserver's clients pass
+// tokens through, which carries nothing a result depends on.
 std::set<int> jobserver_fds(char** envp) {
   std::set<int> out;
-  auto flags = getenv_from(envp, "MAKEFLAGS");
-  if (!flags) return out;
-  for (std::string_view opt : {"--jobserver-auth=", "--jobserver-fds="}) {
-    size_t at = flags->find(opt);
-    if (at == std::string::npos) continue;
-    int r = -1, w = -1;
-    if (std::sscanf(flags->c_str() + at + opt.size(), "%d,%d", &r, &w) == 2) out.insert({r, w});
+  for (std::string_view var : {"MAKEFLAGS", "CARGO_MAKEFLAGS"}) {
+    auto flags = getenv_from(envp, var);
+    if (!flags) continue;
+    for (std::string_view opt : {"--jobserver-auth=", "--jobserver-fds="}) {
+      size_t at = flags->find(opt);
+      if (at == std::string::npos) continue;
+      int r = -1, w = -1;
+      if (std::sscanf(flags->c_str() + at + opt.size(), "%d,%d", &r, &w) == 2) out.insert({r, w});
+    }
   }
   return out;
 }
@@ -379,23 +381,20 @@ Classified classify(const Record& rec, const PriorOf& prior_of, std::string_view
       if (prior.uses & kUsesAbsent) c.inputs.push_back(ObservedInput{path, kAspectAbsent, InputFrom::kBefore});
       continue;
     }
-    std::string shown = printable(path);
-    if (prior.uses & kUsesContent) {
-      refuse((ops & kOpRead) ? "it reads " + shown + ", which it also writes"
-                             : "it changes " + shown + " in place or moves it (its result is made of " + shown +
-                                   "'s earlier content)");
-    } else if (prior.uses & kUsesListing) {
-      refuse("it lists " + shown + ", which it also changes");
-    } else if (prior.uses & kUsesAbsent) {
-      refuse(shown + " changed while it ran (found there and missing before the run changed it)");
-    } else if (prior.uses & kUsesMeta) {
-      // What stat returned before the run replaced it: known only from the
-      // look taken before the run (CacheRequest::before). Its time is keyed
-      // by order: it was rewritten by every earlier run.
-      c.inputs.push_back(ObservedInput{path, kAspectMeta | kAspectOrder, InputFrom::kBefore});
-    } else if (prior.uses & kUsesPresent) {
-      c.inputs.push_back(ObservedInput{path, kAspectPresent, InputFrom::kBefore});
+    if (prior.uses & kUsesAbsent) {
+      refuse(printable(path) + " changed while it ran (found there and missing before the run changed it)");
+      continue;
     }
+    // What the run saw of it before changing it is gone when the run is
+    // stored; the look taken just before it ran (CacheRequest::before) has
+    // it: save() keys that, or refuses. Its time is keyed by order: it was
+    // rewritten by every earlier run.
+    uint32_t aspects = 0;
+    if (prior.uses & kUsesContent) aspects |= kAspectContent;
+    if (prior.uses & kUsesListing) aspects |= kAspectListing;
+    if (prior.uses & kUsesMeta) aspects |= kAspectMeta | kAspectOrder;
+    if (!aspects && (prior.uses & kUsesPresent)) aspects = kAspectPresent;
+    if (aspects) c.inputs.push_back(ObservedInput{path, aspects, InputFrom::kBefore});
     // A metadata change keeps the content, which is then an input: what the
     // run left is what was there (a later rewrite only makes this stricter).
     if (prior.uses & kUsesKept) c.inputs.push_back(ObservedInput{path, kAspectContent, InputFrom::kKept});
@@ -899,9 +898,14 @@ void Cache::snapshot(CacheRequest& req, const std::vector<pb::CacheEntry>& entri
       at = end + 1;
     }
   }
+  // Content too (a run may read a file, or move it, before replacing it:
+  // sed -i, ranlib, `mv x.tmp x`), up to a size worth reading on every miss.
+  constexpr uint64_t kMaxContent = uint64_t{64} << 20;
   for (const auto& p : paths) {
     if (!path::is_within(p, req.root) || req.before.count(p)) continue;
-    if (auto s = look(p, kAspectMeta)) req.before.emplace(p, std::move(*s));
+    struct stat st;
+    bool small = ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) <= kMaxContent;
+    if (auto s = look(p, kAspectMeta | (small ? uint32_t{kAspectContent} : 0u))) req.before.emplace(p, std::move(*s));
   }
 }
 
@@ -1064,17 +1068,29 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   for (const auto& in : c.inputs) {
     PathState seen;
     std::string shown = printable(in.path);
+    uint32_t aspects = in.aspects;
     if (in.from == InputFrom::kBefore && test_drops("before")) continue;
-    if (in.from == InputFrom::kBefore) {
-      if (in.aspects & kAspectMeta) {
-        auto it = req.before.find(in.path);
-        if (it == req.before.end())
-          return "it looks at " + shown + " before changing it, and how " + shown +
-                 " was before it ran is unknown (not named by its arguments nor made by an earlier run of it)";
-        seen = it->second;
-      } else if (in.aspects & kAspectPresent) {
-        seen.kind = FileKind::kOther;  // not compared: only that something is there
-      }
+    if (in.from == InputFrom::kBefore && in.aspects == kAspectAbsent) {
+      seen.kind = FileKind::kAbsent;  // what the run found, before it made the path
+    } else if (in.from == InputFrom::kBefore && in.aspects == kAspectPresent) {
+      seen.kind = FileKind::kOther;  // not compared: only that something is there
+    } else if (in.from == InputFrom::kBefore) {
+      auto it = req.before.find(in.path);
+      const char* did = (in.aspects & kAspectContent)   ? "reads or moves"
+                        : (in.aspects & kAspectListing) ? "lists"
+                                                        : "looks at";
+      std::string unknown = "it " + std::string(did) + " " + shown + " before changing it, and " + shown +
+                            " as it was before it ran is unknown";
+      if (it == req.before.end())
+        return unknown + " (not named by its arguments nor made by an earlier run of it)";
+      seen = it->second;
+      if ((in.aspects & kAspectListing) && seen.kind == FileKind::kDir)
+        return "it lists or moves the directory " + shown + ", which it also changes";
+      aspects &= ~kAspectListing;  // a file moved away: its content is what moved
+      if (seen.kind == FileKind::kSymlink && (aspects & kAspectContent))
+        aspects = (aspects & ~kAspectContent) | kAspectMeta;  // a symlink moved: its target
+      if ((aspects & kAspectContent) && seen.kind == FileKind::kFile && !seen.content)
+        return unknown + " (too large to look at before every run)";
     } else {
       auto now = look(in.path, in.aspects);
       if (!now) return tl::unexpected(now.error());
@@ -1090,15 +1106,16 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
       if ((content_seen || time_seen) && seen.ctime_ns >= rec.start_ns) return shown + " changed while it ran";
       if (time_seen && seen.kind == FileKind::kSymlink && seen.resolved_ctime_ns >= rec.start_ns)
         return shown + " changed while it ran";
+      bool unkeyed = std::find(req.unkeyed_listings.begin(), req.unkeyed_listings.end(), in.path) !=
+                     req.unkeyed_listings.end();
       if ((in.aspects & kAspectListing) && seen.kind == FileKind::kDir && seen.ctime_ns >= rec.start_ns &&
-          !produced_in.count(in.path))
+          !produced_in.count(in.path) && !unkeyed)
         return "the listing of " + shown + " changed while it ran";
     }
     auto* pi = e.add_inputs();
     bool in_root = path::is_within(in.path, req.root);
     pi->set_path(in_root ? relative(in.path, req.root) : in.path);
     pi->set_in_root(in_root);
-    uint32_t aspects = in.aspects;
     if (!has_keyed_time(seen)) aspects &= ~(kAspectMtime | kAspectOrder);
     if (test_drops("mtime")) aspects &= ~kAspectMtime;
     if (test_drops("order")) aspects &= ~kAspectOrder;

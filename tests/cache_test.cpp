@@ -116,29 +116,33 @@ TEST_CASE("classify: what the run could have based its result on is an input, wh
                         {"/tmp/cc123.s", {false, false}}});
 }
 
-TEST_CASE("classify: depending on a path's content or listing and then changing it is not cacheable") {
-  auto why = [](OpSet ops, PriorAccess prior) {
+TEST_CASE("classify: what a run depended on of a path it then changed is its state from before the run") {
+  auto before = [](OpSet ops, PriorAccess prior) -> std::pair<uint32_t, std::string> {
     Run r;
     r.file("/r/f", ops, prior);
-    return classify(r.rec, r.priors(), "/r").uncacheable;
+    Classified c = classify(r.rec, r.priors(), "/r");
+    for (const auto& in : c.inputs)
+      if (in.from == InputFrom::kBefore) return {in.aspects, c.uncacheable};
+    return {0, c.uncacheable};
   };
-  CHECK(why(kOpRead | kOpWrite, {kOpRead, kUsesContent}) == "it reads /r/f, which it also writes");
+  using P = std::pair<uint32_t, std::string>;
+  CHECK(before(kOpRead | kOpWrite, {kOpRead, kUsesContent}) == P{kAspectContent, ""});
   // stat, then read, then rewrite (ranlib, sed -i): the read counts though the first look was a stat
-  CHECK(why(kOpStat | kOpRead | kOpWrite, {kOpStat, kUsesMeta | kUsesContent | kUsesPresent}) ==
-        "it reads /r/f, which it also writes");
-  // O_RDWR of an existing file: read and written at once
-  CHECK_FALSE(why(kOpRead | kOpWrite, {kOpRead | kOpWrite, kUsesContent | kUsesPresent}).empty());
+  CHECK(before(kOpStat | kOpRead | kOpWrite, {kOpStat, kUsesMeta | kUsesContent | kUsesPresent}) ==
+        P{kAspectContent | kAspectMeta | kAspectOrder, ""});
   // appending, truncating, moving away: the result is made of the old content
-  CHECK(why(kOpWrite, {kOpWrite, kUsesContent | kUsesPresent}).find("in place or moves it") != std::string::npos);
-  CHECK(why(kOpDelete, {kOpDelete, kUsesContent | kUsesListing | kUsesPresent}).find("moves it") !=
-        std::string::npos);
-  CHECK(why(kOpReaddir | kOpDelete, {kOpReaddir, kUsesListing | kUsesPresent}) ==
-        "it lists /r/f, which it also changes");
-  // looking at its metadata, or at its absence, before replacing it is fine
-  CHECK(why(kOpStat | kOpDelete | kOpCreate | kOpWrite, {kOpStat, kUsesMeta | kUsesPresent}).empty());
-  CHECK(why(kOpMissing | kOpCreate | kOpWrite, {kOpMissing, kUsesAbsent}).empty());
+  CHECK(before(kOpWrite, {kOpWrite, kUsesContent | kUsesPresent}) == P{kAspectContent, ""});
+  CHECK(before(kOpDelete, {kOpDelete, kUsesContent | kUsesListing | kUsesPresent}) ==
+        P{kAspectContent | kAspectListing, ""});
+  CHECK(before(kOpStat | kOpDelete | kOpCreate | kOpWrite, {kOpStat, kUsesMeta | kUsesPresent}) ==
+        P{kAspectMeta | kAspectOrder, ""});
+  CHECK(before(kOpDelete, {kOpDelete, kUsesPresent}) == P{kAspectPresent, ""});
+  CHECK(before(kOpMissing | kOpCreate | kOpWrite, {kOpMissing, kUsesAbsent}) == P{kAspectAbsent, ""});
   // a read after the run made the file is of its own doing
-  CHECK(why(kOpCreate | kOpWrite | kOpRead, {kOpCreate | kOpWrite, 0}).empty());
+  CHECK(before(kOpCreate | kOpWrite | kOpRead, {kOpCreate | kOpWrite, 0}) == P{0, ""});
+  // found, then missing before any change of its own: someone else's doing
+  CHECK(before(kOpStat | kOpMissing | kOpCreate, {kOpStat, kUsesMeta | kUsesAbsent}).second.find("changed while it ran") !=
+        std::string::npos);
   Run incomplete;
   incomplete.rec.complete = false;
   CHECK(classify(incomplete.rec, incomplete.priors(), "/r").uncacheable == "its record is incomplete");
@@ -558,6 +562,45 @@ TEST_CASE("inherited descriptors: a file read through one is keyed by content, o
   int p[2];
   REQUIRE(::pipe(p) == 0);
   CHECK(s.request().uncacheable.find("a pipe, socket or device") != std::string::npos);
+  // unless it is a jobserver's, named in MAKEFLAGS or cargo's CARGO_MAKEFLAGS
+  for (const char* var : {"MAKEFLAGS= -j2 --jobserver-auth=", "CARGO_MAKEFLAGS=-j --jobserver-fds="}) {
+    std::string flags = var + std::to_string(p[0]) + "," + std::to_string(p[1]);
+    char* env[] = {const_cast<char*>("PATH=/usr/bin:/bin"), flags.data(), nullptr};
+    CHECK(s.cache->prepare({"/bin/sh", "-c", "x"}, s.root, s.root, env, false).uncacheable == "");
+  }
   ::close(p[0]);
   ::close(p[1]);
+}
+
+TEST_CASE("a file read (or moved) and then rewritten is keyed by its content from before the run") {
+  Setup s;
+  std::string f = s.root + "/f.txt";
+  put_file(f, "alpha\n");
+  CacheRequest req = s.request("sed -i s/alpha/beta/ f.txt");
+  CHECK(s.miss_why(req).find("no entry") == 0);  // the look before the run hashes f.txt
+  put_file(f, "beta\n");                          // the run
+  Run r;
+  r.file(f, kOpRead | kOpWrite | kOpCreate | kOpDelete, PriorAccess{kOpRead, kUsesContent});
+  REQUIRE(s.store(req, r) == "");
+  put_file(f, "alpha\n");
+  CacheRequest again = s.request("sed -i s/alpha/beta/ f.txt");
+  CHECK(s.miss_why(again) == "");
+  CHECK(get_file(f) == "beta\n");
+  put_file(f, "gamma\n");  // same size: only the content tells
+  CHECK(s.miss_why(again) == "an input changed: " + f + ": content changed");
+  SUBCASE("not named before it ran: unknown, not cached") {
+    CacheRequest blind = s.request("sed -i s/a/b/ *.txt");
+    Run r2;
+    r2.file(f, kOpRead | kOpWrite, PriorAccess{kOpRead, kUsesContent});
+    CHECK(s.store(blind, r2).find("it reads or moves " + f + " before changing it, and " + f +
+                                  " as it was before it ran is unknown") == 0);
+  }
+  SUBCASE("a directory listed and then changed is not cacheable") {
+    REQUIRE(::mkdir((s.root + "/d").c_str(), 0755) == 0);
+    CacheRequest rm = s.request("rm -rf d");
+    CHECK(s.miss_why(rm).find("no entry") == 0);
+    Run r3;
+    r3.file(s.root + "/d", kOpReaddir | kOpDelete, PriorAccess{kOpReaddir, kUsesListing | kUsesMeta});
+    CHECK(s.store(rm, r3) == "it lists or moves the directory " + s.root + "/d, which it also changes");
+  }
 }

@@ -500,8 +500,15 @@ def what_is_not_cached_and_why():
     check([r.returncode for r in runs] == [4, 4] and b"cache hit" in runs[1].stderr,
           f"--cache-failures replays the failure: {runs[1].stderr}")
     check(runs[1].stdout == b"out\n" and runs[1].stderr.startswith(b"err\n"), runs[1].stderr)
+    # Read, then appended to: keyed by the content f had before the run,
+    # which the look before the run took (the command line names f).
     runs = twice("sh", "-c", "cat f > /dev/null; echo y >> f")
-    check(f": it reads {d}/f, which it also writes".encode() in runs[0].stderr, runs[0].stderr)
+    check(b"cached the result" in runs[0].stderr and b"cache hit" not in runs[1].stderr,
+          f"f grew, the second run misses: {runs[1].stderr}")
+    # Not named anywhere before it ran: its earlier content is unknown.
+    runs = twice("sh", "-c", "for x in *; do cat $x > /dev/null; echo y >> $x; done")
+    check(f": it reads or moves {d}/f before changing it, and {d}/f as it was before it ran is unknown".encode()
+          in runs[0].stderr, runs[0].stderr)
     outside = os.path.join(cache, "..", os.path.basename(cache) + "-outside")
     runs = twice("sh", "-c", f"echo x > {outside}")
     check(b": it writes" in runs[0].stderr and b"outside" in runs[0].stderr, runs[0].stderr)
