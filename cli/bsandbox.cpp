@@ -24,7 +24,7 @@
 namespace {
 
 int show(const std::string& path) {
-  auto bytes = bsandbox::read_file(path == "-" ? "/dev/stdin" : path);
+  auto bytes = bsandbox::read_input(path);
   if (!bytes) {
     std::fprintf(stderr, "bsandbox: error: %s\n", bytes.error().message.c_str());
     return bsandbox::kExitOwnError;
@@ -49,7 +49,7 @@ int run_export(const bsandbox::cli::ExportCommand& c) {
   std::vector<bsandbox::NamedRecord> records;
   std::map<std::string, int> seen;
   for (const auto& path : c.records) {
-    auto bytes = bsandbox::read_file(path == "-" ? "/dev/stdin" : path);
+    auto bytes = bsandbox::read_input(path);
     if (!bytes) return error(bytes.error().message);
     auto record = bsandbox::from_protobuf(*bytes, path);
     if (!record) return error(record.error().message);
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   if (auto* c = std::get_if<cli::RecoverCommand>(&*command)) return bsandbox::run_recover(c->abort);
   if (auto* c = std::get_if<cli::GcCommand>(&*command)) return bsandbox::run_gc(c->keep, c->max_bytes);
   if (auto* c = std::get_if<cli::CacheCommand>(&*command))
-    return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes);
+    return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes, c->key_file);
   if (auto* c = std::get_if<cli::WrapCommand>(&*command)) return bsandbox::run_wrap(c->argv);
   if (auto* c = std::get_if<cli::AgentCommand>(&*command)) return bsandbox::run_agent_status(c->socket);
   if (auto* c = std::get_if<cli::ExportCommand>(&*command)) return run_export(*c);

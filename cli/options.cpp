@@ -42,6 +42,8 @@ const char kUsage[] =
     "  --cache-root DIR    outputs must lie under DIR (default: the project, else .)\n"
     "  --cache-failures    cache runs that exit non-zero too\n"
     "  --cache-unkeyed-listing DIR  do not key on which files DIR holds (repeatable)\n"
+    "  --cache-key FILE    a secret shared by the users of a cache others can write:\n"
+    "                      entries are signed with it, unsigned ones ignored\n"
     "  --cache-allow-network  cache runs that connect to sockets they did not make\n"
     "                      (what comes back is not keyed: for answers that never change)\n"
     "  --explain           say why the cache missed\n"
@@ -147,6 +149,10 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       o.cache_failures = true;
     } else if (a == "--cache-allow-network") {
       o.cache_allow_network = true;
+    } else if (is(a, "--cache-key")) {
+      auto v = value(a, "--cache-key");
+      if (!v) return tl::unexpected(v.error());
+      o.cache_key_file = *v;
     } else if (a == "--explain") {
       o.explain = true;
     } else if (a == "-v" || a == "--verbose") {
@@ -159,14 +165,18 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   }
   o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
   if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
+  if (o.cache_key_file.empty() && o.cache_dir)
+    if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) o.cache_key_file = k;
   if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
   if (!o.cache_dir &&
-      (o.cache_root || o.cache_failures || o.explain || o.cache_allow_network || !o.unkeyed_listings.empty()))
-    return fail(std::string(o.cache_root             ? "--cache-root"
-                            : o.cache_failures       ? "--cache-failures"
-                            : o.explain              ? "--explain"
-                            : o.cache_allow_network  ? "--cache-allow-network"
-                                                     : "--cache-unkeyed-listing") +
+      (o.cache_root || o.cache_failures || o.explain || o.cache_allow_network || !o.cache_key_file.empty() ||
+       !o.unkeyed_listings.empty()))
+    return fail(std::string(o.cache_root              ? "--cache-root"
+                            : o.cache_failures        ? "--cache-failures"
+                            : o.explain               ? "--explain"
+                            : o.cache_allow_network   ? "--cache-allow-network"
+                            : !o.cache_key_file.empty() ? "--cache-key"
+                                                      : "--cache-unkeyed-listing") +
                 " applies to cached runs (add --cache)");
   return ExecCommand{std::move(o)};
 }
@@ -181,6 +191,10 @@ Result<Command> parse_cache(const std::vector<std::string>& args) {
       c.dir = a.substr(8);
     } else if (a == "--cache" && i + 1 < args.size()) {
       c.dir = args[++i];
+    } else if (a == "--cache-key" || a.starts_with("--cache-key=")) {
+      if (a.size() > 11) c.key_file = a.substr(12);
+      else if (i + 1 < args.size()) c.key_file = args[++i];
+      else return fail("option --cache-key needs a file");
     } else if (a == "--max-size" || a.starts_with("--max-size=")) {
       std::string v;
       if (a.size() > 10) v = a.substr(11);
@@ -201,6 +215,8 @@ Result<Command> parse_cache(const std::vector<std::string>& args) {
     return fail(c.action.empty() ? std::string(usage) : "unknown cache action '" + c.action + "' (" + usage + ")");
   if (c.max_bytes && c.action != "gc") return fail("--max-size applies to cache gc");
   if (c.dir.empty()) return fail("--cache= needs a directory");
+  if (c.key_file.empty())
+    if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) c.key_file = k;
   return c;
 }
 

@@ -46,6 +46,7 @@ struct CacheCommand {
   std::string action;
   std::string dir;  // default_cache_dir() unless --cache=DIR
   std::optional<uint64_t> max_bytes;
+  std::string key_file;  // --cache-key, else $BSANDBOX_CACHE_KEY
 };
 // bsandbox wrap COMMAND... (or bsandbox-wrap COMMAND...): a compiler
 // launcher, RUSTC_WRAPPER or make SHELL that caches each command.

@@ -27,7 +27,31 @@ std::string base_of(const std::string& path) {
 Result<AtomicFile> AtomicFile::create(std::string path) {
   if (path.empty() || path.back() == '/') return fail(path + ": not a file name");
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return fail(path + ": is a directory");
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    struct stat target;
+    bool link = S_ISLNK(st.st_mode);
+    if (link && ::stat(path.c_str(), &target) != 0) return fail(path + ": a symbolic link to nothing; refusing to write through it");
+    const struct stat& what = link ? target : st;
+    // /dev/stdout, /dev/fd/N: the caller's own descriptor, whatever it is.
+    bool descriptor = path == "/dev/stdout" || path == "/dev/stderr" || path.starts_with("/dev/fd/") ||
+                      path.starts_with("/proc/self/fd/");
+    if (S_ISCHR(what.st_mode) || S_ISFIFO(what.st_mode) || (descriptor && S_ISREG(what.st_mode))) {
+      // Written in place. O_NONBLOCK: a fifo nobody reads is an error now,
+      // not a hang (cleared for the writes).
+      int trunc = S_ISREG(what.st_mode) ? O_TRUNC : 0;
+      UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | trunc));
+      if (!fd.valid()) return fail_errno(path, errno);
+      struct stat opened;
+      if (::fstat(fd.get(), &opened) != 0 || opened.st_ino != what.st_ino || opened.st_dev != what.st_dev)
+        return fail(path + ": changed while it was opened");
+      ::fcntl(fd.get(), F_SETFL, 0);
+      return AtomicFile(std::move(path), UniqueFd(), std::string(), std::move(fd), /*in_place=*/true);
+    }
+    if (S_ISDIR(what.st_mode)) return fail(path + ": is a directory");
+    if (link) return fail(path + ": is a symbolic link; refusing to write through it (name the file itself)");
+    return fail(path + ": is a " + (S_ISBLK(what.st_mode) ? "block device" : S_ISSOCK(what.st_mode) ? "socket" : "special file") +
+                "; refusing to replace it");
+  }
   UniqueFd dir(::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir.valid()) return fail_errno(path, errno);
   // A record is an ordinary file: mode 0666 less the umask.
@@ -48,7 +72,8 @@ AtomicFile::AtomicFile(AtomicFile&& other) noexcept
     : path_(std::move(other.path_)),
       dir_(std::move(other.dir_)),
       temp_(std::move(other.temp_)),
-      fd_(std::move(other.fd_)) {
+      fd_(std::move(other.fd_)),
+      in_place_(other.in_place_) {
   other.temp_.clear();
 }
 
@@ -66,6 +91,10 @@ Result<void> AtomicFile::commit(std::string_view data) {
       return fail_errno(path_, errno);
     }
     done += static_cast<size_t>(n);
+  }
+  if (in_place_) {
+    fd_.reset();
+    return {};
   }
   if (::fsync(fd_.get()) != 0) return fail_errno(path_, errno);
   if (temp_.empty()) {
@@ -89,6 +118,41 @@ Result<void> AtomicFile::commit(std::string_view data) {
   }
   ::fsync(dir_.get());
   return {};
+}
+
+Result<std::string> read_input(const std::string& path, uint64_t limit) {
+  bool stdin_ = path == "-";
+  std::string shown = stdin_ ? "stdin" : path;
+  UniqueFd owned;
+  int fd = 0;
+  if (!stdin_) {
+    owned.reset(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    if (!owned.valid()) return fail_errno(path, errno);
+    fd = owned.get();
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return fail_errno(path, errno);
+    if (!S_ISREG(st.st_mode))
+      return fail(path + ": not a regular file (" +
+                  (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a fifo" : S_ISCHR(st.st_mode) ? "a device" : "special") +
+                  "); give a record file, or - for stdin");
+    if (static_cast<uint64_t>(st.st_size) > limit)
+      return fail(path + ": " + std::to_string(st.st_size) + " bytes, more than a record can be (" +
+                  std::to_string(limit) + ")");
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno(shown, errno);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<uint64_t>(n) > limit)
+      return fail(shown + ": more than a record can be (" + std::to_string(limit) + " bytes)");
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
 }
 
 Result<std::string> read_file(const std::string& path) {

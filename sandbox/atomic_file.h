@@ -1,5 +1,14 @@
 // atomic_file.h: a file that appears whole or not at all.
 //
+// What is at the destination decides how it is written: nothing or a
+// regular file is replaced whole (below); a character device, a fifo, or a
+// symlink to one (/dev/null, /dev/stdout), and the caller's own descriptors
+// (/dev/stdout, /dev/fd/N, whatever they are), are written in place,
+// since replacing it would break it for everyone (root turning /dev/null
+// into a file); anything else (a directory, a socket, a block device, a
+// symlink to a file) is refused, so bsandbox never replaces or writes
+// through what is not its to replace.
+//
 // create() makes an unnamed file (O_TMPFILE) in the destination's directory,
 // which proves early (before a command runs) that the destination is
 // writable. commit() writes and fsyncs it, gives it a temporary name, renames
@@ -13,6 +22,7 @@
 // mount namespace is still committed where it was meant to go.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -34,16 +44,25 @@ class AtomicFile {
   const std::string& path() const { return path_; }
 
  private:
-  AtomicFile(std::string path, UniqueFd dir, std::string temp, UniqueFd fd)
-      : path_(std::move(path)), dir_(std::move(dir)), temp_(std::move(temp)), fd_(std::move(fd)) {}
+  AtomicFile(std::string path, UniqueFd dir, std::string temp, UniqueFd fd, bool in_place = false)
+      : path_(std::move(path)), dir_(std::move(dir)), temp_(std::move(temp)), fd_(std::move(fd)),
+        in_place_(in_place) {}
 
   std::string path_;
   UniqueFd dir_;      // the destination's directory
   std::string temp_;  // the named temporary's name in dir_ (fallback); empty for O_TMPFILE
   UniqueFd fd_;       // invalid once committed or moved from
+  bool in_place_ = false;  // a device or fifo: fd_ is the destination itself
 };
 
-// Reads a whole file ("what: cause" on failure).
+// Reads a whole file ("what: cause" on failure). For the system's own files
+// (/proc): no limit, any kind.
 Result<std::string> read_file(const std::string& path);
+
+// Reads a file a user named as input (a record): "-" is stdin; otherwise
+// only a regular file (a fifo would block, a device never end), and at most
+// limit bytes. One line on failure, nothing allocated past the limit.
+inline constexpr uint64_t kMaxInputBytes = uint64_t{1} << 30;
+Result<std::string> read_input(const std::string& path, uint64_t limit = kMaxInputBytes);
 
 }  // namespace bsandbox

@@ -19,6 +19,11 @@
 #include <set>
 #include <unordered_map>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pwd.h>
+
 #include "cache.pb.h"
 #include "sandbox/fs.h"
 #include "sandbox/path.h"
@@ -117,11 +122,51 @@ Result<std::string> read_at(int dirfd, const std::string& name, std::string_view
   return out;
 }
 
-// An entry file, checked (magic, checksum) and parsed.
-Result<pb::CacheEntry> read_entry(int dirfd, const std::string& name, const std::string& shown) {
+// A shared cache's entries are signed: "BSM1" + HMAC-SHA256(key, payload)
+// + payload; a private cache's are checksummed (seal(), "BSC1").
+constexpr std::string_view kSignedMagic = "BSM1";
+
+std::string hmac(const std::string& key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  ::HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+         data.size(), out, &len);
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+bool same_secret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string sign(const std::string& key, std::string_view payload) {
+  return std::string(kSignedMagic) + hmac(key, payload) + std::string(payload);
+}
+
+// An entry file, checked and parsed: its signature under key (a shared
+// cache), else its checksum. *foreign is set for an entry of the other kind
+// (signed in a private cache, unsigned or signed under another key in a
+// shared one): skipped, not damaged, since it may be someone else's.
+Result<pb::CacheEntry> read_entry(int dirfd, const std::string& name, const std::string& shown,
+                                  const std::string& key, bool* foreign) {
+  *foreign = false;
   auto bytes = read_at(dirfd, name, shown);
   if (!bytes) return tl::unexpected(bytes.error());
-  auto payload = unseal(*bytes, kMagic, shown, "cache entry");
+  std::string_view all(*bytes);
+  Result<std::string_view> payload = fail("");
+  if (key.empty()) {
+    if (all.starts_with(kSignedMagic)) {
+      *foreign = true;
+      return fail(shown + ": a signed entry (of a cache shared with a key)");
+    }
+    payload = unseal(all, kMagic, shown, "cache entry");
+  } else {
+    if (!all.starts_with(kSignedMagic) || all.size() < kSignedMagic.size() + 32 ||
+        !same_secret(all.substr(kSignedMagic.size(), 32), hmac(key, all.substr(kSignedMagic.size() + 32)))) {
+      *foreign = true;
+      return fail(shown + ": not signed with this cache's key; ignored");
+    }
+    payload = all.substr(kSignedMagic.size() + 32);
+  }
   if (!payload) return tl::unexpected(payload.error());
   pb::CacheEntry e;
   if (!e.ParseFromArray(payload->data(), static_cast<int>(payload->size())))
@@ -173,26 +218,53 @@ std::vector<uint32_t> dense_ranks(const std::vector<int64_t>& times) {
   return out;
 }
 
-// Whether times now fall in the order their stored ranks say (equal ranks,
-// equal times; a higher rank, a later time). "" if so, else one pair that
-// does not, named (an empty path is the run's start).
-std::string order_mismatch(const std::vector<std::pair<uint32_t, int64_t>>& ranked,
-                           const std::vector<std::string>& paths) {
-  std::vector<size_t> idx(ranked.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return ranked[a] < ranked[b]; });
-  auto name = [&](size_t i) { return paths[i].empty() ? std::string("the time it starts") : printable(paths[i]); };
-  for (size_t k = 1; k < idx.size(); ++k) {
-    const auto& a = ranked[idx[k - 1]];
-    const auto& b = ranked[idx[k]];
-    if (a.first == b.first && a.second != b.second)
-      return name(idx[k - 1]) + " and " + name(idx[k]) + " no longer have the same modification time";
-    if (a.first < b.first && a.second >= b.second)
-      return name(idx[k - 1]) + " is no longer older than " + name(idx[k]) +
-             " (the order of modification times changed)";
+// The times an entry keys by order: those of its kAspectOrder inputs and
+// its start (the frame), and those of its kAspectPlace inputs, each placed
+// in the frame alone. A place is 2i+1 on the frame's i-th distinct time, 2i
+// between the (i-1)-th and the i-th (0 before all): equal places, the same
+// comparisons with every time of the frame.
+struct TimeOrder {
+  struct Item {
+    int64_t time;
+    bool framed;       // kAspectOrder (or the start): part of the frame
+    std::string path;  // "" for the start
+  };
+  std::vector<Item> items;
+
+  std::vector<uint32_t> places() const {
+    std::vector<int64_t> frame;
+    for (const auto& it : items)
+      if (it.framed) frame.push_back(it.time);
+    std::sort(frame.begin(), frame.end());
+    frame.erase(std::unique(frame.begin(), frame.end()), frame.end());
+    std::vector<uint32_t> out;
+    for (const auto& it : items) {
+      auto at = std::lower_bound(frame.begin(), frame.end(), it.time);
+      uint32_t i = static_cast<uint32_t>(at - frame.begin());
+      out.push_back(at != frame.end() && *at == it.time ? 2 * i + 1 : 2 * i);
+    }
+    return out;
   }
-  return "";
-}
+
+  // "" if the items' places now are the stored ones; else one pair (not
+  // two placed items: their order is not keyed) whose comparison changed.
+  std::string changed(const std::vector<uint32_t>& stored) const {
+    std::vector<uint32_t> now = places();
+    if (now == stored) return "";
+    auto name = [&](size_t i) {
+      return items[i].path.empty() ? std::string("the time it starts") : printable(items[i].path);
+    };
+    auto sign = [](uint32_t a, uint32_t b) { return a < b ? -1 : a > b ? 1 : 0; };
+    for (size_t a = 0; a < items.size(); ++a)
+      for (size_t b = 0; b < items.size(); ++b) {
+        if (a == b || (!items[a].framed && !items[b].framed) || stored[a] > stored[b]) continue;
+        if (sign(stored[a], stored[b]) == sign(now[a], now[b])) continue;
+        if (stored[a] == stored[b]) return name(a) + " and " + name(b) + " no longer have the same modification time";
+        return name(a) + " is no longer older than " + name(b) + " (the order of modification times changed)";
+      }
+    return "the order of modification times changed";
+  }
+};
 
 // Whether fd's content holds any of needles (mapped, not read).
 bool contains_any(int fd, const std::vector<std::string>& needles) {
@@ -362,12 +434,13 @@ Classified classify(const Record& rec, const PriorOf& prior_of, std::string_view
     if (!(ops & kMutatingOps)) {
       // Metadata a command only stat'ed is keyed with its modification
       // time (make, cp -u, test -nt decide on it); one whose content is
-      // keyed too needs only its time's order among the others, so that a
-      // touch alone does not miss.
+      // keyed too needs only its time's place among the times of paths it
+      // did not read, so that a touch alone does not miss, nor the order
+      // in which a parallel build wrote two files it reads (cargo's crates).
       uint32_t aspects = 0;
       if (prior.uses & kUsesContent) aspects |= kAspectContent;
       if (prior.uses & kUsesMeta)
-        aspects |= kAspectMeta | kAspectOrder | ((prior.uses & kUsesContent) ? 0u : uint32_t{kAspectMtime});
+        aspects |= kAspectMeta | ((prior.uses & kUsesContent) ? uint32_t{kAspectPlace} : kAspectOrder | kAspectMtime);
       if (prior.uses & kUsesListing) aspects |= kAspectListing;
       if (prior.uses & kUsesAbsent) aspects |= kAspectAbsent;
       if (prior.uses & kUsesPresent) aspects |= kAspectPresent;
@@ -464,7 +537,56 @@ uint64_t Cache::default_max_bytes() {
   return uint64_t{10} << 30;
 }
 
-Result<Cache> Cache::open(const std::string& dir) {
+// Why users other than this one could change what the cache holds (a
+// directory of it owned by someone else or writable by others), or "".
+std::string shared_because(int dir_fd, const std::string& shown) {
+  uid_t me = ::geteuid();
+  auto who = [](uid_t uid) {
+    struct passwd pw, *found = nullptr;
+    char buf[1024];
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) return std::string(found->pw_name);
+    return "uid " + std::to_string(uid);
+  };
+  auto check = [&](const struct stat& st, const std::string& what) -> std::string {
+    if (st.st_uid != me) return what + " is owned by " + who(st.st_uid);
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      return what + " is writable by " + ((st.st_mode & S_IWOTH) ? "every user" : "its group") + " (mode " + mode + ")";
+    }
+    return "";
+  };
+  struct stat st;
+  if (::fstat(dir_fd, &st) != 0) return shown + " cannot be examined";
+  if (auto why = check(st, shown); !why.empty()) return why;
+  for (const char* sub : {"entries", "objects", "hashes"}) {
+    if (::fstatat(dir_fd, sub, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISDIR(st.st_mode)) return shown + "/" + sub + " is not a directory";
+    if (auto why = check(st, shown + "/" + sub); !why.empty()) return why;
+  }
+  return "";
+}
+
+Result<std::string> load_cache_key(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) return fail("the cache key " + printable(path) + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return fail("the cache key " + printable(path) + " is not a regular file");
+  if (st.st_mode & S_IROTH)
+    return fail("the cache key " + printable(path) + " is readable by every user; a secret shared by a group is "
+                "mode 0640 or stricter");
+  std::string key;
+  auto r = read_content(fd.get(), printable(path), [&](const char* p, size_t n) {
+    if (key.size() < 4096) key.append(p, std::min<size_t>(n, 4096 - key.size()));
+  });
+  if (!r) return tl::unexpected(r.error());
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  if (key.size() < 16) return fail("the cache key " + printable(path) + " is too short (at least 16 bytes of secret)");
+  return key;
+}
+
+Result<Cache> Cache::open(const std::string& dir, const std::string& key) {
   std::string shown = printable(dir);
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   // mkdir -p: the default lives under ~/.cache, which may not exist yet.
@@ -494,6 +616,12 @@ Result<Cache> Cache::open(const std::string& dir) {
   } else if (*format != kFormat) {
     return fail(shown + "/format: not a bsandbox cache of this version (" + printable(*format) + ")");
   }
+  // Anyone who can write a cache can make it return what they like: a
+  // cache others can write is used only with a key, which its entries are
+  // signed with.
+  if (std::string why = shared_because(fd.get(), shown); !why.empty() && key.empty())
+    return fail(why + ", so another user could plant results in it; use a cache only you can write, or share "
+                "it with a secret every user of it holds (--cache-key FILE, BSANDBOX_CACHE_KEY=FILE)");
   auto entries = open_dir_at(fd.get(), "entries", shown + "/entries", true);
   if (!entries) return tl::unexpected(entries.error());
   auto hashes = open_dir_at(fd.get(), "hashes", shown + "/hashes", true);
@@ -501,6 +629,7 @@ Result<Cache> Cache::open(const std::string& dir) {
   auto store = Store::open(fd.get(), "objects", shown + "/objects", /*durable=*/false);
   if (!store) return tl::unexpected(store.error());
   Cache cache(dir, std::move(fd), std::move(*entries), std::move(*hashes), std::move(*store));
+  cache.key_ = key;
   if (char* real = ::realpath(dir.c_str(), nullptr)) {
     cache.real_dir_ = real;
     std::free(real);
@@ -531,9 +660,13 @@ Result<Digest> Cache::content_hash(int fd, const struct stat& st, const std::str
                             static_cast<uint64_t>(st.st_ctim.tv_sec),
                             static_cast<uint64_t>(st.st_ctim.tv_nsec)};
   std::string name = hash_bytes({reinterpret_cast<const char*>(key_fields), sizeof key_fields}).hex();
-  char raw[33];
+  // In a shared cache a memo is signed too: one planted by another user
+  // would make a changed file pass for its old content.
+  size_t want = key_.empty() ? 32 : 64;
+  char raw[65];
   UniqueFd memo(::openat(hashes_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (memo.valid() && ::read(memo.get(), raw, sizeof raw) == 32) {
+  if (memo.valid() && ::read(memo.get(), raw, sizeof raw) == static_cast<ssize_t>(want) &&
+      (key_.empty() || same_secret({raw + 32, 32}, hmac(key_, name + std::string(raw, 32))))) {
     if (auto d = Digest::from_raw({raw, 32})) return *d;
   }
   auto d = hash_fd(fd, what);
@@ -542,7 +675,9 @@ Result<Digest> Cache::content_hash(int fd, const struct stat& st, const std::str
   if (now_ns() - ns_of(st.st_ctim) >= 2 * kSecond && ::fstat(fd, &after) == 0 &&
       after.st_size == st.st_size && ns_of(after.st_mtim) == ns_of(st.st_mtim) &&
       ns_of(after.st_ctim) == ns_of(st.st_ctim)) {
-    (void)replace_file_at(hashes_.get(), name, d->raw(), "hash cache", 0644, false);
+    std::string memo_text(d->raw());
+    if (!key_.empty()) memo_text += hmac(key_, name + memo_text);
+    (void)replace_file_at(hashes_.get(), name, memo_text, "hash cache", 0644, false);
   }
   return d;
 }
@@ -710,7 +845,9 @@ Result<void> Cache::walk_entries(const EntryVisitor& visit) {
         if (name.starts_with(".bsandbox.") || ::fstatat(wfd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
           continue;
         std::string shown = printable(dir_) + "/entries/" + rel;
-        auto entry = read_entry(wfd->get(), name, shown);
+        bool foreign = false;
+        auto entry = read_entry(wfd->get(), name, shown, key_, &foreign);
+        if (foreign) continue;  // not this cache's kind of entry: left alone
         Result<Candidate> c = entry ? Result<Candidate>(Candidate{name, rel, std::move(*entry)})
                                     : Result<Candidate>(tl::unexpected(entry.error()));
         visit(rel, st, c);
@@ -770,7 +907,12 @@ Result<std::optional<Cache::Hit>> Cache::fetch(CacheRequest& req, std::string* w
   size_t tried = 0;
   for (const auto& [_, name] : order) {
     std::string shown = printable(dir_) + "/entries/" + wrel + "/" + name;
-    auto entry = read_entry(wfd.get(), name, shown);
+    bool foreign = false;
+    auto entry = read_entry(wfd.get(), name, shown, key_, &foreign);
+    if (!entry && foreign) {
+      if (!key_.empty()) warnings->push_back(entry.error().message);
+      continue;
+    }
     if (!entry) {
       warnings->push_back(entry.error().message + "; removed");
       ::unlinkat(wfd.get(), name.c_str(), 0);
@@ -784,8 +926,8 @@ Result<std::optional<Cache::Hit>> Cache::fetch(CacheRequest& req, std::string* w
       mismatch_why = "it was stored in another checkout (its outputs name " + printable(c.entry.root()) + ")";
     }
     // Each input as it is now; then the order of the modification times.
-    std::vector<std::pair<uint32_t, int64_t>> ranked;  // stored rank, time now
-    std::vector<std::string> ranked_paths;
+    TimeOrder order;
+    std::vector<uint32_t> stored_places;
     for (const auto& in : c.entry.inputs()) {
       if (!mismatch_why.empty()) break;
       std::string p = absolute(in, req.root);
@@ -796,15 +938,15 @@ Result<std::optional<Cache::Hit>> Cache::fetch(CacheRequest& req, std::string* w
       }
       mismatch_why = mismatch(in, p, *now);
       if (!mismatch_why.empty()) mismatch_why = "an input changed: " + mismatch_why;
-      if (in.aspects() & kAspectOrder) {
-        ranked.emplace_back(in.mtime_rank(), time_of(*now));
-        ranked_paths.push_back(p);
+      if (in.aspects() & (kAspectOrder | kAspectPlace)) {
+        order.items.push_back({time_of(*now), (in.aspects() & kAspectOrder) != 0, p});
+        stored_places.push_back(in.mtime_rank());
       }
     }
-    if (mismatch_why.empty() && !ranked.empty()) {
-      ranked.emplace_back(c.entry.start_rank(), now_ns());
-      ranked_paths.push_back("");
-      mismatch_why = order_mismatch(ranked, ranked_paths);
+    if (mismatch_why.empty() && !order.items.empty()) {
+      order.items.push_back({now_ns(), true, ""});
+      stored_places.push_back(c.entry.start_rank());
+      mismatch_why = order.changed(stored_places);
       if (!mismatch_why.empty()) mismatch_why = "an input changed: " + mismatch_why;
     }
     if (!mismatch_why.empty()) {
@@ -923,6 +1065,7 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
   struct Staged {
     UniqueFd dir;
     std::string name, temp;
+    uint32_t mtime_rank = 0;
   };
   std::vector<Staged> staged;
   auto cleanup = [&] {
@@ -950,7 +1093,7 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
     if (kind != FileKind::kFile && kind != FileKind::kSymlink) continue;
     auto p = parent_of(o.path());
     if (!p) return cleanup(), tl::unexpected(p.error());
-    Staged s{std::move(p->dir), std::move(p->name), temp_name()};
+    Staged s{std::move(p->dir), std::move(p->name), temp_name(), o.mtime_rank()};
     if (kind == FileKind::kSymlink) {
       if (::symlinkat(o.target().c_str(), s.dir.get(), s.temp.c_str()) != 0)
         return cleanup(), fail_errno(printable(path::resolve(root, o.path())), errno);
@@ -980,6 +1123,15 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
       for (size_t j = i; j < staged.size(); ++j) ::unlinkat(staged[j].dir.get(), staged[j].temp.c_str(), 0);
       return fail_errno(printable(s.name), e);
     }
+  }
+  // The run left its outputs' times in an order (rustc writes a crate's
+  // .rmeta before its .rlib; a stamp after what it stamps), which later
+  // commands compare: restored now, in that order, a nanosecond apart.
+  int64_t base = now_ns();
+  for (const auto& s : staged) {
+    int64_t t = base + s.mtime_rank;
+    timespec times[2] = {{0, UTIME_OMIT}, {t / kSecond, t % kSecond}};
+    ::utimensat(s.dir.get(), s.name.c_str(), times, AT_SYMLINK_NOFOLLOW);
   }
   for (const auto& o : outs) {
     if (static_cast<FileKind>(o.kind()) != FileKind::kDir) continue;
@@ -1022,6 +1174,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
     }
   }
   bool names_root = false;
+  std::vector<std::pair<pb::CacheOutput*, int64_t>> output_times;  // files and symlinks: ranked below
   std::unordered_map<std::string, std::vector<const Produced*>> produced_in;  // by parent dir
   for (const auto& p : c.produced) {
     size_t slash = p.path.rfind('/');
@@ -1045,6 +1198,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
     FileKind kind = kind_of(st.st_mode);
     o->set_kind(static_cast<uint32_t>(kind));
     o->set_mode(st.st_mode & 07777);
+    if (kind == FileKind::kFile || kind == FileKind::kSymlink) output_times.emplace_back(o, ns_of(st.st_mtim));
     if (kind == FileKind::kFile) {
       UniqueFd fd(::open(p.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!fd.valid()) return fail_errno(printable(p.path), errno);
@@ -1063,7 +1217,13 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
       return "it leaves a " + std::string(kind_name(kind)) + " at " + printable(p.path);
     }
   }
-  std::vector<int64_t> times;      // of the ordered inputs, then the start
+  {
+    std::vector<int64_t> t;
+    for (const auto& [o, ns] : output_times) t.push_back(ns);
+    auto ranks = dense_ranks(t);
+    for (size_t i = 0; i < output_times.size(); ++i) output_times[i].first->set_mtime_rank(ranks[i]);
+  }
+  TimeOrder order;  // of the ordered and placed inputs, then the start
   std::vector<pb::CacheInput*> ordered;
   for (const auto& in : c.inputs) {
     PathState seen;
@@ -1116,9 +1276,9 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
     bool in_root = path::is_within(in.path, req.root);
     pi->set_path(in_root ? relative(in.path, req.root) : in.path);
     pi->set_in_root(in_root);
-    if (!has_keyed_time(seen)) aspects &= ~(kAspectMtime | kAspectOrder);
+    if (!has_keyed_time(seen)) aspects &= ~(kAspectMtime | kAspectOrder | kAspectPlace);
     if (test_drops("mtime")) aspects &= ~kAspectMtime;
-    if (test_drops("order")) aspects &= ~kAspectOrder;
+    if (test_drops("order")) aspects &= ~(kAspectOrder | kAspectPlace);
     pi->set_kind(static_cast<uint32_t>(seen.kind));
     if (aspects & kAspectMeta) {
       pi->set_mode(seen.mode);
@@ -1131,8 +1291,8 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
       }
     }
     if (aspects & kAspectMtime) pi->set_mtime(time_of(seen));
-    if (aspects & kAspectOrder) {
-      times.push_back(time_of(seen));
+    if (aspects & (kAspectOrder | kAspectPlace)) {
+      order.items.push_back({time_of(seen), (aspects & kAspectOrder) != 0, in.path});
       ordered.push_back(pi);
     }
     if ((aspects & kAspectContent) && seen.content) pi->set_content(std::string(seen.content->raw()));
@@ -1156,10 +1316,10 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
     pi->set_aspects(aspects);
   }
   if (!ordered.empty()) {
-    times.push_back(rec.start_ns);
-    auto ranks = dense_ranks(times);
-    for (size_t i = 0; i < ordered.size(); ++i) ordered[i]->set_mtime_rank(ranks[i]);
-    e.set_start_rank(ranks.back());
+    order.items.push_back({rec.start_ns, true, ""});
+    auto places = order.places();
+    for (size_t i = 0; i < ordered.size(); ++i) ordered[i]->set_mtime_rank(places[i]);
+    e.set_start_rank(places.back());
   }
   auto put_output = [&](int fd, std::string* into) -> Result<void> {
     if (::lseek(fd, 0, SEEK_END) == 0) return {};  // printed nothing: no object
@@ -1201,7 +1361,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   if (!sfd) return tl::unexpected(sfd.error());
   auto wfd = open_dir_at(sfd->get(), weak, "cache entries", true);
   if (!wfd) return tl::unexpected(wfd.error());
-  std::string sealed = seal(kMagic, e.SerializeAsString());
+  std::string sealed = key_.empty() ? seal(kMagic, e.SerializeAsString()) : sign(key_, e.SerializeAsString());
   if (auto w = replace_file_at(wfd->get(), strong.finish().hex(), sealed, "cache entry", 0644, false); !w)
     return tl::unexpected(w.error());
   added += sealed.size();

@@ -60,6 +60,8 @@ enum Aspect : uint32_t {
   kAspectMtime = 32,   // the modification time itself (a path only stat'ed)
   kAspectOrder = 64,   // where the modification time falls among the entry's
                        // other ordered inputs and the run's start
+  kAspectPlace = 128,  // where it falls among those (kAspectOrder) alone, not
+                       // against other placed inputs (files the run read)
 };
 
 // Where an input's state is taken from when a run is stored.
@@ -161,8 +163,11 @@ struct CacheStats {
 
 class Cache {
  public:
-  // Opens (creating if needed) the cache directory.
-  static Result<Cache> open(const std::string& dir);
+  // Opens (creating if needed) the cache directory. A directory others can
+  // write (owned by another user, or group- or world-writable) is refused
+  // unless a key is given: then every entry (and remembered hash) is signed
+  // with HMAC-SHA256 under it, and one without a valid signature is ignored.
+  static Result<Cache> open(const std::string& dir, const std::string& key = {});
   const std::string& dir() const { return dir_; }
 
   // The weak key of argv run in cwd; hashes the executable, reads stdin if
@@ -240,11 +245,16 @@ class Cache {
 
   std::string dir_;
   std::string real_dir_;  // dir_ with symlinks resolved, as records name it
+  std::string key_;       // a shared cache's secret; empty for a private cache
   UniqueFd dir_fd_, entries_, hashes_;
   Store store_;
 };
 
 // The default cache directory: $BSANDBOX_CACHE, else ~/.cache/bsandbox.
 std::string default_cache_dir();
+
+// A shared cache's secret, from a file (not readable by every user, at
+// least 16 bytes; a trailing newline is not part of it).
+Result<std::string> load_cache_key(const std::string& path);
 
 }  // namespace bsandbox

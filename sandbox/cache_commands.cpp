@@ -29,8 +29,15 @@ std::string seconds(uint64_t ns) {
 
 }  // namespace
 
-int run_cache_command(const std::string& action, const std::string& dir, std::optional<uint64_t> max_bytes) {
-  auto cache = Cache::open(dir);
+int run_cache_command(const std::string& action, const std::string& dir, std::optional<uint64_t> max_bytes,
+                      const std::string& key_file) {
+  std::string key;
+  if (!key_file.empty()) {
+    auto k = load_cache_key(key_file);
+    if (!k) return error_exit(k.error().message);
+    key = std::move(*k);
+  }
+  auto cache = Cache::open(dir, key);
   if (!cache) return error_exit(cache.error().message);
   if (action == "stats") {
     auto u = cache->usage();
@@ -99,6 +106,7 @@ int run_wrap(const std::vector<std::string>& args) {
     }
   }
   if (const char* e = std::getenv("BSANDBOX_EXPLAIN"); e && *e && std::strcmp(e, "0") != 0) o.explain = true;
+  if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) o.cache_key_file = k;
   if (const char* n = std::getenv("BSANDBOX_CACHE_ALLOW_NETWORK"); n && *n && std::strcmp(n, "0") != 0)
     o.cache_allow_network = true;
   if (const char* v = std::getenv("BSANDBOX_VERBOSE"); v && *v && std::strcmp(v, "0") != 0) o.verbose = true;

@@ -9,7 +9,8 @@
 
 namespace bsandbox {
 
-int run_cache_command(const std::string& action, const std::string& dir, std::optional<uint64_t> max_bytes);
+int run_cache_command(const std::string& action, const std::string& dir, std::optional<uint64_t> max_bytes,
+                      const std::string& key_file = {});
 
 // argv as a launcher receives it: the compiler and its arguments, or (as
 // make's SHELL) shell flags and a recipe line: a first word starting with

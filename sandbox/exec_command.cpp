@@ -325,7 +325,13 @@ int run_exec(const ExecOptions& o) {
   // where (with --contain) every other mount is read-only.
   std::optional<Cache> cache;
   if (o.cache_dir) {
-    auto c = Cache::open(*o.cache_dir);
+    std::string key;
+    if (!o.cache_key_file.empty()) {
+      auto k = load_cache_key(o.cache_key_file);
+      if (!k) return error_exit(k.error().message);
+      key = std::move(*k);
+    }
+    auto c = Cache::open(*o.cache_dir, key);
     if (!c) say("warning: running without the cache: " + c.error().message);
     else cache.emplace(std::move(*c));
   }

@@ -38,6 +38,7 @@ struct ExecOptions {
   std::optional<std::string> cache_root;  // outputs must lie under it (default: project root, else cwd)
   bool cache_failures = false;            // store runs that exit non-zero
   bool cache_allow_network = false;       // store runs that reached other sockets
+  std::string cache_key_file;             // a shared cache's secret (--cache-key, $BSANDBOX_CACHE_KEY)
   std::vector<std::string> unkeyed_listings;  // --cache-unkeyed-listing DIR (relative to the root)
   bool explain = false;                   // say why the cache missed
   // bsandbox-wrap: run the command untraced when it cannot be cached, and

@@ -2,6 +2,7 @@
 #include "sandbox/atomic_file.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <doctest/doctest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 
@@ -136,4 +138,67 @@ TEST_CASE("read_file names the file on error") {
   auto r = read_file("/nonexistent/file");
   REQUIRE_FALSE(r);
   CHECK(r.error().message == "/nonexistent/file: No such file or directory");
+}
+
+TEST_CASE("what is not a regular file is written in place or refused, never replaced") {
+  TempDir t;
+  std::string fifo = t.path + "/fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // A fifo nobody reads: an error at once, not a hang.
+  auto nobody = AtomicFile::create(fifo);
+  REQUIRE_FALSE(nobody);
+  // With a reader: written in place, and still a fifo.
+  int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  REQUIRE(reader >= 0);
+  auto f = AtomicFile::create(fifo);
+  REQUIRE(f);
+  REQUIRE(f->commit("through the fifo"));
+  char buf[64] = {};
+  CHECK(::read(reader, buf, sizeof buf) == 16);
+  CHECK(std::string(buf) == "through the fifo");
+  ::close(reader);
+  struct stat st;
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  // /dev/null stays a device.
+  auto null = AtomicFile::create("/dev/null");
+  REQUIRE(null);
+  REQUIRE(null->commit("gone"));
+  REQUIRE(::stat("/dev/null", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+  // A symlink to a file is not written through, nor replaced.
+  std::string target = t.path + "/target", link = t.path + "/link";
+  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+  std::FILE* tf = std::fopen(target.c_str(), "w");
+  std::fputs("mine", tf);
+  std::fclose(tf);
+  auto through = AtomicFile::create(link);
+  REQUIRE_FALSE(through);
+  CHECK(through.error().message.find("symbolic link") != std::string::npos);
+  REQUIRE(::lstat(link.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK(*read_file(target) == "mine");
+  // A directory, a socket's place: refused.
+  CHECK_FALSE(AtomicFile::create(t.path));
+}
+
+TEST_CASE("read_input: a regular file up to a limit, or stdin; anything else one error") {
+  TempDir t;
+  std::string big = t.path + "/big";
+  std::FILE* f = std::fopen(big.c_str(), "w");
+  std::fputs("0123456789", f);
+  std::fclose(f);
+  CHECK(*read_input(big) == "0123456789");
+  auto over = read_input(big, 5);
+  REQUIRE_FALSE(over);
+  CHECK(over.error().message.find("more than a record can be") != std::string::npos);
+  auto zero = read_input("/dev/zero");
+  REQUIRE_FALSE(zero);
+  CHECK(zero.error().message == "/dev/zero: not a regular file (a device); give a record file, or - for stdin");
+  std::string fifo = t.path + "/fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto blocked = read_input(fifo);  // returns at once: opened without waiting for a writer
+  REQUIRE_FALSE(blocked);
+  CHECK(blocked.error().message.find("a fifo") != std::string::npos);
+  CHECK_FALSE(read_input(t.path));
 }

@@ -99,7 +99,7 @@ TEST_CASE("classify: what the run could have based its result on is an input, wh
                       {"/r/mkdir", {kAspectAbsent, F::kBefore}},
                       {"/r/out-probed", {kAspectAbsent, F::kBefore}},
                       {"/r/probe.h", {kAspectAbsent, F::kNow}},
-                      {"/r/read-and-stat", {kAspectContent | kAspectMeta | kAspectOrder, F::kNow}},
+                      {"/r/read-and-stat", {kAspectContent | kAspectMeta | kAspectPlace, F::kNow}},
                       {"/r/src.c", {kAspectContent, F::kNow}},
                       {"/usr/bin/cc", {kAspectContent, F::kNow}}});
   std::map<std::string, std::pair<bool, bool>> produced;  // existed before, in root
@@ -442,16 +442,25 @@ TEST_CASE("a path only stat'ed is keyed with its modification time (make, cp -u,
   }
 }
 
-TEST_CASE("a file read and stat'ed is keyed by content and by the order of its time among the others") {
+TEST_CASE("a file read and stat'ed is keyed by content and by where its time falls among the stat'ed ones") {
   Setup s;
   put_file(s.root + "/src", "data\n");
   put_file(s.root + "/dst", "data\n");
+  put_file(s.root + "/lib1", "1");
+  put_file(s.root + "/lib2", "2");
   set_mtime(s.root + "/src", 1000);
   set_mtime(s.root + "/dst", 2000);
-  CacheRequest req = s.request("cp -u src other");
-  Run r;  // src read and stat'ed, dst stat'ed too (and read: content keyed)
-  r.file(s.root + "/src", kOpStat | kOpRead).file(s.root + "/dst", kOpStat | kOpRead);
+  set_mtime(s.root + "/lib1", 100);
+  set_mtime(s.root + "/lib2", 200);
+  CacheRequest req = s.request("cp -u src dst");
+  Run r;  // src read and stat'ed, dst only stat'ed (cp -u decided to leave it), two more read
+  r.file(s.root + "/src", kOpStat | kOpRead).file(s.root + "/dst", kOpStat);
+  r.file(s.root + "/lib1", kOpStat | kOpRead).file(s.root + "/lib2", kOpStat | kOpRead);
   REQUIRE(s.store(req, r) == "");
+  // Two files it read, written in another order (a parallel build): the
+  // same decisions against everything it only stat'ed.
+  set_mtime(s.root + "/lib1", 300);
+  CHECK(s.miss_why(req) == "");
   set_mtime(s.root + "/src", 1500);  // touched, still older than dst: same decision
   CHECK(s.miss_why(req) == "");
   set_mtime(s.root + "/src", 2500);  // now newer: cp -u would copy
@@ -603,4 +612,89 @@ TEST_CASE("a file read (or moved) and then rewritten is keyed by its content fro
     r3.file(s.root + "/d", kOpReaddir | kOpDelete, PriorAccess{kOpReaddir, kUsesListing | kUsesMeta});
     CHECK(s.store(rm, r3) == "it lists or moves the directory " + s.root + "/d, which it also changes");
   }
+}
+
+TEST_CASE("a cache others can write is used only with a key; its entries are signed, others ignored") {
+  TempDir t("cache");
+  std::string root = t / "root", dir = t / "shared";
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  REQUIRE(::mkdir(dir.c_str(), 0775) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0775) == 0);
+  auto refused = Cache::open(dir);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("writable by its group (mode 0775), so another user could plant results") !=
+        std::string::npos);
+  put_file(t / "key", "0123456789abcdef-secret\n", 0600);
+  auto key = load_cache_key(t / "key");
+  REQUIRE(key);
+  CHECK(*key == "0123456789abcdef-secret");
+  auto cache = Cache::open(dir, *key);
+  REQUIRE(cache);
+  put_file(root + "/in", "input\n");
+  put_file(root + "/out", "output\n");
+  CacheRequest req = cache->prepare({"/bin/sh", "-c", "make out"}, root, root, kEnv, false);
+  Run r;
+  r.file(root + "/in", kOpRead).file(root + "/out", kOpCreate | kOpWrite, PriorAccess{kOpCreate | kOpWrite, 0});
+  UniqueFd out = memfile(""), err = memfile("");
+  REQUIRE(*cache->save(req, r.rec, r.priors(), out.get(), err.get(), 0) == "");
+  std::string hex = req.weak.hex(), edir = dir + "/entries/" + hex.substr(0, 2) + "/" + hex;
+  UniqueFd dfd(::open(edir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto names = list_dir(dfd.get(), edir);
+  REQUIRE(names);
+  REQUIRE(names->size() == 1);
+  std::string entry = edir + "/" + (*names)[0];
+  std::string signed_bytes = get_file(entry);
+  CHECK(signed_bytes.substr(0, 4) == "BSM1");
+  std::string why;
+  std::vector<std::string> warnings;
+  auto hit = cache->fetch(req, &why, &warnings);
+  REQUIRE(hit);
+  CHECK(*hit);
+
+  SUBCASE("an entry re-sealed by someone without the key is ignored, and left alone") {
+    // What a writer of the directory can do: change the payload (here: the
+    // exit code) and give it a valid checksum.
+    std::string payload = signed_bytes.substr(4 + 32);
+    put_file(entry, seal("BSC1", payload) + "");
+    auto miss = cache->fetch(req, &why, &warnings);
+    REQUIRE(miss);
+    CHECK_FALSE(*miss);
+    REQUIRE_FALSE(warnings.empty());
+    CHECK(warnings.back().find("not signed with this cache's key; ignored") != std::string::npos);
+    CHECK(::access(entry.c_str(), F_OK) == 0);
+  }
+  SUBCASE("another key does not open it") {
+    auto other = Cache::open(dir, "another-secret-of-16+");
+    REQUIRE(other);
+    auto miss = other->fetch(req, &why, &warnings);
+    REQUIRE(miss);
+    CHECK_FALSE(*miss);
+  }
+  SUBCASE("a planted hash memo is not believed") {
+    // Claim that `in`, now changed, still has its old content.
+    auto was = hash_bytes("input\n");
+    put_file(root + "/in", "INPUT\n");
+    struct stat st;
+    REQUIRE(::stat((root + "/in").c_str(), &st) == 0);
+    uint64_t fields[7] = {st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size),
+                          static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
+                          static_cast<uint64_t>(st.st_ctim.tv_sec), static_cast<uint64_t>(st.st_ctim.tv_nsec)};
+    std::string name = hash_bytes({reinterpret_cast<const char*>(fields), sizeof fields}).hex();
+    put_file(dir + "/hashes/" + name, std::string(was.raw()) + std::string(32, 'x'));
+    auto miss = cache->fetch(req, &why, &warnings);
+    REQUIRE(miss);
+    CHECK_FALSE(*miss);
+    CHECK(why == "an input changed: " + root + "/in: content changed");
+  }
+}
+
+TEST_CASE("a cache key is a secret: not readable by everyone, not short") {
+  TempDir t("cache");
+  put_file(t / "open", "0123456789abcdef0123", 0644);
+  auto open = load_cache_key(t / "open");
+  REQUIRE_FALSE(open);
+  CHECK(open.error().message.find("readable by every user") != std::string::npos);
+  put_file(t / "short", "short\n", 0600);
+  CHECK_FALSE(load_cache_key(t / "short"));
+  CHECK_FALSE(load_cache_key(t / "missing"));
 }
