@@ -102,7 +102,7 @@ hits() {
   python3 - "$rounds" "$(declare -p rows)" <<'EOF'
 import re, statistics, sys
 rounds = sys.argv[1]
-rows = dict(re.findall(r'\[([a-z-]+)\]="([^"]*)"', sys.argv[2]))
+rows = dict(re.findall(r'\[([a-z0-9-]+)\]="([^"]*)"', sys.argv[2]))
 print(f"| phase of the ld build | before: median wall | hits / misses | after: median wall | hits / misses |")
 print("|---|---|---|---|---|")
 for phase in ("cold", "warm", "edit", "touch", "touch2", "noop"):

@@ -1065,7 +1065,6 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
   struct Staged {
     UniqueFd dir;
     std::string name, temp;
-    uint32_t mtime_rank = 0;
   };
   std::vector<Staged> staged;
   auto cleanup = [&] {
@@ -1088,12 +1087,26 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
     if (::mkdirat(p->dir.get(), p->name.c_str(), 0700) != 0 && errno != EEXIST)
       return cleanup(), fail_errno(printable(path::resolve(root, o.path())), errno);
   }
+  // Files and symlinks are written in the order of the times the run left
+  // them in (rustc writes a crate's .rmeta before its .rlib, and the next
+  // rustc compares them), so that the kernel's clock stamps them in that
+  // order too (a rename keeps a file's time). Times are not set by hand: a
+  // time ahead of the kernel's coarse clock would make the outputs newer
+  // than what the build writes next (cargo's build script outputs).
+  std::vector<const pb::CacheOutput*> files;
   for (const auto& o : outs) {
     auto kind = static_cast<FileKind>(o.kind());
-    if (kind != FileKind::kFile && kind != FileKind::kSymlink) continue;
+    if (kind == FileKind::kFile || kind == FileKind::kSymlink) files.push_back(&o);
+  }
+  std::stable_sort(files.begin(), files.end(), [](const pb::CacheOutput* a, const pb::CacheOutput* b) {
+    return a->mtime_rank() < b->mtime_rank();
+  });
+  for (const pb::CacheOutput* op : files) {
+    const auto& o = *op;
+    auto kind = static_cast<FileKind>(o.kind());
     auto p = parent_of(o.path());
     if (!p) return cleanup(), tl::unexpected(p.error());
-    Staged s{std::move(p->dir), std::move(p->name), temp_name(), o.mtime_rank()};
+    Staged s{std::move(p->dir), std::move(p->name), temp_name()};
     if (kind == FileKind::kSymlink) {
       if (::symlinkat(o.target().c_str(), s.dir.get(), s.temp.c_str()) != 0)
         return cleanup(), fail_errno(printable(path::resolve(root, o.path())), errno);
@@ -1123,15 +1136,6 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
       for (size_t j = i; j < staged.size(); ++j) ::unlinkat(staged[j].dir.get(), staged[j].temp.c_str(), 0);
       return fail_errno(printable(s.name), e);
     }
-  }
-  // The run left its outputs' times in an order (rustc writes a crate's
-  // .rmeta before its .rlib; a stamp after what it stamps), which later
-  // commands compare: restored now, in that order, a nanosecond apart.
-  int64_t base = now_ns();
-  for (const auto& s : staged) {
-    int64_t t = base + s.mtime_rank;
-    timespec times[2] = {{0, UTIME_OMIT}, {t / kSecond, t % kSecond}};
-    ::utimensat(s.dir.get(), s.name.c_str(), times, AT_SYMLINK_NOFOLLOW);
   }
   for (const auto& o : outs) {
     if (static_cast<FileKind>(o.kind()) != FileKind::kDir) continue;
