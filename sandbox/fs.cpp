@@ -18,6 +18,10 @@
 namespace bsandbox {
 namespace {
 
+// fchmodat2(2), Linux 6.6, after the headers Debian bookworm ships (the
+// number is the same on every architecture).
+constexpr long kSysFchmodat2 = 452;
+
 std::string quoted(std::string_view path) { return "'" + printable(path) + "'"; }
 
 // Component by component, each opened with O_NOFOLLOW: the fallback for
@@ -211,12 +215,55 @@ Result<void> read_content(int fd, std::string_view what,
   return walk_content(fd, what, {}, on_data, &size);
 }
 
+Result<void> set_owner(int fd, uid_t uid, gid_t gid, std::string_view what) {
+  if (::fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0) return fail_errno(quoted(what), errno);
+  return {};
+}
+
+Result<void> set_mode(int fd, mode_t mode, std::string_view what) {
+  if (::fchmod(fd, mode) == 0) return {};
+  if (errno != EBADF) return fail_errno(quoted(what), errno);
+  // An O_PATH descriptor (a directory we may not read, a fifo we must not
+  // open): fchmodat2 (Linux 6.6) changes it directly; before that, chmod of
+  // its /proc/self/fd link, which names the open file, not a path.
+  if (::syscall(kSysFchmodat2, fd, "", mode, AT_EMPTY_PATH) == 0) return {};
+  if (errno != ENOSYS && errno != EINVAL) return fail_errno(quoted(what), errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return fail_errno(quoted(what), errno);
+  if (S_ISLNK(st.st_mode)) return fail_errno(quoted(what), EOPNOTSUPP);  // chmod would follow it
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  if (::chmod(self.c_str(), mode) != 0) return fail_errno(quoted(what), errno);
+  return {};
+}
+
+Result<void> set_mtime(int fd, int64_t mtime_ns, std::string_view what) {
+  timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = mtime_ns / 1000000000;
+  times[0].tv_nsec = times[1].tv_nsec = mtime_ns % 1000000000;
+  if (::utimensat(fd, "", times, AT_EMPTY_PATH) != 0) return fail_errno(quoted(what), errno);
+  return {};
+}
+
+Result<UniqueFd> open_made(int dirfd, const std::string& name, mode_t kind, std::string_view what) {
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0) return fail_errno(quoted(what), errno);
+  if ((st.st_mode & S_IFMT) != kind || st.st_uid != ::geteuid() || st.st_nlink != 1)
+    return fail(quoted(what) + ": replaced by something else while it was being made");
+  return fd;
+}
+
 Result<void> remove_tree(int dirfd, const std::string& name) {
   if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
   if (errno != EISDIR && errno != EPERM) return fail_errno(quoted(name), errno);
   UniqueFd dir(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir.valid() && errno == EACCES && ::fchmodat(dirfd, name.c_str(), 0700, 0) == 0)
-    dir.reset(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir.valid() && errno == EACCES) {
+    // Ours but unreadable (mode 0): made readable through a descriptor, so a
+    // symlink swapped in meanwhile is not followed.
+    UniqueFd path(::openat(dirfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (path.valid() && set_mode(path.get(), 0700, name))
+      dir.reset(::openat(path.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
   if (!dir.valid()) return fail_errno(quoted(name), errno);
   ::fchmod(dir.get(), 0700);  // a read-only directory is emptied too (it is going anyway)
   auto entries = list_dir(dir.get(), name);

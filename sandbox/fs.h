@@ -53,6 +53,21 @@ Result<void> copy_content(int in, int out, std::string_view what,
 Result<void> read_content(int fd, std::string_view what,
                           const std::function<void(const char*, size_t)>& on_data);
 
+// Metadata set through a descriptor of the file itself (an O_PATH one
+// too), never through a name: another user who can write in the directory
+// could swap the name for a symlink between our look and our change, and a
+// descriptor cannot be redirected. Set the owner before the mode: a chown
+// clears the setuid and setgid bits.
+Result<void> set_owner(int fd, uid_t uid, gid_t gid, std::string_view what);
+Result<void> set_mode(int fd, mode_t mode, std::string_view what);  // not on a symlink
+Result<void> set_mtime(int fd, int64_t mtime_ns, std::string_view what);
+
+// Opens dirfd/name, which this process has just made (a symlink or a fifo:
+// kind is S_IFLNK or S_IFIFO), as O_PATH without following it, and checks
+// that it still is what we made: that kind, ours, one link. Anything else
+// was put there by someone else since.
+Result<UniqueFd> open_made(int dirfd, const std::string& name, mode_t kind, std::string_view what);
+
 // Removes name (a file, symlink or a whole directory tree) under dirfd.
 // ENOENT is success.
 Result<void> remove_tree(int dirfd, const std::string& name);

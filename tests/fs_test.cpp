@@ -87,3 +87,33 @@ TEST_CASE("join_path") {
   CHECK(join_path("", "x") == "x");
   CHECK(join_path("a/b", "x") == "a/b/x");
 }
+
+TEST_CASE("metadata is set through descriptors, O_PATH ones too") {
+  TempDir t("fs");
+  ::mkdir((t / "closed").c_str(), 0);
+  UniqueFd dir(::open((t / "closed").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(dir.valid());
+  REQUIRE(set_mode(dir.get(), 0750, "closed"));
+  REQUIRE(set_mtime(dir.get(), 1000000000123456789, "closed"));
+  REQUIRE(set_owner(dir.get(), ::geteuid(), ::getegid(), "closed"));
+  struct stat st;
+  REQUIRE(::stat((t / "closed").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0750);
+  CHECK(st.st_mtim.tv_sec == 1000000000);
+  CHECK(st.st_mtim.tv_nsec == 123456789);
+  ::symlink("closed", (t / "link").c_str());
+  UniqueFd link(::open((t / "link").c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  CHECK_FALSE(set_mode(link.get(), 0700, "link"));  // never through to what it names
+  REQUIRE(::stat((t / "closed").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0750);
+}
+
+TEST_CASE("open_made takes what we made, not what replaced it") {
+  TempDir t("fs");
+  REQUIRE(::mkfifo((t / "fifo").c_str(), 0600) == 0);
+  CHECK(open_made(t.fd.get(), "fifo", S_IFIFO, "fifo"));
+  CHECK_FALSE(open_made(t.fd.get(), "fifo", S_IFLNK, "fifo"));
+  put_file(t / "file", "x");
+  REQUIRE(::link((t / "file").c_str(), (t / "other-name").c_str()) == 0);
+  CHECK_FALSE(open_made(t.fd.get(), "file", S_IFREG, "file"));  // two links: not only ours
+}
