@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "sandbox/fs.h"
 
@@ -105,6 +106,33 @@ std::string Store::rel(const Digest& d) const {
 
 std::string Store::where(const Digest& d) const { return display_ + "/" + rel(d); }
 
+// objects/ab is opened beneath the store without following a symlink: the
+// store's directory may belong to someone else (a project's owner), who
+// must not be able to send an object, or a link to one, elsewhere.
+Result<UniqueFd> Store::object_dir(const Digest& d, bool create, int* err) const {
+  std::string sub = d.hex().substr(0, 2);
+  if (create && ::mkdirat(dir_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail_errno(display_ + "/" + sub, errno);
+  int e = 0;
+  auto fd = open_beneath(dir_.get(), sub, O_RDONLY | O_DIRECTORY, 0, &e);
+  if (err) *err = e;
+  if (fd) return fd;
+  if (e == ELOOP) return fail(display_ + "/" + sub + ": a symlink, not a directory of the store (not followed)");
+  return fail_errno(display_ + "/" + sub, e);
+}
+
+Result<UniqueFd> Store::open_object(const Digest& d) const {
+  int err = 0;
+  auto sub = object_dir(d, false, &err);
+  if (!sub && err != ENOENT) return tl::unexpected(sub.error());
+  UniqueFd in;
+  if (sub) in.reset(::openat(sub->get(), d.hex().substr(2).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (in.valid()) return in;
+  int e = sub ? errno : ENOENT;
+  if (e == ENOENT) return fail(where(d) + ": object missing from the store");
+  return fail_errno(where(d), e);
+}
+
 Result<Digest> Store::put(int fd, std::string_view what, bool* already, const Digest* known) {
   if (already) *already = false;
   if (known && contains(*known)) {
@@ -130,19 +158,20 @@ Result<Digest> Store::put(int fd, std::string_view what, bool* already, const Di
     return tl::unexpected(copied.error());
   }
   Digest d = h.finish();
-  std::string hex = d.hex(), sub = hex.substr(0, 2), final_rel = rel(d);
-  if (::mkdirat(dir_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST) {
+  auto sub = object_dir(d, true);
+  if (!sub) {
     cleanup();
-    return fail_errno(display_ + "/" + sub, errno);
+    return tl::unexpected(sub.error());
   }
+  std::string name = d.hex().substr(2);
   int rc;
   if (named.empty()) {
     std::string proc = "/proc/self/fd/" + std::to_string(tmp.get());
-    rc = ::linkat(AT_FDCWD, proc.c_str(), dir_.get(), final_rel.c_str(), AT_SYMLINK_FOLLOW);
+    rc = ::linkat(AT_FDCWD, proc.c_str(), sub->get(), name.c_str(), AT_SYMLINK_FOLLOW);
     if (rc != 0 && errno == ENOENT)  // no /proc: needs CAP_DAC_READ_SEARCH instead
-      rc = ::linkat(tmp.get(), "", dir_.get(), final_rel.c_str(), AT_EMPTY_PATH);
+      rc = ::linkat(tmp.get(), "", sub->get(), name.c_str(), AT_EMPTY_PATH);
   } else {
-    rc = ::linkat(dir_.get(), named.c_str(), dir_.get(), final_rel.c_str(), 0);
+    rc = ::linkat(dir_.get(), named.c_str(), sub->get(), name.c_str(), 0);
   }
   int e = errno;
   cleanup();
@@ -152,49 +181,45 @@ Result<Digest> Store::put(int fd, std::string_view what, bool* already, const Di
     // Already stored (by us earlier or by a concurrent process). A damaged
     // copy of the wrong size is replaced; deeper damage is caught on restore.
     struct stat have, want;
-    if (::fstatat(dir_.get(), final_rel.c_str(), &have, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (::fstatat(sub->get(), name.c_str(), &have, AT_SYMLINK_NOFOLLOW) == 0 &&
         ::fstat(tmp.get(), &want) == 0 && have.st_size != want.st_size) {
-      std::string again = sub + "/" + temp_name();
+      std::string again = temp_name();
       std::string proc = "/proc/self/fd/" + std::to_string(tmp.get());
-      if (::linkat(AT_FDCWD, proc.c_str(), dir_.get(), again.c_str(), AT_SYMLINK_FOLLOW) == 0 &&
-          ::renameat(dir_.get(), again.c_str(), dir_.get(), final_rel.c_str()) != 0)
-        ::unlinkat(dir_.get(), again.c_str(), 0);
+      if (::linkat(AT_FDCWD, proc.c_str(), sub->get(), again.c_str(), AT_SYMLINK_FOLLOW) == 0 &&
+          ::renameat(sub->get(), again.c_str(), sub->get(), name.c_str()) != 0)
+        ::unlinkat(sub->get(), again.c_str(), 0);
     }
   }
   if (!durable_) return d;
-  UniqueFd subdir(::openat(dir_.get(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (subdir.valid()) {
-    if (auto s = sync_fd(subdir.get(), display_ + "/" + sub); !s) return tl::unexpected(s.error());
-  }
+  if (auto s = sync_fd(sub->get(), display_ + "/" + d.hex().substr(0, 2)); !s) return tl::unexpected(s.error());
   return d;
 }
 
 Result<void> Store::restore(const Digest& d, int dirfd, const std::string& name, mode_t mode) {
-  UniqueFd in(::openat(dir_.get(), rel(d).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in.valid()) {
-    if (errno == ENOENT) return fail(where(d) + ": object missing from the store");
-    return fail_errno(where(d), errno);
-  }
   UniqueFd out(::openat(dirfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out.valid()) return fail_errno(printable(name), errno);
-  Hasher h;
-  auto r = copy_content(in.get(), out.get(), where(d), [&](const char* p, size_t n) { h.update(p, n); });
-  if (r && h.finish() != d) r = fail(where(d) + ": object is corrupt (its content does not match its hash)");
+  auto r = copy_to(d, out.get());
   if (r && ::fchmod(out.get(), mode) != 0) r = fail_errno(printable(name), errno);
   if (r && durable_) r = sync_fd(out.get(), printable(name));
   if (!r) ::unlinkat(dirfd, name.c_str(), 0);
   return r;
 }
 
+Result<void> Store::copy_to(const Digest& d, int out) {
+  auto in = open_object(d);
+  if (!in) return tl::unexpected(in.error());
+  Hasher h;
+  auto r = copy_content(in->get(), out, where(d), [&](const char* p, size_t n) { h.update(p, n); });
+  if (r && h.finish() != d) r = fail(where(d) + ": object is corrupt (its content does not match its hash)");
+  return r;
+}
+
 Result<std::string> Store::read(const Digest& d) {
-  UniqueFd in(::openat(dir_.get(), rel(d).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in.valid()) {
-    if (errno == ENOENT) return fail(where(d) + ": object missing from the store");
-    return fail_errno(where(d), errno);
-  }
+  auto in = open_object(d);
+  if (!in) return tl::unexpected(in.error());
   std::string out;
   Hasher h;
-  auto r = read_content(in.get(), where(d), [&](const char* p, size_t n) {
+  auto r = read_content(in->get(), where(d), [&](const char* p, size_t n) {
     out.append(p, n);
     h.update(p, n);
   });
@@ -204,29 +229,31 @@ Result<std::string> Store::read(const Digest& d) {
 }
 
 Result<void> Store::verify(const Digest& d) {
-  UniqueFd in(::openat(dir_.get(), rel(d).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in.valid()) {
-    if (errno == ENOENT) return fail(where(d) + ": object missing from the store");
-    return fail_errno(where(d), errno);
-  }
-  auto got = hash_fd(in.get(), where(d));
+  auto in = open_object(d);
+  if (!in) return tl::unexpected(in.error());
+  auto got = hash_fd(in->get(), where(d));
   if (!got) return tl::unexpected(got.error());
   if (*got != d) return fail(where(d) + ": object is corrupt (its content does not match its hash)");
   return {};
 }
 
 bool Store::contains(const Digest& d) const {
-  return ::faccessat(dir_.get(), rel(d).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  auto sub = object_dir(d, false);
+  return sub && ::faccessat(sub->get(), d.hex().substr(2).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 uint64_t Store::disk_bytes(const Digest& d) const {
+  auto sub = object_dir(d, false);
   struct stat st;
-  if (::fstatat(dir_.get(), rel(d).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
+  if (!sub || ::fstatat(sub->get(), d.hex().substr(2).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
   return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
 Result<void> Store::remove(const Digest& d) {
-  if (::unlinkat(dir_.get(), rel(d).c_str(), 0) != 0 && errno != ENOENT)
+  int err = 0;
+  auto sub = object_dir(d, false, &err);
+  if (!sub) return err == ENOENT ? Result<void>{} : tl::unexpected(sub.error());
+  if (::unlinkat(sub->get(), d.hex().substr(2).c_str(), 0) != 0 && errno != ENOENT)
     return fail_errno(where(d), errno);
   return {};
 }

@@ -9,7 +9,10 @@
 // once both succeed. restore() copies an object out and checks its hash on
 // the way, so a corrupt object is an error naming it, never a wrong file.
 // Objects are never handed out by link: a file restored into the tree is a
-// copy (or a reflink), so editing it cannot change the store.
+// copy (or a reflink), so editing it cannot change the store. Every object
+// is reached from the store's directory descriptor, its objects/ab opened
+// without following a symlink: whoever owns the directory (a project's
+// owner) cannot send a stored copy, or a read, elsewhere.
 #pragma once
 
 #include <sys/types.h>
@@ -82,6 +85,9 @@ class Store {
   // Writes the object into a new file dirfd/name (which must not exist) with
   // the given mode, fsynced; checks the hash while copying.
   Result<void> restore(const Digest& d, int dirfd, const std::string& name, mode_t mode);
+  // Writes the object into out (an empty file open for writing), checking
+  // the hash while copying; the caller sets owner and mode.
+  Result<void> copy_to(const Digest& d, int out);
   // Reads the object through; an error says what is wrong with it.
   Result<void> verify(const Digest& d);
   // The whole object, checked against its hash.
@@ -97,6 +103,8 @@ class Store {
       : dir_(std::move(dir)), display_(std::move(display)), durable_(durable) {}
   std::string rel(const Digest& d) const;
   std::string where(const Digest& d) const;
+  Result<UniqueFd> object_dir(const Digest& d, bool create, int* err = nullptr) const;
+  Result<UniqueFd> open_object(const Digest& d) const;
 
   UniqueFd dir_;
   std::string display_;  // the objects directory, for messages

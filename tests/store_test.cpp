@@ -82,3 +82,28 @@ TEST_CASE("a sparse file costs its data, in and out") {
   REQUIRE(h);
   CHECK(*h == *d);
 }
+
+TEST_CASE("objects/ab is never followed as a symlink") {
+  TempDir t("store"), elsewhere("elsewhere");
+  auto store = Store::open(t.fd.get(), "objects", t / "objects");
+  REQUIRE(store);
+  put_file(t / "a", "attacker content\n");
+  Digest d = hash_bytes("attacker content\n");
+  std::string sub = t / ("objects/" + d.hex().substr(0, 2));
+  REQUIRE(::symlink(elsewhere.path.c_str(), sub.c_str()) == 0);
+  UniqueFd a(::open((t / "a").c_str(), O_RDONLY));
+  auto put = store->put(a.get(), "a");
+  REQUIRE_FALSE(put);
+  CHECK(put.error().message.find("symlink") != std::string::npos);
+  auto there = list_dir(elsewhere.fd.get(), elsewhere.path);
+  REQUIRE(there);
+  CHECK(there->empty());  // nothing was linked into the directory it names
+
+  // An object planted there is not found through it either.
+  put_file(elsewhere / d.hex().substr(2), "attacker content\n");
+  CHECK_FALSE(store->contains(d));
+  CHECK(store->disk_bytes(d) == 0);
+  CHECK_FALSE(store->restore(d, t.fd.get(), "out", 0644));
+  CHECK_FALSE(store->remove(d));
+  CHECK(::access((elsewhere / d.hex().substr(2)).c_str(), F_OK) == 0);
+}
