@@ -1139,8 +1139,10 @@ Result<void> Cache::restore_outputs(const Candidate& c, const std::string& root,
   }
   for (const auto& o : outs) {
     if (static_cast<FileKind>(o.kind()) != FileKind::kDir) continue;
-    if (auto p = open_parent(root_fd.get(), o.path()))
-      ::fchmodat(p->dir.get(), p->name.c_str(), o.mode(), 0);
+    // By descriptor: a directory swapped for a symlink meanwhile is left
+    // alone, not a chmod of whatever the symlink points at.
+    if (auto dir = open_beneath(root_fd.get(), o.path(), O_PATH | O_DIRECTORY))
+      (void)set_mode(dir->get(), o.mode(), o.path());
   }
   return {};
 }

@@ -182,30 +182,31 @@ class WritableDir {
     struct stat st;
     if (::geteuid() == 0 || ::fstat(dir, &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 0300) == 0300)
       return;
-    self_ = "/proc/self/fd/" + std::to_string(dir);
-    mode_ = st.st_mode & 07777;
-    if (::chmod(self_.c_str(), mode_ | 0300) != 0) self_.clear();
+    if (set_mode(dir, (st.st_mode & 07777) | 0300, "directory")) {
+      dir_ = dir;
+      mode_ = st.st_mode & 07777;
+    }
   }
   ~WritableDir() {
-    if (!self_.empty()) ::chmod(self_.c_str(), mode_);
+    if (dir_ >= 0) (void)set_mode(dir_, mode_, "directory");
   }
   WritableDir(const WritableDir&) = delete;
   WritableDir& operator=(const WritableDir&) = delete;
 
  private:
-  std::string self_;
+  int dir_ = -1;
   mode_t mode_ = 0;
 };
 
-Result<void> set_owner_and_time(int dirfd, const std::string& name, const FileState& s) {
-  if (::geteuid() == 0 && ::fchownat(dirfd, name.c_str(), s.uid, s.gid, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail_errno(printable(name), errno);
-  timespec times[2];
-  times[0].tv_sec = times[1].tv_sec = s.mtime_ns / 1000000000;
-  times[0].tv_nsec = times[1].tv_nsec = s.mtime_ns % 1000000000;
-  if (::utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-    return fail_errno(printable(name), errno);
-  return {};
+// Gives fd (what install() just made) s's owner (when root), permission
+// bits and mtime, in that order: a chown clears the setuid and setgid bits,
+// so the mode must come after it.
+Result<void> set_metadata(int fd, const FileState& s, std::string_view what) {
+  if (::geteuid() == 0)
+    if (auto r = set_owner(fd, s.uid, s.gid, what); !r) return r;
+  if (s.kind != FileKind::kSymlink)
+    if (auto r = set_mode(fd, s.mode, what); !r) return r;
+  return set_mtime(fd, s.mtime_ns, what);
 }
 
 // Links temp in parent to c.after_link if that still is a file with
@@ -219,10 +220,42 @@ bool link_back(const Change& c, int root_fd, int dir, const std::string& temp) {
   return ::linkat(other->dir.get(), other->name.c_str(), dir, temp.c_str(), 0) == 0;
 }
 
+// Makes temp in dir hold c.after (a file, symlink or fifo) and returns it
+// open: everything after its creation goes through the descriptor, so
+// nothing swapped in under the name meanwhile is changed.
+Result<UniqueFd> make(const Change& c, int dir, const std::string& temp, const ContentSource& source) {
+  const FileState& a = c.after;
+  switch (a.kind) {
+    case FileKind::kFile: {
+      UniqueFd out(::openat(dir, temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!out.valid()) return fail_errno(printable(c.path), errno);
+      Result<void> r;
+      if (source.upper_fd >= 0) {
+        auto up = open_parent(source.upper_fd, c.path);
+        if (!up) return tl::unexpected(up.error());
+        UniqueFd in(::openat(up->dir.get(), up->name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!in.valid()) return fail_errno(printable(c.path), errno);
+        r = copy_content(in.get(), out.get(), c.path);
+      } else {
+        r = source.store->copy_to(*a.hash, out.get());
+      }
+      if (!r) return tl::unexpected(r.error());
+      return out;
+    }
+    case FileKind::kSymlink:
+      if (::symlinkat(a.target.c_str(), dir, temp.c_str()) != 0) return fail_errno(printable(c.path), errno);
+      return open_made(dir, temp, S_IFLNK, c.path);
+    case FileKind::kFifo:
+      if (::mkfifoat(dir, temp.c_str(), 0600) != 0) return fail_errno(printable(c.path), errno);
+      return open_made(dir, temp, S_IFIFO, c.path);
+    default:
+      return fail(printable(c.path) + ": cannot restore a " + kind_name(a.kind));
+  }
+}
+
 // Makes parent/name hold c.after (not a directory), replacing what is there
 // (not a directory either) in one rename.
 Result<void> install(const Change& c, const Parent& parent, const ContentSource& source, int root_fd) {
-  const FileState& a = c.after;
   if (source.upper_fd >= 0) {
     auto up = open_parent(source.upper_fd, c.path);
     if (!up) return fail("the run's copy of " + up.error().message);
@@ -234,39 +267,13 @@ Result<void> install(const Change& c, const Parent& parent, const ContentSource&
   }
   std::string temp = temp_name();
   int dir = parent.dir.get();
-  if (link_back(c, root_fd, dir, temp)) {
-    if (::renameat(dir, temp.c_str(), dir, parent.name.c_str()) == 0) return {};
-    int e = errno;
-    ::unlinkat(dir, temp.c_str(), 0);
-    return fail_errno(printable(c.path), e);
-  }
   Result<void> r;
-  switch (a.kind) {
-    case FileKind::kFile:
-      if (source.upper_fd >= 0) {
-        auto up = open_parent(source.upper_fd, c.path);
-        if (!up) return tl::unexpected(up.error());
-        UniqueFd in(::openat(up->dir.get(), up->name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-        UniqueFd out(::openat(dir, temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-        if (!in.valid() || !out.valid()) return fail_errno(printable(c.path), errno);
-        r = copy_content(in.get(), out.get(), c.path);
-        if (r && ::fchmod(out.get(), a.mode) != 0) r = fail_errno(printable(c.path), errno);
-        if (r) r = sync_fd(out.get(), c.path);
-      } else {
-        r = source.store->restore(*a.hash, dir, temp, a.mode);
-      }
-      break;
-    case FileKind::kSymlink:
-      if (::symlinkat(a.target.c_str(), dir, temp.c_str()) != 0) r = fail_errno(printable(c.path), errno);
-      break;
-    case FileKind::kFifo:
-      if (::mkfifoat(dir, temp.c_str(), 0600) != 0 || ::fchmodat(dir, temp.c_str(), a.mode, 0) != 0)
-        r = fail_errno(printable(c.path), errno);
-      break;
-    default:
-      return fail(printable(c.path) + ": cannot restore a " + kind_name(a.kind));
+  if (!link_back(c, root_fd, dir, temp)) {
+    auto made = make(c, dir, temp, source);
+    if (!made) r = tl::unexpected(made.error());
+    if (r) r = set_metadata(made->get(), c.after, c.path);
+    if (r && c.after.kind == FileKind::kFile) r = sync_fd(made->get(), c.path);
   }
-  if (r) r = set_owner_and_time(dir, temp, a);
   if (r && ::renameat(dir, temp.c_str(), dir, parent.name.c_str()) != 0)
     r = fail_errno(printable(c.path), errno);
   if (!r) ::unlinkat(dir, temp.c_str(), 0);
@@ -484,13 +491,13 @@ Result<void> apply(const std::vector<Change>& changes, int root_fd, const Conten
   for (auto it = idx.rbegin(); it != idx.rend(); ++it) {
     const Change& c = changes[*it];
     if (!is_dir(c.after)) continue;
-    auto parent = open_parent(root_fd, c.path);
-    if (!parent) return tl::unexpected(parent.error());
-    int dir = parent->dir.get();
-    const char* name = parent->name.c_str();
-    if (::geteuid() == 0 && ::fchownat(dir, name, c.after.uid, c.after.gid, AT_SYMLINK_NOFOLLOW) != 0)
-      return fail_errno(printable(c.path), errno);
-    if (::fchmodat(dir, name, c.after.mode, 0) != 0) return fail_errno(printable(c.path), errno);
+    // By descriptor: a directory swapped for a symlink since step 2 is an
+    // error here, not a chmod of whatever the symlink points at.
+    auto dir = open_beneath(root_fd, c.path, O_PATH | O_DIRECTORY);
+    if (!dir) return tl::unexpected(dir.error());
+    if (::geteuid() == 0)
+      if (auto r = set_owner(dir->get(), c.after.uid, c.after.gid, c.path); !r) return r;
+    if (auto r = set_mode(dir->get(), c.after.mode, c.path); !r) return r;
   }
   if (hooks.pause) hooks.pause("commit-applied");
   if (::syncfs(root_fd) != 0) return fail_errno("syncfs of the project", errno);

@@ -21,7 +21,10 @@
 // directory is filled before it is closed). Each step first looks at the
 // path and skips what is already done, so applying again after a crash
 // finishes the job, and applying the inverse (after and before swapped,
-// content from the store) undoes it.
+// content from the store) undoes it. Owners, modes and times are set
+// through descriptors of what was made or opened without following a
+// symlink (the tree may hold directories that others can write in), the
+// owner first: a chown clears the setuid and setgid bits.
 #pragma once
 
 #include <functional>

@@ -198,7 +198,7 @@ Result<std::vector<std::string>> recover(History& h, bool abort) {
         auto r = RunDir::open(p, e->work);
         if (r) {
           run.emplace(std::move(*r));
-          source.upper_fd = ::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          source.upper_fd = ::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         handled_runs.insert(e->work);
       }
@@ -246,7 +246,7 @@ Result<std::vector<std::string>> recover(History& h, bool abort) {
     if (!draft) return fail(run->path(p) + "/entry: " + draft.error().message);
     bool committed = journaled.count(name) > 0;
     if (*draft && !committed && !abort) {
-      UniqueFd upper(::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      UniqueFd upper(::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!upper.valid()) return fail_errno(run->path(p) + "/upper", errno);
       auto changes = scan_upper(UpperLayout{upper.get(), {kStateDirName}}, p.root_fd.get());
       if (!changes) return tl::unexpected(changes.error());

@@ -126,7 +126,7 @@ Result<JournalEntry> JournaledRun::finish(const Record& rec) {
     return tl::unexpected(r.error());
   auto lock = ProjectLock::take(p);
   if (!lock) return tl::unexpected(lock.error());
-  UniqueFd upper(::openat(run_.fd(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd upper(::openat(run_.fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!upper.valid()) return fail_errno(run_.path(p) + "/upper", errno);
   auto changes = scan_upper(UpperLayout{upper.get(), {kStateDirName}}, p.root_fd.get());
   if (!changes) return fail("reading the run's changes: " + changes.error().message);

@@ -119,6 +119,15 @@ Result<void> contain_outside(const std::string& root) {
   return {};
 }
 
+// The hidden layer is a tmpfs of our own, but its directories are set up
+// like the tree's: by descriptor, never through a name that a symlink
+// could stand in for.
+Result<void> set_dir_mode(int dir, const std::string& name, mode_t mode, const std::string& path) {
+  auto fd = open_beneath(dir, name, O_PATH | O_DIRECTORY);
+  if (!fd) return fail("hiding " + printable(path) + " from the run: " + fd.error().message);
+  return set_mode(fd->get(), mode, path);
+}
+
 Result<void> make_entry(int dir, const std::string& name, const HiddenPath& h, Store* store) {
   const FileState& s = h.state;
   int rc = 0;
@@ -132,14 +141,13 @@ Result<void> make_entry(int dir, const std::string& name, const HiddenPath& h, S
       timespec t[2];
       t[0].tv_sec = t[1].tv_sec = s.mtime_ns / 1000000000;
       t[0].tv_nsec = t[1].tv_nsec = s.mtime_ns % 1000000000;
-      ::utimensat(dir, name.c_str(), t, 0);
+      ::utimensat(dir, name.c_str(), t, AT_SYMLINK_NOFOLLOW);
       return {};
     }
     case FileKind::kDir:
-      rc = ::mkdirat(dir, name.c_str(), s.mode | 0700);
-      if (rc != 0 && errno == EEXIST) rc = 0;
-      if (rc == 0) rc = ::fchmodat(dir, name.c_str(), s.mode, 0);
-      break;
+      if (::mkdirat(dir, name.c_str(), s.mode | 0700) != 0 && errno != EEXIST)
+        return fail_errno("hiding " + printable(h.path) + " from the run", errno);
+      return set_dir_mode(dir, name, s.mode, h.path);
     case FileKind::kSymlink:
       rc = ::symlinkat(s.target.c_str(), dir, name.c_str());
       break;
@@ -175,7 +183,7 @@ Result<void> build_hidden(int hide_fd, int root_fd, const std::vector<HiddenPath
       if (!parent) return tl::unexpected(parent.error());
       if (::mkdirat(parent->dir.get(), parent->name.c_str(), 0700) != 0 && errno != EEXIST)
         return fail_errno("hiding " + printable(dir) + " from the run", errno);
-      ::fchmodat(parent->dir.get(), parent->name.c_str(), mode | 0700, 0);
+      if (auto r = set_dir_mode(parent->dir.get(), parent->name, mode | 0700, dir); !r) return r;
     }
     auto parent = open_parent(hide_fd, h->path);
     if (!parent) return tl::unexpected(parent.error());
@@ -241,8 +249,8 @@ Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewO
   if (!root.valid()) return fail_errno(p.root, errno);
   if (!same_inode(root.get(), p.root_fd.get())) return fail(p.root + ": changed while the run was being set up");
   std::string run_rel = std::string(kStateDirName) + "/runs/" + run.name();
-  UniqueFd upper_old(::openat(run.fd(), "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  UniqueFd work_old(::openat(run.fd(), "work", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd upper_old(::openat(run.fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd work_old(::openat(run.fd(), "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!upper_old.valid() || !work_old.valid()) return fail_errno(run.path(p), errno);
   auto upper = reopen(root.get(), run_rel + "/upper", upper_old.get(), run.path(p) + "/upper");
   if (!upper) return tl::unexpected(upper.error());

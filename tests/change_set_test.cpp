@@ -158,3 +158,52 @@ TEST_CASE("conflicts: an edited file, and a directory with something new in it")
   CHECK(get_file(real / "out") == "edited by hand");
   CHECK(get_file(real / "d/extra") == "someone else's");
 }
+
+TEST_CASE("a directory swapped for a symlink is not followed when its mode is set") {
+  TempDir real("real"), state("state"), outside("outside");
+  auto store = Store::open(state.fd.get(), "objects", state / "objects");
+  REQUIRE(store);
+  ::mkdir((real / "d").c_str(), 0700);
+  auto before = observe_at(real.fd.get(), "d", false, "d");
+  REQUIRE(before);
+  FileState after = *before;
+  after.mode = 0755;
+  std::vector<Change> changes = {{"d", *before, after, {}, {}}};
+  // Someone who can write in the tree puts a symlink where d was.
+  put_file(outside / "secret", "s", 0600);
+  REQUIRE(::rmdir((real / "d").c_str()) == 0);
+  REQUIRE(::symlink((outside / "secret").c_str(), (real / "d").c_str()) == 0);
+  CHECK_FALSE(apply(changes, real.fd.get(), ContentSource{-1, &*store}));
+  struct stat st;
+  REQUIRE(::stat((outside / "secret").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+}
+
+TEST_CASE("restored files keep their setuid and setgid bits (the owner is set first)") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: restoring an owner needs root");
+    return;
+  }
+  TempDir real("real"), state("state");
+  auto store = Store::open(state.fd.get(), "objects", state / "objects");
+  REQUIRE(store);
+  put_file(real / "suid", "#!/bin/sh\n", 04755);
+  put_file(real / "sgid", "#!/bin/sh\n", 02750);
+  REQUIRE(::chown((real / "sgid").c_str(), 65534, 65534) == 0);
+  REQUIRE(::chmod((real / "sgid").c_str(), 02750) == 0);
+  std::vector<Change> removal;
+  for (const char* name : {"suid", "sgid"}) {
+    auto s = observe_at(real.fd.get(), name, true, name);
+    REQUIRE(s);
+    removal.push_back({name, *s, FileState{}, {}, {}});
+  }
+  REQUIRE(keep_before(removal, real.fd.get(), *store));
+  REQUIRE(apply(removal, real.fd.get(), ContentSource{-1, &*store}));
+  REQUIRE(apply(inverse(removal), real.fd.get(), ContentSource{-1, &*store}));
+  struct stat st;
+  REQUIRE(::stat((real / "suid").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 04755);
+  REQUIRE(::stat((real / "sgid").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02750);
+  CHECK(st.st_uid == 65534);
+}
