@@ -92,12 +92,14 @@ int main(int argc, char** argv) {
   }
   namespace cli = bsandbox::cli;
   if (auto* s = std::get_if<cli::ShowCommand>(&*command)) return show(s->record);
-  if (auto* c = std::get_if<cli::InitCommand>(&*command)) return bsandbox::run_init(c->dir);
-  if (std::holds_alternative<cli::LogCommand>(*command)) return bsandbox::run_log();
-  if (auto* c = std::get_if<cli::DiffCommand>(&*command)) return bsandbox::run_diff(c->entry);
-  if (auto* c = std::get_if<cli::UndoCommand>(&*command)) return bsandbox::run_undo(c->entry, c->force);
-  if (auto* c = std::get_if<cli::RecoverCommand>(&*command)) return bsandbox::run_recover(c->abort);
-  if (auto* c = std::get_if<cli::GcCommand>(&*command)) return bsandbox::run_gc(c->keep, c->max_bytes);
+  if (auto* c = std::get_if<cli::InitCommand>(&*command)) return bsandbox::run_init(c->dir, c->trust_owner);
+  if (auto* c = std::get_if<cli::LogCommand>(&*command)) return bsandbox::run_log(c->trust_owner);
+  if (auto* c = std::get_if<cli::DiffCommand>(&*command)) return bsandbox::run_diff(c->entry, c->trust_owner);
+  if (auto* c = std::get_if<cli::UndoCommand>(&*command))
+    return bsandbox::run_undo(c->entry, c->force, c->trust_owner);
+  if (auto* c = std::get_if<cli::RecoverCommand>(&*command)) return bsandbox::run_recover(c->abort, c->trust_owner);
+  if (auto* c = std::get_if<cli::GcCommand>(&*command))
+    return bsandbox::run_gc(c->keep, c->max_bytes, c->trust_owner);
   if (auto* c = std::get_if<cli::CacheCommand>(&*command))
     return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes, c->key_file);
   if (auto* c = std::get_if<cli::WrapCommand>(&*command)) return bsandbox::run_wrap(c->argv);

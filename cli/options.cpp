@@ -16,6 +16,7 @@ const char kUsage[] =
     "       bsandbox show RECORD\n"
     "       bsandbox init [DIR] | log | diff ENTRY | undo [ENTRY] [--force]\n"
     "       bsandbox recover [--abort] | gc [--keep N] [--max-size SIZE]\n"
+    "         (each also takes --trust-owner)\n"
     "       bsandbox cache stats|gc|verify|clear [--cache=DIR] [--max-size SIZE]\n"
     "       bsandbox wrap COMMAND [ARG...]   (also as bsandbox-wrap)\n"
     "       bsandbox agent status [--agent=SOCKET]\n"
@@ -37,6 +38,7 @@ const char kUsage[] =
     "  --no-rollback       do not roll back this command's previous run first\n"
     "  --force             roll back even paths changed since (keeping them)\n"
     "  --contain           refuse writes outside the project\n"
+    "  --trust-owner       work in a project another user owns (root: as that user)\n"
     "  --cache[=DIR]       reuse the result of an earlier identical run whose inputs\n"
     "                      are unchanged (DIR: $BSANDBOX_CACHE, else ~/.cache/bsandbox)\n"
     "  --cache-root DIR    outputs must lie under DIR (default: the project, else .)\n"
@@ -58,7 +60,9 @@ const char kUsage[] =
     "before running it again. log lists the journal, newest first; diff shows what\n"
     "an entry changed; undo rolls one back (default: the newest run in effect); recover\n"
     "finishes or (--abort) rolls back work a crash interrupted; gc drops old\n"
-    "entries (default: keeps 100) and the content only they kept.\n"
+    "entries (default: keeps 100) and the content only they kept. A project is its\n"
+    "owner's: bsandbox refuses another user's project unless --trust-owner is given;\n"
+    "root then works there as the owner.\n"
     "\n"
     "cache stats shows the cache's size and counters; gc trims it to --max-size\n"
     "(default $BSANDBOX_CACHE_SIZE, else 10G), least recently used first; verify\n"
@@ -130,6 +134,8 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       o.force = true;
     } else if (a == "--contain") {
       o.contain = true;
+    } else if (a == "--trust-owner") {
+      o.trust_owner = true;
     } else if (a == "--strict") {
       o.strict = true;
     } else if (a == "--cache") {
@@ -230,7 +236,7 @@ Result<uint64_t> parse_entry(const std::string& text) {
 // The subcommands of the journal: a few flags and at most one operand each.
 Result<Command> parse_journal(const std::string& sub, const std::vector<std::string>& args) {
   std::vector<std::string> operands;
-  bool force = false, abort = false;
+  bool force = false, abort = false, trust = false;
   std::optional<uint64_t> keep, max_bytes;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -239,7 +245,9 @@ Result<Command> parse_journal(const std::string& sub, const std::vector<std::str
       if (i + 1 >= args.size()) return fail("option " + name + " needs a value");
       return args[++i];
     };
-    if (a == "--force" && sub == "undo") {
+    if (a == "--trust-owner") {
+      trust = true;
+    } else if (a == "--force" && sub == "undo") {
       force = true;
     } else if (a == "--abort" && sub == "recover") {
       abort = true;
@@ -266,18 +274,18 @@ Result<Command> parse_journal(const std::string& sub, const std::vector<std::str
     return fail(std::string("usage: bsandbox ") +
                 (sub == "init" ? "init [DIR]" : sub == "diff" ? "diff ENTRY" : sub == "undo" ? "undo [ENTRY] [--force]"
                  : sub == "recover" ? "recover [--abort]" : sub == "gc" ? "gc [--keep N] [--max-size SIZE]" : "log"));
-  if (sub == "init") return InitCommand{operands.empty() ? "." : operands[0]};
-  if (sub == "log") return LogCommand{};
-  if (sub == "recover") return RecoverCommand{abort};
-  if (sub == "gc") return GcCommand{keep, max_bytes};
+  if (sub == "init") return InitCommand{operands.empty() ? "." : operands[0], trust};
+  if (sub == "log") return LogCommand{trust};
+  if (sub == "recover") return RecoverCommand{abort, trust};
+  if (sub == "gc") return GcCommand{keep, max_bytes, trust};
   uint64_t entry = 0;
   if (!operands.empty()) {
     auto n = parse_entry(operands[0]);
     if (!n) return tl::unexpected(n.error());
     entry = *n;
   }
-  if (sub == "diff") return DiffCommand{entry};
-  return UndoCommand{entry, force};
+  if (sub == "diff") return DiffCommand{entry, trust};
+  return UndoCommand{entry, force, trust};
 }
 
 }  // namespace

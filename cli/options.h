@@ -21,24 +21,32 @@ struct ShowCommand {
 struct ExecCommand {
   ExecOptions options;
 };
-// The journal of a project (history.h).
+// The journal of a project (history.h). Each takes --trust-owner: work in
+// another user's project (project.h, act_as_owner).
 struct InitCommand {
   std::string dir = ".";
+  bool trust_owner = false;
 };
-struct LogCommand {};
+struct LogCommand {
+  bool trust_owner = false;
+};
 struct DiffCommand {
   uint64_t entry = 0;
+  bool trust_owner = false;
 };
 struct UndoCommand {
   uint64_t entry = 0;  // 0: the newest entry in effect
   bool force = false;
+  bool trust_owner = false;
 };
 struct RecoverCommand {
   bool abort = false;
+  bool trust_owner = false;
 };
 struct GcCommand {
   std::optional<uint64_t> keep;
   std::optional<uint64_t> max_bytes;
+  bool trust_owner = false;
 };
 
 // The command cache: bsandbox cache stats|gc|verify|clear.

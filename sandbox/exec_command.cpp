@@ -22,6 +22,7 @@
 #include "sandbox/ebpf_backend.h"
 #include "sandbox/journaled_run.h"
 #include "sandbox/process_tree.h"
+#include "sandbox/project.h"
 #include "sandbox/provenance.h"
 #include "sandbox/ptrace_backend.h"
 #include "sandbox/record_printer.h"
@@ -305,6 +306,20 @@ int exec_directly(const std::vector<std::string>& argv, int stdin_fd) {
 int run_exec(const ExecOptions& o) {
   if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
 
+  // Inside a project the run is journaled. Whose project it is decides
+  // first, since root working in another user's project becomes that user
+  // before it opens or creates anything.
+  std::string cwd = current_dir();
+  std::optional<Project> project;
+  if (!o.no_journal) {
+    auto found = find_project(cwd);
+    if (!found) return error_exit(found.error().message);
+    if (*found) {
+      if (auto r = act_as_owner(**found, o.trust_owner); !r) return error_exit(r.error().message);
+      project = std::move(*found);
+    }
+  }
+
   if (o.json_path && o.record_path && *o.json_path == *o.record_path)
     return error_exit("--json and --record name the same file: " + *o.json_path);
   std::optional<AtomicFile> json_out, record_out;
@@ -319,7 +334,6 @@ int run_exec(const ExecOptions& o) {
     record_out.emplace(std::move(*f));
   }
 
-  std::string cwd = current_dir();
   int64_t start_wall = Clocks::wall_now();
   // The cache directory is opened before a journaled run enters its view,
   // where (with --contain) every other mount is read-only.
@@ -338,16 +352,12 @@ int run_exec(const ExecOptions& o) {
   // Inside a project the run is journaled; entering its view (a private
   // mount namespace) comes before the backend starts threads or tracees.
   std::unique_ptr<JournaledRun> journal;
-  if (!o.no_journal) {
-    auto project = find_project(cwd);
-    if (!project) return error_exit(project.error().message);
-    if (*project) {
-      JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
-      auto j = JournaledRun::begin(std::move(**project), o.argv, cwd, environ, jo);
-      if (!j) return error_exit(j.error().message);
-      journal = std::move(*j);
-      if (o.verbose) say("journaling in " + journal->project().root);
-    }
+  if (project) {
+    JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
+    auto j = JournaledRun::begin(std::move(*project), o.argv, cwd, environ, jo);
+    if (!j) return error_exit(j.error().message);
+    journal = std::move(*j);
+    if (o.verbose) say("journaling in " + journal->project().root);
   }
   if (!journal && (o.contain || o.no_rollback || o.force))
     return error_exit(std::string(o.contain ? "--contain" : o.force ? "--force" : "--no-rollback") +

@@ -33,6 +33,7 @@ struct ExecOptions {
   bool no_rollback = false;  // do not roll back this command's previous run first
   bool force = false;        // roll back even over later changes (keeping them)
   bool contain = false;      // refuse writes outside the project
+  bool trust_owner = false;  // work in another user's project (project.h)
   // The command cache (cache.h): --cache[=DIR].
   std::optional<std::string> cache_dir;
   std::optional<std::string> cache_root;  // outputs must lie under it (default: project root, else cwd)

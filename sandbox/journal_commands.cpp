@@ -1,5 +1,5 @@
 // journal_commands.cpp: each command finds the project of the current
-// directory, takes its lock, refuses (pointing at `bsandbox recover`) if a
+// directory, checks whose it is (project.h: act_as_owner), takes its lock, refuses (pointing at `bsandbox recover`) if a
 // crash left work pending, and does its one thing.
 #include "sandbox/journal_commands.h"
 
@@ -26,11 +26,12 @@ int print(const std::string& text) {
 
 // Runs body with the project, its history and its lock; refuses while work
 // is pending unless this is recover.
-int with_project(bool allow_pending, const std::function<int(History&)>& body) {
+int with_project(bool allow_pending, bool trust_owner, const std::function<int(History&)>& body) {
   auto project = find_project(".");
   if (!project) return error_exit(project.error().message);
   if (!*project) return error_exit("not inside a bsandbox project (run bsandbox init first)");
   const Project& p = **project;
+  if (auto r = act_as_owner(p, trust_owner); !r) return error_exit(r.error().message);
   auto history = open_history(p);
   if (!history) return error_exit(history.error().message);
   auto lock = ProjectLock::take(p);
@@ -45,14 +46,15 @@ int with_project(bool allow_pending, const std::function<int(History&)>& body) {
 
 }  // namespace
 
-int run_init(const std::string& dir) {
+int run_init(const std::string& dir, bool trust_owner) {
+  if (auto r = act_as_owner_of(dir, trust_owner); !r) return error_exit(r.error().message);
   auto said = init_project(dir);
   if (!said) return error_exit(said.error().message);
   return print(*said + "\n");
 }
 
-int run_log() {
-  return with_project(false, [](History& h) {
+int run_log(bool trust_owner) {
+  return with_project(false, trust_owner, [](History& h) {
     auto entries = read_entries(h);
     if (!entries) return error_exit(entries.error().message);
     if (entries->empty()) return print("no journal entries yet\n");
@@ -60,16 +62,16 @@ int run_log() {
   });
 }
 
-int run_diff(uint64_t id) {
-  return with_project(false, [id](History& h) {
+int run_diff(uint64_t id, bool trust_owner) {
+  return with_project(false, trust_owner, [id](History& h) {
     auto e = h.journal.read(id);
     if (!e) return error_exit(e.error().message);
     return print(diff_text(*e));
   });
 }
 
-int run_undo(uint64_t id, bool force) {
-  return with_project(false, [id, force](History& h) {
+int run_undo(uint64_t id, bool force, bool trust_owner) {
+  return with_project(false, trust_owner, [id, force](History& h) {
     auto entries = read_entries(h);
     if (!entries) return error_exit(entries.error().message);
     std::set<uint64_t> undone = undone_ids(*entries);
@@ -96,8 +98,8 @@ int run_undo(uint64_t id, bool force) {
   });
 }
 
-int run_recover(bool abort) {
-  return with_project(true, [abort](History& h) {
+int run_recover(bool abort, bool trust_owner) {
+  return with_project(true, trust_owner, [abort](History& h) {
     auto said = recover(h, abort);
     if (!said) return error_exit(said.error().message);
     std::string text;
@@ -106,8 +108,8 @@ int run_recover(bool abort) {
   });
 }
 
-int run_gc(std::optional<uint64_t> keep, std::optional<uint64_t> max_bytes) {
-  return with_project(false, [&](History& h) {
+int run_gc(std::optional<uint64_t> keep, std::optional<uint64_t> max_bytes, bool trust_owner) {
+  return with_project(false, trust_owner, [&](History& h) {
     auto said = gc(h, GcOptions{keep, max_bytes});
     if (!said) return error_exit(said.error().message);
     return print(*said + "\n");

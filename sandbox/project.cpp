@@ -2,7 +2,10 @@
 #include "sandbox/project.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "sandbox/atomic_file.h"
 #include "sandbox/fs.h"
@@ -45,7 +49,66 @@ Result<Project> open_at(const std::string& root) {
   return p;
 }
 
+std::string user_name(uid_t uid) {
+  passwd pw, *found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found)
+    return std::string(pw.pw_name) + " (uid " + std::to_string(uid) + ")";
+  return "uid " + std::to_string(uid);
+}
+
+// Switches the whole process to uid: its primary group and groups from the
+// password database (else the state directory's group alone).
+Result<void> become(uid_t uid, gid_t gid) {
+  std::vector<gid_t> groups{gid};
+  passwd pw, *found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) {
+    gid = pw.pw_gid;
+    int n = 64;
+    groups.resize(static_cast<size_t>(n));
+    while (::getgrouplist(pw.pw_name, gid, groups.data(), &n) < 0) groups.resize(static_cast<size_t>(n));
+    groups.resize(static_cast<size_t>(n));
+  }
+  if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+      ::setresuid(uid, uid, uid) != 0)
+    return fail_errno("cannot become the project's owner, " + user_name(uid), errno);
+  // A process whose uid changed is not dumpable, which makes /proc/self
+  // root's; as the owner it must write its own uid_map there (a journaled
+  // run's user namespace).
+  ::prctl(PR_SET_DUMPABLE, 1);
+  return {};
+}
+
+// The check both public functions make once they know the owner.
+Result<void> act_as(uid_t owner, gid_t group, const std::string& root, bool trust_owner) {
+  uid_t me = ::geteuid();
+  if (owner == me) return {};
+  if (!trust_owner)
+    return fail(root + " belongs to " + user_name(owner) + ", not to you: bsandbox does not work in another " +
+                "user's project unless told to (its owner controls every path in it); run it as that user, or " +
+                "add --trust-owner to work there " + (me == 0 ? "as that user" : "anyway"));
+  return me == 0 ? become(owner, group) : Result<void>{};
+}
+
 }  // namespace
+
+Result<void> act_as_owner(const Project& p, bool trust_owner) {
+  struct stat root, state;
+  if (::fstat(p.root_fd.get(), &root) != 0) return fail_errno(p.root, errno);
+  if (::fstat(p.state_fd.get(), &state) != 0) return fail_errno(p.state, errno);
+  if (root.st_uid != state.st_uid && root.st_uid != 0)
+    return fail(p.state + " belongs to " + user_name(state.st_uid) + " but " + p.root + " to " +
+                user_name(root.st_uid) + ": a project must be one user's (bsandbox does not work in it)");
+  return act_as(state.st_uid, state.st_gid, p.root, trust_owner);
+}
+
+Result<void> act_as_owner_of(const std::string& dir, bool trust_owner) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return fail_errno(dir, errno);
+  if (st.st_uid == 0) return {};  // root's: whoever may write in it makes the project theirs
+  return act_as(st.st_uid, st.st_gid, dir, trust_owner);
+}
 
 Result<std::string> init_project(const std::string& dir) {
   std::string root = absolute(dir);
@@ -70,7 +133,7 @@ Result<std::string> init_project(const std::string& dir) {
   if (!fd) return fail(state + ": " + fd.error().message);
   for (const char* sub : {"journal", "objects", "runs"})
     if (::mkdirat(fd->get(), sub, 0755) != 0 && errno != EEXIST) return fail_errno(state + "/" + sub, errno);
-  UniqueFd lock(::openat(fd->get(), "lock", O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+  UniqueFd lock(::openat(fd->get(), "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!lock.valid()) return fail_errno(state + "/lock", errno);
   auto w = replace_file_at(fd->get(), "format", kFormat, state + "/format");
   if (!w) return tl::unexpected(w.error());
@@ -96,7 +159,7 @@ Result<std::optional<Project>> find_project(const std::string& dir) {
 }
 
 Result<ProjectLock> ProjectLock::take(const Project& p) {
-  UniqueFd fd(::openat(p.state_fd.get(), "lock", O_CREAT | O_RDWR | O_CLOEXEC, 0644));
+  UniqueFd fd(::openat(p.state_fd.get(), "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!fd.valid()) return fail_errno(p.state + "/lock", errno);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return ProjectLock(std::move(fd));
   if (errno != EWOULDBLOCK) return fail_errno(p.state + "/lock", errno);
@@ -124,9 +187,9 @@ Result<Interrupted> find_interrupted(const Project& p) {
   auto names = list_dir(runs->get(), p.state + "/runs");
   if (!names) return tl::unexpected(names.error());
   for (const auto& n : *names) {
-    UniqueFd lock(::openat(runs->get(), (n + "/lock").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    auto lock = open_beneath(runs->get(), n + "/lock", O_RDONLY);
     // A run whose lock cannot be taken is alive (its bsandbox holds it).
-    if (lock.valid() && ::flock(lock.get(), LOCK_SH | LOCK_NB) != 0) continue;
+    if (lock && ::flock(lock->get(), LOCK_SH | LOCK_NB) != 0) continue;
     out.runs.push_back(n);
   }
   return out;
@@ -162,7 +225,7 @@ Result<RunDir> RunDir::create(const Project& p) {
   if (::mkdirat(runs->get(), name.c_str(), 0700) != 0) return fail_errno(display, errno);
   auto dir = open_beneath(runs->get(), name, O_RDONLY | O_DIRECTORY);
   if (!dir) return fail(display + ": " + dir.error().message);
-  UniqueFd lock(::openat(dir->get(), "lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+  UniqueFd lock(::openat(dir->get(), "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return fail_errno(display + "/lock", errno);
   for (const char* sub : {"upper", "work"})
     if (::mkdirat(dir->get(), sub, 0755) != 0) return fail_errno(display + "/" + sub, errno);
@@ -173,7 +236,7 @@ Result<RunDir> RunDir::open(const Project& p, const std::string& name) {
   std::string display = p.state + "/runs/" + name;
   auto dir = open_beneath(p.state_fd.get(), "runs/" + name, O_RDONLY | O_DIRECTORY);
   if (!dir) return fail(display + ": " + dir.error().message);
-  UniqueFd lock(::openat(dir->get(), "lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+  UniqueFd lock(::openat(dir->get(), "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock.valid()) return fail_errno(display + "/lock", errno);
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
     return fail(display + ": still in use by a running bsandbox");

@@ -40,6 +40,19 @@ Result<std::string> init_project(const std::string& dir);
 // The project containing dir, if any.
 Result<std::optional<Project>> find_project(const std::string& dir);
 
+// Whose project it is. A project is its owner's: the user who owns its
+// state directory (its root directory must be theirs too, or root's). That
+// user controls every path inside, so anyone else acting there, above all
+// root, could be made to act on files outside it; like git's
+// safe.directory, bsandbox refuses another user's project unless
+// trust_owner (--trust-owner). Trusted, root becomes the owner (uid, gid,
+// groups; for the rest of the process) and works as the owner would, with
+// the owner's rights and no more; another user works as itself.
+Result<void> act_as_owner(const Project& p, bool trust_owner);
+// The same for `init` in dir, which is not a project yet: refused if dir
+// belongs to another user (but root).
+Result<void> act_as_owner_of(const std::string& dir, bool trust_owner);
+
 // An exclusive flock on ROOT/.bsandbox/lock, released on destruction. Waits
 // for another bsandbox holding it (saying so once on stderr).
 class ProjectLock {

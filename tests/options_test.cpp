@@ -63,3 +63,17 @@ TEST_CASE("help, version, show") {
   CHECK(std::holds_alternative<VersionCommand>(*p({"--version"})));
   CHECK(std::get<ShowCommand>(*p({"show", "run.rec"})).record == "run.rec");
 }
+
+TEST_CASE("--trust-owner is taken by exec and by every journal command") {
+  CHECK(exec_of(p({"exec", "--trust-owner", "--", "make"})).trust_owner);
+  CHECK_FALSE(exec_of(p({"exec", "make"})).trust_owner);
+  CHECK(std::get<LogCommand>(*p({"log", "--trust-owner"})).trust_owner);
+  CHECK(std::get<InitCommand>(*p({"init", "--trust-owner", "dir"})).trust_owner);
+  auto undo = p({"undo", "3", "--force", "--trust-owner"});
+  REQUIRE(undo);
+  CHECK(std::get<UndoCommand>(*undo).entry == 3);
+  CHECK(std::get<UndoCommand>(*undo).trust_owner);
+  CHECK(std::get<RecoverCommand>(*p({"recover", "--trust-owner", "--abort"})).abort);
+  CHECK(std::get<GcCommand>(*p({"gc", "--trust-owner"})).trust_owner);
+  CHECK_FALSE(std::get<DiffCommand>(*p({"diff", "2"})).trust_owner);
+}

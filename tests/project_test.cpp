@@ -72,3 +72,29 @@ TEST_CASE("pending entries and runs whose bsandbox is gone are interrupted work"
   REQUIRE(i);
   CHECK_FALSE(i->any());
 }
+
+TEST_CASE("another user's project is refused unless trusted") {
+  TempDir t("project");
+  REQUIRE(init_project(t.path));
+  auto p = find_project(t.path);
+  REQUIRE(p);
+  REQUIRE(*p);
+  CHECK(act_as_owner(**p, false));  // ours
+  CHECK(act_as_owner_of(t.path, false));
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: giving the project to another user needs root");
+    return;
+  }
+  // The state directory someone else's: refused, saying what to do. (The
+  // trusted case makes the process another user: tests/e2e/security_journal.py.)
+  REQUIRE(::chown((t / ".bsandbox").c_str(), 65534, 65534) == 0);
+  auto refused = act_as_owner(**p, false);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("not to you") != std::string::npos);
+  CHECK(refused.error().message.find("--trust-owner") != std::string::npos);
+  REQUIRE(::chown(t.path.c_str(), 1, 1) == 0);  // and the root a third user's: never one user's project
+  auto mixed = act_as_owner(**p, true);
+  REQUIRE_FALSE(mixed);
+  CHECK(mixed.error().message.find("one user's") != std::string::npos);
+  CHECK_FALSE(act_as_owner_of(t.path, false));
+}
