@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -233,6 +234,27 @@ Result<void> check_no_mounts_below(const std::string& root) {
   return {};
 }
 
+// The proof that pid is in run's view: at the state directory's place it
+// sees the marker enter_overlay_view() left, a file of ours naming the run
+// on a read-only mount that is not the state directory's file system. Only
+// a bsandbox of ours can make that (the real state directory, which the
+// project's owner can write, is on its own file system; a mount the owner
+// makes in a namespace of theirs holds files of theirs, not ours).
+bool shows_run_marker(pid_t pid, const Project& p, const RunDir& run, dev_t state_dev) {
+  UniqueFd root(::open(("/proc/" + std::to_string(pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return false;
+  std::string rel = (p.root == "/" ? std::string() : p.root.substr(1) + "/") + kStateDirName + "/" + kRunMarker;
+  auto marker = open_beneath(root.get(), rel, O_RDONLY | O_NONBLOCK);
+  struct stat st;
+  struct statvfs fs;
+  if (!marker || ::fstat(marker->get(), &st) != 0 || ::fstatvfs(marker->get(), &fs) != 0) return false;
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || st.st_dev == state_dev || !(fs.f_flag & ST_RDONLY))
+    return false;
+  char name[256];
+  ssize_t n = ::read(marker->get(), name, sizeof name);
+  return n >= 0 && std::string_view(name, static_cast<size_t>(n)) == run.name();
+}
+
 }  // namespace
 
 Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewOptions& o) {
@@ -300,11 +322,13 @@ Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewO
 }
 
 Result<int> kill_run_processes(const Project& p, const RunDir& run) {
-  UniqueFd fd(::openat(run.fd(), "mntns", O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return 0;  // killed before it had a namespace
+  auto fd = open_beneath(run.fd(), "mntns", O_RDONLY);
+  if (!fd) return 0;  // killed before it had a namespace
   char buf[32] = {};
-  if (::read(fd.get(), buf, sizeof buf - 1) <= 0) return 0;
+  if (::read(fd->get(), buf, sizeof buf - 1) <= 0) return 0;
   ino_t ino = std::strtoull(buf, nullptr, 10);
+  struct stat state;
+  if (::fstat(p.state_fd.get(), &state) != 0) return fail_errno(p.state, errno);
   int killed = 0;
   for (int round = 0; round < 100; ++round) {
     int found = 0;
@@ -312,16 +336,14 @@ Result<int> kill_run_processes(const Project& p, const RunDir& run) {
     if (!proc) return fail_errno("/proc", errno);
     while (dirent* e = ::readdir(proc)) {
       if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+      pid_t pid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
+      if (pid == ::getpid()) continue;
+      // The namespace's inode only narrows the search: the file naming it
+      // is the project owner's to write, and inode numbers are reused.
       struct stat st;
       std::string ns = std::string("/proc/") + e->d_name + "/ns/mnt";
       if (::stat(ns.c_str(), &st) != 0 || st.st_ino != ino) continue;
-      pid_t pid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
-      if (pid == ::getpid()) continue;
-      // The inode says which namespace; the marker that it is this run's.
-      std::string marker = std::string("/proc/") + e->d_name + "/root" + p.root +
-                           (p.root == "/" ? "" : "/") + kStateDirName + "/" + kRunMarker;
-      auto name = read_file(marker);
-      if (!name || *name != run.name()) continue;
+      if (!shows_run_marker(pid, p, run, state.st_dev)) continue;
       if (::kill(pid, SIGKILL) == 0) ++found;
     }
     ::closedir(proc);

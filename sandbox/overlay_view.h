@@ -47,8 +47,11 @@ struct View {
 
 Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewOptions& o);
 
-// Kills every process still in the mount namespace recorded for an
-// interrupted run (runs/NAME/mntns); returns how many there were.
+// Kills every process still in an interrupted run's view; returns how many
+// there were. The namespace recorded in runs/NAME/mntns only narrows the
+// search (the project's owner can write that file): a process is killed
+// only if it shows the marker that enter_overlay_view() leaves in the view,
+// which nobody but a bsandbox of the same user can make.
 Result<int> kill_run_processes(const Project& p, const RunDir& run);
 
 }  // namespace bsandbox
