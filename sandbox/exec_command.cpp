@@ -121,15 +121,21 @@ int commit_journal(JournaledRun& journal, const Record& rec, const ExecOptions& 
     say("error: " + entry.error().message);
     return kExitOwnError;
   }
-  if (!entry->outside_writes.empty()) {
+  auto listed = [](const std::vector<std::string>& paths) {
     std::string list;
-    for (size_t i = 0; i < entry->outside_writes.size() && i < 3; ++i)
-      list += (i ? ", " : "") + printable(entry->outside_writes[i]);
-    if (entry->outside_writes.size() > 3) list += ", ...";
+    for (size_t i = 0; i < paths.size() && i < 3; ++i) list += (i ? ", " : "") + printable(paths[i]);
+    return paths.size() > 3 ? list + ", ..." : list;
+  };
+  if (!entry->outside_writes.empty())
     say("warning: " + std::to_string(entry->outside_writes.size()) + " paths written outside " +
-        journal.project().root + " are not journaled and cannot be rolled back: " + list +
-        " (--contain refuses such writes)");
-  }
+        journal.project().root + " are not journaled and cannot be rolled back: " +
+        listed(entry->outside_writes) +
+        (o.contain ? "" : " (with --contain such writes fail, or go to the run's own /tmp, /var/tmp or /dev/shm "
+                          "and are discarded)"));
+  if (!entry->discarded_writes.empty())
+    say("warning: " + std::to_string(entry->discarded_writes.size()) +
+        " paths written in the run's own /tmp, /var/tmp or /dev/shm (--contain) were discarded with it: " +
+        listed(entry->discarded_writes));
   if (!o.quiet)
     say("journaled as " + describe(*entry) + ": " + std::to_string(entry->changes.size()) + " changes");
   return code;

@@ -32,7 +32,7 @@ struct ExecOptions {
   bool no_journal = false;   // trace only, even inside a project
   bool no_rollback = false;  // do not roll back this command's previous run first
   bool force = false;        // roll back even over later changes (keeping them)
-  bool contain = false;      // refuse writes outside the project
+  bool contain = false;      // nothing outside the project changes (overlay_view.h)
   bool trust_owner = false;  // work in another user's project (project.h)
   // The command cache (cache.h): --cache[=DIR].
   std::optional<std::string> cache_dir;

@@ -309,6 +309,8 @@ std::string log_text(const std::vector<JournalEntry>& entries) {
     out += "  | " + std::to_string(e.changes.size()) + " changed, " + format_size(e.kept_bytes) + " kept";
     if (!e.outside_writes.empty())
       out += ", " + std::to_string(e.outside_writes.size()) + " writes outside the root";
+    if (!e.discarded_writes.empty())
+      out += ", " + std::to_string(e.discarded_writes.size()) + " discarded (--contain)";
     if (e.status == JournalEntry::Status::kCommitting) out += "  [interrupted: run bsandbox recover]";
     if (e.status == JournalEntry::Status::kAborted) out += "  [rolled back by recover]";
     if (undone.count(e.id)) out += "  [undone]";
@@ -362,6 +364,8 @@ std::string diff_text(const JournalEntry& e) {
     out += "  " + printable(c->path) + "  (" + what + ")\n";
   }
   for (const auto& w : e.outside_writes) out += "!  " + printable(w) + "  (outside the root: not journaled)\n";
+  for (const auto& w : e.discarded_writes)
+    out += "~  " + printable(w) + "  (in the run's own scratch directory, --contain: discarded)\n";
   return out;
 }
 

@@ -78,6 +78,7 @@ std::string encode_entry(const JournalEntry& e) {
     pc->set_after_link(c.after_link);
   }
   for (const auto& w : e.outside_writes) m.add_outside_writes(w);
+  for (const auto& w : e.discarded_writes) m.add_discarded_writes(w);
   return seal(kMagic, m.SerializeAsString());
 }
 
@@ -121,6 +122,7 @@ Result<JournalEntry> decode_entry(std::string_view bytes, std::string_view what)
     e.changes.push_back(std::move(c));
   }
   e.outside_writes.assign(m.outside_writes().begin(), m.outside_writes().end());
+  e.discarded_writes.assign(m.discarded_writes().begin(), m.discarded_writes().end());
   return e;
 }
 

@@ -48,6 +48,8 @@ struct JournalEntry {
   std::string work;  // the run's work directory under .bsandbox/runs
   std::vector<Change> changes;
   std::vector<std::string> outside_writes;
+  // --contain: writes in the run's own /tmp, /var/tmp or /dev/shm (gone).
+  std::vector<std::string> discarded_writes;
 };
 
 std::string encode_entry(const JournalEntry& e);

@@ -121,7 +121,10 @@ Result<JournalEntry> JournaledRun::finish(const Record& rec) {
   e.end_ns = rec.end_ns;
   e.exit_code = rec.exit_code;
   e.backend = rec.backend;
-  e.outside_writes = writes_outside(rec, p.root);
+  for (auto& path : writes_outside(rec, p.root)) {
+    bool discarded = options_.contain && in_contain_scratch(path);
+    (discarded ? e.discarded_writes : e.outside_writes).push_back(std::move(path));
+  }
   if (auto r = replace_file_at(run_.fd(), "entry", encode_entry(e), run_.path(p) + "/entry"); !r)
     return tl::unexpected(r.error());
   auto lock = ProjectLock::take(p);

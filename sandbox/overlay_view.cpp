@@ -26,6 +26,7 @@ namespace bsandbox {
 namespace {
 
 constexpr char kRunMarker[] = "bsandbox-run";
+constexpr const char* kScratchDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
@@ -103,7 +104,7 @@ Result<void> contain_outside(const std::string& root) {
     if (::stat(writable, &st) == 0)
       if (auto r = set_attr_recursive(writable, 0, MOUNT_ATTR_RDONLY); !r) return r;
   }
-  for (const char* scratch : {"/tmp", "/var/tmp", "/dev/shm"}) {
+  for (const char* scratch : kScratchDirs) {
     struct stat st;
     if (::stat(scratch, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     if (::mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
@@ -256,6 +257,12 @@ bool shows_run_marker(pid_t pid, const Project& p, const RunDir& run, dev_t stat
 }
 
 }  // namespace
+
+bool in_contain_scratch(std::string_view path) {
+  for (std::string_view dir : kScratchDirs)
+    if (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/') return true;
+  return false;
+}
 
 Result<View> enter_overlay_view(const Project& p, const RunDir& run, const ViewOptions& o) {
   View view;

@@ -13,13 +13,17 @@
 // them) are laid out in a tmpfs as a second lower layer above the tree:
 // files restored from the store, whiteouts for what did not exist yet.
 //
-// --contain: every other mount is made read-only (mount_setattr, Linux
-// 5.12), with fresh tmpfs on /tmp, /var/tmp and /dev/shm, and /dev and /proc
-// left writable, so a write outside the root fails instead of escaping the
-// journal.
+// --contain: nothing outside the root changes. Every other mount is made
+// read-only (mount_setattr, Linux 5.12), so a write there fails, except in
+// the scratch directories /tmp, /var/tmp and /dev/shm: the run gets its own,
+// empty ones (tmpfs), where writes succeed and are discarded with the run
+// (bsandbox names them; builds need a /tmp). /dev and /proc stay writable.
+// The same holds wherever the project lies, under /tmp too.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sandbox/file_state.h"
@@ -33,6 +37,10 @@ struct HiddenPath {
   std::string path;  // relative to the root
   FileState state;   // what the run sees there
 };
+
+// Whether path (absolute) lies in a directory that --contain gives the run
+// its own copy of.
+bool in_contain_scratch(std::string_view path);
 
 struct ViewOptions {
   bool contain = false;

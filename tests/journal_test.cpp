@@ -34,6 +34,7 @@ JournalEntry sample() {
   c.after.target = "elsewhere";
   e.changes.push_back(c);
   e.outside_writes = {"/tmp/x"};
+  e.discarded_writes = {"/tmp/y"};
   return e;
 }
 }  // namespace
@@ -52,6 +53,7 @@ TEST_CASE("an entry round-trips") {
   CHECK(back->changes[0].before.same_as(e.changes[0].before));
   CHECK(back->changes[0].after.same_as(e.changes[0].after));
   CHECK(back->outside_writes == e.outside_writes);
+  CHECK(back->discarded_writes == e.discarded_writes);
 }
 
 TEST_CASE("a damaged entry is refused, naming it") {
