@@ -270,16 +270,16 @@ std::vector<HiddenPath> hidden_after(const std::vector<JournalEntry>& entries, c
   std::set<uint64_t> undone = undone_ids(entries);
   std::set<std::string> own;
   for (const auto& c : prev.changes) own.insert(c.path);
-  std::map<std::string, FileState> first;
+  std::map<std::string, HiddenPath> first;
   for (const auto& e : entries) {
     if (e.id <= prev.id || e.kind != JournalEntry::Kind::kRun ||
         e.status != JournalEntry::Status::kCommitted || undone.count(e.id))
       continue;
     for (const auto& c : e.changes)
-      if (!own.count(c.path)) first.emplace(c.path, c.before);
+      if (!own.count(c.path)) first.emplace(c.path, HiddenPath{c.path, c.before, e.id});
   }
   std::vector<HiddenPath> out;
-  for (auto& [path, state] : first) out.push_back({path, state});
+  for (auto& [path, hidden] : first) out.push_back(std::move(hidden));
   return out;
 }
 
@@ -311,6 +311,8 @@ std::string log_text(const std::vector<JournalEntry>& entries) {
       out += ", " + std::to_string(e.outside_writes.size()) + " writes outside the root";
     if (!e.discarded_writes.empty())
       out += ", " + std::to_string(e.discarded_writes.size()) + " discarded (--contain)";
+    if (!e.shown_before.empty())
+      out += ", saw " + std::to_string(e.shown_before.size()) + " paths as before later runs";
     if (e.status == JournalEntry::Status::kCommitting) out += "  [interrupted: run bsandbox recover]";
     if (e.status == JournalEntry::Status::kAborted) out += "  [rolled back by recover]";
     if (undone.count(e.id)) out += "  [undone]";
@@ -366,6 +368,8 @@ std::string diff_text(const JournalEntry& e) {
   for (const auto& w : e.outside_writes) out += "!  " + printable(w) + "  (outside the root: not journaled)\n";
   for (const auto& w : e.discarded_writes)
     out += "~  " + printable(w) + "  (in the run's own scratch directory, --contain: discarded)\n";
+  for (const auto& [path, before] : e.shown_before)
+    out += "=  " + printable(path) + "  (the run saw it as it was before run " + std::to_string(before) + ")\n";
   return out;
 }
 

@@ -79,6 +79,11 @@ std::string encode_entry(const JournalEntry& e) {
   }
   for (const auto& w : e.outside_writes) m.add_outside_writes(w);
   for (const auto& w : e.discarded_writes) m.add_discarded_writes(w);
+  for (const auto& [path, before] : e.shown_before) {
+    auto* shown = m.add_shown_before();
+    shown->set_path(path);
+    shown->set_before(before);
+  }
   return seal(kMagic, m.SerializeAsString());
 }
 
@@ -123,6 +128,7 @@ Result<JournalEntry> decode_entry(std::string_view bytes, std::string_view what)
   }
   e.outside_writes.assign(m.outside_writes().begin(), m.outside_writes().end());
   e.discarded_writes.assign(m.discarded_writes().begin(), m.discarded_writes().end());
+  for (const auto& shown : m.shown_before()) e.shown_before.emplace_back(shown.path(), shown.before());
   return e;
 }
 

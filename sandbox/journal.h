@@ -50,6 +50,8 @@ struct JournalEntry {
   std::vector<std::string> outside_writes;
   // --contain: writes in the run's own /tmp, /var/tmp or /dev/shm (gone).
   std::vector<std::string> discarded_writes;
+  // A re-run: what it saw as it was before later runs (path, first such run).
+  std::vector<std::pair<std::string, uint64_t>> shown_before;
 };
 
 std::string encode_entry(const JournalEntry& e);

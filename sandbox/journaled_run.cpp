@@ -26,6 +26,17 @@ bool under(const std::string& path, const std::string& dir) {
   return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
 }
 
+// A re-run sees what later runs changed as it was before them: says so,
+// naming the paths (the first few; `bsandbox diff` lists them all).
+std::string shown_before_line(const std::vector<std::pair<std::string, uint64_t>>& shown) {
+  std::string list;
+  for (size_t i = 0; i < shown.size() && i < 5; ++i)
+    list += (i ? ", " : "") + printable(shown[i].first) + " (as before run " + std::to_string(shown[i].second) + ")";
+  if (shown.size() > 5) list += ", ...";
+  return "this run sees " + std::to_string(shown.size()) + " paths as they were before later runs changed them: " +
+         list;
+}
+
 ApplyHooks hooks_for(size_t total, bool quiet) {
   ApplyHooks hooks;
   hooks.pause = pause_point;
@@ -90,6 +101,8 @@ Result<std::unique_ptr<JournaledRun>> JournaledRun::begin(Project project, const
       auto undone = undo_entry(*history, *prev, o.force, "re-execution", hooks_for(prev->changes.size(), o.quiet));
       if (!undone) return tl::unexpected(undone.error());
       view.hidden = hidden_after(*entries, *prev);
+      for (const auto& h : view.hidden) draft.shown_before.emplace_back(h.path, h.before);
+      if (!o.quiet && !view.hidden.empty()) say(shown_before_line(draft.shown_before));
     }
   }
   auto run = RunDir::create(*p);

@@ -34,8 +34,9 @@
 namespace bsandbox {
 
 struct HiddenPath {
-  std::string path;  // relative to the root
-  FileState state;   // what the run sees there
+  std::string path;     // relative to the root
+  FileState state;      // what the run sees there
+  uint64_t before = 0;  // the journal entry it is shown as before
 };
 
 // Whether path (absolute) lies in a directory that --contain gives the run

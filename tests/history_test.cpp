@@ -76,6 +76,8 @@ TEST_CASE("a re-execution sees the state before later runs, except its own paths
   REQUIRE(hidden.size() == 3);
   CHECK(hidden[0].path == "f");
   CHECK(hidden[0].state.hash == hash_bytes("f-before"));  // before the first later run
+  CHECK(hidden[0].before == 2);
+  CHECK(hidden[1].before == 3);
   CHECK(hidden[1].path == "h");
   CHECK(hidden[1].state.kind == FileKind::kDir);
   CHECK(hidden[2].path == "new");

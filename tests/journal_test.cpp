@@ -35,6 +35,7 @@ JournalEntry sample() {
   e.changes.push_back(c);
   e.outside_writes = {"/tmp/x"};
   e.discarded_writes = {"/tmp/y"};
+  e.shown_before = {{"f", 2}, {"g/h", 5}};
   return e;
 }
 }  // namespace
@@ -54,6 +55,7 @@ TEST_CASE("an entry round-trips") {
   CHECK(back->changes[0].after.same_as(e.changes[0].after));
   CHECK(back->outside_writes == e.outside_writes);
   CHECK(back->discarded_writes == e.discarded_writes);
+  CHECK(back->shown_before == e.shown_before);
 }
 
 TEST_CASE("a damaged entry is refused, naming it") {
