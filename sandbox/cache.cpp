@@ -174,8 +174,13 @@ Result<pb::CacheEntry> read_entry(int dirfd, const std::string& name, const std:
   return e;
 }
 
-Result<UniqueFd> open_dir_at(int dirfd, const std::string& name, std::string_view what, bool create) {
-  if (create && ::mkdirat(dirfd, name.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno(what, errno);
+Result<UniqueFd> open_dir_at(int dirfd, const std::string& name, std::string_view what, bool create,
+                             mode_t mode = 0755) {
+  if (create) {
+    auto made = make_dir_beneath(dirfd, name, mode);
+    if (!made) return fail(std::string(what) + ": " + made.error().message);
+    return made;
+  }
   UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return fail_errno(what, errno);
   return fd;
@@ -619,17 +624,23 @@ Result<Cache> Cache::open(const std::string& dir, const std::string& key) {
   // Anyone who can write a cache can make it return what they like: a
   // cache others can write is used only with a key, which its entries are
   // signed with.
-  if (std::string why = shared_because(fd.get(), shown); !why.empty() && key.empty())
-    return fail(why + ", so another user could plant results in it; use a cache only you can write, or share "
+  std::string shared = shared_because(fd.get(), shown);
+  if (!shared.empty() && key.empty())
+    return fail(shared + ", so another user could plant results in it; use a cache only you can write, or share "
                 "it with a secret every user of it holds (--cache-key FILE, BSANDBOX_CACHE_KEY=FILE)");
-  auto entries = open_dir_at(fd.get(), "entries", shown + "/entries", true);
+  // A cache shared with a key: what it makes, the others must be able to
+  // write too (the group of a setgid directory, say): its directory's mode.
+  mode_t dir_mode = 0755;
+  if (struct stat top; !shared.empty() && ::fstat(fd.get(), &top) == 0) dir_mode = top.st_mode & 07777;
+  auto entries = open_dir_at(fd.get(), "entries", shown + "/entries", true, dir_mode);
   if (!entries) return tl::unexpected(entries.error());
-  auto hashes = open_dir_at(fd.get(), "hashes", shown + "/hashes", true);
+  auto hashes = open_dir_at(fd.get(), "hashes", shown + "/hashes", true, dir_mode);
   if (!hashes) return tl::unexpected(hashes.error());
-  auto store = Store::open(fd.get(), "objects", shown + "/objects", /*durable=*/false);
+  auto store = Store::open(fd.get(), "objects", shown + "/objects", /*durable=*/false, dir_mode);
   if (!store) return tl::unexpected(store.error());
   Cache cache(dir, std::move(fd), std::move(*entries), std::move(*hashes), std::move(*store));
   cache.key_ = key;
+  cache.dir_mode_ = dir_mode;
   if (char* real = ::realpath(dir.c_str(), nullptr)) {
     cache.real_dir_ = real;
     std::free(real);
@@ -638,7 +649,8 @@ Result<Cache> Cache::open(const std::string& dir, const std::string& key) {
 }
 
 Result<UniqueFd> Cache::lock(int how, bool wait) {
-  UniqueFd fd(::openat(dir_fd_.get(), "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  UniqueFd fd(::openat(dir_fd_.get(), "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666 & dir_mode_));
+  if (fd.valid()) (void)::fchmod(fd.get(), 0666 & dir_mode_);  // whatever the umask: the others need it too
   if (!fd.valid()) return fail_errno(printable(dir_) + "/lock", errno);
   while (::flock(fd.get(), how | (wait ? 0 : LOCK_NB)) != 0) {
     if (errno == EINTR) continue;
@@ -996,7 +1008,7 @@ Result<std::optional<Cache::Hit>> Cache::fetch(CacheRequest& req, std::string* w
       return tl::unexpected(ok.error());
     }
     hit.outputs = static_cast<size_t>(c.entry.outputs_size());
-    ::utimensat(wfd.get(), name.c_str(), nullptr, 0);  // recently used, for gc
+    ::utimensat(wfd.get(), name.c_str(), nullptr, AT_SYMLINK_NOFOLLOW);  // recently used, for gc
     return hit;
   }
   if (tried == 0) *why = "no entry for this command (key " + weak.substr(0, 12) + ")";
@@ -1363,9 +1375,9 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   if (names_root) field(strong, "root " + req.root);
 
   std::string weak = req.weak.hex(), shard = weak.substr(0, 2);
-  auto sfd = open_dir_at(entries_.get(), shard, "cache entries", true);
+  auto sfd = open_dir_at(entries_.get(), shard, "cache entries", true, dir_mode_);
   if (!sfd) return tl::unexpected(sfd.error());
-  auto wfd = open_dir_at(sfd->get(), weak, "cache entries", true);
+  auto wfd = open_dir_at(sfd->get(), weak, "cache entries", true, dir_mode_);
   if (!wfd) return tl::unexpected(wfd.error());
   std::string sealed = key_.empty() ? seal(kMagic, e.SerializeAsString()) : sign(key_, e.SerializeAsString());
   if (auto w = replace_file_at(wfd->get(), strong.finish().hex(), sealed, "cache entry", 0644, false); !w)
@@ -1380,7 +1392,8 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
 }
 
 CacheStats Cache::count(Event e, uint64_t n) {
-  UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666 & dir_mode_));
+  if (fd.valid()) (void)::fchmod(fd.get(), 0666 & dir_mode_);
   if (!fd.valid()) return {};
   while (::flock(fd.get(), LOCK_EX) != 0 && errno == EINTR) {
   }

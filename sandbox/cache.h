@@ -246,6 +246,7 @@ class Cache {
   std::string dir_;
   std::string real_dir_;  // dir_ with symlinks resolved, as records name it
   std::string key_;       // a shared cache's secret; empty for a private cache
+  mode_t dir_mode_ = 0755;  // of what it makes (a shared cache's: its directory's)
   UniqueFd dir_fd_, entries_, hashes_;
   Store store_;
 };

@@ -155,6 +155,16 @@ Result<UniqueFd> open_beneath(int dirfd, std::string_view path, int flags, mode_
   return walk_nofollow(dirfd, path, flags, mode, err);
 }
 
+Result<UniqueFd> make_dir_beneath(int dirfd, const std::string& name, mode_t mode) {
+  bool made = ::mkdirat(dirfd, name.c_str(), mode) == 0;
+  if (!made && errno != EEXIST) return fail_errno(printable(name), errno);
+  int e = 0;
+  auto fd = open_beneath(dirfd, name, O_RDONLY | O_DIRECTORY, 0, &e);
+  if (!fd) return fail(printable(name) + (e == ELOOP ? ": a symlink, not a directory (not followed)" : ": " + std::string(std::strerror(e))));
+  if (made && ::fchmod(fd->get(), mode) != 0) return fail_errno(printable(name), errno);
+  return fd;
+}
+
 Result<Parent> open_parent(int dirfd, std::string_view path, int* err) {
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   size_t slash = path.rfind('/');

@@ -30,6 +30,10 @@ namespace bsandbox {
 Result<UniqueFd> open_beneath(int dirfd, std::string_view path, int flags, mode_t mode = 0,
                               int* err = nullptr);
 
+// dirfd/name as a directory, made with exactly mode (not less the umask)
+// if missing, opened beneath dirfd without following a symlink.
+Result<UniqueFd> make_dir_beneath(int dirfd, const std::string& name, mode_t mode);
+
 // The directory holding path's last component, and that component.
 struct Parent {
   UniqueFd dir;

@@ -91,12 +91,11 @@ Result<std::string_view> unseal(std::string_view bytes, std::string_view magic, 
   return payload;
 }
 
-Result<Store> Store::open(int parent_fd, const std::string& name, std::string display, bool durable) {
-  if (::mkdirat(parent_fd, name.c_str(), 0755) != 0 && errno != EEXIST)
-    return fail_errno(display, errno);
-  auto dir = open_beneath(parent_fd, name, O_RDONLY | O_DIRECTORY);
+Result<Store> Store::open(int parent_fd, const std::string& name, std::string display, bool durable,
+                          mode_t dir_mode) {
+  auto dir = make_dir_beneath(parent_fd, name, dir_mode);
   if (!dir) return fail(display + ": " + dir.error().message);
-  return Store(std::move(*dir), std::move(display), durable);
+  return Store(std::move(*dir), std::move(display), durable, dir_mode);
 }
 
 std::string Store::rel(const Digest& d) const {
@@ -111,8 +110,11 @@ std::string Store::where(const Digest& d) const { return display_ + "/" + rel(d)
 // must not be able to send an object, or a link to one, elsewhere.
 Result<UniqueFd> Store::object_dir(const Digest& d, bool create, int* err) const {
   std::string sub = d.hex().substr(0, 2);
-  if (create && ::mkdirat(dir_.get(), sub.c_str(), 0755) != 0 && errno != EEXIST)
-    return fail_errno(display_ + "/" + sub, errno);
+  if (create) {
+    auto made = make_dir_beneath(dir_.get(), sub, dir_mode_);
+    if (!made) return fail(display_ + "/" + made.error().message);
+    return made;
+  }
   int e = 0;
   auto fd = open_beneath(dir_.get(), sub, O_RDONLY | O_DIRECTORY, 0, &e);
   if (err) *err = e;

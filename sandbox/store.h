@@ -73,8 +73,10 @@ class Store {
   // dir: the objects directory (created if missing). A durable store
   // fsyncs what it writes (the journal's); a cache need not, since every
   // object is verified when read and a damaged one is only a miss.
+  // dir_mode: of the directories it makes, exactly (a cache shared by a
+  // group makes them group-writable, whatever the umask).
   static Result<Store> open(int parent_fd, const std::string& name, std::string display,
-                            bool durable = true);
+                            bool durable = true, mode_t dir_mode = 0755);
 
   // Copies fd's content in; returns its hash. what names the source in
   // errors; *already (if given) says whether the store had it before.
@@ -99,8 +101,8 @@ class Store {
   Result<std::vector<Digest>> list() const;
 
  private:
-  Store(UniqueFd dir, std::string display, bool durable)
-      : dir_(std::move(dir)), display_(std::move(display)), durable_(durable) {}
+  Store(UniqueFd dir, std::string display, bool durable, mode_t dir_mode)
+      : dir_(std::move(dir)), display_(std::move(display)), durable_(durable), dir_mode_(dir_mode) {}
   std::string rel(const Digest& d) const;
   std::string where(const Digest& d) const;
   Result<UniqueFd> object_dir(const Digest& d, bool create, int* err = nullptr) const;
@@ -109,6 +111,7 @@ class Store {
   UniqueFd dir_;
   std::string display_;  // the objects directory, for messages
   bool durable_ = true;
+  mode_t dir_mode_ = 0755;
 };
 
 }  // namespace bsandbox
