@@ -81,6 +81,7 @@ class Interpreter {
     if (!skip) add(std::move(p), ops, 0, uses);
   }
 
+  bool says_something() const;
   void open();
   void rename();
   void xattr_read();
@@ -223,7 +224,46 @@ void Interpreter::xattr_read() {
   on_name(name1(), kOpStat);
 }
 
+// A failed call is recorded only where its errno says what the kernel found
+// at a name: ENOENT and ENOTDIR (missing), EEXIST from a call that creates
+// (there), EINVAL from readlink (there, no symlink), the "no such
+// attribute" answers of xattr reads (there); a connect that failed still
+// tried someone. Anything else (EBADF, EFAULT, ENAMETOOLONG, EINVAL
+// flags, EACCES...) either failed before any name was looked up or says
+// nothing the record keeps: nothing is recorded, and since no name had to
+// be made, nothing is missing from the record either (stress-ng's invalid
+// calls made records "incomplete" by the thousand). An empty name is not
+// looked up at all (ENOENT without a lookup; with AT_EMPTY_PATH it names
+// an open descriptor, which cannot be missing).
+bool Interpreter::says_something() const {
+  if (e_.ret >= 0) return true;
+  int err = static_cast<int>(-e_.ret);
+  bool empty_name = e_.path1 && !e_.path1->fault() && e_.path1->path.empty();
+  switch (e_.sys) {
+    case BS_SYS_CONNECT:
+      return err != EBADF && err != EFAULT && err != EINVAL && err != ENOTSOCK && err != EAFNOSUPPORT;
+    case BS_SYS_READLINK:
+    case BS_SYS_READLINKAT:
+      if (err == EINVAL) return !empty_name;
+      break;
+    case BS_SYS_GETXATTR:
+    case BS_SYS_LGETXATTR:
+    case BS_SYS_LISTXATTR:
+    case BS_SYS_LLISTXATTR:
+      if (err == ENODATA || err == EOPNOTSUPP || err == ERANGE) return true;
+      break;
+    case BS_SYS_BIND:
+      if (err == EADDRINUSE) return true;
+      break;
+    default:
+      break;
+  }
+  if (err == ENOENT || err == ENOTDIR) return !empty_name;
+  return err == EEXIST;
+}
+
 Interpretation Interpreter::run() {
+  if (!says_something()) return std::move(out_);
   switch (e_.sys) {
     case BS_SYS_OPEN:
     case BS_SYS_OPENAT:
@@ -247,9 +287,14 @@ Interpretation Interpreter::run() {
     case BS_SYS_ACCESS:
     case BS_SYS_FACCESSAT:
     case BS_SYS_FACCESSAT2:
+      on_name(name1(), kOpStat);
+      break;
+
     case BS_SYS_READLINK:
     case BS_SYS_READLINKAT:
-      on_name(name1(), kOpStat);
+      // EINVAL: found, and not a symlink (gcc asks of its output).
+      if (e_.ret == -EINVAL) add(name1(), kOpStat);
+      else on_name(name1(), kOpStat);
       break;
 
     case BS_SYS_GETXATTR:

@@ -170,6 +170,22 @@ struct UserString {
   uint8_t flags = 0;     // BS_SF_FAULT, BS_SF_TRUNCATED
 };
 
+// Reads n bytes of the tracee's memory at addr. process_vm_readv first;
+// what it cannot read the kernel still could (a page mapped write-only:
+// the tracee's syscall reads it, a remote read without FOLL_FORCE does not),
+// so then /proc/TID/mem, which reads as the tracer may. Returns bytes read.
+ssize_t read_remote(pid_t tid, uint64_t addr, void* buf, size_t n) {
+  iovec local{buf, n};
+  iovec remote{reinterpret_cast<void*>(addr), n};
+  ssize_t got = ::process_vm_readv(tid, &local, 1, &remote, 1, 0);
+  if (got > 0) return got;
+  char mem[64];
+  std::snprintf(mem, sizeof mem, "/proc/%d/mem", static_cast<int>(tid));
+  UniqueFd fd(::open(mem, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return -1;
+  return ::pread(fd.get(), buf, n, static_cast<off_t>(addr));
+}
+
 void read_user_string(pid_t tid, uint64_t addr, size_t max, UserString& out) {
   out.text.clear();
   out.flags = 0;
@@ -180,9 +196,7 @@ void read_user_string(pid_t tid, uint64_t addr, size_t max, UserString& out) {
   while (out.text.size() < max) {
     size_t to_page_end = 4096 - (addr & 4095);
     size_t chunk = std::min({want, to_page_end, max - out.text.size()});
-    iovec local{buf, chunk};
-    iovec remote{reinterpret_cast<void*>(addr), chunk};
-    ssize_t n = ::process_vm_readv(tid, &local, 1, &remote, 1, 0);
+    ssize_t n = read_remote(tid, addr, buf, chunk);
     if (n <= 0) {
       out.flags |= BS_SF_FAULT;
       return;
@@ -211,18 +225,14 @@ bool read_sockaddr(pid_t tid, const bs_sc_desc& d, const uint64_t* args, UserStr
       uint64_t name;
       uint32_t namelen;
     } mh{};
-    iovec local{&mh, sizeof mh};
-    iovec remote{reinterpret_cast<void*>(addr), sizeof mh};
-    if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) != sizeof mh) mh = {};
+    if (read_remote(tid, addr, &mh, sizeof mh) != sizeof mh) mh = {};
     addr = mh.name;
     len = mh.namelen;
   }
   if (!addr || !len) return false;
   out.present = true;
   out.text.resize(std::min<uint64_t>(len, BS_SOCKADDR_MAX));
-  iovec local{out.text.data(), out.text.size()};
-  iovec remote{reinterpret_cast<void*>(addr), out.text.size()};
-  if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(out.text.size())) {
+  if (read_remote(tid, addr, out.text.data(), out.text.size()) != static_cast<ssize_t>(out.text.size())) {
     out.text.clear();
     out.flags = BS_SF_FAULT;
   }
@@ -570,9 +580,7 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
     p.flags = arg(d.flags);
     if (d.desc_flags & BS_DESC_FLAGS_IN_OPEN_HOW) {
       uint64_t how = 0;
-      iovec local{&how, sizeof how};
-      iovec remote{reinterpret_cast<void*>(arg(d.flags)), sizeof how};
-      if (::process_vm_readv(tid, &local, 1, &remote, 1, 0) != sizeof how) how = 0;
+      if (read_remote(tid, arg(d.flags), &how, sizeof how) != sizeof how) how = 0;
       p.flags = how;
     }
   }

@@ -329,3 +329,33 @@ TEST_CASE("sockets: where a process connects, binds or sends; named AF_UNIX sock
   std::string unspec(16, '\0');
   CHECK(sock(BS_SYS_CONNECT, 0, unspec).sockets.empty());
 }
+
+TEST_CASE("a failed call is recorded only where its errno says what was at a name") {
+  auto unresolved = [](const FileEvent& e) { return interpret(e, PathContext{"", "/"}).unresolved; };
+  // Failed before any lookup: nothing, and nothing missing from the record
+  // even where the name could not have been made (no cwd known here).
+  for (int err : {EBADF, EFAULT, ENAMETOOLONG, EINVAL, EACCES, EPERM}) {
+    auto e = ev(BS_SYS_NEWFSTATAT, -err, "rel");
+    e.dirfd1 = 20001;  // stress-ng's bad descriptor
+    CHECK(run(e).empty());
+    CHECK(unresolved(e) == 0);
+  }
+  auto bad = ev(BS_SYS_STATX, -EFAULT);
+  bad.path1 = KernelPath{"", BS_SF_FAULT};
+  CHECK(run(bad).empty());
+  CHECK(unresolved(bad) == 0);
+  // An empty name is not looked up: ENOENT without AT_EMPTY_PATH.
+  CHECK(run(ev(BS_SYS_NEWFSTATAT, -ENOENT, "")).empty());
+  CHECK(run(ev(BS_SYS_ACCESS, -ENOENT, "")).empty());
+  CHECK(run(ev(BS_SYS_OPENAT, -ENOENT, "")).empty());
+  // A lookup that ran and failed is missing; one whose name cannot be made
+  // (a relative name, no cwd) is what makes a record incomplete.
+  CHECK(run(ev(BS_SYS_NEWFSTATAT, -ENOENT, "gone")) == M{{"/work/gone", kOpMissing}});
+  CHECK(unresolved(ev(BS_SYS_NEWFSTATAT, -ENOENT, "gone")) == 1);
+  // readlink's EINVAL: found, and not a symlink.
+  CHECK(run(ev(BS_SYS_READLINK, -EINVAL, "a.o")) == M{{"/work/a.o", kOpStat}});
+  // mkdir's EEXIST: found.
+  CHECK(run(ev(BS_SYS_MKDIR, -EEXIST, "d")) == M{{"/work/d", kOpStat}});
+  // EACCES from open: nothing (the spec records no op it failed at).
+  CHECK(run(ev(BS_SYS_OPENAT, -EACCES, "secret")).empty());
+}
