@@ -1,5 +1,5 @@
 // agent_protocol.cpp: framing with a hard limit, SCM_RIGHTS, and the checks
-// a Request must pass before the agent acts on it.
+// a Request and its descriptors must pass before the agent acts on it.
 #include "sandbox/agent_protocol.h"
 
 #include <sys/socket.h>
@@ -12,7 +12,6 @@
 namespace bsandbox {
 namespace {
 
-constexpr size_t kMaxFds = 4;
 constexpr int kMaxArgs = 1 << 16;
 
 uint32_t load_le32(const char* p) {
@@ -42,23 +41,88 @@ Result<void> check_submit(const agent::Submit& s, size_t fds) {
 
 }  // namespace
 
+void FrameReader::feed(std::string_view bytes) {
+  if (error_) return;
+  buffer_.append(bytes);
+  if (buffer_.size() < 4) return;
+  uint32_t n = load_le32(buffer_.data());
+  if (n <= max_) return;
+  error_ = "message of " + std::to_string(n) + " bytes is larger than the limit of " + std::to_string(max_);
+  std::string().swap(buffer_);
+}
+
 Result<std::optional<std::string>> FrameReader::next() {
+  if (error_) return fail(*error_);
   if (buffer_.size() < 4) return std::optional<std::string>();
   uint32_t n = load_le32(buffer_.data());
-  if (n > max_)
-    return fail("message of " + std::to_string(n) + " bytes is larger than the limit of " + std::to_string(max_));
   if (buffer_.size() - 4 < n) return std::optional<std::string>();
-  std::string payload = buffer_.substr(4, n);
-  buffer_.erase(0, 4 + static_cast<size_t>(n));
+  std::string payload;
+  if (buffer_.size() == 4 + static_cast<size_t>(n)) {
+    // The usual case, and the one a large record takes: no second copy.
+    payload = std::move(buffer_);
+    payload.erase(0, 4);
+    buffer_.clear();
+  } else {
+    payload = buffer_.substr(4, n);
+    buffer_.erase(0, 4 + static_cast<size_t>(n));
+  }
+  // The next frame's length is checked as soon as it is known.
+  feed({});
   return std::optional<std::string>(std::move(payload));
+}
+
+Result<void> RequestReader::feed(std::string_view bytes, std::vector<UniqueFd> fds) {
+  // A refused request's descriptors close here and now, whatever happens.
+  auto refuse = [this](std::string why) {
+    failed_ = true;
+    fds_.clear();
+    return fail(std::move(why));
+  };
+  if (failed_) return refuse("the request was already refused");
+  if (done_) return refuse("a connection carries one request, and this one already has one");
+  for (const auto& fd : fds)
+    if (!fd.valid())
+      return refuse("more than " + std::to_string(kMaxRequestFds) + " descriptors came with the request");
+  if (!fds.empty() && started_) return refuse("descriptors came after the request's first byte (they come with it)");
+  if (!bytes.empty()) started_ = true;
+  if (!fds.empty()) fds_ = std::move(fds);
+  frames_.feed(bytes);
+  return {};
+}
+
+Result<std::optional<agent::Request>> RequestReader::next() {
+  if (failed_) return fail("the request was already refused");
+  auto payload = frames_.next();
+  if (!payload) {
+    failed_ = true;
+    fds_.clear();
+    return tl::unexpected(payload.error());
+  }
+  if (!*payload) return std::optional<agent::Request>();
+  done_ = true;
+  if (frames_.partial()) {
+    failed_ = true;
+    fds_.clear();
+    return fail("a connection carries one request, and this one sent more");
+  }
+  auto request = parse_request(**payload, fds_.size());
+  if (!request) {
+    failed_ = true;
+    fds_.clear();
+    return tl::unexpected(request.error());
+  }
+  return std::optional<agent::Request>(std::move(*request));
+}
+
+std::string frame_header(uint32_t n) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out;
 }
 
 std::string frame(const google::protobuf::MessageLite& message) {
   std::string body = message.SerializeAsString();
-  uint32_t n = static_cast<uint32_t>(body.size());
-  std::string out(4, '\0');
-  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
-  return out + body;
+  return frame_header(static_cast<uint32_t>(body.size())) + body;
 }
 
 Result<agent::Request> parse_request(std::string_view payload, size_t fds) {
@@ -86,9 +150,9 @@ Result<void> send_frame(int fd, const google::protobuf::MessageLite& message, co
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRequestFds)];
     if (done == 0 && !fds.empty()) {
-      if (fds.size() > kMaxFds) return fail("too many descriptors for one message");
+      if (fds.size() > kMaxRequestFds) return fail("too many descriptors for one message");
       std::memset(control, 0, sizeof control);
       msg.msg_control = control;
       msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
@@ -140,7 +204,9 @@ ssize_t receive_with_fds(int fd, char* buf, size_t len, std::vector<UniqueFd>& f
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+  // Room for what one request carries: the kernel closes any more (and
+  // says MSG_CTRUNC), so a message never makes the agent hold more.
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRequestFds)];
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n;

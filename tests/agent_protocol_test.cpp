@@ -4,9 +4,11 @@
 
 #include <dirent.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -60,6 +62,25 @@ TEST_CASE("an oversized length is refused before anything is buffered") {
   FrameReader small(10);
   small.feed(std::string("\x0b\0\0\0", 4));
   CHECK_FALSE(small.next());
+}
+
+TEST_CASE("after an oversized length nothing more is kept") {
+  FrameReader reader(16);
+  reader.feed(std::string("\x11\0\0\0", 4) + std::string(1000, 'x'));
+  CHECK(reader.buffered() == 0);
+  for (int i = 0; i < 100; ++i) reader.feed(std::string(1 << 16, 'x'));
+  CHECK(reader.buffered() == 0);
+  auto next = reader.next();
+  REQUIRE_FALSE(next);
+  CHECK(next.error().message == "message of 17 bytes is larger than the limit of 16");
+  // A second frame's length is checked as soon as the first is taken.
+  FrameReader two(16);
+  two.feed(std::string("\x01\0\0\0a\xff\xff\0\0", 9));
+  auto first = two.next();
+  REQUIRE(first);
+  CHECK(**first == "a");
+  CHECK(two.buffered() == 0);
+  CHECK_FALSE(two.next());
 }
 
 TEST_CASE("a cut-short frame is partial") {
@@ -125,6 +146,117 @@ TEST_CASE("descriptors travel with the first byte of a frame") {
   CHECK(n > 4);
   CHECK(fds.size() == 2);
   for (auto& fd : fds) CHECK(fd.valid());
+  close(sv[0]);
+  close(sv[1]);
+}
+
+namespace {
+
+// Descriptors to send along (dups of /dev/null), and whether one is open.
+std::vector<UniqueFd> some_fds(size_t n) {
+  std::vector<UniqueFd> out;
+  for (size_t i = 0; i < n; ++i) out.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  return out;
+}
+bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+}  // namespace
+
+TEST_CASE("a request's descriptors come with its first byte, exactly as many as it names") {
+  std::string status = [] {
+    agent::Request r;
+    r.mutable_status();
+    return frame(r);
+  }();
+  std::string submit = submit_frame({"true"}, {}, kFdStdout);  // stdout and the working directory
+  SUBCASE("with the first byte: taken, in order") {
+    RequestReader reader;
+    auto fds = some_fds(2);
+    int first = fds[0].get();
+    REQUIRE(reader.feed(submit.substr(0, 3), std::move(fds)));
+    CHECK(reader.partial());
+    REQUIRE(reader.feed(submit.substr(3), {}));
+    auto next = reader.next();
+    REQUIRE(next);
+    REQUIRE(*next);
+    auto taken = reader.take_fds();
+    REQUIRE(taken.size() == 2);
+    CHECK(taken[0].get() == first);
+    CHECK_FALSE(reader.partial());
+  }
+  SUBCASE("after the first byte: refused, and closed at once") {
+    RequestReader reader;
+    auto early = some_fds(1), late = some_fds(1);
+    int a = early[0].get(), b = late[0].get();
+    REQUIRE(reader.feed(submit.substr(0, 1), std::move(early)));
+    auto fed = reader.feed(submit.substr(1, 1), std::move(late));
+    REQUIRE_FALSE(fed);
+    CHECK(fed.error().message.find("after the request's first byte") != std::string::npos);
+    CHECK_FALSE(is_open(a));
+    CHECK_FALSE(is_open(b));
+  }
+  SUBCASE("more than a request carries (the kernel dropped some): refused") {
+    RequestReader reader;
+    auto fds = some_fds(4);
+    int a = fds[0].get();
+    fds.emplace_back(-1);
+    auto fed = reader.feed(submit, std::move(fds));
+    REQUIRE_FALSE(fed);
+    CHECK(fed.error().message.find("more than 4 descriptors") != std::string::npos);
+    CHECK_FALSE(is_open(a));
+  }
+  SUBCASE("fewer or more than the request names: refused, and closed") {
+    RequestReader reader;
+    auto fds = some_fds(3);
+    int a = fds[0].get();
+    REQUIRE(reader.feed(submit, std::move(fds)));
+    auto next = reader.next();
+    REQUIRE_FALSE(next);
+    CHECK(next.error().message.find("names 2 descriptors") != std::string::npos);
+    CHECK_FALSE(is_open(a));
+    RequestReader with_status;
+    REQUIRE(with_status.feed(status, some_fds(1)));
+    CHECK_FALSE(with_status.next());
+  }
+  SUBCASE("one request per connection") {
+    RequestReader reader;
+    REQUIRE(reader.feed(status + status, {}));
+    auto next = reader.next();
+    REQUIRE_FALSE(next);
+    CHECK(next.error().message.find("carries one request") != std::string::npos);
+    RequestReader once;
+    REQUIRE(once.feed(status, {}));
+    REQUIRE(once.next());
+    CHECK_FALSE(once.feed("x", {}));
+  }
+}
+
+TEST_CASE("the agent receives at most a request's descriptors at a time") {
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  // 16 descriptors with one byte, as an attacker would send them.
+  auto sent = some_fds(16);
+  std::vector<int> raw;
+  for (auto& fd : sent) raw.push_back(fd.get());
+  char byte = 'x';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * 16);
+  std::memcpy(CMSG_DATA(c), raw.data(), sizeof(int) * 16);
+  REQUIRE(sendmsg(sv[0], &msg, 0) == 1);
+  std::vector<UniqueFd> fds;
+  char buf[16];
+  CHECK(receive_with_fds(sv[1], buf, sizeof buf, fds) == 1);
+  REQUIRE(fds.size() == kMaxRequestFds + 1);
+  CHECK_FALSE(fds.back().valid());  // the rest were closed by the kernel, and that is marked
   close(sv[0]);
   close(sv[1]);
 }
