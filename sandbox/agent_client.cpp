@@ -25,6 +25,23 @@ std::string default_agent_socket() {
   return v && *v ? v : kDefaultAgentSocket;
 }
 
+namespace {
+
+// Sends the request; if that fails, the agent may have refused the
+// connection before reading it (one of its limits): its reason is then
+// waiting to be read, and says more than "Broken pipe".
+Result<void> send_request(int fd, const agent::Request& request, const std::vector<int>& fds = {}) {
+  auto sent = send_frame(fd, request, fds);
+  if (sent) return sent;
+  auto payload = read_frame(fd, kMaxRequestBytes);
+  agent::Reply reply;
+  if (payload && *payload && reply.ParseFromString(**payload) && reply.has_error())
+    return fail("the agent: " + reply.error().message());
+  return sent;
+}
+
+}  // namespace
+
 Result<UniqueFd> connect_agent(const std::string& socket) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -59,7 +76,7 @@ Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, co
   if (!dir.valid()) return fail_errno("opening the working directory", errno);
   std::vector<int> fds{stdio.in >= 0 ? stdio.in : 0, stdio.out >= 0 ? stdio.out : 1,
                        stdio.err >= 0 ? stdio.err : 2, dir.get()};
-  if (auto sent = send_frame(fd, request, fds); !sent) return tl::unexpected(sent.error());
+  if (auto sent = send_request(fd, request, fds); !sent) return tl::unexpected(sent.error());
   dir.reset();
   for (;;) {
     auto payload = read_frame(fd, kMaxReplyBytes);
@@ -97,7 +114,7 @@ int run_agent_status(const std::string& socket) {
   if (!fd) return say_error(fd.error().message);
   agent::Request request;
   request.mutable_status();
-  if (auto sent = send_frame(fd->get(), request); !sent) return say_error(sent.error().message);
+  if (auto sent = send_request(fd->get(), request); !sent) return say_error(sent.error().message);
   auto payload = read_frame(fd->get(), kMaxReplyBytes);
   if (!payload) return say_error("the agent: " + payload.error().message);
   if (!*payload) return say_error("the agent closed the connection without answering");
