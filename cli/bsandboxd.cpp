@@ -6,6 +6,7 @@
 
 #include "sandbox/agent.h"
 #include "sandbox/agent_client.h"
+#include "sandbox/agent_protocol.h"
 #include "sandbox/text.h"
 
 namespace {
@@ -18,12 +19,21 @@ const char kUsage[] =
     "  --mode OCTAL         the socket's mode (default 0660; 0666 lets every user in)\n"
     "  --max-jobs N         jobs running at once (default 4); more wait\n"
     "  --max-queued N       jobs waiting (default 64); more are refused\n"
+    "  --max-jobs-per-user N    jobs of one user running at once (default: half of --max-jobs, rounded up)\n"
+    "  --max-queued-per-user N  jobs of one user waiting (default: a quarter of --max-queued, at least 1)\n"
     "  --time-limit SECS    wall time per job, 0 for none (default 3600)\n"
     "  --max-processes N    processes per job where cgroups can limit it, 0 for none (default 4096)\n"
     "  --buffer-size SIZE   each job's ring buffer, a power of two (default 16M)\n"
     "  --drain-timeout SECS on SIGTERM, how long running jobs may finish (default 30)\n"
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (loopback only)\n"
     "  --bpf-stats          have the kernel time each BPF program (for /metrics; costs every run)\n"
+    "  --max-record SIZE    largest job result (its record) the agent passes on (default 256M, at most 1G)\n"
+    "  --max-connections N  client connections open at once, all users (default 256)\n"
+    "  --max-connections-per-user N  of one user (default 32)\n"
+    "  --max-startups-per-user N     of one user, whose request has not all arrived (default 16)\n"
+    "  --request-timeout SECS  a request (and a /metrics exchange) must arrive within (default 10)\n"
+    "  --send-timeout SECS  a client must take each reply within (default 60)\n"
+    "  --metrics-connections N  /metrics exchanges at once (default 8)\n"
     "  --foreground         do not go to the background (logs go to stderr either way)\n"
     "  -v, --verbose        log every request\n";
 
@@ -61,6 +71,8 @@ int main(int argc, char** argv) {
       out = static_cast<unsigned>(v);
       return true;
     };
+    auto positive = [&](unsigned& out) { return number(out) && out > 0; };
+    bsandbox::AgentLimits& limits = o.limits;
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -90,6 +102,30 @@ int main(int argc, char** argv) {
       if (!number(o.max_processes)) return usage_error("--max-processes needs a number");
     } else if (a == "--drain-timeout") {
       if (!number(o.drain_timeout_s)) return usage_error("--drain-timeout needs a number of seconds");
+    } else if (a == "--max-jobs-per-user") {
+      if (!positive(limits.max_jobs_per_user)) return usage_error("--max-jobs-per-user needs a number of at least 1");
+    } else if (a == "--max-queued-per-user") {
+      if (!positive(limits.max_queued_per_user)) return usage_error("--max-queued-per-user needs a number of at least 1");
+    } else if (a == "--max-connections") {
+      if (!positive(limits.max_connections)) return usage_error("--max-connections needs a number of at least 1");
+    } else if (a == "--max-connections-per-user") {
+      if (!positive(limits.max_connections_per_user))
+        return usage_error("--max-connections-per-user needs a number of at least 1");
+    } else if (a == "--max-startups-per-user") {
+      if (!positive(limits.max_startups_per_user))
+        return usage_error("--max-startups-per-user needs a number of at least 1");
+    } else if (a == "--request-timeout") {
+      if (!positive(limits.request_timeout_s)) return usage_error("--request-timeout needs a number of seconds, at least 1");
+    } else if (a == "--send-timeout") {
+      if (!positive(limits.send_timeout_s)) return usage_error("--send-timeout needs a number of seconds, at least 1");
+    } else if (a == "--metrics-connections") {
+      if (!positive(limits.metrics_connections)) return usage_error("--metrics-connections needs a number of at least 1");
+    } else if (a == "--max-record") {
+      if (!need()) return usage_error("--max-record needs a size");
+      auto size = bsandbox::parse_size(value);
+      if (!size || *size < 4096 || *size > bsandbox::kMaxReplyBytes)
+        return usage_error("--max-record must be a size from 4K to 1G, not '" + value + "'");
+      limits.max_record_bytes = *size;
     } else if (a == "--bpf-stats") {
       o.bpf_stats = true;
     } else if (a == "--metrics") {

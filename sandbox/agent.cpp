@@ -1,5 +1,7 @@
 // agent.cpp: bsandboxd's event loop (connections, the job queue, runners)
-// and the job runner a job is forked into.
+// and the job runner a job is forked into. What a client may hold is counted
+// by agent_limits.h; the sockets are made by agent_socket.h, accepting out of
+// descriptors is paced by agent_accept.h, /metrics is served by agent_http.h.
 #include "sandbox/agent.h"
 
 #include <dirent.h>
@@ -8,11 +10,9 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,8 +31,12 @@
 #include <linux/types.h>
 
 #include "bpf/events.h"
+#include "sandbox/agent_accept.h"
+#include "sandbox/agent_http.h"
+#include "sandbox/agent_limits.h"
 #include "sandbox/agent_metrics.h"
 #include "sandbox/agent_protocol.h"
+#include "sandbox/agent_socket.h"
 #include "sandbox/atomic_file.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/ebpf_backend.h"
@@ -55,11 +59,6 @@ void log_line(const std::string& line) {
 }
 
 int64_t wall_now() { return Clocks::wall_now(); }
-
-std::string parent_dir(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-}
 
 std::string shown(const google::protobuf::RepeatedPtrField<std::string>& argv) {
   std::vector<std::string> v(argv.begin(), argv.end());
@@ -89,6 +88,8 @@ struct RunnerSpec {
   int64_t time_limit_ns = 0;
   bool priors = false;
   int umask = 022;
+  size_t max_record = kMaxReplyBytes;  // the result frame's limit
+  rlim_t nofile = RLIM_INFINITY;       // the descriptor limit jobs get (the agent's own is raised)
 };
 
 // Closes every descriptor but keep (the agent's other clients and jobs are
@@ -119,9 +120,21 @@ void close_all_but(const std::set<int>& keep) {
   for (int fd : spec.tracer->fds()) keep.insert(fd);
   for (int fd : spec.cgroup->procs_fds()) keep.insert(fd);
   close_all_but(keep);
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    nofile.rlim_cur = std::min(spec.nofile, nofile.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   auto finish = [&](const agent::Reply& reply) {
-    (void)send_frame(spec.control, reply);
+    // The agent holds a result until its caller takes it: a job cannot make
+    // it hold more than --max-record (a job decides its record's size).
+    size_t size = reply.ByteSizeLong();
+    if (size > spec.max_record)
+      (void)send_frame(spec.control, error_reply("the job's record is " + format_size(size) + ", over the agent's limit of " +
+                                                 format_size(spec.max_record) + " (bsandboxd --max-record)"));
+    else
+      (void)send_frame(spec.control, reply);
     _exit(0);
   };
   auto source = spec.tracer->source(*spec.ebpf, spec.tracer);
@@ -201,24 +214,30 @@ struct Job {
 };
 
 struct Connection : std::enable_shared_from_this<Connection> {
-  Connection(Agent& a, Local::socket s) : agent(a), sock(std::move(s)) {}
+  Connection(Agent& a, Local::socket s, ucred p, ClientLedger::Ticket t)
+      : agent(a), sock(std::move(s)), peer(p), ticket(std::move(t)), deadline(sock.get_executor()) {}
   void start();
   void wait_readable();
   void on_readable();
-  void on_frame(std::string payload);
+  void on_request(agent::Request request);
   void send(const agent::Reply& reply) { send_raw(frame(reply)); }
   void send_raw(std::string bytes);
   void write_next();
   // Sends an error and closes once it is written.
   void refuse(const std::string& message);
   void close();
+  // What the connection waits for (its request, or the client taking a
+  // reply) must happen within seconds, or it is refused or closed.
+  void expire_after(unsigned seconds);
 
   Agent& agent;
   Local::socket sock;
   ucred peer{};
   std::vector<gid_t> groups;
-  FrameReader reader{kMaxRequestBytes};
-  std::vector<UniqueFd> fds;
+  ClientLedger::Ticket ticket;  // its share of the per-user and total counts
+  asio::steady_timer deadline;
+  RequestReader request;
+  std::vector<UniqueFd> fds;  // the request's, until its job takes them
   std::shared_ptr<Job> job;
   std::deque<std::string> out;
   bool writing = false, closing = false, closed = false;
@@ -226,23 +245,21 @@ struct Connection : std::enable_shared_from_this<Connection> {
 
 class Agent {
  public:
-  Agent(const AgentOptions& o, std::shared_ptr<EbpfTracer> tracer, Cgroups cgroups, UniqueFd listen_fd,
-        UniqueFd metrics_fd)
-      : options_(o), tracer_(std::move(tracer)), cgroups_(std::move(cgroups)), acceptor_(io_), http_(io_),
+  Agent(const AgentOptions& o, const AgentLimits& limits, const AgentSocket& socket, rlim_t jobs_nofile,
+        std::shared_ptr<EbpfTracer> tracer, Cgroups cgroups, UniqueFd listen_fd, UniqueFd metrics_fd)
+      : options_(o), limits_(limits), socket_(socket), jobs_nofile_(jobs_nofile), ledger_(limits_),
+        shares_{o.max_jobs, o.max_queued, limits.max_jobs_per_user, limits.max_queued_per_user},
+        tracer_(std::move(tracer)), cgroups_(std::move(cgroups)), acceptor_(io_),
+        pacer_(io_, "connections", frame(error_reply("the agent is out of file descriptors; try again later")), log_line),
         signals_(io_, SIGTERM, SIGINT), children_(io_, SIGCHLD), drain_timer_(io_), retry_timer_(io_),
         started_ns_(wall_now()) {
     acceptor_.assign(Local(), listen_fd.release());
-    if (metrics_fd.valid()) {
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      ::getsockname(metrics_fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-      http_.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), metrics_fd.release());
-      serving_metrics_ = true;
-    }
+    if (metrics_fd.valid())
+      metrics_.emplace(io_, std::move(metrics_fd), limits_, [this] { return format_metrics(snapshot()); }, log_line);
   }
 
   int run() {
-    if (serving_metrics_) accept_http();
+    if (metrics_) metrics_->start();
     accept();
     wait_signal();
     wait_children();
@@ -254,33 +271,47 @@ class Agent {
   void submit(const std::shared_ptr<Connection>& c, agent::Submit submit);
   void status(const std::shared_ptr<Connection>& c);
   void count_refused() { ++refused_; }
+  // Logs a refusal, at most kRefusalLines a second (a flood of them must
+  // not become a flood of log lines).
+  void log_refusal(uid_t uid, const std::string& why);
   void connection_closed(const std::shared_ptr<Connection>& c);
   void maybe_exit();
   bool draining() const { return draining_; }
-  std::set<std::shared_ptr<Connection>> connections;
+  const AgentLimits& limits() const { return limits_; }
 
  private:
   void accept();
-  void accept_http();
+  void admit(Local::socket s);
+  std::vector<uid_t> queued_uids() const;
+  std::vector<uid_t> running_uids() const;
+  void runner_failed(const std::shared_ptr<Job>& job, const std::string& why);
   AgentMetrics snapshot();
   void wait_signal();
   void wait_children();
   void start_next();
   void start(const std::shared_ptr<Job>& job);
   void read_control(const std::shared_ptr<Job>& job);
-  void on_control_frame(const std::shared_ptr<Job>& job, const std::string& payload);
+  void on_control_frame(const std::shared_ptr<Job>& job, std::string payload);
   void control_closed(const std::shared_ptr<Job>& job);
   void clean_up(const std::shared_ptr<Job>& job);
   void stop(const std::shared_ptr<Job>& job, char why);
   void shut_down();
 
   const AgentOptions& options_;
+  const AgentLimits limits_;
+  const AgentSocket& socket_;
+  rlim_t jobs_nofile_;
+  ClientLedger ledger_;  // before io_: connections io_ destroys give their counts back
+  JobShares shares_;
+  int64_t refusal_second_ = 0;
+  unsigned refusal_lines_ = 0, refusals_unlogged_ = 0;
   std::shared_ptr<EbpfTracer> tracer_;
   Cgroups cgroups_;
   asio::io_context io_;
+  std::set<std::shared_ptr<Connection>> connections;  // after io_: their sockets go first
   Local::acceptor acceptor_;
-  asio::ip::tcp::acceptor http_;
-  bool serving_metrics_ = false;
+  AcceptPacer pacer_;
+  std::optional<MetricsServer> metrics_;
   EbpfJobCounters dropped_;  // of finished jobs, by cause
   uint64_t events_done_ = 0;  // delivered to finished jobs
   uint64_t refused_ = 0;
@@ -304,11 +335,6 @@ class Agent {
 // ------------------------------------------------------------- connection
 
 void Connection::start() {
-  socklen_t len = sizeof peer;
-  if (::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {
-    close();
-    return;
-  }
   // SO_PEERGROUPS (Linux 4.13+): the caller's supplementary groups.
   std::vector<gid_t> g(64);
   for (;;) {
@@ -324,7 +350,21 @@ void Connection::start() {
     }
     g.resize(glen / sizeof(gid_t) + 1);
   }
+  expire_after(agent.limits().request_timeout_s);
   wait_readable();
+}
+
+void Connection::expire_after(unsigned seconds) {
+  deadline.expires_after(std::chrono::seconds(seconds));
+  deadline.async_wait([self = shared_from_this(), seconds](const boost::system::error_code& ec) {
+    if (ec || self->closed) return;
+    if (self->ticket.startup() && !self->closing) {
+      self->refuse("no whole request came within " + std::to_string(seconds) + " s (bsandboxd --request-timeout)");
+      return;
+    }
+    if (g_verbose) log_line("uid " + std::to_string(self->peer.uid) + " took no reply for " + std::to_string(seconds) + " s: closing");
+    self->close();
+  });
 }
 
 void Connection::wait_readable() {
@@ -342,14 +382,15 @@ void Connection::wait_readable() {
 void Connection::on_readable() {
   if (closed) return;
   char buf[65536];
-  ssize_t n = receive_with_fds(sock.native_handle(), buf, sizeof buf, fds);
+  std::vector<UniqueFd> got;  // closed at the end of this call unless the request takes them
+  ssize_t n = receive_with_fds(sock.native_handle(), buf, sizeof buf, got);
   if (n == -EAGAIN || n == -EINTR) {
     wait_readable();
     return;
   }
   if (n <= 0) {
     // The caller went away (or shut down its side).
-    if (reader.partial() && !job) {
+    if (request.partial() && !closing) {
       refuse("the message was cut short (the connection closed in the middle of it)");
       return;
     }
@@ -360,35 +401,37 @@ void Connection::on_readable() {
     wait_readable();
     return;
   }
-  reader.feed(std::string_view(buf, static_cast<size_t>(n)));
-  for (;;) {
-    auto next = reader.next();
-    if (!next) {
-      refuse(next.error().message);
+  if (auto fed = request.feed(std::string_view(buf, static_cast<size_t>(n)), std::move(got)); !fed) {
+    refuse(fed.error().message);
+    return;
+  }
+  if (ticket.startup()) {
+    if (auto held = ticket.hold(request.buffered()); !held) {
+      refuse(held.error().message);
       return;
     }
-    if (!*next) break;
-    on_frame(std::move(**next));
+  }
+  auto next = request.next();
+  if (!next) {
+    refuse(next.error().message);
+    return;
+  }
+  if (*next) {
+    ticket.settle();
+    deadline.cancel();
+    on_request(std::move(**next));
     if (closing || closed) return;
   }
   wait_readable();
 }
 
-void Connection::on_frame(std::string payload) {
-  if (job) {
-    refuse("a connection carries one job, and this one already has one");
-    return;
-  }
-  auto request = parse_request(payload, fds.size());
-  if (!request) {
-    refuse(request.error().message);
-    return;
-  }
-  if (request->has_status()) {
+void Connection::on_request(agent::Request r) {
+  fds = request.take_fds();
+  if (r.has_status()) {
     agent.status(shared_from_this());
     return;
   }
-  agent.submit(shared_from_this(), std::move(*request->mutable_submit()));
+  agent.submit(shared_from_this(), std::move(*r.mutable_submit()));
 }
 
 void Connection::send_raw(std::string bytes) {
@@ -402,9 +445,12 @@ void Connection::write_next() {
   if (out.empty()) {
     writing = false;
     if (closing) close();
+    else if (!ticket.startup()) deadline.cancel();
     return;
   }
   writing = true;
+  // A client that does not take its replies would have the agent hold them.
+  expire_after(agent.limits().send_timeout_s);
   auto self = shared_from_this();
   asio::async_write(sock, asio::buffer(out.front()), [self](const boost::system::error_code& ec, size_t) {
     if (ec) {
@@ -417,9 +463,12 @@ void Connection::write_next() {
 }
 
 void Connection::refuse(const std::string& message) {
+  if (closed) return;
   agent.count_refused();
-  if (g_verbose) log_line("refused a request of uid " + std::to_string(peer.uid) + ": " + message);
+  agent.log_refusal(peer.uid, message);
   fds.clear();
+  request = RequestReader();  // what it held goes now, not at close
+  ticket.settle();
   closing = true;
   send(error_reply(message));
 }
@@ -429,69 +478,64 @@ void Connection::close() {
   closed = true;
   boost::system::error_code ignored;
   sock.close(ignored);
+  deadline.cancel();
   out.clear();
+  fds.clear();
+  request = RequestReader();
+  ticket.release();
   agent.connection_closed(shared_from_this());
 }
 
 // ------------------------------------------------------------------ agent
 
+void Agent::log_refusal(uid_t uid, const std::string& why) {
+  constexpr unsigned kRefusalLines = 20;
+  if (!options_.verbose) return;
+  int64_t second = wall_now() / 1000000000;
+  if (second != refusal_second_) {
+    refusal_second_ = second;
+    refusal_lines_ = 0;
+  }
+  if (refusal_lines_ >= kRefusalLines) {
+    ++refusals_unlogged_;
+    return;
+  }
+  ++refusal_lines_;
+  std::string more = refusals_unlogged_ ? " (and " + std::to_string(refusals_unlogged_) + " refusals not logged)" : "";
+  refusals_unlogged_ = 0;
+  log_line("refused a request of uid " + std::to_string(uid) + ": " + why + more);
+}
+
 void Agent::accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, Local::socket s) {
     if (ec == asio::error::operation_aborted || draining_) return;
-    if (!ec) {
-      auto c = std::make_shared<Connection>(*this, std::move(s));
-      connections.insert(c);
-      c->start();
-    } else if (options_.verbose) {
-      log_line("accept: " + ec.message());
+    if (ec) {
+      pacer_.failed(ec, acceptor_.native_handle(), [this] { accept(); });
+      return;
     }
+    pacer_.succeeded();
+    admit(std::move(s));
     accept();
   });
 }
 
-// /metrics over HTTP/1.0-style exchanges: one request per connection, read
-// up to the blank line (at most 8 KiB), answered, closed.
-void Agent::accept_http() {
-  http_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket s) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      struct Exchange {
-        explicit Exchange(asio::ip::tcp::socket s) : sock(std::move(s)), in(8192) {}
-        asio::ip::tcp::socket sock;
-        asio::streambuf in;
-        std::string out;
-      };
-      auto x = std::make_shared<Exchange>(std::move(s));
-      asio::async_read_until(x->sock, x->in, "\r\n\r\n", [this, x](const boost::system::error_code& rec, size_t) {
-        std::string status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8", body;
-        if (rec) {
-          status = "400 Bad Request";
-          body = "bad request\n";
-        } else {
-          std::istream lines(&x->in);
-          std::string method, target;
-          lines >> method >> target;
-          if (method != "GET" && method != "HEAD") {
-            status = "405 Method Not Allowed";
-            body = "only GET\n";
-          } else if (target == "/metrics") {
-            body = format_metrics(snapshot());
-          } else {
-            status = "404 Not Found";
-            body = "bsandboxd serves /metrics\n";
-          }
-          if (method == "HEAD") body.clear();
-        }
-        x->out = "HTTP/1.1 " + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " +
-                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-        asio::async_write(x->sock, asio::buffer(x->out), [x](const boost::system::error_code&, size_t) {
-          boost::system::error_code ignored;
-          x->sock.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-        });
-      });
-    }
-    accept_http();
-  });
+// Who the caller is decides what it may still open: refused here, the
+// connection never holds more than its socket, for a moment.
+void Agent::admit(Local::socket s) {
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return;
+  auto ticket = ledger_.admit(peer.uid);
+  if (!ticket) {
+    count_refused();
+    log_refusal(peer.uid, ticket.error().message);
+    std::string bytes = frame(error_reply(ticket.error().message));
+    (void)!::send(s.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    return;
+  }
+  auto c = std::make_shared<Connection>(*this, std::move(s), peer, std::move(*ticket));
+  connections.insert(c);
+  c->start();
 }
 
 AgentMetrics Agent::snapshot() {
@@ -564,8 +608,9 @@ void Agent::shut_down() {
   draining_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  http_.close(ignored);
-  ::unlink(options_.socket.c_str());
+  pacer_.cancel();
+  if (metrics_) metrics_->close();
+  socket_.remove();
   for (const auto& j : queue_) {
     if (auto c = j->connection.lock()) c->refuse("the agent is shutting down; the job did not start");
     j->state = Job::kDone;
@@ -623,11 +668,13 @@ void Agent::submit(const std::shared_ptr<Connection>& c, agent::Submit submit) {
     c->refuse("the working directory descriptor is not a directory");
     return;
   }
-  if (running_.size() >= options_.max_jobs && queue_.size() >= options_.max_queued) {
-    c->refuse("the agent's queue is full (" + std::to_string(options_.max_queued) + " jobs waiting)");
+  auto running = running_uids();
+  if (auto taken = shares_.admit(c->peer.uid, queued_uids(), running); !taken) {
+    c->refuse(taken.error().message);
     return;
   }
   auto j = std::make_shared<Job>();
+  j->reader = FrameReader(static_cast<uint32_t>(limits_.max_record_bytes));
   j->id = next_id_++;
   j->uid = c->peer.uid;
   j->gid = c->peer.gid;
@@ -641,7 +688,7 @@ void Agent::submit(const std::shared_ptr<Connection>& c, agent::Submit submit) {
   agent::Reply accepted;
   accepted.mutable_accepted()->set_job(j->id);
   accepted.mutable_accepted()->set_ahead(static_cast<uint32_t>(queue_.size()));
-  accepted.mutable_accepted()->set_waits(running_.size() >= options_.max_jobs);
+  accepted.mutable_accepted()->set_waits(!shares_.may_start(j->uid, running));
   c->send(accepted);
   if (options_.verbose)
     log_line("job " + std::to_string(j->id) + " (uid " + std::to_string(j->uid) + "): queued: " + shown(j->submit.argv()));
@@ -649,10 +696,26 @@ void Agent::submit(const std::shared_ptr<Connection>& c, agent::Submit submit) {
   start_next();
 }
 
+std::vector<uid_t> Agent::queued_uids() const {
+  std::vector<uid_t> out;
+  for (const auto& j : queue_) out.push_back(j->uid);
+  return out;
+}
+
+std::vector<uid_t> Agent::running_uids() const {
+  std::vector<uid_t> out;
+  for (const auto& j : running_) out.push_back(j->uid);
+  return out;
+}
+
+// The oldest waiting job whose user is below its share goes first: a user
+// at its share waits for its own jobs, not everyone else.
 void Agent::start_next() {
-  while (!draining_ && !queue_.empty() && running_.size() < options_.max_jobs) {
-    auto j = queue_.front();
-    queue_.pop_front();
+  while (!draining_) {
+    auto next = shares_.next(queued_uids(), running_uids());
+    if (!next) break;
+    auto j = queue_[*next];
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(*next));
     start(j);
   }
 }
@@ -674,10 +737,16 @@ void Agent::start(const std::shared_ptr<Job>& j) {
       j->cgroup = std::move(*g);
     }
   }
+  // What the caller did not send of stdin, stdout and stderr is /dev/null.
+  const uint32_t bits = j->submit.fds(), stdio = kFdStdin | kFdStdout | kFdStderr;
+  UniqueFd null_fd;
+  if ((bits & stdio) != stdio) null_fd.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
   int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+  if (((bits & stdio) != stdio && !null_fd.valid()) || ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    int e = errno;
     tracer_->remove_job(j->ebpf->slot);
-    c->refuse(std::string("socketpair: ") + std::strerror(errno));
+    j->cgroup.remove();
+    c->refuse(std::string("starting the job: ") + std::strerror(e));
     return;
   }
   RunnerSpec spec;
@@ -692,24 +761,21 @@ void Agent::start(const std::shared_ptr<Job>& j) {
   }
   spec.cwd = j->submit.cwd();
   size_t next = 0;
-  uint32_t bits = j->submit.fds();
   if (bits & kFdStdin) spec.in = j->fds[next++].get();
   if (bits & kFdStdout) spec.out = j->fds[next++].get();
   if (bits & kFdStderr) spec.err = j->fds[next++].get();
   spec.cwd_fd = j->fds[next].get();
-  UniqueFd null_fd;
-  if (spec.in < 0 || spec.out < 0 || spec.err < 0) {
-    null_fd.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (spec.in < 0) spec.in = null_fd.get();
-    if (spec.out < 0) spec.out = null_fd.get();
-    if (spec.err < 0) spec.err = null_fd.get();
-  }
+  if (spec.in < 0) spec.in = null_fd.get();
+  if (spec.out < 0) spec.out = null_fd.get();
+  if (spec.err < 0) spec.err = null_fd.get();
   spec.credentials = Credentials{j->uid, j->gid, j->groups};
   spec.cgroup = &j->cgroup;
   uint32_t limit = j->submit.time_limit_s() ? j->submit.time_limit_s() : options_.time_limit_s;
   spec.time_limit_ns = static_cast<int64_t>(limit) * 1000000000;
   spec.priors = j->submit.priors();
   spec.umask = static_cast<int>(j->submit.umask() & 0777);
+  spec.max_record = limits_.max_record_bytes;
+  spec.nofile = jobs_nofile_;
 
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -750,14 +816,27 @@ void Agent::read_control(const std::shared_ptr<Job>& j) {
     j->reader.feed(std::string_view(j->buf.data(), n));
     for (;;) {
       auto next = j->reader.next();
-      if (!next || !*next) break;
-      on_control_frame(j, **next);
+      if (!next) {
+        runner_failed(j, next.error().message);
+        return;
+      }
+      if (!*next) break;
+      on_control_frame(j, std::move(**next));
     }
     read_control(j);
   });
 }
 
-void Agent::on_control_frame(const std::shared_ptr<Job>& j, const std::string& payload) {
+// The runner checks its result's size itself; this is the agent not
+// trusting that (a result it cannot take would otherwise be read forever).
+void Agent::runner_failed(const std::shared_ptr<Job>& j, const std::string& why) {
+  log_line("job " + std::to_string(j->id) + ": its runner sent a " + why + ": killing the job");
+  if (auto c = j->connection.lock()) c->refuse("the job's result: " + why);
+  j->finished = true;  // the caller has its answer
+  control_closed(j);
+}
+
+void Agent::on_control_frame(const std::shared_ptr<Job>& j, std::string payload) {
   agent::Reply r;
   if (!r.ParseFromString(payload)) return;
   auto c = j->connection.lock();
@@ -775,7 +854,9 @@ void Agent::on_control_frame(const std::shared_ptr<Job>& j, const std::string& p
     j->finished = true;
   }
   if (c && !c->closed) {
-    c->send_raw(frame(r));
+    // The payload as it came (a record can be large: no second copy).
+    c->send_raw(frame_header(static_cast<uint32_t>(payload.size())));
+    c->send_raw(std::move(payload));
     if (j->finished) c->closing = true;  // close once the result is written
     if (j->finished && !c->writing) c->write_next();
   }
@@ -873,83 +954,6 @@ void Agent::status(const std::shared_ptr<Connection>& c) {
   c->send(r);
 }
 
-// ------------------------------------------------------------------ start
-
-// --metrics HOST:PORT, on a loopback address only: the page shows who runs
-// jobs (uids), which is no business of the network.
-Result<UniqueFd> listen_metrics(const std::string& where) {
-  size_t colon = where.rfind(':');
-  if (colon == std::string::npos) return fail("--metrics needs HOST:PORT, not '" + where + "'");
-  std::string host = where.substr(0, colon), port_text = where.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  char* end = nullptr;
-  unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end || port > 65535) return fail("--metrics: bad port '" + port_text + "'");
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    if ((ntohl(v4->sin_addr.s_addr) >> 24) != 127) return fail("--metrics listens on a loopback address only, not " + host);
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof *v4;
-  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    if (!IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) return fail("--metrics listens on a loopback address only, not " + host);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof *v6;
-  } else {
-    return fail("--metrics needs a numeric loopback address (127.0.0.1 or [::1]), not '" + host + "'");
-  }
-  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return fail_errno("--metrics: socket", errno);
-  int one = 1;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail_errno("--metrics: binding " + where, errno);
-  if (::listen(fd.get(), 64) != 0) return fail_errno("--metrics: listen", errno);
-  return fd;
-}
-
-Result<UniqueFd> listen_on(const AgentOptions& o) {
-  std::string dir = parent_dir(o.socket);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("creating " + dir, errno);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (o.socket.size() >= sizeof addr.sun_path) return fail("the socket path " + o.socket + " is too long");
-  std::memcpy(addr.sun_path, o.socket.c_str(), o.socket.size() + 1);
-  // Another agent? A live one answers; a dead one left a file behind.
-  {
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
-      return fail("another bsandboxd is listening on " + o.socket);
-  }
-  ::unlink(o.socket.c_str());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return fail_errno("socket", errno);
-  mode_t old = ::umask(0177);
-  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  int bind_errno = errno;
-  ::umask(old);
-  if (rc != 0) return fail_errno("binding " + o.socket, bind_errno);
-  gid_t gid = 0;
-  if (o.group) {
-    group* g = ::getgrnam(o.group->c_str());
-    if (!g) {
-      ::unlink(o.socket.c_str());
-      return fail("no group named '" + *o.group + "'");
-    }
-    gid = g->gr_gid;
-  }
-  if (::chown(o.socket.c_str(), 0, gid) != 0 || ::chmod(o.socket.c_str(), o.mode) != 0) {
-    int e = errno;
-    ::unlink(o.socket.c_str());
-    return fail_errno("setting the owner and mode of " + o.socket, e);
-  }
-  if (::listen(fd.get(), 128) != 0) return fail_errno("listen", errno);
-  return fd;
-}
-
 }  // namespace
 
 int run_agent(const AgentOptions& options) {
@@ -961,14 +965,34 @@ int run_agent(const AgentOptions& options) {
   if (::geteuid() != 0) return error("bsandboxd runs as root (it loads BPF programs and runs jobs as their callers)");
   if (options.max_jobs == 0 || options.max_jobs > BS_JOBS_MAX)
     return error("--max-jobs must be between 1 and " + std::to_string(BS_JOBS_MAX));
+  if (options.limits.max_record_bytes > kMaxReplyBytes)
+    return error("--max-record must be at most " + format_size(kMaxReplyBytes));
+  std::optional<MetricsAddress> metrics;
+  if (options.metrics) {
+    auto m = parse_metrics_address(*options.metrics);
+    if (!m) return error(m.error().message);
+    metrics = *m;
+  }
+  gid_t gid = 0;
+  if (options.group) {
+    group* g = ::getgrnam(options.group->c_str());
+    if (!g) return error("no group named '" + *options.group + "'");
+    gid = g->gr_gid;
+  }
+  AgentLimits limits = resolve_limits(options.limits, options.max_jobs, options.max_queued);
+  // Descriptors: the agent takes its hard limit (connections, jobs' rings,
+  // BPF maps); jobs get the soft one it was started with, as a login would.
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  rlim_t jobs_nofile = nofile.rlim_cur;
+  nofile.rlim_cur = nofile.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &nofile);
+  if (size_t need = descriptors_needed(limits, options.max_jobs); nofile.rlim_cur < need)
+    log_line("warning: at its limits the agent may need " + std::to_string(need) + " descriptors, more than its " +
+             std::to_string(nofile.rlim_cur) + " (LimitNOFILE, ulimit -n): lower --max-connections or raise it");
   // One agent per socket: a lock beside it.
-  std::string lock_path = options.socket + ".lock";
-  std::string dir = parent_dir(options.socket);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return error("creating " + dir + ": " + std::strerror(errno));
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock.valid()) return error("opening " + lock_path + ": " + std::strerror(errno));
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
-    return error("another bsandboxd holds " + lock_path);
+  auto socket = AgentSocket::lock(options.socket);
+  if (!socket) return error(socket.error().message);
 
   EbpfOptions eo;
   eo.ring_bytes = options.ring_bytes;
@@ -984,8 +1008,8 @@ int run_agent(const AgentOptions& options) {
   Cgroups cgroups = Cgroups::probe(name);
   if (size_t swept = cgroups.sweep()) log_line("removed " + std::to_string(swept) + " job cgroups an earlier agent left");
   UniqueFd metrics_fd;
-  if (options.metrics) {
-    auto m = listen_metrics(*options.metrics);
+  if (metrics) {
+    auto m = listen_metrics(*metrics);
     if (!m) return error(m.error().message);
     metrics_fd = std::move(*m);
   }
@@ -995,7 +1019,7 @@ int run_agent(const AgentOptions& options) {
   if (auto sysctl = read_file("/proc/sys/kernel/bpf_stats_enabled"); sysctl && sysctl->rfind("1", 0) == 0)
     program_stats = true;
   if (options.bpf_stats && !program_stats) log_line("warning: the kernel refused BPF_ENABLE_STATS: no program run times");
-  auto listening = listen_on(options);
+  auto listening = socket->listen(gid, options.mode);
   if (!listening) return error(listening.error().message);
 
   if (!options.foreground) {
@@ -1014,11 +1038,17 @@ int run_agent(const AgentOptions& options) {
   log_line("listening on " + options.socket + " (pid " + std::to_string(::getpid()) + "); up to " +
            std::to_string(options.max_jobs) + " jobs at once, " + format_size(options.ring_bytes) +
            " ring each; " + cgroups.describe());
+  log_line("per user: " + std::to_string(limits.max_jobs_per_user) + " jobs running, " +
+           std::to_string(limits.max_queued_per_user) + " waiting, " + std::to_string(limits.max_connections_per_user) +
+           " connections (" + std::to_string(limits.max_startups_per_user) + " with a request under way); " +
+           std::to_string(limits.max_connections) + " connections in all; " + std::to_string(nofile.rlim_cur) +
+           " descriptors");
   if (options.metrics) log_line("serving /metrics on http://" + *options.metrics + "/metrics");
-  Agent agent(options, std::move(*tracer), std::move(cgroups), std::move(*listening), std::move(metrics_fd));
+  Agent agent(options, limits, *socket, jobs_nofile, std::move(*tracer), std::move(cgroups), std::move(*listening),
+              std::move(metrics_fd));
   agent.set_program_stats(program_stats);
   int rc = agent.run();
-  ::unlink(options.socket.c_str());
+  socket->remove();
   return rc;
 }
 
