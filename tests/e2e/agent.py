@@ -66,10 +66,12 @@ def wait_for(predicate, what, timeout=15):
 
 
 def alive(pid):
+    """Whether pid runs (a zombie does not). A process can end between the
+    open of its stat and the read (ProcessLookupError), or before the open."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
 
 

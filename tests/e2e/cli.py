@@ -143,6 +143,17 @@ def not_root_gets_a_clear_error_for_ebpf():
     check("run bsandbox as root" in line and "CAP_BPF" in line, f"names what to do: {line}")
 
 
+def proc_text(path):
+    """A /proc file's text, or None once its process is gone: it can end
+    before the open (FileNotFoundError) or between the open and the read
+    (ProcessLookupError)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def signal_reaches_the_command(backend):
     w = fresh_dir("cli")
     out = f"{w}/r.json"
@@ -151,9 +162,8 @@ def signal_reaches_the_command(backend):
     # Wait until the command runs: sleep is bsandbox's child and has exec'd.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
-        if any(open(f"/proc/{c}/comm").read().strip() == "sleep" for c in children
-               if os.path.exists(f"/proc/{c}/comm")):
+        children = (proc_text(f"/proc/{p.pid}/task/{p.pid}/children") or "").split()
+        if any(proc_text(f"/proc/{c}/comm") == "sleep\n" for c in children):
             break
         time.sleep(0.02)
     else:
