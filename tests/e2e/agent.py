@@ -192,7 +192,7 @@ def kill_agent_mid_job():
 def twenty_jobs_at_once():
     need_root()
     a = test_user()
-    with Agent("--max-jobs", "20") as agent:
+    with Agent("--max-jobs", "20", "--max-jobs-per-user", "20") as agent:
         runs = []
         for i in range(20):
             d = user_dir(a, f"agent-20-{i}")

@@ -182,8 +182,8 @@ class Agent:
         self.log = os.path.join(self.dir, "agent.log")
         self.proc = subprocess.Popen([BSANDBOXD, "--foreground", "--socket", self.socket, "--mode", mode,
                                       "-v", *options], stderr=open(self.log, "wb"))
-        # Ready once it says it listens: the socket file exists from bind(),
-        # before its mode lets other users in.
+        # Ready once it says it listens (the socket appears already listening,
+        # with its mode; an older agent made the file before setting it).
         deadline = time.time() + 20
         while "listening on" not in self.text():
             if self.proc.poll() is not None or time.time() > deadline:
