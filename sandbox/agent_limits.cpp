@@ -70,11 +70,11 @@ Result<void> ClientLedger::Ticket::hold(size_t bytes) {
   Counts& c = l.users_[uid_];
   size_t user = c.bytes - bytes_ + bytes, all = l.bytes_ - bytes_ + bytes;
   if (bytes > bytes_ && user > l.limits_.max_pending_bytes_per_user)
-    return fail("uid " + std::to_string(uid_) + "'s requests under way would hold " + format_size(user) +
-                ", more than one user may (" + format_size(l.limits_.max_pending_bytes_per_user) + ")");
+    return fail("uid " + std::to_string(uid_) + "'s requests under way would hold more than the " +
+                format_size(l.limits_.max_pending_bytes_per_user) + " one user may");
   if (bytes > bytes_ && all > l.limits_.max_pending_bytes)
-    return fail("the agent holds " + format_size(l.bytes_) + " of requests under way, its limit (" +
-                format_size(l.limits_.max_pending_bytes) + "); try again later");
+    return fail("the requests under way would hold more than the agent's " + format_size(l.limits_.max_pending_bytes) +
+                "; try again later");
   c.bytes = user;
   l.bytes_ = all;
   bytes_ = bytes;

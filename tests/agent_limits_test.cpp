@@ -78,10 +78,10 @@ TEST_CASE("bytes held of requests under way are capped per user and in all") {
   ClientLedger ledger(l);
   auto a1 = *ledger.admit(1), a2 = *ledger.admit(1), b = *ledger.admit(2);
   CHECK(a1.hold(60));
-  CHECK(says(a2.hold(41), "uid 1's requests under way would hold 101 B, more than one user may (100 B)"));
+  CHECK(says(a2.hold(41), "uid 1's requests under way would hold more than the 100 B one user may"));
   CHECK(a2.hold(40));
   CHECK(ledger.of(1).bytes == 100);
-  CHECK(says(b.hold(51), "the agent holds 100 B of requests under way, its limit (150 B)"));
+  CHECK(says(b.hold(51), "would hold more than the agent's 150 B; try again later"));
   CHECK(b.hold(50));
   a1.settle();  // a whole request holds nothing
   CHECK(ledger.of(1).bytes == 40);
