@@ -1,5 +1,6 @@
 // agent_protocol_test.cpp: the agent's decoder on well-formed, malformed and
-// fuzzer-found input (tests/fuzz/corpus), and Finished round trips.
+// fuzzer-found input (tests/fuzz/corpus, replayed through the fuzz target),
+// and Finished round trips.
 #include "sandbox/agent_protocol.h"
 
 #include <dirent.h>
@@ -114,6 +115,10 @@ TEST_CASE("requests that make no sense are refused, saying why") {
   CHECK(why(status.SerializeAsString(), 1).find("descriptors") != std::string::npos);
 }
 
+// The fuzz target itself (tests/fuzz/agent_decoder_fuzz.cpp): each corpus
+// input replayed with its descriptors; a broken rule traps.
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
 TEST_CASE("the regression corpus decodes without harm") {
   std::string dir = std::string(BSANDBOX_SOURCE_DIR) + "/tests/fuzz/corpus";
   DIR* d = opendir(dir.c_str());
@@ -124,10 +129,12 @@ TEST_CASE("the regression corpus decodes without harm") {
     std::ifstream in(dir + "/" + e->d_name, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
+    std::string input = ss.str();
     for (size_t fds = 0; fds < 5; ++fds) {
-      auto [frames, error] = decode(ss.str(), 7);
+      auto [frames, error] = decode(input, 7);
       for (const auto& f : frames) (void)parse_request(f, fds);
     }
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
     ++files;
   }
   closedir(d);
