@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -980,6 +981,10 @@ int run_agent(const AgentOptions& options) {
     gid = g->gr_gid;
   }
   AgentLimits limits = resolve_limits(options.limits, options.max_jobs, options.max_queued);
+  // Request buffers (up to 4 MiB each, filled by strangers) go back to the
+  // system when freed: glibc would raise its mmap threshold after the first
+  // such free and keep later ones in the heap, where they stay resident.
+  ::mallopt(M_MMAP_THRESHOLD, 128 << 10);
   // Descriptors: the agent takes its hard limit (connections, jobs' rings,
   // BPF maps); jobs get the soft one it was started with, as a login would.
   rlimit nofile{};
