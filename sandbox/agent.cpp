@@ -831,8 +831,8 @@ void Agent::read_control(const std::shared_ptr<Job>& j) {
 // The runner checks its result's size itself; this is the agent not
 // trusting that (a result it cannot take would otherwise be read forever).
 void Agent::runner_failed(const std::shared_ptr<Job>& j, const std::string& why) {
-  log_line("job " + std::to_string(j->id) + ": its runner sent a " + why + ": killing the job");
-  if (auto c = j->connection.lock()) c->refuse("the job's result: " + why);
+  log_line("job " + std::to_string(j->id) + ": refused its runner's result (" + why + "): killing the job");
+  if (auto c = j->connection.lock()) c->refuse("the job's result was refused: " + why);
   j->finished = true;  // the caller has its answer
   control_closed(j);
 }

@@ -5,8 +5,8 @@
 // never holds more than one frame of at most its limit (and the piece that
 // completed it), and every way a frame can be wrong (too long, cut short,
 // not a Request, a Request that makes no sense) is an Error naming what was
-// wrong. RequestReader adds the descriptors: a request's come with its first
-// byte, exactly as many as it names. Both are what the fuzzer drives
+// wrong. RequestReader adds the descriptors: those of a request come with
+// its first byte, exactly as many as it names. Both are what the fuzzer drives
 // (tests/fuzz/agent_decoder_fuzz.cpp).
 #pragma once
 
