@@ -203,10 +203,21 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 			bpf_probe_read_kernel(&p, sizeof(p), &v.fs->pwd);
 		else
 			bpf_probe_read_kernel(&p, sizeof(p), &v.fs->root);
+		__u32 gen = bs_current_gen();
+		struct bs_hdr *h = (struct bs_hdr *)s->ev;
+		__u8 nstr = h->nstr;
 		off = bs_append_walk(s, off, BS_STR_RESULT, (__u64)p.dentry, (__u64)p.mnt);
 		e->result_flags |= BS_RF_RESOLVED | BS_RF_DIR;
-		/* This thread's next relative name resends its cwd and root. */
-		bs_task_forget(bt);
+		if (resolve == BS_RESOLVE_PWD && h->nstr != nstr && bt->gen == gen && bt->root_mnt) {
+			/* User space takes a chdir's result as the thread's cwd
+			 * (ProcessTree): the walk just sent is the cwd's news,
+			 * and the next relative name need not walk it again. */
+			bt->pwd_dentry = (__u64)p.dentry;
+			bt->pwd_mnt = (__u64)p.mnt;
+		} else {
+			/* The next relative name resends the cwd and root. */
+			bs_task_forget(bt);
+		}
 	}
 	if ((dflags & BS_DESC_BUMP_GEN) && ret == 0) {
 		__u32 zero = 0;

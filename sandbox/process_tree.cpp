@@ -206,6 +206,13 @@ void ProcessTree::on_file(const FileEvent& e) {
   for (const Access& a : in.accesses) record(p, a.path, a.ops, a.if_existed, a.named, a.uses);
   for (auto& s : in.sockets) p.sockets.insert(std::move(s));
   if (renamed) symlinks_.forget_all();
+  // A chdir's result is the thread's new cwd; the eBPF programs count it as
+  // sent (files.bpf.c) and walk the cwd again only when it changes anew.
+  if ((e.sys == BS_SYS_CHDIR || e.sys == BS_SYS_FCHDIR) && e.ret == 0 && e.result) {
+    uint64_t counted = 0;  // interpret() counted an unusable result already
+    auto cwd = usable(e.result, &counted);
+    t.cwd = cwd ? *cwd : std::string();
+  }
 }
 
 std::vector<pid_t> ProcessTree::running_pids() const {

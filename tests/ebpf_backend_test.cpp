@@ -188,7 +188,7 @@ struct TempDir {
 }  // namespace
 
 TEST_SUITE("sys_exit") {
-  TEST_CASE("openat: the name as given, the file reached, the cwd it was relative to") {
+  TEST_CASE("openat: the name as given, the file reached; the chdir before it told the cwd") {
     TempDir t;
     t.file("a.txt");
     auto ev = traced([&] {
@@ -203,7 +203,10 @@ TEST_SUITE("sys_exit") {
     CHECK(o.dirfd1 == AT_FDCWD);
     CHECK(o.str.at("path1") == "a.txt");
     CHECK(o.str.at("result") == t.path + "/a.txt");
-    CHECK(o.str.at("cwd") == t.path);
+    auto cd = of_sys(ev, BS_SYS_CHDIR);
+    REQUIRE(cd.size() == 1);
+    CHECK(cd[0].str.at("result") == t.path);  // the thread's cwd from here on
+    CHECK_FALSE(o.has("cwd"));                 // so it is not walked again
     CHECK((o.result_flags & BS_RF_RESOLVED));
     CHECK_FALSE((o.result_flags & BS_RF_CREATED));
     CHECK(o.str_flags.at("result") == 0);
@@ -284,30 +287,39 @@ TEST_SUITE("sys_exit") {
     CHECK(r[0].str.at("path2") == "b");
     auto stats = of_sys(ev, BS_SYS_NEWFSTATAT);
     REQUIRE(stats.size() == 2);
-    CHECK(stats[0].has("cwd"));
-    CHECK(stats[1].has("cwd"));  // a rename may have moved the cwd
+    CHECK_FALSE(stats[0].has("cwd"));  // the chdir's result told it
+    CHECK(stats[1].str.at("cwd") == t.path);  // a rename may have moved the cwd
   }
 
-  TEST_CASE("the cwd is sent once, then only when it changes") {
+  TEST_CASE("the cwd: a chdir's result, then sent only when it changes otherwise") {
     TempDir t;
     mkdir((t.path + "/sub").c_str(), 0755);
     auto ev = traced([&] {
       if (chdir(t.path.c_str()) != 0) _exit(1);
       struct stat st;
       stat("one", &st);
-      stat("two", &st);
       if (chdir("sub") != 0) _exit(1);
+      stat("two", &st);
+      // Threads share their cwd: one that moves it, seen by the other.
+      pthread_t th;
+      auto move = [](void*) -> void* { return reinterpret_cast<void*>(static_cast<intptr_t>(chdir(".."))); };
+      if (pthread_create(&th, nullptr, move, nullptr) != 0) _exit(1);
+      pthread_join(th, nullptr);
       stat("three", &st);
+      stat("four", &st);
     });
     auto stats = of_sys(ev, BS_SYS_NEWFSTATAT);
-    REQUIRE(stats.size() == 3);
-    CHECK(stats[0].str.at("cwd") == t.path);
+    REQUIRE(stats.size() == 4);
+    CHECK_FALSE(stats[0].has("cwd"));
     CHECK_FALSE(stats[1].has("cwd"));
-    CHECK(stats[2].str.at("cwd") == t.path + "/sub");
+    CHECK(stats[2].str.at("cwd") == t.path);  // moved by the other thread
+    CHECK_FALSE(stats[3].has("cwd"));
     auto cd = of_sys(ev, BS_SYS_CHDIR);
-    REQUIRE(cd.size() == 2);
+    REQUIRE(cd.size() == 3);
+    CHECK(cd[0].str.at("result") == t.path);
     CHECK(cd[1].str.at("path1") == "sub");
     CHECK(cd[1].str.at("result") == t.path + "/sub");
+    CHECK(cd[2].str.at("result") == t.path);
   }
 
   TEST_CASE("getdents64: one event per listing, naming the directory") {

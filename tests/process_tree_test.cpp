@@ -253,6 +253,42 @@ TEST_CASE("cwd is tracked per thread, as the backend sends it") {
   CHECK(ops(ps[0], "/one/g") == kOpMissing);
 }
 
+TEST_CASE("a chdir's result is its thread's cwd; a failed chdir changes nothing") {
+  FakeLinks fs;
+  ProcessTree t(fs);
+  t.set_root(kRoot.pid, 1, {"x"}, "/w");
+  FileEvent cd;
+  cd.proc = kRoot;
+  cd.tid = 100;
+  cd.sys = BS_SYS_CHDIR;
+  cd.ret = 0;
+  cd.path1 = KernelPath{"sub", 0};
+  cd.cwd = KernelPath{"/w", 0};
+  cd.result = KernelPath{"/w/sub", 0};
+  t.on_event(cd);
+  auto a = open_of(kRoot, 100, "f", nullptr);  // no cwd sent: the chdir told it
+  a.ret = -2;
+  t.on_event(a);
+  FileEvent failed;
+  failed.proc = kRoot;
+  failed.tid = 100;
+  failed.sys = BS_SYS_CHDIR;
+  failed.ret = -2;
+  failed.path1 = KernelPath{"gone", 0};
+  t.on_event(failed);
+  auto b = open_of(kRoot, 101, "g", nullptr);  // another thread: its own cwd, none yet
+  b.ret = -2;
+  t.on_event(b);
+  auto c = open_of(kRoot, 100, "h", nullptr);
+  c.ret = -2;
+  t.on_event(c);
+  auto ps = t.entries(0, 1);
+  CHECK(ops(ps[0], "/w/sub/f") == kOpMissing);
+  CHECK(ops(ps[0], "/w/sub/h") == kOpMissing);
+  CHECK(ops(ps[0], "/w/sub/gone") == kOpMissing);
+  CHECK(t.health().unresolved == 1);  // g
+}
+
 TEST_CASE("a relative name before any cwd is unresolved, not guessed") {
   FakeLinks fs;
   ProcessTree t(fs);
