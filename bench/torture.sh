@@ -79,14 +79,15 @@ pairs = lambda d: re.findall(r'\[([a-z0-9-]+)\]="([^"]*)"', d)
 r = {k: [float(x) for x in v.split()] for k, v in pairs(decl)}
 calls = {k: int(v) for k, v in pairs(decl_calls)}
 print(f"| stressor ({seconds} s, median of {rounds}) | bare ops/s | eBPF ops/s | share | ptrace ops/s | share "
-      "| syscalls per op | added per syscall: eBPF / ptrace |")
-print("|---|---|---|---|---|---|---|---|")
+      "| added per op: eBPF / ptrace | syscalls per op | added per syscall: eBPF / ptrace |")
+print("|---|---|---|---|---|---|---|---|---|")
 for s in names:
     m = {mode: statistics.median(r[f"{s}-{mode}"]) for mode in ("bare", "ebpf", "ptrace")}
-    def add(mode):  # us per syscall, from the time per op lost
-        if m[mode] <= 0 or calls[s] <= 0:
-            return "-"
-        return f"{(1e6 / m[mode] - 1e6 / m['bare']) / calls[s]:.2f}"
+    def added(mode):  # us per op lost
+        return 1e6 / m[mode] - 1e6 / m["bare"] if m[mode] > 0 else float("nan")
+    def per_call(mode):  # us per syscall; "-" where strace could not count them
+        return f"{added(mode) / calls[s]:.2f}" if calls[s] > 0 else "-"
     print(f"| {s} | {m['bare']:.0f} | {m['ebpf']:.0f} | {100 * m['ebpf'] / m['bare']:.0f}% | {m['ptrace']:.1f} | "
-          f"{100 * m['ptrace'] / m['bare']:.0f}% | {calls[s]} | {add('ebpf')} / {add('ptrace')} us |")
+          f"{100 * m['ptrace'] / m['bare']:.0f}% | {added('ebpf'):.1f} / {added('ptrace'):.1f} us | "
+          f"{calls[s] if calls[s] > 0 else '-'} | {per_call('ebpf')} / {per_call('ptrace')} us |")
 EOF
