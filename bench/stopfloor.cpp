@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sandbox/seccomp_filter.h"
+#include "sandbox/backend/seccomp_filter.h"
 
 int main(int argc, char** argv) {
   if (argc < 3 || (std::strcmp(argv[1], "1") != 0 && std::strcmp(argv[1], "2") != 0)) {

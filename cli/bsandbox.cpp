@@ -8,14 +8,14 @@
 #include <vector>
 
 #include "cli/options.h"
-#include "sandbox/agent_client.h"
-#include "sandbox/atomic_file.h"
-#include "sandbox/cache_commands.h"
-#include "sandbox/exec_command.h"
-#include "sandbox/export.h"
-#include "sandbox/journal_commands.h"
-#include "sandbox/provenance.h"
-#include "sandbox/record_printer.h"
+#include "sandbox/agent/client.h"
+#include "sandbox/storage/atomic_file.h"
+#include "cli/cache_commands.h"
+#include "cli/exec_command.h"
+#include "sandbox/export/export.h"
+#include "cli/journal_commands.h"
+#include "sandbox/core/provenance.h"
+#include "sandbox/export/record_printer.h"
 
 #ifndef BSANDBOX_VERSION
 #define BSANDBOX_VERSION "unknown"

@@ -4,10 +4,10 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/agent.h"
-#include "sandbox/agent_client.h"
-#include "sandbox/agent_protocol.h"
-#include "sandbox/text.h"
+#include "sandbox/agent/agent.h"
+#include "sandbox/agent/client.h"
+#include "sandbox/agent/protocol.h"
+#include "sandbox/base/text.h"
 
 namespace {
 

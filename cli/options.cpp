@@ -3,8 +3,8 @@
 // not an option (as env(1) does), so `bsandbox exec make -j2` works too.
 #include "cli/options.h"
 
-#include "sandbox/agent_client.h"
-#include "sandbox/cache.h"
+#include "sandbox/agent/client.h"
+#include "sandbox/cache/cache.h"
 
 #include <cerrno>
 #include <cstdlib>

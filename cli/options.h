@@ -7,9 +7,9 @@
 #include <variant>
 #include <vector>
 
-#include "sandbox/exec_command.h"
-#include "sandbox/result.h"
-#include "sandbox/text.h"
+#include "cli/exec_command.h"
+#include "sandbox/base/result.h"
+#include "sandbox/base/text.h"
 
 namespace bsandbox::cli {
 

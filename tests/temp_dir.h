@@ -11,8 +11,8 @@
 #include <map>
 #include <string>
 
-#include "sandbox/fs.h"
-#include "sandbox/unique_fd.h"
+#include "sandbox/storage/fs.h"
+#include "sandbox/base/unique_fd.h"
 
 namespace bsandbox::testing {
 

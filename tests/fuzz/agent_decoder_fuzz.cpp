@@ -23,7 +23,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "sandbox/agent_protocol.h"
+#include "sandbox/agent/protocol.h"
 
 namespace {
 

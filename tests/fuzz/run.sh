@@ -9,11 +9,14 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 build=${2:-build}
 out=$(mktemp -d /tmp/bsandbox-fuzz-XXXXXX)
-ninja -C "$build" sandbox/libsandbox.a sandbox/libprovenance_pb.a >/dev/null
+# The decoder and what it uses (agent/protocol.cpp with base/ and core/), built
+# here with the sanitizers; the rest of the agent's part from the meson build.
+ninja -C "$build" sandbox/libbsandbox-agent.a >/dev/null
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I. -I"$build" -I"$build/sandbox" \
-  tests/fuzz/agent_decoder_fuzz.cpp sandbox/agent_protocol.cpp "$build/sandbox/agent.pb.cc" \
-  "$build/sandbox/libsandbox.a" "$build/sandbox/libprovenance_pb.a" \
+  -I. -I"$build" \
+  tests/fuzz/agent_decoder_fuzz.cpp sandbox/agent/protocol.cpp sandbox/base/framing.cpp \
+  "$build/sandbox/agent/agent.pb.cc" \
+  -Wl,--start-group "$build"/sandbox/libbsandbox-*.a "$build"/sandbox/*/lib*_pb.a -Wl,--end-group \
   $(pkg-config --libs protobuf-lite libbpf libseccomp libcrypto) -lpthread \
   -o "$out/agent_decoder_fuzz"
 mkdir -p "$out/corpus"

@@ -1,0 +1,485 @@
+// exec_command.cpp: the steps of `bsandbox exec`, each failing with one line.
+#include "cli/exec_command.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "sandbox/agent/client.h"
+#include "sandbox/storage/atomic_file.h"
+#include "sandbox/cache/cache.h"
+#include "sandbox/storage/fs.h"
+#include "sandbox/cache/output_capture.h"
+#include "sandbox/core/path.h"
+#include "sandbox/backend/ebpf/ebpf_backend.h"
+#include "sandbox/journal/journaled_run.h"
+#include "sandbox/core/process_tree.h"
+#include "sandbox/journal/project.h"
+#include "sandbox/core/provenance.h"
+#include "sandbox/backend/ptrace/ptrace_backend.h"
+#include "sandbox/export/record_printer.h"
+#include "sandbox/run/supervisor.h"
+#include "sandbox/run/tracer_service.h"
+#include "sandbox/run/traced_run.h"
+
+namespace bsandbox {
+namespace {
+
+// Where bsandbox's own messages go. A cached command's stderr is captured
+// and replayed by later hits; the messages of a bsandbox-wrap nested inside
+// it (make recursing) must not become part of that output, so a capturing
+// bsandbox hands its real stderr down as $BSANDBOX_DIAG_FD.
+int diag_fd() {
+  static const int fd = [] {
+    const char* v = std::getenv("BSANDBOX_DIAG_FD");
+    int n = v ? std::atoi(v) : 2;
+    return n > 2 && ::fcntl(n, F_GETFD) >= 0 ? n : 2;
+  }();
+  return fd;
+}
+
+void say(const std::string& line) { (void)write_all(diag_fd(), "bsandbox: " + line + "\n", "stderr"); }
+
+// Before starting a command whose output is captured.
+void hand_down_diagnostics() {
+  int fd = diag_fd();
+  if (fd == 2) fd = ::dup(2);  // not close-on-exec: the command tree inherits it
+  if (fd >= 0) ::setenv("BSANDBOX_DIAG_FD", std::to_string(fd).c_str(), 1);
+}
+
+int error_exit(const std::string& line) {
+  say("error: " + line);
+  return kExitOwnError;
+}
+
+std::string current_dir() {
+  std::string buf(4096, '\0');
+  for (;;) {
+    if (::getcwd(buf.data(), buf.size())) return std::string(buf.c_str());
+    if (errno != ERANGE) return "";
+    buf.resize(buf.size() * 2);
+  }
+}
+
+// auto: eBPF when it loads, else ptrace (which needs no privileges). The
+// reason eBPF was passed over is shown with -v.
+Result<std::unique_ptr<EventSource>> open_backend(const ExecOptions& o) {
+  if (o.backend != "auto" && o.backend != "ebpf" && o.backend != "ptrace")
+    return fail("unknown backend '" + o.backend + "' (expected auto, ebpf or ptrace)");
+  if (o.backend == "ptrace") return open_ptrace_backend();
+  EbpfOptions eo;
+  eo.ring_bytes = o.buffer_bytes;
+  eo.verbose = o.verbose && o.backend == "ebpf";
+  auto ebpf = open_ebpf_backend(eo);
+  if (ebpf || o.backend == "ebpf") return ebpf;
+  if (o.verbose) say("eBPF unavailable, using ptrace: " + ebpf.error().message);
+  return open_ptrace_backend();
+}
+
+// Peak RSS includes the ring buffer, which is mapped twice (so records can
+// wrap); the anonymous memory (heap) is what the supervisor itself holds.
+std::string resource_report() {
+  rusage self{};
+  ::getrusage(RUSAGE_SELF, &self);
+  std::string anon = "?";
+  if (auto status = read_file("/proc/self/status")) {
+    size_t at = status->find("RssAnon:");
+    if (at != std::string::npos) anon = std::to_string(std::stoul(status->substr(at + 8)) / 1024);
+  }
+  char cpu[64];
+  std::snprintf(cpu, sizeof cpu, "%.2f s user + %.2f s system",
+                self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6,
+                self.ru_stime.tv_sec + self.ru_stime.tv_usec / 1e6);
+  return "supervisor: peak RSS " + std::to_string(self.ru_maxrss / 1024) + " MiB (heap " + anon +
+         " MiB), CPU " + cpu;
+}
+
+// Writes the records the options ask for; returns the exit code to use.
+int write_records(const Record& rec, std::optional<AtomicFile>& json_out,
+                  std::optional<AtomicFile>& record_out, int code) {
+  if (json_out) {
+    if (auto w = json_out->commit(to_json(rec)); !w) code = error_exit(w.error().message);
+  }
+  if (record_out) {
+    if (auto w = record_out->commit(to_protobuf(rec)); !w) code = error_exit(w.error().message);
+  }
+  return code;
+}
+
+// Commits a journaled run (or a restored cache hit) and says what happened.
+int commit_journal(JournaledRun& journal, const Record& rec, const ExecOptions& o, int code) {
+  auto entry = journal.finish(rec);
+  if (!entry) {
+    say("error: " + entry.error().message);
+    return kExitOwnError;
+  }
+  auto listed = [](const std::vector<std::string>& paths) {
+    std::string list;
+    for (size_t i = 0; i < paths.size() && i < 3; ++i) list += (i ? ", " : "") + printable(paths[i]);
+    return paths.size() > 3 ? list + ", ..." : list;
+  };
+  if (!entry->outside_writes.empty())
+    say("warning: " + std::to_string(entry->outside_writes.size()) + " paths written outside " +
+        journal.project().root + " are not journaled and cannot be rolled back: " +
+        listed(entry->outside_writes) +
+        (o.contain ? "" : " (with --contain such writes fail, or go to the run's own /tmp, /var/tmp or /dev/shm "
+                          "and are discarded)"));
+  if (!entry->discarded_writes.empty())
+    say("warning: " + std::to_string(entry->discarded_writes.size()) +
+        " paths written in the run's own /tmp, /var/tmp or /dev/shm (--contain) were discarded with it: " +
+        listed(entry->discarded_writes));
+  if (!o.quiet)
+    say("journaled as " + describe(*entry) + ": " + std::to_string(entry->changes.size()) + " changes");
+  return code;
+}
+
+// A cache hit: the outputs are already restored; replay what the command
+// printed and build the record from the one the stored run made, its paths
+// under the root it ran in moved to this one (a hit from another checkout).
+Record hit_record(const Cache::Hit& hit, const ExecOptions& o, const std::string& cwd, const std::string& root,
+                  int64_t start) {
+  Record rec;
+  if (!hit.record.empty()) {
+    if (auto stored = from_protobuf(hit.record, "cached record")) rec = std::move(*stored);
+  }
+  if (!hit.root.empty() && hit.root != root) {
+    auto moved = [&](std::string& p) {
+      if (!path::is_within(p, hit.root)) return;
+      size_t cut = hit.root == "/" ? 1 : std::min(p.size(), hit.root.size() + 1);
+      p = path::resolve(root, p.substr(cut));
+    };
+    for (auto& proc : rec.processes) {
+      moved(proc.cwd);
+      if (proc.exe) moved(*proc.exe);
+      for (auto& f : proc.files) moved(f.path);
+      std::sort(proc.files.begin(), proc.files.end(),
+                [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+    }
+  }
+  rec.argv = o.argv;
+  rec.cwd = cwd;
+  rec.start_ns = start;
+  rec.end_ns = Clocks::wall_now();
+  rec.exit_code = hit.exit_code;
+  rec.cache = "hit";
+  return rec;
+}
+
+// The command on one line, cut to a length that leaves room for the reason.
+std::string shown_command(const std::vector<std::string>& argv) {
+  std::string line = command_line(argv);
+  return line.size() <= 100 ? line : line.substr(0, 97) + "...";
+}
+
+void store_result(Cache& cache, const CacheRequest& request, const Record& rec, const PriorOf& prior,
+                  const OutputCapture& capture, const ExecOptions& o) {
+  auto saved = cache.save(request, rec, prior, capture.out_file(), capture.err_file(), rec.end_ns - rec.start_ns);
+  if (!saved) say("warning: cache: not stored: " + saved.error().message);
+  else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
+  else if (saved->empty() && o.verbose) say("cached the result");
+}
+
+// A wrapper inside a traced run (tracer_service.h): run the command as a
+// plain child, which the ancestor already traces, and ask it for the record.
+int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& cache, const CacheRequest& request,
+                           const std::string& service, int64_t start_wall) {
+  auto capture = OutputCapture::start();
+  if (!capture) return error_exit("capturing the command's output: " + capture.error().message);
+  hand_down_diagnostics();
+  std::vector<char*> args;
+  for (const auto& a : o.argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int from[3] = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
+  std::string not_found = "bsandbox: " + o.argv[0] + ": command not found\n";
+  pid_t pid = ::fork();
+  if (pid < 0) return error_exit(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    for (int target = 0; target < 3; ++target)
+      if (from[target] >= 0) ::dup2(from[target], target);
+    ::execvp(args[0], args.data());
+    int e = errno;
+    if (e == ENOENT) (void)!::write(2, not_found.data(), not_found.size());
+    _exit(e == ENOENT ? 127 : 126);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  capture->finish();
+  Record rec;
+  auto connection = connect_tracer(service);
+  auto sub = connection ? request_subtree(connection->get(), pid) : Result<TracedSubtree>(tl::unexpected(connection.error()));
+  if (!sub) {
+    say("warning: cache: not stored: " + sub.error().message);
+  } else {
+    rec = std::move(sub->record);
+    rec.argv = o.argv;
+    rec.cwd = cwd;
+    rec.start_ns = start_wall;
+    rec.end_ns = Clocks::wall_now();
+    rec.exit_code = exit_code_from_wait_status(status);
+    rec.cache = "miss";
+    const auto& priors = sub->priors;
+    store_result(cache, request, rec, [&](const std::string& p) {
+      auto it = priors.find(p);
+      return it == priors.end() ? PriorAccess{} : it->second;
+    }, *capture, o);
+  }
+  return exit_code_from_wait_status(status);
+}
+
+// The cache lookup: on a hit the outputs are restored and what the command
+// printed is replayed; the hit is returned for its record and exit code.
+std::optional<Cache::Hit> look_up(Cache& cache, CacheRequest& request, const ExecOptions& o) {
+  std::string why;
+  if (!request.uncacheable.empty()) {
+    cache.count(Cache::Event::kUncacheable);
+    why = "the command cannot be cached: " + request.uncacheable;
+  } else {
+    std::vector<std::string> warnings;
+    auto hit = cache.fetch(request, &why, &warnings);
+    for (const auto& w : warnings) say("warning: cache: " + w);
+    if (!hit) {
+      say("warning: cache: " + hit.error().message + "; running the command");
+    } else if (*hit) {
+      ::signal(SIGPIPE, SIG_IGN);  // a reader that went away is not our failure
+      (void)write_all(1, (*hit)->out, "stdout");
+      (void)write_all(2, (*hit)->err, "stderr");
+      cache.count(Cache::Event::kHit, static_cast<uint64_t>((*hit)->run_ns));
+      if (o.verbose || o.explain)
+        say("cache hit: " + shown_command(o.argv) + ": " + std::to_string((*hit)->outputs) +
+            " outputs restored (entry " + (*hit)->entry_name + ")");
+      return std::move(**hit);
+    }
+    cache.count(Cache::Event::kMiss);
+  }
+  if (o.explain) say("cache miss: " + shown_command(o.argv) + ": " + why);
+  return std::nullopt;
+}
+
+// After the run, wherever it ran: store it in the cache, journal it, write
+// the records, report. Returns the exit code.
+int finish_run(TracedRun& run, const ExecOptions& o, Cache* cache, const CacheRequest& request,
+               const OutputCapture* capture, JournaledRun* journal, std::optional<AtomicFile>& json_out,
+               std::optional<AtomicFile>& record_out) {
+  if (!run.exec_error.empty()) say(run.exec_error);
+  if (!run.stopped.empty()) say("the command was killed: " + run.stopped);
+  Record& rec = run.record;
+  const std::vector<std::string>& problems = run.problems;
+  int code = rec.exit_code;
+  if (cache) {
+    // Stored from what the command left, before a journal commits it.
+    rec.cache = "miss";
+    store_result(*cache, request, rec, [&](const std::string& p) { return run.prior(p); }, *capture, o);
+  }
+  if (journal) code = commit_journal(*journal, rec, o, code);
+  code = write_records(rec, json_out, record_out, code);
+  for (const auto& p : problems) say("warning: record incomplete: " + p);
+  if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+  if (o.verbose) {
+    say(std::to_string(run.events) + " events from the " + rec.backend + " backend, " +
+        std::to_string(rec.processes.size()) + " processes; " + resource_report());
+    if (!run.detail.empty()) say(rec.backend + ": " + run.detail);
+  }
+  if (o.strict && !rec.complete && code != kExitOwnError) {
+    say("error: the record is incomplete and --strict was given (the command exited " +
+        std::to_string(rec.exit_code) + ")");
+    return kExitOwnError;
+  }
+  return code;
+}
+
+}  // namespace
+
+int exec_directly(const std::vector<std::string>& argv, int stdin_fd) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  if (stdin_fd >= 0) ::dup2(stdin_fd, 0);
+  ::execvp(args[0], args.data());
+  int e = errno;
+  say(argv[0] + ": " + (e == ENOENT ? std::string("command not found") : std::strerror(e)));
+  return e == ENOENT ? 127 : 126;
+}
+
+int run_exec(const ExecOptions& o) {
+  if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
+
+  // Inside a project the run is journaled. Whose project it is decides
+  // first, since root working in another user's project becomes that user
+  // before it opens or creates anything.
+  std::string cwd = current_dir();
+  std::optional<Project> project;
+  if (!o.no_journal) {
+    auto found = find_project(cwd);
+    if (!found) return error_exit(found.error().message);
+    if (*found) {
+      if (auto r = act_as_owner(**found, o.trust_owner); !r) return error_exit(r.error().message);
+      project = std::move(*found);
+    }
+  }
+
+  if (o.json_path && o.record_path && *o.json_path == *o.record_path)
+    return error_exit("--json and --record name the same file: " + *o.json_path);
+  std::optional<AtomicFile> json_out, record_out;
+  if (o.json_path) {
+    auto f = AtomicFile::create(*o.json_path);
+    if (!f) return error_exit("cannot write the JSON record: " + f.error().message);
+    json_out.emplace(std::move(*f));
+  }
+  if (o.record_path) {
+    auto f = AtomicFile::create(*o.record_path);
+    if (!f) return error_exit("cannot write the record: " + f.error().message);
+    record_out.emplace(std::move(*f));
+  }
+
+  int64_t start_wall = Clocks::wall_now();
+  // The cache directory is opened before a journaled run enters its view,
+  // where (with --contain) every other mount is read-only.
+  std::optional<Cache> cache;
+  if (o.cache_dir) {
+    std::string key;
+    if (!o.cache_key_file.empty()) {
+      auto k = load_cache_key(o.cache_key_file);
+      if (!k) return error_exit(k.error().message);
+      key = std::move(*k);
+    }
+    auto c = Cache::open(*o.cache_dir, key);
+    if (!c) say("warning: running without the cache: " + c.error().message);
+    else cache.emplace(std::move(*c));
+  }
+  // Inside a project the run is journaled; entering its view (a private
+  // mount namespace) comes before the backend starts threads or tracees.
+  std::unique_ptr<JournaledRun> journal;
+  if (project) {
+    JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
+    auto j = JournaledRun::begin(std::move(*project), o.argv, cwd, environ, jo);
+    if (!j) return error_exit(j.error().message);
+    journal = std::move(*j);
+    if (o.verbose) say("journaling in " + journal->project().root);
+  }
+  if (!journal && (o.contain || o.no_rollback || o.force))
+    return error_exit(std::string(o.contain ? "--contain" : o.force ? "--force" : "--no-rollback") +
+                      " applies to journaled runs, and " + cwd +
+                      " is not inside a project (see bsandbox init)");
+
+  CacheRequest request;
+  if (cache) {
+    std::string root = journal                ? journal->project().root
+                       : o.cache_root          ? path::resolve(cwd, *o.cache_root)
+                                               : cwd;
+    std::vector<std::string> unkeyed;
+    for (const auto& d : o.unkeyed_listings) unkeyed.push_back(path::resolve(root, d));
+    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures, std::move(unkeyed), o.cache_allow_network);
+    // bsandbox's own sockets, which wrappers inside reach: not the network.
+    if (const char* tracer = std::getenv(kTracerEnv)) request.sockets.own_sockets.push_back("unix:" + std::string(tracer));
+    request.sockets.own_sockets.push_back("unix:" + default_agent_socket());
+    if (auto hit = look_up(*cache, request, o)) {
+      Record rec = hit_record(*hit, o, cwd, request.root, start_wall);
+      int code = rec.exit_code;
+      if (journal) code = commit_journal(*journal, rec, o, code);
+      code = write_records(rec, json_out, record_out, code);
+      if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+      return code;
+    }
+    // A wrapper has nothing to record for a command it cannot cache.
+    if (o.wrapper && !request.uncacheable.empty()) cache.reset();
+  }
+  if (o.wrapper && cache) {
+    // Inside a traced build its tracer is lent to us: no tracer of our own.
+    if (const char* address = std::getenv(kTracerEnv); address && *address)
+      return run_in_ancestor_tracer(o, cwd, *cache, request, address, start_wall);
+  }
+  if (o.wrapper && !cache) return exec_directly(o.argv, request.stdin_replacement.get());
+
+  // bsandboxd: asked for, or (auto, not root) found running. Not for a
+  // journaled run, whose view is a mount namespace the agent is not in, nor
+  // inside a traced run, whose tracer would not see the agent's job.
+  std::optional<std::string> agent_socket = o.agent;
+  std::optional<UniqueFd> agent;
+  if (agent_socket && journal)
+    return error_exit("--agent cannot run a journaled command (inside a project, " + journal->project().root +
+                      "): use --no-journal, or run without --agent");
+  if (!agent_socket && o.backend == "auto" && ::geteuid() != 0 && !journal && !std::getenv(kTracerEnv)) {
+    std::string socket = default_agent_socket();
+    if (::access(socket.c_str(), F_OK) == 0) {
+      if (auto fd = connect_agent(socket)) {
+        agent.emplace(std::move(*fd));
+        agent_socket = socket;
+      } else if (o.verbose) {
+        say("not using the agent: " + fd.error().message);
+      }
+    }
+  } else if (agent_socket) {
+    auto fd = connect_agent(*agent_socket);
+    if (!fd) return error_exit(fd.error().message);
+    agent.emplace(std::move(*fd));
+  }
+  if (agent && o.verbose) say("backend: ebpf, through bsandboxd at " + *agent_socket);
+
+  std::optional<OutputCapture> capture;
+  ChildStdio stdio;
+  if (cache) {
+    auto c = OutputCapture::start();
+    if (!c) return error_exit("capturing the command's output: " + c.error().message);
+    capture.emplace(std::move(*c));
+    stdio = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
+    hand_down_diagnostics();
+  }
+
+  if (agent) {
+    auto run = run_via_agent(agent->get(), o.argv, cwd, stdio, cache.has_value(), [&](const std::string& line) {
+      if (o.verbose) say(line);
+    });
+    if (capture) capture->finish();
+    if (!run) return error_exit(run.error().message);
+    run->record.agent = *agent_socket;
+    return finish_run(*run, o, cache ? &*cache : nullptr, request, capture ? &*capture : nullptr, journal.get(),
+                      json_out, record_out);
+  }
+
+  auto source = open_backend(o);
+  if (!source) return error_exit(source.error().message);
+  if (o.verbose) say("backend: " + std::string((*source)->name()));
+
+  SuperviseOptions so;
+  so.spawn.stdio = stdio;
+  // Cached commands inside (bsandbox-wrap) may use this tracer.
+  // Without one (ptrace: a process has one tracer), a wrapper inside could
+  // not trace its command: it runs it directly instead (BSANDBOX_WRAPPED).
+  std::unique_ptr<TracerService> service;
+  std::optional<std::string> outer_service, outer_wrapped;
+  if (const char* prev = std::getenv(kTracerEnv)) outer_service = prev;
+  if (const char* prev = std::getenv("BSANDBOX_WRAPPED")) outer_wrapped = prev;
+  if ((*source)->wait_fd() >= 0) {
+    if (auto s = TracerService::listen()) {
+      service = std::move(*s);
+      so.service = service.get();
+      ::setenv(kTracerEnv, service->address().c_str(), 1);
+    }
+  }
+  if (!service) {
+    ::unsetenv(kTracerEnv);
+    ::setenv("BSANDBOX_WRAPPED", "1", 1);
+  }
+  auto run = run_traced(**source, o.argv, cwd, so);
+  auto restore = [](const char* name, const std::optional<std::string>& value) {
+    if (value) ::setenv(name, value->c_str(), 1);
+    else ::unsetenv(name);
+  };
+  restore(kTracerEnv, outer_service);
+  restore("BSANDBOX_WRAPPED", outer_wrapped);
+  if (capture) capture->finish();
+  if (!run) return error_exit(run.error().message);
+  return finish_run(*run, o, cache ? &*cache : nullptr, request, capture ? &*capture : nullptr, journal.get(),
+                    json_out, record_out);
+}
+
+}  // namespace bsandbox

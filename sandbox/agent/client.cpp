@@ -1,0 +1,145 @@
+// client.cpp: connect, submit with SCM_RIGHTS, read replies until
+// Finished or Error.
+#include "sandbox/agent/client.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "sandbox/agent/protocol.h"
+#include "sandbox/base/text.h"
+
+extern char** environ;
+
+namespace bsandbox {
+
+std::string default_agent_socket() {
+  const char* v = std::getenv("BSANDBOX_AGENT");
+  return v && *v ? v : kDefaultAgentSocket;
+}
+
+namespace {
+
+// Sends the request; if that fails, the agent may have refused the
+// connection before reading it (one of its limits): its reason is then
+// waiting to be read, and says more than "Broken pipe".
+Result<void> send_request(int fd, const agent::Request& request, const std::vector<int>& fds = {}) {
+  auto sent = send_frame(fd, request, fds);
+  if (sent) return sent;
+  auto payload = read_frame(fd, kMaxRequestBytes);
+  agent::Reply reply;
+  if (payload && *payload && reply.ParseFromString(**payload) && reply.has_error())
+    return fail("the agent: " + reply.error().message());
+  return sent;
+}
+
+}  // namespace
+
+Result<UniqueFd> connect_agent(const std::string& socket) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket.size() >= sizeof addr.sun_path) return fail("the agent socket path " + socket + " is too long");
+  std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fail_errno("socket", errno);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  int e = errno;
+  if (e == ENOENT || e == ECONNREFUSED)
+    return fail("no bsandboxd is listening on " + socket + " (start it as root: bsandboxd)");
+  if (e == EACCES || e == EPERM)
+    return fail("not allowed to connect to the agent at " + socket +
+                " (its mode and group decide who may: see bsandboxd --group)");
+  return fail_errno("connecting to the agent at " + socket, e);
+}
+
+Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, const std::string& cwd,
+                                const ChildStdio& stdio, bool priors,
+                                const std::function<void(const std::string&)>& note) {
+  agent::Request request;
+  agent::Submit* s = request.mutable_submit();
+  for (const auto& a : argv) s->add_argv(a);
+  for (char** e = environ; *e; ++e) s->add_env(*e);
+  s->set_cwd(cwd);
+  s->set_fds(kFdStdin | kFdStdout | kFdStderr);
+  s->set_priors(priors);
+  mode_t mask = ::umask(022);
+  ::umask(mask);
+  s->set_umask(mask);
+  UniqueFd dir(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return fail_errno("opening the working directory", errno);
+  std::vector<int> fds{stdio.in >= 0 ? stdio.in : 0, stdio.out >= 0 ? stdio.out : 1,
+                       stdio.err >= 0 ? stdio.err : 2, dir.get()};
+  if (auto sent = send_request(fd, request, fds); !sent) return tl::unexpected(sent.error());
+  dir.reset();
+  for (;;) {
+    auto payload = read_frame(fd, kMaxReplyBytes);
+    if (!payload) return fail("the agent: " + payload.error().message + " (did bsandboxd exit?)");
+    if (!*payload) return fail("the agent closed the connection before the job finished (did bsandboxd exit?)");
+    agent::Reply reply;
+    if (!reply.ParseFromString(**payload)) return fail("the agent sent a reply that does not parse");
+    switch (reply.kind_case()) {
+      case agent::Reply::kAccepted:
+        if (reply.accepted().waits())
+          note("job " + std::to_string(reply.accepted().job()) + " waits for a free slot (" +
+               std::to_string(reply.accepted().ahead()) + " queued ahead of it)");
+        break;
+      case agent::Reply::kStarted:
+        note("job " + std::to_string(reply.started().job()) + " started");
+        break;
+      case agent::Reply::kProgress:
+        break;
+      case agent::Reply::kFinished:
+        return from_finished(reply.finished());
+      case agent::Reply::kError:
+        return fail("the agent: " + reply.error().message());
+      default:
+        return fail("the agent sent a reply this bsandbox does not know");
+    }
+  }
+}
+
+int run_agent_status(const std::string& socket) {
+  auto say_error = [](const std::string& m) {
+    std::fprintf(stderr, "bsandbox: error: %s\n", m.c_str());
+    return 125;
+  };
+  auto fd = connect_agent(socket);
+  if (!fd) return say_error(fd.error().message);
+  agent::Request request;
+  request.mutable_status();
+  if (auto sent = send_request(fd->get(), request); !sent) return say_error(sent.error().message);
+  auto payload = read_frame(fd->get(), kMaxReplyBytes);
+  if (!payload) return say_error("the agent: " + payload.error().message);
+  if (!*payload) return say_error("the agent closed the connection without answering");
+  agent::Reply reply;
+  if (!reply.ParseFromString(**payload)) return say_error("the agent's answer does not parse");
+  if (reply.has_error()) return say_error("the agent: " + reply.error().message());
+  if (!reply.has_status()) return say_error("the agent answered something else than its status");
+  const agent::Status& st = reply.status();
+  std::printf("agent %s: up %lld s\n", socket.c_str(), static_cast<long long>(st.uptime_ns() / 1000000000));
+  std::printf("jobs: %u running, %u queued (at most %u at once), %llu finished\n", st.running(), st.queued(),
+              st.max_jobs(), static_cast<unsigned long long>(st.finished()));
+  std::printf("events: %.0f/s; ring buffer %s per job; drops: %llu\n", st.events_per_second(),
+              format_size(st.ring_bytes()).c_str(), static_cast<unsigned long long>(st.drops()));
+  std::printf("limits: %s\n", st.limits().c_str());
+  for (const auto& j : st.jobs()) {
+    std::vector<std::string> argv(j.argv().begin(), j.argv().end());
+    std::string line = command_line(argv);
+    if (line.size() > 60) line = line.substr(0, 57) + "...";
+    double fill = st.ring_bytes() ? 100.0 * static_cast<double>(j.ring_fill()) / static_cast<double>(st.ring_bytes()) : 0;
+    std::printf("  job %llu uid %u %s: %llu events (%.0f/s), buffer %.1f%% full, %llu drops: %s\n",
+                static_cast<unsigned long long>(j.job()), j.uid(), j.state().c_str(),
+                static_cast<unsigned long long>(j.events()), j.events_per_second(), fill,
+                static_cast<unsigned long long>(j.drops()), line.c_str());
+  }
+  return std::fflush(stdout) == 0 ? 0 : 125;
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,82 @@
+// metrics.cpp: the snapshot as Prometheus text.
+#include "sandbox/agent/metrics.h"
+
+#include <cstdio>
+
+namespace bsandbox {
+namespace {
+
+std::string number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+class Writer {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void sample(const std::string& name, const std::string& labels, const std::string& value) {
+    out_ += name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+std::string format_metrics(const AgentMetrics& m) {
+  Writer w;
+  auto one = [&](const char* name, const char* type, const char* help, const std::string& value) {
+    w.family(name, type, help);
+    w.sample(name, "", value);
+  };
+  one("bsandboxd_jobs_running", "gauge", "Jobs running now.", std::to_string(m.running));
+  one("bsandboxd_jobs_queued", "gauge", "Jobs waiting for a free slot.", std::to_string(m.queued));
+  one("bsandboxd_jobs_max", "gauge", "Jobs that may run at once (--max-jobs).", std::to_string(m.max_jobs));
+  one("bsandboxd_jobs_finished_total", "counter", "Jobs that ran and ended, since the agent started.",
+      std::to_string(m.finished));
+  one("bsandboxd_jobs_refused_total", "counter", "Requests refused (malformed, queue full, shutting down).",
+      std::to_string(m.refused));
+  one("bsandboxd_events_total", "counter", "Kernel events delivered to job runners.", std::to_string(m.events));
+  one("bsandboxd_events_per_second", "gauge", "Events per second of the running jobs, last second.",
+      number(m.events_per_second));
+  one("bsandboxd_ring_buffer_bytes", "gauge", "Size of each job's ring buffer.", std::to_string(m.ring_bytes));
+  w.family("bsandboxd_drops_total", "counter", "Events the kernel side dropped or could not make, by cause.");
+  for (auto [cause, n] : {std::pair{"ring_full", m.drops_ring_full}, std::pair{"untracked", m.drops_untracked},
+                          std::pair{"too_big", m.drops_too_big}, std::pair{"recursion", m.recursion_misses}})
+    w.sample("bsandboxd_drops_total", std::string("cause=\"") + cause + "\"", std::to_string(n));
+  one("bsandboxd_uptime_seconds", "gauge", "Seconds since the agent started.", number(m.uptime_seconds));
+  one("bsandboxd_bpf_program_stats_enabled", "gauge",
+      "1 if the kernel counts BPF program run time (bsandboxd --bpf-stats, or kernel.bpf_stats_enabled).",
+      m.program_stats ? "1" : "0");
+  w.family("bsandboxd_bpf_program_run_seconds_total", "counter", "Time the kernel spent in each BPF program.");
+  for (const auto& p : m.programs)
+    w.sample("bsandboxd_bpf_program_run_seconds_total", "program=\"" + p.name + "\"",
+             number(static_cast<double>(p.run_ns) / 1e9));
+  w.family("bsandboxd_bpf_program_runs_total", "counter", "Runs of each BPF program.");
+  for (const auto& p : m.programs)
+    w.sample("bsandboxd_bpf_program_runs_total", "program=\"" + p.name + "\"", std::to_string(p.runs));
+  // Per job: queued jobs have events only.
+  auto per_job = [&](const char* name, const char* help, bool queued_too, auto value) {
+    w.family(name, "gauge", help);
+    for (const auto& j : m.jobs)
+      if (j.running || queued_too)
+        w.sample(name, "job=\"" + std::to_string(j.id) + "\",uid=\"" + std::to_string(j.uid) + "\"", value(j));
+  };
+  using Job = AgentMetrics::Job;
+  per_job("bsandboxd_job_events", "Events delivered so far, per running or queued job.", true,
+          [](const Job& j) { return std::to_string(j.events); });
+  per_job("bsandboxd_job_events_per_second", "Events per second, per running job.", false,
+          [](const Job& j) { return number(j.events_per_second); });
+  per_job("bsandboxd_job_ring_fill_bytes", "Bytes waiting in the job's ring buffer.", false,
+          [](const Job& j) { return std::to_string(j.ring_fill); });
+  per_job("bsandboxd_job_drops", "Events dropped so far, per running job.", false,
+          [](const Job& j) { return std::to_string(j.drops); });
+  return w.take();
+}
+
+}  // namespace bsandbox

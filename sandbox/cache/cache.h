@@ -1,0 +1,261 @@
+// cache.h: the command cache: a command whose observed inputs are unchanged
+// is not run again; its outputs, stdout, stderr and exit code come back from
+// a content-addressed store.
+//
+// Keys come in two phases. The weak key (argv, cwd relative to the root,
+// environment, the executable's content, stdin) names a directory of
+// entries; each entry lists the paths the run observed before it changed
+// anything (a file's content, a path's metadata, a directory's listing, a
+// name's absence) with their state then. An entry hits when every one of
+// them looks the same now. What the run observed is taken from its
+// provenance record and from the order of its accesses (classify()): a path
+// whose first access was a create is the run's own, not an input.
+//
+// Layout of the cache directory:
+//   format             "bsandbox-cache 1"
+//   objects/ab/cdef..  file contents by SHA-256 (store.h), verified when read
+//   entries/ab/WEAK/STRONG   framed CacheEntry protobufs (cache.proto)
+//   hashes/KEY         SHA-256 of a file by (dev, inode, size, mtime, ctime)
+//   stats              counters
+//   lock               flock: shared while looking up, restoring or saving;
+//                      exclusive for gc, verify and clear
+// Every file is written under a temporary name and renamed, so concurrent
+// bsandbox processes (make -j) storing the same thing both succeed and a
+// reader sees whole files. Nothing is fsynced: an object or entry damaged by
+// a crash fails its checksum and is a miss plus a warning, never a wrong
+// output.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/storage/file_state.h"
+#include "sandbox/core/provenance.h"
+#include "sandbox/base/result.h"
+#include "sandbox/storage/store.h"
+#include "sandbox/base/unique_fd.h"
+
+namespace bsandbox {
+
+namespace pb {
+class CacheEntry;
+class CacheInput;
+}
+
+// What an input must still look like.
+enum Aspect : uint32_t {
+  kAspectContent = 1,  // a file's bytes (a non-file: its kind)
+  kAspectMeta = 2,     // kind, permission bits, a file's size, a symlink's target and
+                       // what it resolves to (kind, permission bits, size)
+  kAspectListing = 4,  // the names in a directory
+  kAspectAbsent = 8,   // that nothing is there
+  kAspectPresent = 16, // that something is there, whatever it is
+  kAspectMtime = 32,   // the modification time itself (a path only stat'ed)
+  kAspectOrder = 64,   // where the modification time falls among the entry's
+                       // other ordered inputs and the run's start
+  kAspectPlace = 128,  // where it falls among those (kAspectOrder) alone, not
+                       // against other placed inputs (files the run read)
+};
+
+// Where an input's state is taken from when a run is stored.
+enum class InputFrom : uint8_t {
+  kNow,     // a path the run did not change: as it is after the run
+  kBefore,  // a path the run changed after looking at it: as it was before
+            // the run (CacheRequest::before), or only absent/present
+  kKept,    // a path whose first change kept its content (chmod): its content now
+};
+
+struct ObservedInput {
+  std::string path;  // absolute
+  uint32_t aspects = 0;
+  InputFrom from = InputFrom::kNow;
+};
+
+// What a look at a path found (Cache keys on it).
+struct PathState {
+  FileKind kind = FileKind::kAbsent;
+  uint32_t mode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  std::optional<Digest> content;   // kAspectContent
+  std::vector<std::string> names;  // kAspectListing: sorted
+  std::string target;              // a symlink's, with kAspectMeta
+  // A symlink looked at with kAspectMeta: what stat() through it finds.
+  FileKind resolved_kind = FileKind::kAbsent;
+  uint32_t resolved_mode = 0;
+  uint64_t resolved_size = 0;
+  int64_t resolved_mtime_ns = 0, resolved_ctime_ns = 0;
+};
+
+// A path the run created, wrote or removed.
+struct Produced {
+  std::string path;  // absolute
+  bool existed_before = false;
+  bool in_root = false;
+};
+
+struct Classified {
+  std::vector<ObservedInput> inputs;  // sorted by path
+  std::vector<Produced> produced;     // sorted by path
+  std::string uncacheable;            // why not, or empty
+};
+
+// Splits a finished run's accesses into inputs and products, from what the
+// run learnt of each path's state from before it (prior(path):
+// ProcessTree::prior). Whatever the run could have based its behaviour on
+// is an input: what it read, listed, stat'ed or found missing, and what a
+// change it made depended on (mkdir needs the name absent, unlink present).
+// A path whose content or listing the run depended on before changing it
+// makes the run uncacheable (its input was its own output, and is gone).
+// Paths under /dev are neither; so are paths under ignored (the cache's own
+// directory, which a cached command nested in another one reads and writes).
+// Sockets: a run that connected or sent to an address none of its own
+// processes bound (a server on this machine or another, a name service) got
+// input that no key can hold, and is uncacheable unless allowed.
+struct SocketPolicy {
+  bool allow_network = false;            // the user vouches for what comes over them
+  std::vector<std::string> own_sockets;  // bsandbox's own (its tracer service, the agent)
+};
+using PriorOf = std::function<PriorAccess(const std::string&)>;
+Classified classify(const Record& rec, const PriorOf& prior, std::string_view root, std::string_view ignored = {},
+                    const SocketPolicy& sockets = {});
+
+// The environment as the weak key sees it: sorted, without variables that
+// differ between identical invocations (_, PWD, OLDPWD, SHLVL, BSANDBOX_*,
+// make's terminal names) and with MAKEFLAGS normalised (keyed_makeflags).
+std::vector<std::string> keyed_environment(char** envp);
+std::string keyed_makeflags(std::string_view value);
+
+// A command about to run, as the cache sees it.
+struct CacheRequest {
+  std::vector<std::string> argv;
+  std::string cwd;   // absolute
+  std::string root;  // absolute; outputs must lie under it
+  Digest weak;
+  bool cache_failures = false;  // store runs that exit non-zero too
+  // Directories whose listing is not keyed (absolute): the caller asserts
+  // that which other files they hold does not change the command's result
+  // (rustc's -L dependency=target/debug/deps, filled in parallel by cargo).
+  std::vector<std::string> unkeyed_listings;
+  std::string uncacheable;  // set when the command cannot be cached at all
+  SocketPolicy sockets;
+  // When stdin was a pipe already closed by its writer, its content was read
+  // (it is part of the key) and the command reads it from this file instead.
+  UniqueFd stdin_replacement;
+  // Filled by a lookup that missed, before the command runs: the state of
+  // the paths the command may look at and then replace (its earlier runs'
+  // outputs, the paths its arguments name), by absolute path.
+  std::unordered_map<std::string, PathState> before;
+};
+
+struct CacheStats {
+  uint64_t hits = 0, misses = 0, stored = 0, uncacheable = 0, damaged = 0;
+  uint64_t saved_ns = 0;         // run time of the commands that hit
+  uint64_t bytes_since_gc = 0;   // stored since the last gc
+};
+
+class Cache {
+ public:
+  // Opens (creating if needed) the cache directory. A directory others can
+  // write (owned by another user, or group- or world-writable) is refused
+  // unless a key is given: then every entry (and remembered hash) is signed
+  // with HMAC-SHA256 under it, and one without a valid signature is ignored.
+  static Result<Cache> open(const std::string& dir, const std::string& key = {});
+  const std::string& dir() const { return dir_; }
+
+  // The weak key of argv run in cwd; hashes the executable, reads stdin if
+  // it is a closed pipe or a file, and keys the other descriptors the
+  // command inherits (a file open for reading by its content; one open for
+  // writing, or a pipe, makes it uncacheable).
+  // unkeyed_listings: see CacheRequest (absolute); part of the key.
+  // allow_network: see SocketPolicy (part of the key).
+  CacheRequest prepare(const std::vector<std::string>& argv, const std::string& cwd,
+                       const std::string& root, char** envp, bool cache_failures,
+                       std::vector<std::string> unkeyed_listings = {}, bool allow_network = false);
+
+  struct Hit {
+    std::string entry_name;
+    int exit_code = 0;
+    int64_t run_ns = 0;
+    std::string out, err;  // to replay
+    std::string record;    // the stored run's provenance record (protobuf)
+    std::string root;      // the root it ran under (its paths name it)
+    size_t outputs = 0;
+  };
+  // Finds an entry whose inputs all match and restores its outputs under
+  // the root. No hit: nullopt, with *why saying why (for --explain), and
+  // req.before filled for save(). A damaged entry or object is a miss and a
+  // warning (in *warnings); it is removed so the run that follows stores a
+  // good one.
+  Result<std::optional<Hit>> fetch(CacheRequest& req, std::string* why, std::vector<std::string>* warnings);
+
+  // Stores a finished run (a miss) if it can be cached. out/err are files
+  // holding what it printed. Returns "" when stored, else why not.
+  Result<std::string> save(const CacheRequest& req, const Record& rec, const PriorOf& prior, int out, int err,
+                           int64_t run_ns);
+
+  // Counters (hits, misses, ...) kept in the stats file.
+  // kGc resets the bytes stored since the last gc. Returns the counters
+  // after the update.
+  enum class Event { kHit, kMiss, kStored, kUncacheable, kDamaged, kGc };
+  CacheStats count(Event e, uint64_t n = 0);
+  CacheStats counters();
+
+  struct Usage {
+    uint64_t entries = 0, objects = 0, bytes = 0;
+  };
+  Result<Usage> usage();
+  // Removes least recently used entries until the cache holds at most
+  // max_bytes, then every object no entry refers to. Returns a summary.
+  Result<std::string> gc(uint64_t max_bytes);
+  // Reads every entry and object; removes damaged ones. Returns a summary
+  // and sets *damaged.
+  Result<std::string> verify(uint64_t* damaged);
+  Result<void> clear();
+
+  // The size limit: $BSANDBOX_CACHE_SIZE (e.g. "5G"), else 10 GiB.
+  static uint64_t default_max_bytes();
+
+ private:
+  Cache(std::string dir, UniqueFd dir_fd, UniqueFd entries, UniqueFd hashes, Store store)
+      : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)), entries_(std::move(entries)),
+        hashes_(std::move(hashes)), store_(std::move(store)) {}
+
+  struct Candidate;
+  Result<PathState> look(const std::string& path, uint32_t aspects);
+  static std::string mismatch(const pb::CacheInput& in, const std::string& path, const PathState& now);
+  // The state before the run of the paths a run of req may replace.
+  void snapshot(CacheRequest& req, const std::vector<pb::CacheEntry>& entries);
+  Result<Digest> content_hash(int fd, const struct stat& st, const std::string& what);
+  Result<UniqueFd> lock(int how, bool wait = true);
+  // Stores fd's content, adding its size to *added if the store lacked it.
+  Result<Digest> put_counted(int fd, const std::string& what, uint64_t* added);
+  Result<void> restore_outputs(const Candidate& c, const std::string& root, std::string* why,
+                               std::optional<Digest>* damaged);
+  using EntryVisitor = std::function<void(const std::string& rel, const struct stat& st,
+                                          const Result<Candidate>& entry)>;
+  Result<void> walk_entries(const EntryVisitor& visit);
+
+  std::string dir_;
+  std::string real_dir_;  // dir_ with symlinks resolved, as records name it
+  std::string key_;       // a shared cache's secret; empty for a private cache
+  mode_t dir_mode_ = 0755;  // of what it makes (a shared cache's: its directory's)
+  UniqueFd dir_fd_, entries_, hashes_;
+  Store store_;
+};
+
+// The default cache directory: $BSANDBOX_CACHE, else ~/.cache/bsandbox.
+std::string default_cache_dir();
+
+// A shared cache's secret, from a file (not readable by every user, at
+// least 16 bytes; a trailing newline is not part of it).
+Result<std::string> load_cache_key(const std::string& path);
+
+}  // namespace bsandbox

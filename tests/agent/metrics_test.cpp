@@ -1,0 +1,40 @@
+// metrics_test.cpp: bsandboxd's /metrics text from a snapshot.
+#include "sandbox/agent/metrics.h"
+
+#include <doctest/doctest.h>
+
+using namespace bsandbox;
+
+TEST_CASE("every family once, per-job series only for live jobs, drops by cause") {
+  AgentMetrics m;
+  m.running = 1;
+  m.queued = 1;
+  m.max_jobs = 4;
+  m.finished = 7;
+  m.events = 1234;
+  m.events_per_second = 250.5;
+  m.drops_ring_full = 3;
+  m.programs = {{"bs_sys_exit", 1500000000, 42}};
+  m.program_stats = true;
+  AgentMetrics::Job running{11, 1000, true, 99, 12.5, 4096, 2};
+  AgentMetrics::Job queued{12, 1001, false, 0, 0, 0, 0};
+  m.jobs = {running, queued};
+  std::string t = format_metrics(m);
+  auto has = [&](const std::string& line) { return t.find(line + "\n") != std::string::npos; };
+  CHECK(has("bsandboxd_jobs_running 1"));
+  CHECK(has("bsandboxd_jobs_queued 1"));
+  CHECK(has("bsandboxd_jobs_finished_total 7"));
+  CHECK(has("# TYPE bsandboxd_jobs_finished_total counter"));
+  CHECK(has("bsandboxd_events_per_second 250.5"));
+  CHECK(has("bsandboxd_drops_total{cause=\"ring_full\"} 3"));
+  CHECK(has("bsandboxd_drops_total{cause=\"recursion\"} 0"));
+  CHECK(has("bsandboxd_bpf_program_run_seconds_total{program=\"bs_sys_exit\"} 1.5"));
+  CHECK(has("bsandboxd_bpf_program_runs_total{program=\"bs_sys_exit\"} 42"));
+  CHECK(has("bsandboxd_job_events{job=\"11\",uid=\"1000\"} 99"));
+  CHECK(has("bsandboxd_job_events{job=\"12\",uid=\"1001\"} 0"));
+  CHECK(has("bsandboxd_job_ring_fill_bytes{job=\"11\",uid=\"1000\"} 4096"));
+  CHECK(t.find("bsandboxd_job_ring_fill_bytes{job=\"12\"") == std::string::npos);  // queued: no ring yet
+  size_t families = 0;
+  for (size_t at = 0; (at = t.find("# TYPE ", at)) != std::string::npos; ++at) ++families;
+  CHECK(families == 17);
+}
