@@ -19,7 +19,10 @@ bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
 seconds=${1:-5}
 rounds=${2:-3}
 stressors=${STRESSORS:-open chdir rename dentry fork vfork exec}
-work=$(mktemp -d /tmp/bsandbox-torture-bench-XXXXXX)
+# On tmpfs: on ext4 the file stressors spend most of their time finding free
+# inodes (find_get_block_common, recently_deleted), a cost that drifts with
+# the disk's state from run to run (the bare open rate ranged 13,000-53,000).
+work=$(mktemp -d /dev/shm/bsandbox-torture-bench-XXXXXX)
 chmod 1777 "$work"
 cd "$work"  # the open stressor leaves files in its cwd
 trap 'rm -rf "$work"' EXIT
