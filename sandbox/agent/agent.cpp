@@ -38,6 +38,7 @@
 #include "sandbox/agent/metrics.h"
 #include "sandbox/agent/protocol.h"
 #include "sandbox/agent/socket.h"
+#include "sandbox/base/dir.h"
 #include "sandbox/base/io.h"
 #include "sandbox/agent/cgroup.h"
 #include "sandbox/backend/ebpf/ebpf_backend.h"
@@ -96,16 +97,15 @@ struct RunnerSpec {
 // Closes every descriptor but keep (the agent's other clients and jobs are
 // none of this job's business).
 void close_all_but(const std::set<int>& keep) {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return;
-  int self = ::dirfd(d);
   std::vector<int> doomed;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    int fd = std::atoi(e->d_name);
-    if (fd > 2 && fd != self && !keep.count(fd)) doomed.push_back(fd);
+  {
+    auto d = Dir::open("/proc/self/fd");
+    if (!d) return;
+    while (const dirent* e = d->next()) {
+      int fd = std::atoi(e->d_name);
+      if (fd > 2 && fd != d->fd() && !keep.count(fd)) doomed.push_back(fd);
+    }
   }
-  ::closedir(d);
   for (int fd : doomed) ::close(fd);
 }
 

@@ -10,6 +10,7 @@
 
 #include <sstream>
 
+#include "sandbox/base/dir.h"
 #include "sandbox/base/io.h"
 
 namespace bsandbox {
@@ -163,12 +164,11 @@ Result<JobCgroup> Cgroups::create(const std::string& name, unsigned max_pids) co
 size_t Cgroups::sweep() const {
   size_t swept = 0;
   for (const auto& parent : parents()) {
-    DIR* d = ::opendir(parent.c_str());
+    auto d = Dir::open(parent);
     if (!d) continue;
     std::vector<std::string> jobs;
-    while (dirent* e = ::readdir(d))
+    while (const dirent* e = d->next())
       if (std::string(e->d_name).rfind("job-", 0) == 0) jobs.push_back(parent + "/" + e->d_name);
-    ::closedir(d);
     for (const auto& dir : jobs) {
       for (int round = 0; round < 100; ++round) {
         auto pids = pids_in(dir);

@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "sandbox/base/dir.h"
 #include "sandbox/storage/atomic_file.h"
 #include "sandbox/storage/fs.h"
 
@@ -339,9 +340,9 @@ Result<int> kill_run_processes(const Project& p, const RunDir& run) {
   int killed = 0;
   for (int round = 0; round < 100; ++round) {
     int found = 0;
-    DIR* proc = ::opendir("/proc");
-    if (!proc) return fail_errno("/proc", errno);
-    while (dirent* e = ::readdir(proc)) {
+    auto proc = Dir::open("/proc");
+    if (!proc) return tl::unexpected(proc.error());
+    while (const dirent* e = proc->next()) {
       if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
       pid_t pid = static_cast<pid_t>(std::strtol(e->d_name, nullptr, 10));
       if (pid == ::getpid()) continue;
@@ -353,7 +354,6 @@ Result<int> kill_run_processes(const Project& p, const RunDir& run) {
       if (!shows_run_marker(pid, p, run, state.st_dev)) continue;
       if (::kill(pid, SIGKILL) == 0) ++found;
     }
-    ::closedir(proc);
     if (found == 0) return killed;
     if (round == 0) killed = found;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
