@@ -23,7 +23,7 @@
  * path component, one per object described): everything else is read
  * through BTF-typed pointers, which are plain loads.
  */
-#include "state.bpf.h"
+#include "paths.bpf.h"
 
 #if defined(__TARGET_ARCH_x86)
 #define BS_SC_NR(regs) ((regs)->orig_ax)

@@ -15,7 +15,7 @@
  * its own terms, so each one re-checks its bounds instead of trusting the
  * caller's. That keeps the syscall program's verification small and fast.
  */
-#include "state.bpf.h"
+#include "paths.bpf.h"
 
 #define BS_WALK_END BS_STR_MAX
 /* One step per component or mount crossing; a 32 KiB path has at most 16384

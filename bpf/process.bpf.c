@@ -16,7 +16,7 @@
  * exit reports a thread group once, when its last thread leaves, with the
  * status wait(2) would return, and forgets it, so a reused pid is not traced.
  */
-#include "state.bpf.h"
+#include "paths.bpf.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(bs_fork, struct task_struct *parent, struct task_struct *child)
