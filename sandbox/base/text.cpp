@@ -49,7 +49,16 @@ std::string command_line(const std::vector<std::string>& argv) {
   for (const auto& a : argv) {
     if (!out.empty()) out += ' ';
     bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`*?[]{}();&|<>!#~") == std::string::npos;
-    out += plain ? printable(a) : "'" + printable(a) + "'";
+    if (plain) {
+      out += printable(a);
+      continue;
+    }
+    // In single quotes everything is literal but the quote itself, which
+    // closes, is escaped, and reopens.
+    std::string shown = printable(a);
+    out += '\'';
+    for (char c : shown) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
   }
   return out;
 }
