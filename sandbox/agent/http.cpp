@@ -75,9 +75,12 @@ void MetricsServer::serve(Tcp::socket s) {
       body = "bad request\n";
     } else {
       std::istream lines(&x->in);
-      std::string method, target;
-      lines >> method >> target;
-      if (method != "GET" && method != "HEAD") {
+      std::string method, target, version;
+      lines >> method >> target >> version;
+      if (target.empty() || !version.starts_with("HTTP/")) {
+        status = "400 Bad Request";
+        body = "bad request\n";
+      } else if (method != "GET" && method != "HEAD") {
         status = "405 Method Not Allowed";
         body = "only GET\n";
       } else if (target == "/metrics") {
