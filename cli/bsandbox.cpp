@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/options.h"
+#include "cli/report.h"
 #include "sandbox/agent/client.h"
 #include "sandbox/storage/atomic_file.h"
 #include "cli/cache_commands.h"
@@ -25,15 +26,9 @@ namespace {
 
 int show(const std::string& path) {
   auto bytes = bsandbox::read_input(path);
-  if (!bytes) {
-    std::fprintf(stderr, "bsandbox: error: %s\n", bytes.error().message.c_str());
-    return bsandbox::kExitOwnError;
-  }
+  if (!bytes) return bsandbox::error_exit(bytes.error().message);
   auto record = bsandbox::from_protobuf(*bytes, path);
-  if (!record) {
-    std::fprintf(stderr, "bsandbox: error: %s\n", record.error().message.c_str());
-    return bsandbox::kExitOwnError;
-  }
+  if (!record) return bsandbox::error_exit(record.error().message);
   std::string text = bsandbox::print_tree(*record);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return std::fflush(stdout) == 0 ? 0 : bsandbox::kExitOwnError;
@@ -42,10 +37,7 @@ int show(const std::string& path) {
 // Reads every record first (a bad one fails before anything is written),
 // then writes the export atomically (or to stdout).
 int run_export(const bsandbox::cli::ExportCommand& c) {
-  auto error = [](const std::string& m) {
-    std::fprintf(stderr, "bsandbox: error: %s\n", m.c_str());
-    return bsandbox::kExitOwnError;
-  };
+  auto error = [](const std::string& m) { return bsandbox::error_exit(m); };
   std::vector<bsandbox::NamedRecord> records;
   std::map<std::string, int> seen;
   for (const auto& path : c.records) {
@@ -78,10 +70,7 @@ int main(int argc, char** argv) {
   std::string_view self = argc > 0 ? argv[0] : "";
   if (self.substr(self.rfind('/') + 1) == "bsandbox-wrap") args.insert(args.begin(), "wrap");
   auto command = bsandbox::cli::parse(args);
-  if (!command) {
-    std::fprintf(stderr, "bsandbox: error: %s\n", command.error().message.c_str());
-    return bsandbox::kExitOwnError;
-  }
+  if (!command) return bsandbox::error_exit(command.error().message);
   if (std::holds_alternative<bsandbox::cli::HelpCommand>(*command)) {
     std::fputs(bsandbox::cli::kUsage, stdout);
     return 0;

@@ -10,16 +10,12 @@
 
 #include "sandbox/cache/cache.h"
 #include "cli/exec_command.h"
+#include "cli/report.h"
 #include "sandbox/base/text.h"
 #include "sandbox/run/tracer_service.h"
 
 namespace bsandbox {
 namespace {
-
-int error_exit(const std::string& line) {
-  std::fprintf(stderr, "bsandbox: error: %s\n", line.c_str());
-  return kExitOwnError;
-}
 
 std::string seconds(uint64_t ns) {
   char buf[32];

@@ -9,15 +9,11 @@
 #include <functional>
 
 #include "cli/exec_command.h"
+#include "cli/report.h"
 #include "sandbox/journal/history.h"
 
 namespace bsandbox {
 namespace {
-
-int error_exit(const std::string& line) {
-  std::fprintf(stderr, "bsandbox: error: %s\n", line.c_str());
-  return kExitOwnError;
-}
 
 int print(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
