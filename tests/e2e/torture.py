@@ -31,8 +31,11 @@ from run import strace_paths  # noqa: E402
 # stressor's operation is slow under ptrace (chdir, link, symlink, xattr).
 STRESSORS = {
     "access": (300, True), "chmod": (300, True), "chown": (300, True), "chdir": (3, True),
-    "dentry": (300, True), "dir": (300, True), "dirdeep": (100, True), "fallocate": (20, True),
-    # filename makes random names: no two runs have the same shape
+    # dirdeep's work depends on timing: now and then (1 run in 6 to 8, under
+    # either backend) it stops building depth early and works on files a, b,
+    # c, u instead (22 path shapes against strace's 301); filename makes
+    # random names: neither has one shape to compare
+    "dentry": (300, True), "dir": (300, True), "dirdeep": (100, False), "fallocate": (20, True),
     "fcntl": (300, True), "fiemap": (300, True), "filename": (100, False), "flock": (300, True),
     "fstat": (100, True), "getdent": (300, True), "hdd": (300, True), "io": (300, True),
     "link": (3, True), "lockf": (300, True), "mknod": (300, True), "open": (300, True),
