@@ -25,7 +25,12 @@ int print(const std::string& text) {
 int with_project(bool allow_pending, bool trust_owner, const std::function<int(History&)>& body) {
   auto project = find_project(".");
   if (!project) return error_exit(project.error().message);
-  if (!*project) return error_exit("not inside a bsandbox project (run bsandbox init first)");
+  if (!*project) {
+    if (auto root = run_view_of("."))
+      return error_exit("this is a journaled run's view of " + *root +
+                        ", where the journal is hidden from the command: run this outside the run");
+    return error_exit("not inside a bsandbox project (run bsandbox init first)");
+  }
   const Project& p = **project;
   if (auto r = act_as_owner(p, trust_owner); !r) return error_exit(r.error().message);
   auto history = open_history(p);

@@ -26,7 +26,6 @@
 namespace bsandbox {
 namespace {
 
-constexpr char kRunMarker[] = "bsandbox-run";
 constexpr const char* kScratchDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }

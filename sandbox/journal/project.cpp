@@ -152,10 +152,26 @@ Result<std::optional<Project>> find_project(const std::string& dir) {
       if (!p) return tl::unexpected(p.error());
       return std::optional<Project>(std::move(*p));
     }
+    // Only "nothing there" means no project here; any other failure would
+    // make a project silently not journaled, or `log` say there is none.
+    if (errno != ENOENT && errno != ENOTDIR) return fail_errno("cannot tell whether " + at + " is a project: " + format, errno);
     if (at == "/") return std::optional<Project>();
     size_t slash = at.rfind('/');
     at = slash == 0 ? "/" : at.substr(0, slash);
   }
+}
+
+std::optional<std::string> run_view_of(const std::string& dir) {
+  std::string at = absolute(dir);
+  while (!at.empty()) {
+    std::string marker = (at == "/" ? "" : at) + "/" + kStateDirName + "/" + kRunMarker;
+    struct stat st;
+    if (::lstat(marker.c_str(), &st) == 0) return at;
+    if (at == "/") break;
+    size_t slash = at.rfind('/');
+    at = slash == 0 ? "/" : at.substr(0, slash);
+  }
+  return std::nullopt;
 }
 
 Result<ProjectLock> ProjectLock::take(const Project& p) {

@@ -26,6 +26,9 @@
 namespace bsandbox {
 
 inline constexpr char kStateDirName[] = ".bsandbox";
+// In a journaled run's view the state directory is covered by an empty
+// tmpfs holding only this file, which names the run (overlay_view.h).
+inline constexpr char kRunMarker[] = "bsandbox-run";
 
 struct Project {
   std::string root;   // absolute path of the root
@@ -37,8 +40,12 @@ struct Project {
 // Makes dir a project root; says what it did ("initialised ..." or
 // "already a project root").
 Result<std::string> init_project(const std::string& dir);
-// The project containing dir, if any.
+// The project containing dir, if any. A state directory that cannot be
+// looked at (a permission, a loop) is an error naming it, not "no project".
 Result<std::optional<Project>> find_project(const std::string& dir);
+// Inside a journaled run's view (where the journal is hidden, so
+// find_project finds nothing): the root of the project it is a view of.
+std::optional<std::string> run_view_of(const std::string& dir);
 
 // Whose project it is. A project is its owner's: the user who owns its
 // state directory (its root directory must be theirs too, or root's). That

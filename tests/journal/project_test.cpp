@@ -98,3 +98,25 @@ TEST_CASE("another user's project is refused unless trusted") {
   CHECK(mixed.error().message.find("one user's") != std::string::npos);
   CHECK_FALSE(act_as_owner_of(t.path, false));
 }
+
+TEST_CASE("a state directory that cannot be looked at is an error, not \"no project\"") {
+  TempDir t("project");
+  ::mkdir((t / "w").c_str(), 0755);
+  // .bsandbox a symlink to itself: lstat of .bsandbox/format fails with ELOOP.
+  REQUIRE(::symlink(".bsandbox", (t / ".bsandbox").c_str()) == 0);
+  auto p = find_project(t / "w");
+  REQUIRE_FALSE(p);
+  CHECK(p.error().message.find("cannot tell whether " + t.path + " is a project") != std::string::npos);
+}
+
+TEST_CASE("a run's view is told apart from a directory outside any project") {
+  TempDir t("project");
+  ::mkdir((t / "w").c_str(), 0755);
+  ::mkdir((t / "w/.bsandbox").c_str(), 0755);
+  put_file(t / "w/.bsandbox/bsandbox-run", "run-1");  // what the view shows of the state
+  auto p = find_project(t / "w");
+  REQUIRE(p);
+  CHECK_FALSE(*p);  // a nested exec inside a run runs unjournaled, as before
+  CHECK(run_view_of(t / "w") == t / "w");
+  CHECK_FALSE(run_view_of(t.path));
+}
