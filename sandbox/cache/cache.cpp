@@ -51,12 +51,11 @@ int64_t now_ns() {
   return ns_of(ts);
 }
 
-FileKind kind_of(mode_t m) {
-  if (S_ISREG(m)) return FileKind::kFile;
-  if (S_ISDIR(m)) return FileKind::kDir;
-  if (S_ISLNK(m)) return FileKind::kSymlink;
-  if (S_ISFIFO(m)) return FileKind::kFifo;
-  return FileKind::kOther;
+// A symlink's target; the error names the path printable.
+Result<std::string> link_target(const std::string& path) {
+  auto target = read_link(path);
+  if (!target) return fail(printable(path) + target.error().message.substr(path.size()));
+  return target;
 }
 
 // Length-prefixed, so that ("ab","c") and ("a","bc") hash differently.
@@ -344,12 +343,7 @@ void key_inherited_fds(Hasher& h, const std::string& root, char** envp, std::str
     int fl = ::fcntl(fd, F_GETFL);
     if (::fstat(fd, &st) != 0 || fl < 0) continue;
     std::string name = "descriptor " + std::to_string(fd);
-    std::string target;
-    {
-      std::string buf(PATH_MAX, '\0');
-      ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), buf.data(), buf.size());
-      if (n > 0) target.assign(buf.data(), static_cast<size_t>(n));
-    }
+    std::string target = read_link("/proc/self/fd/" + std::to_string(fd)).value_or("");
     std::string shown = name + " (" + printable(target) + ")";
     field(h, name);
     bool writes = (fl & O_ACCMODE) != O_RDONLY;
@@ -701,21 +695,20 @@ Result<PathState> Cache::look(const std::string& p, uint32_t aspects) {
     if (errno == ENOENT || errno == ENOTDIR) return s;
     return fail_errno(printable(p), errno);
   }
-  s.kind = kind_of(st.st_mode);
+  s.kind = file_kind(st.st_mode);
   s.mode = st.st_mode & 07777;
   s.mtime_ns = ns_of(st.st_mtim);
   s.ctime_ns = ns_of(st.st_ctim);
   if (s.kind == FileKind::kFile) s.size = static_cast<uint64_t>(st.st_size);
   if (s.kind == FileKind::kSymlink && (aspects & kAspectMeta)) {
-    std::string buf(PATH_MAX, '\0');
-    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
-    if (n < 0) return fail_errno(printable(p), errno);
-    s.target.assign(buf.data(), static_cast<size_t>(n));
+    auto target = link_target(p);
+    if (!target) return tl::unexpected(target.error());
+    s.target = std::move(*target);
     // stat() through the link (what make and `test -nt` see) is recorded
     // under the link's name alone.
     struct stat rs;
     if (::stat(p.c_str(), &rs) == 0) {
-      s.resolved_kind = kind_of(rs.st_mode);
+      s.resolved_kind = file_kind(rs.st_mode);
       s.resolved_mode = rs.st_mode & 07777;
       if (s.resolved_kind == FileKind::kFile) s.resolved_size = static_cast<uint64_t>(rs.st_size);
       s.resolved_mtime_ns = ns_of(rs.st_mtim);
@@ -1213,7 +1206,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
       o->set_kind(static_cast<uint32_t>(FileKind::kAbsent));
       continue;
     }
-    FileKind kind = kind_of(st.st_mode);
+    FileKind kind = file_kind(st.st_mode);
     o->set_kind(static_cast<uint32_t>(kind));
     o->set_mode(st.st_mode & 07777);
     if (kind == FileKind::kFile || kind == FileKind::kSymlink) output_times.emplace_back(o, ns_of(st.st_mtim));
@@ -1226,10 +1219,9 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
       o->set_size(static_cast<uint64_t>(st.st_size));
       names_root = names_root || contains_any(fd.get(), root_spellings);
     } else if (kind == FileKind::kSymlink) {
-      std::string buf(PATH_MAX, '\0');
-      ssize_t n = ::readlink(p.path.c_str(), buf.data(), buf.size());
-      if (n < 0) return fail_errno(printable(p.path), errno);
-      o->set_target(buf.substr(0, static_cast<size_t>(n)));
+      auto target = link_target(p.path);
+      if (!target) return tl::unexpected(target.error());
+      o->set_target(*target);
       for (const auto& r : root_spellings) names_root = names_root || o->target().find(r) != std::string::npos;
     } else if (kind != FileKind::kDir) {
       return "it leaves a " + std::string(kind_name(kind)) + " at " + printable(p.path);
