@@ -24,6 +24,14 @@
 // reader sees whole files. Nothing is fsynced: an object or entry damaged by
 // a crash fails its checksum and is a miss plus a warning, never a wrong
 // output.
+//
+// The part's modules, in the order a command meets them: key.h (the weak
+// key, before it runs), look.h (a path as it is now against an entry's
+// inputs; the hash memo), snapshot.h (the look before a miss runs),
+// classify.h (a finished run's inputs and products), save.h (the entry a
+// run is stored as), entry.h (entries on disk, sealed or signed),
+// restore.h (a hit's outputs put back), maintain.h (usage, gc, verify).
+// Cache ties them together under the lock.
 #pragma once
 
 #include <sys/types.h>
@@ -36,102 +44,18 @@
 #include <string_view>
 #include <vector>
 
-#include "sandbox/storage/file_state.h"
-#include "sandbox/core/provenance.h"
 #include "sandbox/base/result.h"
-#include "sandbox/storage/store.h"
 #include "sandbox/base/unique_fd.h"
+#include "sandbox/cache/classify.h"
+#include "sandbox/cache/key.h"
+#include "sandbox/cache/look.h"
+#include "sandbox/core/provenance.h"
+#include "sandbox/storage/store.h"
 
 namespace bsandbox {
 
-namespace pb {
-class CacheEntry;
-class CacheInput;
-}
-
-// What an input must still look like.
-enum Aspect : uint32_t {
-  kAspectContent = 1,  // a file's bytes (a non-file: its kind)
-  kAspectMeta = 2,     // kind, permission bits, a file's size, a symlink's target and
-                       // what it resolves to (kind, permission bits, size)
-  kAspectListing = 4,  // the names in a directory
-  kAspectAbsent = 8,   // that nothing is there
-  kAspectPresent = 16, // that something is there, whatever it is
-  kAspectMtime = 32,   // the modification time itself (a path only stat'ed)
-  kAspectOrder = 64,   // where the modification time falls among the entry's
-                       // other ordered inputs and the run's start
-  kAspectPlace = 128,  // where it falls among those (kAspectOrder) alone, not
-                       // against other placed inputs (files the run read)
-};
-
-// Where an input's state is taken from when a run is stored.
-enum class InputFrom : uint8_t {
-  kNow,     // a path the run did not change: as it is after the run
-  kBefore,  // a path the run changed after looking at it: as it was before
-            // the run (CacheRequest::before), or only absent/present
-  kKept,    // a path whose first change kept its content (chmod): its content now
-};
-
-struct ObservedInput {
-  std::string path;  // absolute
-  uint32_t aspects = 0;
-  InputFrom from = InputFrom::kNow;
-};
-
-// What a look at a path found (Cache keys on it).
-struct PathState {
-  FileKind kind = FileKind::kAbsent;
-  uint32_t mode = 0;
-  uint64_t size = 0;
-  int64_t mtime_ns = 0, ctime_ns = 0;
-  std::optional<Digest> content;   // kAspectContent
-  std::vector<std::string> names;  // kAspectListing: sorted
-  std::string target;              // a symlink's, with kAspectMeta
-  // A symlink looked at with kAspectMeta: what stat() through it finds.
-  FileKind resolved_kind = FileKind::kAbsent;
-  uint32_t resolved_mode = 0;
-  uint64_t resolved_size = 0;
-  int64_t resolved_mtime_ns = 0, resolved_ctime_ns = 0;
-};
-
-// A path the run created, wrote or removed.
-struct Produced {
-  std::string path;  // absolute
-  bool existed_before = false;
-  bool in_root = false;
-};
-
-struct Classified {
-  std::vector<ObservedInput> inputs;  // sorted by path
-  std::vector<Produced> produced;     // sorted by path
-  std::string uncacheable;            // why not, or empty
-};
-
-// Splits a finished run's accesses into inputs and products, from what the
-// run learnt of each path's state from before it (prior(path):
-// ProcessTree::prior). Whatever the run could have based its behaviour on
-// is an input: what it read, listed, stat'ed or found missing, and what a
-// change it made depended on (mkdir needs the name absent, unlink present).
-// A path whose content or listing the run depended on before changing it
-// makes the run uncacheable (its input was its own output, and is gone).
-// Paths under /dev are neither; so are paths under ignored (the cache's own
-// directory, which a cached command nested in another one reads and writes).
-// Sockets: a run that connected or sent to an address none of its own
-// processes bound (a server on this machine or another, a name service) got
-// input that no key can hold, and is uncacheable unless allowed.
-struct SocketPolicy {
-  bool allow_network = false;            // the user vouches for what comes over them
-  std::vector<std::string> own_sockets;  // bsandbox's own (its tracer service, the agent)
-};
-using PriorOf = std::function<PriorAccess(const std::string&)>;
-Classified classify(const Record& rec, const PriorOf& prior, std::string_view root, std::string_view ignored = {},
-                    const SocketPolicy& sockets = {});
-
-// The environment as the weak key sees it: sorted, without variables that
-// differ between identical invocations (_, PWD, OLDPWD, SHLVL, BSANDBOX_*,
-// make's terminal names) and with MAKEFLAGS normalised (keyed_makeflags).
-std::vector<std::string> keyed_environment(char** envp);
-std::string keyed_makeflags(std::string_view value);
+struct CacheDirs;
+struct StoredEntry;
 
 // A command about to run, as the cache sees it.
 struct CacheRequest {
@@ -228,20 +152,11 @@ class Cache {
       : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)), entries_(std::move(entries)),
         hashes_(std::move(hashes)), store_(std::move(store)) {}
 
-  struct Candidate;
-  Result<PathState> look(const std::string& path, uint32_t aspects);
-  static std::string mismatch(const pb::CacheInput& in, const std::string& path, const PathState& now);
-  // The state before the run of the paths a run of req may replace.
-  void snapshot(CacheRequest& req, const std::vector<pb::CacheEntry>& entries);
-  Result<Digest> content_hash(int fd, const struct stat& st, const std::string& what);
   Result<UniqueFd> lock(int how, bool wait = true);
-  // Stores fd's content, adding its size to *added if the store lacked it.
-  Result<Digest> put_counted(int fd, const std::string& what, uint64_t* added);
-  Result<void> restore_outputs(const Candidate& c, const std::string& root, std::string* why,
-                               std::optional<Digest>* damaged);
-  using EntryVisitor = std::function<void(const std::string& rel, const struct stat& st,
-                                          const Result<Candidate>& entry)>;
-  Result<void> walk_entries(const EntryVisitor& visit);
+  HashMemo memo() const { return HashMemo(hashes_.get(), key_); }
+  CacheDirs dirs();
+  Result<std::optional<Hit>> use(int weak_dir, const StoredEntry& c, const std::string& shown, const std::string& weak,
+                                 const std::string& root, std::string* why, std::vector<std::string>* warnings);
 
   std::string dir_;
   std::string real_dir_;  // dir_ with symlinks resolved, as records name it

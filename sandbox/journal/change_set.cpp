@@ -426,6 +426,15 @@ Result<uint64_t> adopt_current(std::vector<Change>& changes, const std::vector<s
   return keep_before(changes, root_fd, store);
 }
 
+// The cache restores a tree as well (sandbox/cache/restore.cpp), and differs
+// on purpose: this puts back exact states (owner, mode, mtime), fsynced and
+// able to resume after a crash (what is already in place is left), opening
+// read-only directories for the change; the cache writes a run's outputs
+// without setting times (the kernel's clock must stamp them in the order the
+// run left them), stages every file before removing anything (a damaged
+// object is a miss with nothing touched) and needs no durability. What both
+// need is shared: open_parent/open_beneath, set_mode through a descriptor,
+// the store's checked copy.
 Result<void> apply(const std::vector<Change>& changes, int root_fd, const ContentSource& source,
                    const ApplyHooks& hooks) {
   std::vector<size_t> idx = order(changes);

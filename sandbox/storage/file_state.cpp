@@ -1,4 +1,6 @@
-// file_state.cpp: see file_state.h.
+// file_state.cpp: see file_state.h. A state is taken from one lstat (and,
+// for a symlink, one readlink of the same name); a file's content is hashed
+// through a descriptor opened without following a symlink.
 #include "sandbox/storage/file_state.h"
 
 #include <fcntl.h>
@@ -33,6 +35,14 @@ const char* kind_name(FileKind k) {
   return "?";
 }
 
+FileKind file_kind(mode_t mode) {
+  if (S_ISREG(mode)) return FileKind::kFile;
+  if (S_ISDIR(mode)) return FileKind::kDir;
+  if (S_ISLNK(mode)) return FileKind::kSymlink;
+  if (S_ISFIFO(mode)) return FileKind::kFifo;
+  return FileKind::kOther;
+}
+
 Result<FileState> state_from_stat(int dirfd, const std::string& name, const struct stat& st,
                                   std::string_view what) {
   FileState s;
@@ -41,29 +51,14 @@ Result<FileState> state_from_stat(int dirfd, const std::string& name, const stru
   s.gid = st.st_gid;
   s.size = static_cast<uint64_t>(st.st_size);
   s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  if (S_ISREG(st.st_mode)) {
-    s.kind = FileKind::kFile;
-  } else if (S_ISDIR(st.st_mode)) {
-    s.kind = FileKind::kDir;
-    s.size = 0;
-  } else if (S_ISLNK(st.st_mode)) {
-    s.kind = FileKind::kSymlink;
-    std::string buf(static_cast<size_t>(st.st_size) + 1, '\0');
-    for (;;) {
-      ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
-      if (n < 0) return fail_errno(printable(what), errno);
-      if (static_cast<size_t>(n) < buf.size()) {
-        buf.resize(static_cast<size_t>(n));
-        break;
-      }
-      buf.resize(buf.size() * 2);
-    }
-    s.target = std::move(buf);
+  s.kind = file_kind(st.st_mode);
+  if (s.kind == FileKind::kDir) s.size = 0;
+  if (s.kind == FileKind::kSymlink) {
+    auto target = read_link_at(dirfd, name);
+    // read_link_at's message names name; ours, what (printable).
+    if (!target) return fail(printable(what) + target.error().message.substr(name.size()));
+    s.target = std::move(*target);
     s.mode = 0777;
-  } else if (S_ISFIFO(st.st_mode)) {
-    s.kind = FileKind::kFifo;
-  } else {
-    s.kind = FileKind::kOther;
   }
   return s;
 }

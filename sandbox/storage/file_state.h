@@ -37,6 +37,10 @@ struct FileState {
 };
 
 const char* kind_name(FileKind k);
+// The kind an st_mode says (a socket or a device: kOther). The journal's
+// states and the cache's looks both take their kinds from here, so that the
+// numbers the cache stores (cache.proto) are the journal's.
+FileKind file_kind(mode_t mode);
 
 // The state of dirfd/name, not following a final symlink. With hash, a
 // regular file's content is read and hashed. Absent (ENOENT, ENOTDIR) is a

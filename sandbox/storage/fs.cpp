@@ -1,7 +1,10 @@
-// fs.cpp: see fs.h.
+// fs.cpp: see fs.h. Particular to the implementation: open_beneath tries
+// openat2 first and falls back to a walk one component at a time;
+// copy_content and read_content share one walk of a file's data ranges
+// (SEEK_DATA/SEEK_HOLE), so holes are neither read nor written; set_mode
+// reaches an O_PATH descriptor through fchmodat2 or /proc/self/fd.
 #include "sandbox/storage/fs.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
@@ -14,6 +17,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+
+#include "sandbox/base/dir.h"
 
 namespace bsandbox {
 namespace {
@@ -300,23 +305,11 @@ std::string temp_name() {
 }
 
 Result<std::vector<std::string>> list_dir(int dirfd, std::string_view what) {
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail_errno(quoted(what), errno);
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    ::close(fd);
-    return fail_errno(quoted(what), e);
-  }
+  auto dir = Dir::open_fd(dirfd, quoted(what));
+  if (!dir) return tl::unexpected(dir.error());
   std::vector<std::string> out;
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-      out.emplace_back(e->d_name);
-  }
-  int e = errno;
-  ::closedir(d);
-  if (e != 0) return fail_errno(quoted(what), e);
+  while (const dirent* e = dir->next()) out.emplace_back(e->d_name);
+  if (dir->error() != 0) return fail_errno(quoted(what), dir->error());
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -63,3 +63,23 @@ TEST_CASE("same_as: kind, permission bits and content; not times or owners") {
   CHECK(FileState{}.same_as(FileState{}));
   CHECK_FALSE(FileState{}.same_as(a));
 }
+
+TEST_CASE("file_kind: the kind an st_mode says; sockets and devices are other") {
+  CHECK(file_kind(S_IFREG | 0644) == FileKind::kFile);
+  CHECK(file_kind(S_IFDIR | 0755) == FileKind::kDir);
+  CHECK(file_kind(S_IFLNK | 0777) == FileKind::kSymlink);
+  CHECK(file_kind(S_IFIFO | 0600) == FileKind::kFifo);
+  CHECK(file_kind(S_IFSOCK | 0600) == FileKind::kOther);
+  CHECK(file_kind(S_IFCHR | 0666) == FileKind::kOther);
+  CHECK(file_kind(S_IFBLK | 0660) == FileKind::kOther);
+}
+
+TEST_CASE("a symlink's target is read whole, however long") {
+  TempDir t("state");
+  std::string target(3000, 'x');  // longer than a first guess of a buffer
+  REQUIRE(::symlink(target.c_str(), (t / "long").c_str()) == 0);
+  auto l = observe_at(t.fd.get(), "long", false, "long");
+  REQUIRE(l);
+  CHECK(l->target == target);
+  CHECK(l->mode == 0777);
+}

@@ -83,6 +83,23 @@ TEST_CASE("replace_file_at leaves the new content and no temporary") {
   CHECK(*names == std::vector<std::string>{"f"});
 }
 
+TEST_CASE("list_dir: sorted names without . and ..; the caller's descriptor keeps its offset; errors name it") {
+  TempDir t("fs");
+  put_file(t / "b", "");
+  put_file(t / "a", "");
+  ::mkdir((t / "c").c_str(), 0755);
+  auto first = list_dir(t.fd.get(), "t");
+  REQUIRE(first);
+  CHECK(*first == std::vector<std::string>{"a", "b", "c"});
+  auto again = list_dir(t.fd.get(), "t");  // the same descriptor: a whole listing again
+  REQUIRE(again);
+  CHECK(*again == *first);
+  UniqueFd file(::open((t / "a").c_str(), O_RDONLY | O_CLOEXEC));
+  auto not_dir = list_dir(file.get(), "a\nfile");
+  REQUIRE_FALSE(not_dir);
+  CHECK(not_dir.error().message.find("'a\\nfile': ") == 0);
+}
+
 TEST_CASE("join_path") {
   CHECK(join_path("", "x") == "x");
   CHECK(join_path("a/b", "x") == "a/b/x");
