@@ -7,12 +7,13 @@
 // fork/clone event of its creator has been handled, so its fork event is
 // sent before anything it does.
 //
-// What the eBPF backend reads from kernel memory, this one reads from
-// /proc while the tracee is stopped: the path of an fd, of the cwd and root
-// (readlink), and whether an open created its file (looked up at the
-// seccomp stop, before the call runs). The cwd is re-read only after a
-// chdir, fchdir, chroot or rename anywhere in the tree could have changed
-// it (the same generation scheme as the kernel side).
+// What the eBPF backend reads from kernel memory, this one reads while the
+// tracee is stopped: its arguments from its memory (tracee_memory.h), the
+// path of an fd, of the cwd and root and whether an open created its file
+// (looked up at the seccomp stop, before the call runs) from /proc
+// (proc_reader.h), what an exec started (exec_image.h). The cwd is re-read
+// only after a chdir, fchdir, chroot or rename anywhere in the tree could
+// have changed it (the same generation scheme as the kernel side).
 #include "sandbox/backend/ptrace/ptrace_backend.h"
 
 #include <dirent.h>
@@ -38,11 +39,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "sandbox/base/io.h"
+#include "sandbox/backend/ptrace/exec_image.h"
 #include "sandbox/backend/ptrace/lookup_answer.h"
+#include "sandbox/backend/ptrace/proc_reader.h"
+#include "sandbox/backend/ptrace/tracee_memory.h"
 #include "sandbox/backend/seccomp_filter.h"
-#include "sandbox/base/clocks.h"
 #include "sandbox/backend/syscall_table.h"
+#include "sandbox/base/clocks.h"
+#include "sandbox/base/io.h"
 #include "sandbox/base/unique_fd.h"
 
 namespace bsandbox {
@@ -77,168 +81,6 @@ bool one_of(std::span<const long> list, uint64_t nr) {
 // call stops again, so this one is not reported.
 bool is_restart(int64_t ret) { return ret <= -512 && ret >= -516; }
 
-bool ends_with(const std::string& s, std::string_view tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-// "/proc/TID/WHAT" in a fixed buffer.
-struct ProcPath {
-  char buf[64];
-  ProcPath(pid_t tid, const char* what) { std::snprintf(buf, sizeof buf, "/proc/%d/%s", tid, what); }
-  ProcPath(pid_t tid, const char* what, long n) {
-    std::snprintf(buf, sizeof buf, "/proc/%d/%s%ld", tid, what, n);
-  }
-  const char* c_str() const { return buf; }
-};
-
-// readlink into out; false with errno on failure.
-bool read_link(const char* path, std::string& out) {
-  out.resize(256);
-  for (;;) {
-    ssize_t n = ::readlink(path, out.data(), out.size());
-    if (n < 0) return false;
-    if (static_cast<size_t>(n) < out.size()) {
-      out.resize(static_cast<size_t>(n));
-      return true;
-    }
-    out.resize(out.size() * 4);
-  }
-}
-
-// The path of a directory longer than readlink of a /proc link can return
-// (a page): walked up with "..", finding each name in its parent, as getcwd
-// once did. Empty if some directory on the way cannot be read.
-std::string long_dir_path(const char* proc_link) {
-  UniqueFd cur(::open(proc_link, O_PATH | O_DIRECTORY | O_CLOEXEC));
-  struct stat st {}, top {};
-  if (!cur.valid() || ::fstat(cur.get(), &st) != 0 || ::stat("/", &top) != 0) return "";
-  std::vector<std::string> names;
-  while (!(st.st_dev == top.st_dev && st.st_ino == top.st_ino)) {
-    UniqueFd parent(::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    struct stat pst {};
-    if (!parent.valid() || ::fstat(parent.get(), &pst) != 0) return "";
-    if (pst.st_dev == st.st_dev && pst.st_ino == st.st_ino) return "";  // a root that is not ours
-    DIR* dir = ::fdopendir(::dup(parent.get()));
-    if (!dir) return "";
-    bool found = false;
-    while (dirent* ent = ::readdir(dir)) {
-      if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0) continue;
-      if (st.st_dev == pst.st_dev && ent->d_ino != st.st_ino) continue;
-      struct stat est {};
-      if (::fstatat(parent.get(), ent->d_name, &est, AT_SYMLINK_NOFOLLOW) == 0 &&
-          est.st_dev == st.st_dev && est.st_ino == st.st_ino) {
-        names.emplace_back(ent->d_name);
-        found = true;
-        break;
-      }
-    }
-    ::closedir(dir);
-    if (!found) return "";
-    cur = std::move(parent);
-    st = pst;
-  }
-  std::string out;
-  for (auto it = names.rbegin(); it != names.rend(); ++it) out += "/" + *it;
-  return out.empty() ? "/" : out;
-}
-
-// readlink of a /proc link, with the walk above for directories whose path
-// is longer than a page. False with errno on failure.
-bool proc_link(const char* path, std::string& out) {
-  if (read_link(path, out)) return true;
-  if (errno != ENAMETOOLONG) return false;
-  out = long_dir_path(path);
-  if (!out.empty()) return true;
-  errno = ENAMETOOLONG;
-  return false;
-}
-
-// A path the tracer named for an event, owning its bytes.
-struct Named {
-  std::string path;
-  uint8_t flags = 0;   // BS_SF_*
-  uint16_t rflags = 0;  // BS_RF_DIR
-  uint32_t magic = 0;
-  uint64_t ino = 0, mnt = 0;
-  KernelPath view() const { return KernelPath{path, flags}; }
-};
-
-// A string in the tracee's memory, read page by page up to its NUL.
-struct UserString {
-  std::string text;
-  bool present = false;  // the pointer was not NULL
-  uint8_t flags = 0;     // BS_SF_FAULT, BS_SF_TRUNCATED
-};
-
-// Reads n bytes of the tracee's memory at addr. process_vm_readv first;
-// what it cannot read the kernel still could (a page mapped write-only:
-// the tracee's syscall reads it, a remote read without FOLL_FORCE does not),
-// so then /proc/TID/mem, which reads as the tracer may. Returns bytes read.
-ssize_t read_remote(pid_t tid, uint64_t addr, void* buf, size_t n) {
-  iovec local{buf, n};
-  iovec remote{reinterpret_cast<void*>(addr), n};
-  ssize_t got = ::process_vm_readv(tid, &local, 1, &remote, 1, 0);
-  if (got > 0) return got;
-  char mem[64];
-  std::snprintf(mem, sizeof mem, "/proc/%d/mem", static_cast<int>(tid));
-  UniqueFd fd(::open(mem, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return -1;
-  return ::pread(fd.get(), buf, n, static_cast<off_t>(addr));
-}
-
-void read_user_string(pid_t tid, uint64_t addr, size_t max, UserString& out) {
-  out.text.clear();
-  out.flags = 0;
-  out.present = addr != 0;
-  if (!addr) return;
-  char buf[4096];
-  size_t want = 256;  // most paths are short: do not copy a page for them
-  while (out.text.size() < max) {
-    size_t to_page_end = 4096 - (addr & 4095);
-    size_t chunk = std::min({want, to_page_end, max - out.text.size()});
-    ssize_t n = read_remote(tid, addr, buf, chunk);
-    if (n <= 0) {
-      out.flags |= BS_SF_FAULT;
-      return;
-    }
-    const void* nul = std::memchr(buf, 0, static_cast<size_t>(n));
-    if (nul) {
-      out.text.append(buf, static_cast<const char*>(nul) - buf);
-      return;
-    }
-    out.text.append(buf, static_cast<size_t>(n));
-    addr += static_cast<uint64_t>(n);
-    want = sizeof buf;
-  }
-  out.flags |= BS_SF_TRUNCATED;
-}
-
-// The socket address of a connect, bind or send (bs_sc_desc's
-// BS_DESC_SOCKADDR / BS_DESC_MSGHDR), as raw bytes. false: there is none
-// (a send on a connected socket), nothing to report.
-bool read_sockaddr(pid_t tid, const bs_sc_desc& d, const uint64_t* args, UserString& out) {
-  out = UserString{};
-  uint64_t addr = args[d.path1 - 1u];
-  uint64_t len = d.path2 ? args[d.path2 - 1u] : 0;
-  if ((d.desc_flags & BS_DESC_MSGHDR) && addr) {
-    struct {
-      uint64_t name;
-      uint32_t namelen;
-    } mh{};
-    if (read_remote(tid, addr, &mh, sizeof mh) != sizeof mh) mh = {};
-    addr = mh.name;
-    len = mh.namelen;
-  }
-  if (!addr || !len) return false;
-  out.present = true;
-  out.text.resize(std::min<uint64_t>(len, BS_SOCKADDR_MAX));
-  if (read_remote(tid, addr, out.text.data(), out.text.size()) != static_cast<ssize_t>(out.text.size())) {
-    out.text.clear();
-    out.flags = BS_SF_FAULT;
-  }
-  return true;
-}
-
 struct Pending {
   const SyscallSpec* spec = nullptr;
   std::array<uint64_t, 6> args{};
@@ -272,28 +114,6 @@ struct Proc {
   bool cwd_plain = false;  // on_plain_fs(cwd)
 };
 
-// The lines of /proc/PID/status that decide what a lookup may see.
-std::string identity_of(const char* status_path) {
-  auto status = read_file(status_path);
-  if (!status) return "";
-  std::string out;
-  for (const char* field : {"\nUid:", "\nGid:", "\nGroups:", "\nCapEff:"}) {
-    size_t at = status->find(field);
-    if (at == std::string::npos) return "";
-    size_t end = status->find('\n', at + 1);
-    out.append(*status, at, end == std::string::npos ? std::string::npos : end - at);
-  }
-  return out;
-}
-
-// Which file system object a root is, as a string to compare.
-std::string root_identity(const char* path) {
-  struct statx sx {};
-  if (::statx(AT_FDCWD, path, 0, STATX_INO | STATX_MNT_ID, &sx) != 0) return "";
-  return std::to_string(sx.stx_dev_major) + ":" + std::to_string(sx.stx_dev_minor) + ":" +
-         std::to_string(sx.stx_ino) + ":" + std::to_string(sx.stx_mnt_id);
-}
-
 class PtraceSource final : public EventSource {
  public:
   PtraceSource() {
@@ -305,7 +125,7 @@ class PtraceSource final : public EventSource {
     if (answer_) {
       std::string ns;
       self_identity_ = identity_of("/proc/self/status");
-      if (read_link("/proc/self/ns/user", ns)) self_identity_ += "\n" + ns;
+      if (proc_link("/proc/self/ns/user", ns)) self_identity_ += "\n" + ns;
       self_identity_ += "\n" + root_identity("/");
     }
   }
@@ -390,18 +210,16 @@ class PtraceSource final : public EventSource {
   std::optional<int64_t> try_answer(pid_t tid, Thread& t);
   bool file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e);
 
-  bool describe(pid_t tid, const char* what, long n, Named& out, bool info);
-  uint32_t magic_of(uint64_t mnt, const char* path);
+  bool describe(pid_t tid, const char* what, long n, Named& out, bool info) {
+    return proc_.describe(tid, what, n, out, info);
+  }
   void refresh_fs(pid_t tid, Thread& t);
   void attach_fs(pid_t tid, Thread& t, EventBase& e, bool need_cwd, bool need_root);
-  int name_exists(pid_t tid, int dirfd, const std::string& name, bool follow);
-  std::string script_interp(pid_t tid, const std::string& filename);
-  std::optional<Named> mapping_at(pid_t tid, uint64_t ip, const std::string& exe);
 
   std::array<const SyscallSpec*, BS_SC_TABLE_SIZE> table_{};
   std::unordered_map<pid_t, Thread> threads_;
   std::unordered_map<pid_t, Proc> procs_;
-  std::unordered_map<uint64_t, uint32_t> magic_by_mnt_;
+  ProcReader proc_;
   uint64_t gen_ = 1;
   // Answering lookups in the tracer (lookup_answer.h): on unless the
   // platform cannot skip syscalls or BSANDBOX_PTRACE_ANSWER=0.
@@ -747,10 +565,8 @@ void PtraceSource::on_exec(pid_t tid) {
   const Pending& p = t.pending;
   filename_.clear();
   if (p.spec && p.path1.present) {
-    filename_ = p.path1.text;
     int dirfd = p.spec->desc.dirfd1 ? static_cast<int>(p.args[p.spec->desc.dirfd1 - 1u]) : AT_FDCWD;
-    if (dirfd != AT_FDCWD && (filename_.empty() || filename_[0] != '/'))
-      filename_ = "/dev/fd/" + std::to_string(dirfd) + (filename_.empty() ? "" : "/" + filename_);
+    filename_ = exec_name(p.path1.text, dirfd);
   }
   bool have_exe = describe(tid, "exe", -1, exe_, true);
   if (filename_.empty() && have_exe) filename_ = exe_.path;
@@ -759,7 +575,8 @@ void PtraceSource::on_exec(pid_t tid) {
   e.interp = interp_.empty() ? e.filename : std::string_view(interp_);
   if (have_exe) e.exe = exe_.view();
   if (have_exe) {
-    if (auto ld = mapping_at(tid, info.instruction_pointer, exe_.path)) {
+    auto maps = read_file(ProcPath(tid, "maps").c_str());
+    if (auto ld = maps ? mapping_at(*maps, info.instruction_pointer, exe_.path) : std::nullopt) {
       ldso_ = std::move(*ld);
       e.ldso = ldso_.view();
     }
@@ -799,7 +616,7 @@ void PtraceSource::erase_threads(pid_t tgid) {
 bool PtraceSource::same_identity(pid_t tid, Thread& t) {
   if (t.identity_epoch == epoch_) return t.same_identity;
   std::string ns, id = identity_of(ProcPath(tid, "status").c_str());
-  if (read_link(ProcPath(tid, "ns/user").c_str(), ns)) id += "\n" + ns;
+  if (proc_link(ProcPath(tid, "ns/user").c_str(), ns)) id += "\n" + ns;
   id += "\n" + root_identity(ProcPath(tid, "root").c_str());
   t.same_identity = !self_identity_.empty() && id == self_identity_;
   t.identity_epoch = epoch_;
@@ -850,53 +667,6 @@ std::optional<int64_t> PtraceSource::try_answer(pid_t tid, Thread& t) {
   return ret;
 }
 
-// What /proc/TID/WHAT[N] names. info: also whether it is a directory, its
-// file system, and whether it was deleted (the kernel appends " (deleted)").
-bool PtraceSource::describe(pid_t tid, const char* what, long n, Named& out, bool info) {
-  ProcPath path = n >= 0 ? ProcPath(tid, what, n) : ProcPath(tid, what);
-  out.flags = 0;
-  out.rflags = 0;
-  out.magic = 0;
-  out.ino = out.mnt = 0;
-  if (!proc_link(path.c_str(), out.path)) {
-    if (errno != ENAMETOOLONG) return false;
-    out.path.clear();
-    out.flags = BS_SF_TRUNCATED;  // longer than a page: /proc cannot say
-    return true;
-  }
-  if (out.path.empty() || out.path[0] != '/') {
-    out.flags = BS_SF_UNREACHABLE;  // pipe:[..], socket:[..], anon_inode:..
-    return true;
-  }
-  bool maybe_deleted = ends_with(out.path, " (deleted)");
-  if (!info && !maybe_deleted) return true;
-  struct statx sx {};
-  if (::statx(AT_FDCWD, path.c_str(), 0, STATX_TYPE | STATX_NLINK | STATX_INO | STATX_MNT_ID,
-              &sx) != 0)
-    return true;
-  if (S_ISDIR(sx.stx_mode)) out.rflags |= BS_RF_DIR;
-  if (maybe_deleted && sx.stx_nlink == 0) {
-    out.path.resize(out.path.size() - std::strlen(" (deleted)"));
-    out.flags |= BS_SF_DELETED;
-  }
-  out.ino = sx.stx_ino;
-  out.mnt = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : (uint64_t{sx.stx_dev_major} << 32 | sx.stx_dev_minor);
-  out.magic = magic_of((sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0, path.c_str());
-  return true;
-}
-
-uint32_t PtraceSource::magic_of(uint64_t mnt, const char* path) {
-  if (mnt) {
-    auto it = magic_by_mnt_.find(mnt);
-    if (it != magic_by_mnt_.end()) return it->second;
-  }
-  struct statfs fs {};
-  if (::statfs(path, &fs) != 0) return 0;
-  uint32_t magic = static_cast<uint32_t>(fs.f_type);
-  if (mnt) magic_by_mnt_[mnt] = magic;
-  return magic;
-}
-
 void PtraceSource::refresh_fs(pid_t tid, Thread& t) {
   if (t.fs_gen == gen_) return;
   if (!proc_link(ProcPath(tid, "cwd").c_str(), t.cwd)) t.cwd.clear();
@@ -916,72 +686,6 @@ void PtraceSource::attach_fs(pid_t tid, Thread& t, EventBase& e, bool need_cwd, 
     t.root_sent = t.root;
     e.root = KernelPath{t.root_sent, 0};
   }
-}
-
-// Whether name exists for the tracee (1), not (0), or unknown (-1): looked up
-// through its own cwd, root or dirfd in /proc, so it resolves as it would.
-int PtraceSource::name_exists(pid_t tid, int dirfd, const std::string& name, bool follow) {
-  bool absolute = !name.empty() && name[0] == '/';
-  ProcPath base = absolute ? ProcPath(tid, "root") : dirfd == AT_FDCWD ? ProcPath(tid, "cwd")
-                                                                        : ProcPath(tid, "fd/", dirfd);
-  UniqueFd dir(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir.valid()) return -1;
-  const char* rel = absolute ? name.c_str() + 1 : name.c_str();
-  if (*rel == '\0') rel = ".";
-  struct stat st {};
-  if (::fstatat(dir.get(), rel, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) == 0) return 1;
-  return errno == ENOENT ? 0 : -1;
-}
-
-// The interpreter a #! script names (as named), or "" if filename is not a
-// script. Nested scripts end at the last interpreter, like the kernel's.
-std::string PtraceSource::script_interp(pid_t tid, const std::string& filename) {
-  std::string current = filename, interp;
-  for (int depth = 0; depth < 4 && !current.empty(); ++depth) {
-    std::string path = current[0] == '/' ? std::string(ProcPath(tid, "root").c_str()) + current
-                                         : std::string(ProcPath(tid, "cwd").c_str()) + "/" + current;
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-    if (!fd.valid()) break;
-    char head[256];
-    ssize_t n = ::read(fd.get(), head, sizeof head);
-    if (n < 3 || head[0] != '#' || head[1] != '!') break;
-    std::string_view line(head + 2, static_cast<size_t>(n - 2));
-    size_t b = line.find_first_not_of(" \t");
-    if (b == std::string_view::npos) break;
-    size_t e = line.find_first_of(" \t\n", b);
-    std::string next(line.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
-    if (next.empty()) break;
-    interp = current = next;
-  }
-  return interp;
-}
-
-// The file mapped at ip in the new program (the ELF interpreter, where
-// execution starts), unless that is the program itself (a static binary).
-std::optional<Named> PtraceSource::mapping_at(pid_t tid, uint64_t ip, const std::string& exe) {
-  auto maps = read_file(ProcPath(tid, "maps").c_str());
-  if (!maps) return std::nullopt;
-  size_t at = 0;
-  while (at < maps->size()) {
-    size_t end = maps->find('\n', at);
-    if (end == std::string::npos) end = maps->size();
-    std::string_view line(maps->data() + at, end - at);
-    at = end + 1;
-    unsigned long lo = 0, hi = 0;
-    if (std::sscanf(std::string(line.substr(0, 40)).c_str(), "%lx-%lx", &lo, &hi) != 2) continue;
-    if (ip < lo || ip >= hi) continue;
-    size_t slash = line.find('/');
-    if (slash == std::string_view::npos) return std::nullopt;
-    Named out;
-    out.path = std::string(line.substr(slash));
-    if (ends_with(out.path, " (deleted)")) {
-      out.path.resize(out.path.size() - std::strlen(" (deleted)"));
-      out.flags |= BS_SF_DELETED;
-    }
-    if (out.path == exe) return std::nullopt;
-    return out;
-  }
-  return std::nullopt;
 }
 
 }  // namespace
