@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <vector>
 
+#include "sandbox/base/dir.h"
 #include "sandbox/base/io.h"
 #include "sandbox/base/unique_fd.h"
 
@@ -21,20 +23,6 @@ namespace {
 
 bool ends_with(const std::string& s, std::string_view tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-// readlink into out; false with errno on failure.
-bool read_link(const char* path, std::string& out) {
-  out.resize(256);
-  for (;;) {
-    ssize_t n = ::readlink(path, out.data(), out.size());
-    if (n < 0) return false;
-    if (static_cast<size_t>(n) < out.size()) {
-      out.resize(static_cast<size_t>(n));
-      return true;
-    }
-    out.resize(out.size() * 4);
-  }
 }
 
 }  // namespace
@@ -49,11 +37,10 @@ std::string long_dir_path(const char* proc_link) {
     struct stat pst {};
     if (!parent.valid() || ::fstat(parent.get(), &pst) != 0) return "";
     if (pst.st_dev == st.st_dev && pst.st_ino == st.st_ino) return "";  // a root that is not ours
-    DIR* dir = ::fdopendir(::dup(parent.get()));
+    auto dir = Dir::open_fd(parent.get(), proc_link);
     if (!dir) return "";
     bool found = false;
-    while (dirent* ent = ::readdir(dir)) {
-      if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0) continue;
+    while (const dirent* ent = dir->next()) {
       if (st.st_dev == pst.st_dev && ent->d_ino != st.st_ino) continue;
       struct stat est {};
       if (::fstatat(parent.get(), ent->d_name, &est, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -63,7 +50,6 @@ std::string long_dir_path(const char* proc_link) {
         break;
       }
     }
-    ::closedir(dir);
     if (!found) return "";
     cur = std::move(parent);
     st = pst;
@@ -74,7 +60,12 @@ std::string long_dir_path(const char* proc_link) {
 }
 
 bool proc_link(const char* path, std::string& out) {
-  if (read_link(path, out)) return true;
+  auto link = read_link(path);
+  if (link) {
+    out = std::move(*link);
+    return true;
+  }
+  // errno is still readlink's: read_link fails right after it.
   if (errno != ENAMETOOLONG) return false;
   out = long_dir_path(path);
   if (!out.empty()) return true;
@@ -140,15 +131,22 @@ int name_exists(pid_t tid, int dirfd, const std::string& name, bool follow) {
   return errno == ENOENT ? 0 : -1;
 }
 
-std::string identity_of(const char* status_path) {
-  auto status = read_file(status_path);
-  if (!status) return "";
+TaskIds task_ids(std::string_view status) {
+  auto number = [&](std::string_view name) -> pid_t {
+    pid_t n = 0;
+    auto v = proc_field(status, name);
+    if (!v || std::from_chars(v->data(), v->data() + v->size(), n).ec != std::errc()) return 0;
+    return n;
+  };
+  return TaskIds{number("Tgid"), number("PPid")};
+}
+
+std::string credentials_of(std::string_view status) {
   std::string out;
-  for (const char* field : {"\nUid:", "\nGid:", "\nGroups:", "\nCapEff:"}) {
-    size_t at = status->find(field);
-    if (at == std::string::npos) return "";
-    size_t end = status->find('\n', at + 1);
-    out.append(*status, at, end == std::string::npos ? std::string::npos : end - at);
+  for (std::string_view field : {"Uid", "Gid", "Groups", "CapEff"}) {
+    auto value = proc_field(status, field);
+    if (!value) return "";
+    out.append(field).append(":").append(*value).append("\n");
   }
   return out;
 }
@@ -158,6 +156,13 @@ std::string root_identity(const char* path) {
   if (::statx(AT_FDCWD, path, 0, STATX_INO | STATX_MNT_ID, &sx) != 0) return "";
   return std::to_string(sx.stx_dev_major) + ":" + std::to_string(sx.stx_dev_minor) + ":" +
          std::to_string(sx.stx_ino) + ":" + std::to_string(sx.stx_mnt_id);
+}
+
+std::string identity(const std::string& proc_dir, const char* root) {
+  auto status = read_file(proc_dir + "/status");
+  std::string id = status ? credentials_of(*status) : "";
+  if (auto ns = read_link(proc_dir + "/ns/user")) id += "\n" + *ns;
+  return id + "\n" + root_identity(root);
 }
 
 }  // namespace bsandbox

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "sandbox/core/event.h"
@@ -70,10 +71,25 @@ class ProcReader {
 // up through its own cwd, root or dirfd in /proc, so it resolves as it would.
 int name_exists(pid_t tid, int dirfd, const std::string& name, bool follow);
 
-// The lines of /proc/PID/status that decide what a lookup may see.
-std::string identity_of(const char* status_path);
+// The Tgid and PPid fields of the text of /proc/TID/status (0 where
+// missing).
+struct TaskIds {
+  pid_t tgid = 0;
+  pid_t ppid = 0;
+};
+TaskIds task_ids(std::string_view status);
+
+// What decides what a lookup may see, of the text of /proc/PID/status: its
+// Uid, Gid, Groups and CapEff lines (empty if one is missing).
+std::string credentials_of(std::string_view status);
 
 // Which file system object a root is, as a string to compare.
 std::string root_identity(const char* path);
+
+// Who a thread is to a lookup it makes, as a string to compare: its
+// credentials, user namespace and root. proc_dir is "/proc/self" or
+// "/proc/TID"; root the path of its root directory ("/" for the tracer
+// itself, "/proc/TID/root" for a tracee).
+std::string identity(const std::string& proc_dir, const char* root);
 
 }  // namespace bsandbox

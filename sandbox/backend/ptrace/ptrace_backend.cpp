@@ -16,14 +16,11 @@
 // have changed it (the same generation scheme as the kernel side).
 #include "sandbox/backend/ptrace/ptrace_backend.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,7 +28,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -123,10 +119,7 @@ class PtraceSource final : public EventSource {
     const char* knob = std::getenv("BSANDBOX_PTRACE_ANSWER");
     answer_ = can_skip_syscalls() && !(knob && std::strcmp(knob, "0") == 0);
     if (answer_) {
-      std::string ns;
-      self_identity_ = identity_of("/proc/self/status");
-      if (proc_link("/proc/self/ns/user", ns)) self_identity_ += "\n" + ns;
-      self_identity_ += "\n" + root_identity("/");
+      self_identity_ = identity("/proc/self", "/");
     }
   }
 
@@ -244,12 +237,9 @@ Thread& PtraceSource::known(pid_t tid) {
   t.tgid = tid;
   pid_t ppid = 0;
   if (auto status = read_file(ProcPath(tid, "status").c_str())) {
-    auto field = [&](const char* name) -> pid_t {
-      size_t at = status->find(name);
-      return at == std::string::npos ? 0 : static_cast<pid_t>(std::atol(status->c_str() + at + std::strlen(name)));
-    };
-    if (pid_t tgid = field("\nTgid:")) t.tgid = tgid;
-    ppid = field("\nPPid:");
+    TaskIds ids = task_ids(*status);
+    if (ids.tgid) t.tgid = ids.tgid;
+    ppid = ids.ppid;
   }
   if (!procs_.count(t.tgid)) {
     Proc& p = procs_[t.tgid];
@@ -615,9 +605,7 @@ void PtraceSource::erase_threads(pid_t tgid) {
 // root, so that a lookup made by the tracer is the lookup it would make.
 bool PtraceSource::same_identity(pid_t tid, Thread& t) {
   if (t.identity_epoch == epoch_) return t.same_identity;
-  std::string ns, id = identity_of(ProcPath(tid, "status").c_str());
-  if (proc_link(ProcPath(tid, "ns/user").c_str(), ns)) id += "\n" + ns;
-  id += "\n" + root_identity(ProcPath(tid, "root").c_str());
+  std::string id = identity("/proc/" + std::to_string(tid), ProcPath(tid, "root").c_str());
   t.same_identity = !self_identity_.empty() && id == self_identity_;
   t.identity_epoch = epoch_;
   return t.same_identity;
