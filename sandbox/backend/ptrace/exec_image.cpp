@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "sandbox/base/io.h"
 #include "sandbox/base/unique_fd.h"
 
 namespace bsandbox {
@@ -62,6 +63,35 @@ std::optional<Named> mapping_at(std::string_view maps, uint64_t ip, const std::s
     return out;
   }
   return std::nullopt;
+}
+
+void ExecImage::read(pid_t tid, ProcReader& proc, const FileCall* execve, uint64_t ip) {
+  filename_.clear();
+  if (execve && execve->spec && execve->path1.present) {
+    uint8_t dirfd1 = execve->spec->desc.dirfd1;
+    filename_ = exec_name(execve->path1.text, dirfd1 ? static_cast<int>(execve->arg(dirfd1)) : AT_FDCWD);
+  }
+  have_exe_ = proc.describe(tid, "exe", -1, exe_, true);
+  if (filename_.empty() && have_exe_) filename_ = exe_.path;
+  interp_ = script_interp(tid, filename_);
+  have_ldso_ = false;
+  if (have_exe_) {
+    auto maps = read_file(ProcPath(tid, "maps").c_str());
+    if (auto ld = maps ? mapping_at(*maps, ip, exe_.path) : std::nullopt) {
+      ldso_ = std::move(*ld);
+      have_ldso_ = true;
+    }
+  }
+  auto args = read_file(ProcPath(tid, "cmdline").c_str());
+  argv_ = args ? std::move(*args) : std::string();
+}
+
+void ExecImage::fill(ExecEvent& e) const {
+  e.filename = filename_;
+  e.interp = interp_.empty() ? e.filename : std::string_view(interp_);
+  if (have_exe_) e.exe = exe_.view();
+  if (have_ldso_) e.ldso = ldso_.view();
+  e.argv = argv_;
 }
 
 }  // namespace bsandbox

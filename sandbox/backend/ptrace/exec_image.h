@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "sandbox/backend/ptrace/file_call.h"
 #include "sandbox/backend/ptrace/proc_reader.h"
 
 namespace bsandbox {
@@ -33,5 +34,27 @@ std::string script_interp(pid_t tid, const std::string& filename);
 // program starts: the ELF interpreter), unless that is the program exe
 // itself (a static binary) or no file is mapped there.
 std::optional<Named> mapping_at(std::string_view maps, uint64_t ip, const std::string& exe);
+
+// The names of an ExecEvent, read at the exec stop of tid; it owns the
+// bytes the event's views point to, until the next read.
+class ExecImage {
+ public:
+  // execve: the call as read at its seccomp stop (nullptr if unknown); ip:
+  // where the new program starts.
+  void read(pid_t tid, ProcReader& proc, const FileCall* execve, uint64_t ip);
+  // The filename (the name given, else the executable's path), interp (the
+  // script interpreter, else the filename), exe, ldso and argv of e.
+  void fill(ExecEvent& e) const;
+  // Whether the names in e need the cwd (a relative name, or a script whose
+  // interpreter is looked up) and the root (an absolute name).
+  bool needs_cwd() const { return relative() || !interp_.empty(); }
+  bool needs_root() const { return !relative(); }
+
+ private:
+  bool relative() const { return !filename_.empty() && filename_[0] != '/'; }
+  std::string filename_, interp_, argv_;
+  Named exe_, ldso_;
+  bool have_exe_ = false, have_ldso_ = false;
+};
 
 }  // namespace bsandbox

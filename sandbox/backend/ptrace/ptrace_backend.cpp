@@ -8,12 +8,12 @@
 // sent before anything it does.
 //
 // What the eBPF backend reads from kernel memory, this one reads while the
-// tracee is stopped: its arguments from its memory (tracee_memory.h), the
-// path of an fd, of the cwd and root and whether an open created its file
-// (looked up at the seccomp stop, before the call runs) from /proc
-// (proc_reader.h), what an exec started (exec_image.h). The cwd is re-read
-// only after a chdir, fchdir, chroot or rename anywhere in the tree could
-// have changed it (the same generation scheme as the kernel side).
+// tracee is stopped: a file syscall's arguments and names (file_call.h,
+// tracee_memory.h), the path of an fd, of the cwd and root (proc_reader.h),
+// what an exec started (exec_image.h). The cwd is re-read only after a
+// chdir, fchdir, chroot or rename anywhere in the tree could have changed
+// it (the same generation scheme as the kernel side). Lookups may be
+// answered by the tracer itself at the seccomp stop (lookup_answer.h).
 #include "sandbox/backend/ptrace/ptrace_backend.h"
 
 #include <fcntl.h>
@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "sandbox/backend/ptrace/exec_image.h"
+#include "sandbox/backend/ptrace/file_call.h"
 #include "sandbox/backend/ptrace/lookup_answer.h"
 #include "sandbox/backend/ptrace/proc_reader.h"
 #include "sandbox/backend/ptrace/tracee_memory.h"
@@ -77,14 +78,6 @@ bool one_of(std::span<const long> list, uint64_t nr) {
 // call stops again, so this one is not reported.
 bool is_restart(int64_t ret) { return ret <= -512 && ret >= -516; }
 
-struct Pending {
-  const SyscallSpec* spec = nullptr;
-  std::array<uint64_t, 6> args{};
-  uint64_t flags = 0;
-  UserString path1, path2;
-  int created = -1;  // open with O_CREAT: 1 if the name did not exist at entry
-};
-
 struct Thread {
   pid_t tgid = 0;
   bool in_syscall = false;  // resumed with PTRACE_SYSCALL, awaiting the exit stop
@@ -93,7 +86,7 @@ struct Thread {
   bool same_identity = false;   // credentials, user namespace, root: the tracer's
   bool held = false;        // first stop seen; waiting for its creator's event
   bool announced = false;   // its creator's event was handled
-  Pending pending;
+  FileCall pending;
   uint64_t fs_gen = 0;      // gen_ when cwd/root were last read
   std::string cwd, root = "/";  // as last read
   std::string cwd_sent, root_sent = "/";  // as the process tree has them
@@ -225,8 +218,8 @@ class PtraceSource final : public EventSource {
   SourceHealth health_;
   uint64_t unreadable_ = 0;
   // Scratch for one event at a time (events are views).
-  Named dir1_, dir2_, result_, exe_, ldso_;
-  std::string argv_, filename_, interp_;
+  Named dir1_, dir2_, result_;
+  ExecImage image_;
 };
 
 // The thread for tid, registering it (and its process) at first sight.
@@ -378,53 +371,9 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
     return;
   }
   ++file_calls_;
-  Pending& p = t.pending;
-  p.spec = spec;
-  const bs_sc_desc& d = spec->desc;
-  for (size_t i = 0; i < 6; ++i) p.args[i] = info.seccomp.args[i];
-  auto arg = [&](uint8_t index) { return p.args[index - 1u]; };
-  p.flags = 0;
-  if (d.flags) {
-    p.flags = arg(d.flags);
-    if (d.desc_flags & BS_DESC_FLAGS_IN_OPEN_HOW) {
-      uint64_t how = 0;
-      if (read_remote(tid, arg(d.flags), &how, sizeof how) != sizeof how) how = 0;
-      p.flags = how;
-    }
-  }
-  if (d.desc_flags & (BS_DESC_SOCKADDR | BS_DESC_MSGHDR)) {
-    if (!read_sockaddr(tid, d, p.args.data(), p.path1)) {
-      resume(tid);
-      return;
-    }
-    p.path2 = UserString{};
-    p.created = -1;
-    t.in_syscall = true;
+  if (!read_file_call(tid, *spec, info.seccomp.args, t.pending)) {
     resume(tid);
     return;
-  } else if (d.path1) {
-    read_user_string(tid, arg(d.path1), BS_USER_PATH_MAX, p.path1);
-  } else {
-    p.path1 = UserString{};
-  }
-  if ((d.desc_flags & BS_DESC_SKIP_EMPTY_PATH) && p.path1.present && p.path1.text.empty() &&
-      !p.path1.flags) {
-    resume(tid);  // fstat() in disguise
-    return;
-  }
-  if (d.path2) {
-    read_user_string(tid, arg(d.path2), BS_USER_PATH_MAX, p.path2);
-  } else {
-    p.path2 = UserString{};
-  }
-  p.created = -1;
-  bool opens = d.resolve == BS_RESOLVE_RETFD && d.sys != BS_SYS_OPEN_BY_HANDLE_AT;
-  uint64_t oflags = d.sys == BS_SYS_CREAT ? (O_CREAT | O_WRONLY | O_TRUNC) : p.flags;
-  if (opens && (oflags & O_CREAT) && (oflags & O_TMPFILE) != O_TMPFILE && !(oflags & O_EXCL) &&
-      p.path1.present && !p.path1.flags) {
-    int dirfd = d.dirfd1 ? static_cast<int>(arg(d.dirfd1)) : AT_FDCWD;
-    int exists = name_exists(tid, dirfd, p.path1.text, !(oflags & O_NOFOLLOW));
-    if (exists >= 0) p.created = exists ? 0 : 1;
   }
   if (auto ret = try_answer(tid, t)) {
     FileEvent e;
@@ -433,7 +382,7 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
     if (send) emit(e);
     return;
   }
-  if (d.resolve == BS_RESOLVE_PWD || d.resolve == BS_RESOLVE_ROOT) {
+  if (spec->desc.resolve == BS_RESOLVE_PWD || spec->desc.resolve == BS_RESOLVE_ROOT) {
     t.fs_changing = true;
     ++fs_in_flight_;
   }
@@ -466,42 +415,20 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
 // The event for the thread's pending syscall, named while it is stopped
 // (false: nothing to report).
 bool PtraceSource::file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e) {
-  const Pending& p = t.pending;
+  const FileCall& p = t.pending;
   const bs_sc_desc& d = p.spec->desc;
-  auto arg = [&](uint8_t index) { return p.args[index - 1u]; };
   e.proc = procs_[t.tgid].key;
   e.tid = static_cast<uint32_t>(tid);
-  e.sys = static_cast<bs_sys>(d.sys);
-  e.ret = ret;
-  e.flags = p.flags;
-  e.dirfd1 = d.dirfd1 ? static_cast<int32_t>(arg(d.dirfd1)) : AT_FDCWD;
-  e.dirfd2 = d.dirfd2 ? static_cast<int32_t>(arg(d.dirfd2)) : AT_FDCWD;
-  int fd = d.fd ? static_cast<int>(arg(d.fd)) : -1;
-
-  if (p.path1.present) e.path1 = KernelPath{p.path1.text, p.path1.flags};
-  if (p.path2.present) e.path2 = KernelPath{p.path2.text, p.path2.flags};
-  char c1 = p.path1.present && !p.path1.text.empty() ? p.path1.text[0] : 0;
-  char c2 = p.path2.present && !p.path2.text.empty() ? p.path2.text[0] : 0;
-  bool text2 = d.desc_flags & BS_DESC_PATH2_IS_TEXT;
-  bool rel1 = d.path1 && c1 != '/';
-  bool rel2 = p.path2.present && c2 != '/' && !text2;
-  bool abs1 = p.path1.present && c1 == '/';
-  bool abs2 = p.path2.present && c2 == '/' && !text2;
-  if (rel1 && e.dirfd1 != AT_FDCWD && describe(tid, "fd/", e.dirfd1, dir1_, false))
-    e.dir1 = dir1_.view();
-  if (rel2 && e.dirfd2 != AT_FDCWD && describe(tid, "fd/", e.dirfd2, dir2_, false))
-    e.dir2 = dir2_.view();
-  bool need_cwd = (rel1 && p.path1.present && e.dirfd1 == AT_FDCWD) ||
-                  (rel2 && e.dirfd2 == AT_FDCWD);
-  if (need_cwd || abs1 || abs2) attach_fs(tid, t, e, need_cwd, abs1 || abs2);
+  NamesNeeded need = fill_file_event(p, ret, e);
+  if (need.dir1 && describe(tid, "fd/", e.dirfd1, dir1_, false)) e.dir1 = dir1_.view();
+  if (need.dir2 && describe(tid, "fd/", e.dirfd2, dir2_, false)) e.dir2 = dir2_.view();
+  if (need.cwd || need.root) attach_fs(tid, t, e, need.cwd, need.root);
+  int fd = d.fd ? static_cast<int>(p.arg(d.fd)) : -1;
 
   bool described = false;
   if (d.resolve == BS_RESOLVE_RETFD && ret >= 0) {
     described = describe(tid, "fd/", static_cast<long>(ret), result_, true);
-    uint64_t oflags = d.sys == BS_SYS_CREAT ? O_CREAT : p.flags;
-    if (described && (oflags & O_CREAT) && (oflags & O_TMPFILE) != O_TMPFILE &&
-        ((oflags & O_EXCL) || p.created == 1))
-      e.result_flags |= BS_RF_CREATED;
+    if (described && p.created_file()) e.result_flags |= BS_RF_CREATED;
   } else if (d.resolve == BS_RESOLVE_FDARG && fd >= 0) {
     described = describe(tid, "fd/", fd, result_, true);
     if (described && (d.desc_flags & BS_DESC_ONCE_PER_FILE)) {
@@ -550,32 +477,9 @@ void PtraceSource::on_exec(pid_t tid) {
   e.time = Clocks::boot_now();
   e.elf32 = info.arch != kNativeArch;
 
-  // The name execve was given, as the kernel spells it (execveat relative
-  // to a dirfd becomes /dev/fd/N/NAME).
-  const Pending& p = t.pending;
-  filename_.clear();
-  if (p.spec && p.path1.present) {
-    int dirfd = p.spec->desc.dirfd1 ? static_cast<int>(p.args[p.spec->desc.dirfd1 - 1u]) : AT_FDCWD;
-    filename_ = exec_name(p.path1.text, dirfd);
-  }
-  bool have_exe = describe(tid, "exe", -1, exe_, true);
-  if (filename_.empty() && have_exe) filename_ = exe_.path;
-  e.filename = filename_;
-  interp_ = script_interp(tid, filename_);
-  e.interp = interp_.empty() ? e.filename : std::string_view(interp_);
-  if (have_exe) e.exe = exe_.view();
-  if (have_exe) {
-    auto maps = read_file(ProcPath(tid, "maps").c_str());
-    if (auto ld = maps ? mapping_at(*maps, info.instruction_pointer, exe_.path) : std::nullopt) {
-      ldso_ = std::move(*ld);
-      e.ldso = ldso_.view();
-    }
-  }
-  auto args = read_file(ProcPath(tid, "cmdline").c_str());
-  argv_ = args ? std::move(*args) : std::string();
-  e.argv = argv_;
-  bool relative = !filename_.empty() && filename_[0] != '/';
-  attach_fs(tid, t, e, relative || !interp_.empty(), !relative);
+  image_.read(tid, proc_, &t.pending, info.instruction_pointer);
+  image_.fill(e);
+  attach_fs(tid, t, e, image_.needs_cwd(), image_.needs_root());
   resume(tid);  // still in execve: its exit stop comes next and is skipped
   emit(e);
 }
@@ -627,7 +531,7 @@ int PtraceSource::cwd_fd(pid_t tid, Thread& t) {
 // The pending call's result, if the tracer could answer it (the tracee
 // then skips the call); nullopt if the tracee must make it.
 std::optional<int64_t> PtraceSource::try_answer(pid_t tid, Thread& t) {
-  const Pending& p = t.pending;
+  const FileCall& p = t.pending;
   const bs_sc_desc& d = p.spec->desc;
   bs_sys sys = static_cast<bs_sys>(d.sys);
   if (!answer_ || fs_in_flight_ || !answerable(sys, p.flags) || !p.path1.present ||
