@@ -264,6 +264,13 @@ bool Interpreter::says_something() const {
 
 Interpretation Interpreter::run() {
   if (!says_something()) return std::move(out_);
+  if (is_name_lookup(e_.sys)) {
+    // EINVAL (only readlink's gets here): found, and not a symlink (gcc
+    // asks of its output).
+    if (e_.ret == -EINVAL) add(name1(), kOpStat);
+    else on_name(name1(), kOpStat);
+    return std::move(out_);
+  }
   switch (e_.sys) {
     case BS_SYS_OPEN:
     case BS_SYS_OPENAT:
@@ -278,23 +285,6 @@ Interpretation Interpreter::run() {
       // Success arrives as an ExecEvent; here only failed attempts, such as
       // a shell trying each directory of PATH.
       if (is_missing(e_.ret)) add(name1(), kOpMissing);
-      break;
-
-    case BS_SYS_STAT:
-    case BS_SYS_LSTAT:
-    case BS_SYS_NEWFSTATAT:
-    case BS_SYS_STATX:
-    case BS_SYS_ACCESS:
-    case BS_SYS_FACCESSAT:
-    case BS_SYS_FACCESSAT2:
-      on_name(name1(), kOpStat);
-      break;
-
-    case BS_SYS_READLINK:
-    case BS_SYS_READLINKAT:
-      // EINVAL: found, and not a symlink (gcc asks of its output).
-      if (e_.ret == -EINVAL) add(name1(), kOpStat);
-      else on_name(name1(), kOpStat);
       break;
 
     case BS_SYS_GETXATTR:
@@ -403,8 +393,7 @@ Interpretation Interpreter::run() {
       socket();
       break;
 
-    case BS_SYS_NONE:
-    case BS_SYS_COUNT:
+    default:  // the name lookups, above; BS_SYS_NONE, BS_SYS_COUNT
       break;
   }
   return std::move(out_);
@@ -512,6 +501,23 @@ bool is_pseudo_fs(uint32_t magic) {
     case SOCKFS_MAGIC:
     case ANON_INODE_FS_MAGIC:
     case DEVMEM_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_name_lookup(bs_sys sys) {
+  switch (sys) {
+    case BS_SYS_STAT:
+    case BS_SYS_LSTAT:
+    case BS_SYS_NEWFSTATAT:
+    case BS_SYS_STATX:
+    case BS_SYS_ACCESS:
+    case BS_SYS_FACCESSAT:
+    case BS_SYS_FACCESSAT2:
+    case BS_SYS_READLINK:
+    case BS_SYS_READLINKAT:
       return true;
     default:
       return false;

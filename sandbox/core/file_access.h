@@ -57,6 +57,12 @@ std::optional<std::string> absolute_name(std::string_view name, const KernelPath
 // AF_UNIX names made absolute against context.cwd.
 std::string socket_address(std::string_view sockaddr, const PathContext& context);
 
+// Whether sys only looks a name up: it learns whether the name exists and
+// its metadata (stat, access) or a symlink's target (readlink), and changes
+// nothing. The record keeps a "stat" of the name (or "missing"); the ptrace
+// backend may answer these in the tracer (backend/ptrace/lookup_answer.h).
+bool is_name_lookup(bs_sys sys);
+
 // Whether a file system magic number is a pseudo file system whose files the
 // spec lets us leave out (procfs, sysfs, devpts, cgroup, ...).
 bool is_pseudo_fs(uint32_t magic);

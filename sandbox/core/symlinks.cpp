@@ -3,9 +3,9 @@
 // links), but only to list the links.
 #include "sandbox/core/symlinks.h"
 
-#include <unistd.h>
-
 #include <deque>
+
+#include "sandbox/base/io.h"
 
 namespace bsandbox {
 namespace {
@@ -27,16 +27,9 @@ void push_components(std::deque<std::string>& pending, std::string_view path) {
 }  // namespace
 
 std::optional<std::string> SystemLinkReader::read_link(const std::string& path) {
-  std::string buf(256, '\0');
-  for (;;) {
-    ssize_t n = ::readlink(path.c_str(), buf.data(), buf.size());
-    if (n < 0) return std::nullopt;
-    if (static_cast<size_t>(n) < buf.size()) {
-      buf.resize(n);
-      return buf;
-    }
-    buf.resize(buf.size() * 2);
-  }
+  auto target = bsandbox::read_link(path);
+  if (!target) return std::nullopt;  // not a symlink, or not there
+  return std::move(*target);
 }
 
 const std::optional<std::string>& SymlinkFinder::read_link(const std::string& path) {

@@ -359,3 +359,30 @@ TEST_CASE("a failed call is recorded only where its errno says what was at a nam
   // EACCES from open: nothing (the spec records no op it failed at).
   CHECK(run(ev(BS_SYS_OPENAT, -EACCES, "secret")).empty());
 }
+
+TEST_CASE("the name lookups: a stat of the name when found, missing when not, nothing else") {
+  int lookups = 0;
+  for (int i = BS_SYS_NONE + 1; i < BS_SYS_COUNT; ++i) {
+    auto sys = static_cast<bs_sys>(i);
+    if (!is_name_lookup(sys)) continue;
+    CAPTURE(i);
+    ++lookups;
+    auto found = interpret(ev(sys, 0, "a/b"), kCtx);
+    REQUIRE(found.accesses.size() == 1);
+    CHECK(found.accesses[0].path == "/work/a/b");
+    CHECK(found.accesses[0].ops == kOpStat);
+    CHECK(found.sockets.empty());
+    CHECK(run(ev(sys, -ENOENT, "a/b")) == M{{"/work/a/b", kOpMissing}});
+    CHECK(run(ev(sys, -EACCES, "a/b")).empty());
+  }
+  // stat, lstat, newfstatat, statx, access, faccessat, faccessat2,
+  // readlink, readlinkat.
+  CHECK(lookups == 9);
+  // Calls that look a name up and do more are not lookups.
+  for (bs_sys other : {BS_SYS_OPEN, BS_SYS_OPENAT, BS_SYS_EXECVE, BS_SYS_GETXATTR, BS_SYS_CHDIR,
+                       BS_SYS_UNLINK, BS_SYS_MKDIR, BS_SYS_NONE, BS_SYS_COUNT})
+    CHECK_FALSE(is_name_lookup(other));
+  // readlink's EINVAL: found, and no symlink; a stat's EINVAL says nothing.
+  CHECK(run(ev(BS_SYS_READLINK, -EINVAL, "a")) == M{{"/work/a", kOpStat}});
+  CHECK(run(ev(BS_SYS_STAT, -EINVAL, "a")).empty());
+}

@@ -163,24 +163,11 @@ std::optional<Found> find(const LookupCall& c, bool follow) {
 bool on_plain_fs(int fd) { return !on_pseudo_fs(fd); }
 
 bool answerable(bs_sys sys, uint64_t open_flags) {
-  switch (sys) {
-    case BS_SYS_STAT:
-    case BS_SYS_LSTAT:
-    case BS_SYS_NEWFSTATAT:
-    case BS_SYS_STATX:
-    case BS_SYS_ACCESS:
-    case BS_SYS_FACCESSAT:
-    case BS_SYS_FACCESSAT2:
-    case BS_SYS_READLINK:
-    case BS_SYS_READLINKAT:
-      return true;
-    case BS_SYS_OPEN:
-    case BS_SYS_OPENAT:
-      // Only a miss is answered; an open that may create is never.
-      return !(open_flags & O_CREAT) && (open_flags & O_TMPFILE) != O_TMPFILE;
-    default:
-      return false;
-  }
+  if (is_name_lookup(sys)) return true;  // decode() reads each one's arguments
+  // Only a miss is answered; an open that may create is never.
+  if (sys == BS_SYS_OPEN || sys == BS_SYS_OPENAT)
+    return !(open_flags & O_CREAT) && (open_flags & O_TMPFILE) != O_TMPFILE;
+  return false;
 }
 
 std::optional<int64_t> answer_lookup(pid_t tid, const LookupCall& c) {

@@ -49,7 +49,9 @@ struct LookupCall {
   std::array<uint64_t, 6> args{};  // the syscall's raw arguments
 };
 
-// Whether sys (with these open flags) is a call answer_lookup may take.
+// Whether sys (with these open flags) is a call answer_lookup may take:
+// a name lookup (is_name_lookup, core/file_access.h), or an open that
+// cannot create (only its miss is answered).
 bool answerable(bs_sys sys, uint64_t open_flags);
 
 // The value the syscall would return, with its outputs already written to

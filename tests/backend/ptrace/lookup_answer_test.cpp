@@ -15,6 +15,8 @@
 #include <string>
 
 #include "sandbox/backend/ptrace/lookup_answer.h"
+#include "sandbox/backend/syscall_table.h"
+#include "sandbox/core/file_access.h"
 #include "sandbox/base/unique_fd.h"
 
 using namespace bsandbox;
@@ -242,4 +244,56 @@ TEST_CASE("open: only a name that is not there is answered, and never a create")
   CHECK_FALSE(answerable(BS_SYS_OPENAT, O_TMPFILE | O_RDWR));
   CHECK_FALSE(answerable(BS_SYS_OPENAT2, 0));
   CHECK_FALSE(answerable(BS_SYS_UNLINK, 0));
+}
+
+TEST_CASE("the calls answered are the record's name lookups (is_name_lookup), each as the kernel answers it") {
+  Tree t;
+  std::string name = "dir/file";
+  uint64_t base = static_cast<uint64_t>(t.fd.get());
+  // One call per lookup, with this name, and the same call made for real.
+  // A lookup added to is_name_lookup without a case here, or that
+  // answer_lookup cannot decode, fails below.
+  struct stat st {};
+  struct statx sx {};
+  char buf[64];
+  auto args_of = [&](bs_sys sys) -> std::optional<std::array<uint64_t, 6>> {
+    uint64_t n = ptr(name.c_str());
+    switch (sys) {
+      case BS_SYS_STAT:
+      case BS_SYS_LSTAT: return std::array<uint64_t, 6>{n, ptr(&st)};
+      case BS_SYS_NEWFSTATAT: return std::array<uint64_t, 6>{base, n, ptr(&st), 0};
+      case BS_SYS_STATX: return std::array<uint64_t, 6>{base, n, 0, STATX_BASIC_STATS, ptr(&sx)};
+      case BS_SYS_ACCESS: return std::array<uint64_t, 6>{n, R_OK};
+      case BS_SYS_FACCESSAT:
+      case BS_SYS_FACCESSAT2: return std::array<uint64_t, 6>{base, n, R_OK, 0};
+      case BS_SYS_READLINK: return std::array<uint64_t, 6>{n, ptr(buf), sizeof buf};
+      case BS_SYS_READLINKAT: return std::array<uint64_t, 6>{base, n, ptr(buf), sizeof buf};
+      default: return std::nullopt;
+    }
+  };
+  // Relative names without a dirfd argument start at the cwd: the tree.
+  char cwd[4096];
+  REQUIRE(::getcwd(cwd, sizeof cwd) != nullptr);
+  REQUIRE(::fchdir(t.fd.get()) == 0);
+  int lookups = 0;
+  for (int i = BS_SYS_NONE + 1; i < BS_SYS_COUNT; ++i) {
+    auto sys = static_cast<bs_sys>(i);
+    CAPTURE(i);
+    bool opens = sys == BS_SYS_OPEN || sys == BS_SYS_OPENAT;
+    CHECK(answerable(sys, O_RDONLY) == (is_name_lookup(sys) || opens));
+    if (!is_name_lookup(sys)) continue;
+    ++lookups;
+    auto args = args_of(sys);
+    REQUIRE_MESSAGE(args, "a name lookup this test does not know how to call");
+    auto answered = ask(sys, t.fd.get(), name, *args);
+    REQUIRE_MESSAGE(answered, "a name lookup answer_lookup declines");
+    long nr = -1;
+    for (const SyscallSpec& spec : file_syscalls())
+      if (spec.desc.sys == sys) nr = spec.nr;
+    REQUIRE(nr >= 0);
+    long real = ::syscall(nr, (*args)[0], (*args)[1], (*args)[2], (*args)[3], (*args)[4]);
+    CHECK(*answered == (real < 0 ? -errno : real));
+  }
+  REQUIRE(::chdir(cwd) == 0);
+  CHECK(lookups > 0);
 }
