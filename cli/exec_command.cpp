@@ -28,6 +28,7 @@
 #include "sandbox/export/record_printer.h"
 #include "sandbox/run/supervisor.h"
 #include "sandbox/run/tracer_service.h"
+#include "sandbox/run/run_result.h"
 #include "sandbox/run/traced_run.h"
 
 namespace bsandbox {
@@ -164,12 +165,8 @@ Record hit_record(const Cache::Hit& hit, const ExecOptions& o, const std::string
                 [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
     }
   }
-  rec.argv = o.argv;
-  rec.cwd = cwd;
-  rec.start_ns = start;
-  rec.end_ns = Clocks::wall_now();
-  rec.exit_code = hit.exit_code;
-  rec.cache = "hit";
+  // The stored run's agent stays: the processes are the ones it traced.
+  set_facts(rec, RunFacts{o.argv, cwd, start, Clocks::wall_now(), hit.exit_code, "hit", rec.agent});
   return rec;
 }
 
@@ -179,9 +176,11 @@ std::string shown_command(const std::vector<std::string>& argv) {
   return line.size() <= 100 ? line : line.substr(0, 97) + "...";
 }
 
-void store_result(Cache& cache, const CacheRequest& request, const Record& rec, const PriorOf& prior,
-                  const OutputCapture& capture, const ExecOptions& o) {
-  auto saved = cache.save(request, rec, prior, capture.out_file(), capture.err_file(), rec.end_ns - rec.start_ns);
+void store_result(Cache& cache, const CacheRequest& request, const TracedRun& run, const OutputCapture& capture,
+                  const ExecOptions& o) {
+  const Record& rec = run.record;
+  auto saved = cache.save(request, rec, std::cref(run.first_accesses), capture.out_file(), capture.err_file(),
+                          rec.end_ns - rec.start_ns);
   if (!saved) say("warning: cache: not stored: " + saved.error().message);
   else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
   else if (saved->empty() && o.verbose) say("cached the result");
@@ -213,25 +212,12 @@ int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& 
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   capture->finish();
-  Record rec;
+  RunFacts facts{o.argv, cwd, start_wall, Clocks::wall_now(), exit_code_from_wait_status(status), "miss", ""};
   auto connection = connect_tracer(service);
-  auto sub = connection ? request_subtree(connection->get(), pid) : Result<TracedSubtree>(tl::unexpected(connection.error()));
-  if (!sub) {
-    say("warning: cache: not stored: " + sub.error().message);
-  } else {
-    rec = std::move(sub->record);
-    rec.argv = o.argv;
-    rec.cwd = cwd;
-    rec.start_ns = start_wall;
-    rec.end_ns = Clocks::wall_now();
-    rec.exit_code = exit_code_from_wait_status(status);
-    rec.cache = "miss";
-    const auto& priors = sub->priors;
-    store_result(cache, request, rec, [&](const std::string& p) {
-      auto it = priors.find(p);
-      return it == priors.end() ? PriorAccess{} : it->second;
-    }, *capture, o);
-  }
+  auto sub = connection ? request_subtree(connection->get(), pid, std::move(facts))
+                        : Result<TracedRun>(tl::unexpected(connection.error()));
+  if (!sub) say("warning: cache: not stored: " + sub.error().message);
+  else store_result(cache, request, *sub, *capture, o);
   return exit_code_from_wait_status(status);
 }
 
@@ -264,25 +250,205 @@ std::optional<Cache::Hit> look_up(Cache& cache, CacheRequest& request, const Exe
   return std::nullopt;
 }
 
+// Everything `bsandbox exec` holds from its first step to its last; each
+// step below fills in a part, in the order run_exec calls them.
+struct Exec {
+  explicit Exec(const ExecOptions& options) : o(options) {}
+  const ExecOptions& o;
+  std::string cwd = current_dir();
+  int64_t start_wall = 0;
+  std::optional<Project> project;
+  std::optional<AtomicFile> json_out, record_out;
+  std::optional<Cache> cache;
+  std::unique_ptr<JournaledRun> journal;
+  CacheRequest request;
+  std::optional<std::string> agent_socket;
+  std::optional<UniqueFd> agent;
+  std::optional<OutputCapture> capture;
+  ChildStdio stdio;
+};
+
+// Inside a project the run is journaled. Whose project it is decides
+// first, since root working in another user's project becomes that user
+// before it opens or creates anything.
+Result<void> find_own_project(Exec& x) {
+  if (x.o.no_journal) return {};
+  auto found = find_project(x.cwd);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found) return {};
+  if (auto r = act_as_owner(**found, x.o.trust_owner); !r) return r;
+  x.project = std::move(*found);
+  return {};
+}
+
+// Checked before anything runs: the records can be written.
+Result<void> open_outputs(Exec& x) {
+  const ExecOptions& o = x.o;
+  if (o.json_path && o.record_path && *o.json_path == *o.record_path)
+    return fail("--json and --record name the same file: " + *o.json_path);
+  if (o.json_path) {
+    auto f = AtomicFile::create(*o.json_path);
+    if (!f) return fail("cannot write the JSON record: " + f.error().message);
+    x.json_out.emplace(std::move(*f));
+  }
+  if (o.record_path) {
+    auto f = AtomicFile::create(*o.record_path);
+    if (!f) return fail("cannot write the record: " + f.error().message);
+    x.record_out.emplace(std::move(*f));
+  }
+  return {};
+}
+
+// The cache directory is opened before a journaled run enters its view,
+// where (with --contain) every other mount is read-only; then the view
+// (a private mount namespace) is entered before the backend starts
+// threads or tracees.
+Result<void> open_cache_and_journal(Exec& x) {
+  const ExecOptions& o = x.o;
+  if (o.cache_dir) {
+    std::string key;
+    if (!o.cache_key_file.empty()) {
+      auto k = load_cache_key(o.cache_key_file);
+      if (!k) return tl::unexpected(k.error());
+      key = std::move(*k);
+    }
+    auto c = Cache::open(*o.cache_dir, key);
+    if (!c) say("warning: running without the cache: " + c.error().message);
+    else x.cache.emplace(std::move(*c));
+  }
+  if (x.project) {
+    JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
+    auto j = JournaledRun::begin(std::move(*x.project), o.argv, x.cwd, environ, jo);
+    if (!j) return tl::unexpected(j.error());
+    x.journal = std::move(*j);
+    if (o.verbose) say("journaling in " + x.journal->project().root);
+  }
+  if (!x.journal && (o.contain || o.no_rollback || o.force))
+    return fail(std::string(o.contain ? "--contain" : o.force ? "--force" : "--no-rollback") +
+                " applies to journaled runs, and " + x.cwd + " is not inside a project (see bsandbox init)");
+  return {};
+}
+
+// What the cache keys this run on (the root outputs must lie under, the
+// inputs it will look for).
+void prepare_request(Exec& x) {
+  const ExecOptions& o = x.o;
+  std::string root = x.journal ? x.journal->project().root : o.cache_root ? path::resolve(x.cwd, *o.cache_root) : x.cwd;
+  std::vector<std::string> unkeyed;
+  for (const auto& d : o.unkeyed_listings) unkeyed.push_back(path::resolve(root, d));
+  x.request = x.cache->prepare(o.argv, x.cwd, root, environ, o.cache_failures, std::move(unkeyed), o.cache_allow_network);
+  // bsandbox's own sockets, which wrappers inside reach: not the network.
+  if (const char* tracer = std::getenv(kTracerEnv)) x.request.sockets.own_sockets.push_back("unix:" + std::string(tracer));
+  x.request.sockets.own_sockets.push_back("unix:" + default_agent_socket());
+}
+
+// bsandboxd: asked for, or (auto, not root) found running. Not for a
+// journaled run, whose view is a mount namespace the agent is not in, nor
+// inside a traced run, whose tracer would not see the agent's job.
+Result<void> find_agent(Exec& x) {
+  const ExecOptions& o = x.o;
+  x.agent_socket = o.agent;
+  if (x.agent_socket && x.journal)
+    return fail("--agent cannot run a journaled command (inside a project, " + x.journal->project().root +
+                "): use --no-journal, or run without --agent");
+  if (!x.agent_socket && o.backend == "auto" && ::geteuid() != 0 && !x.journal && !std::getenv(kTracerEnv)) {
+    std::string socket = default_agent_socket();
+    if (::access(socket.c_str(), F_OK) == 0) {
+      if (auto fd = connect_agent(socket)) {
+        x.agent.emplace(std::move(*fd));
+        x.agent_socket = socket;
+      } else if (o.verbose) {
+        say("not using the agent: " + fd.error().message);
+      }
+    }
+  } else if (x.agent_socket) {
+    auto fd = connect_agent(*x.agent_socket);
+    if (!fd) return tl::unexpected(fd.error());
+    x.agent.emplace(std::move(*fd));
+  }
+  if (x.agent && o.verbose) say("backend: ebpf, through bsandboxd at " + *x.agent_socket);
+  return {};
+}
+
+// A cached command's output is captured, to be stored with its result.
+Result<void> capture_output(Exec& x) {
+  if (!x.cache) return {};
+  auto c = OutputCapture::start();
+  if (!c) return fail("capturing the command's output: " + c.error().message);
+  x.capture.emplace(std::move(*c));
+  x.stdio = {x.request.stdin_replacement.get(), x.capture->child_out(), x.capture->child_err()};
+  hand_down_diagnostics();
+  return {};
+}
+
+// Sets an environment variable for the traced tree, and back as it was.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const char* name) : name_(name) {
+    if (const char* v = std::getenv(name)) old_ = v;
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The command traced here, under the backend the options choose.
+Result<TracedRun> trace_here(Exec& x) {
+  auto source = open_backend(x.o);
+  if (!source) return tl::unexpected(source.error());
+  if (x.o.verbose) say("backend: " + std::string((*source)->name()));
+  SuperviseOptions so;
+  so.spawn.stdio = x.stdio;
+  // Cached commands inside (bsandbox-wrap) may use this tracer.
+  // Without one (ptrace: a process has one tracer), a wrapper inside could
+  // not trace its command: it runs it directly instead (BSANDBOX_WRAPPED).
+  ScopedEnv tracer_env(kTracerEnv), wrapped_env("BSANDBOX_WRAPPED");
+  std::unique_ptr<TracerService> service;
+  if ((*source)->wait_fd() >= 0) {
+    if (auto s = TracerService::listen()) {
+      service = std::move(*s);
+      so.service = service.get();
+      ::setenv(kTracerEnv, service->address().c_str(), 1);
+    }
+  }
+  if (!service) {
+    ::unsetenv(kTracerEnv);
+    ::setenv("BSANDBOX_WRAPPED", "1", 1);
+  }
+  return run_traced(**source, x.o.argv, x.cwd, so, /*for_cache=*/x.cache.has_value());
+}
+
+// The cache hit's record, journaled and written as a run's would be.
+int finish_hit(Exec& x, const Cache::Hit& hit) {
+  Record rec = hit_record(hit, x.o, x.cwd, x.request.root, x.start_wall);
+  int code = rec.exit_code;
+  if (x.journal) code = commit_journal(*x.journal, rec, x.o, code);
+  code = write_records(rec, x.json_out, x.record_out, code);
+  if (!x.json_out && !x.record_out && !x.o.quiet) say(summary_line(rec));
+  return code;
+}
+
 // After the run, wherever it ran: store it in the cache, journal it, write
 // the records, report. Returns the exit code.
-int finish_run(TracedRun& run, const ExecOptions& o, Cache* cache, const CacheRequest& request,
-               const OutputCapture* capture, JournaledRun* journal, std::optional<AtomicFile>& json_out,
-               std::optional<AtomicFile>& record_out) {
+int finish_run(Exec& x, const TracedRun& run) {
+  const ExecOptions& o = x.o;
   if (!run.exec_error.empty()) say(run.exec_error);
   if (!run.stopped.empty()) say("the command was killed: " + run.stopped);
-  Record& rec = run.record;
-  const std::vector<std::string>& problems = run.problems;
+  const Record& rec = run.record;
   int code = rec.exit_code;
-  if (cache) {
-    // Stored from what the command left, before a journal commits it.
-    rec.cache = "miss";
-    store_result(*cache, request, rec, [&](const std::string& p) { return run.prior(p); }, *capture, o);
-  }
-  if (journal) code = commit_journal(*journal, rec, o, code);
-  code = write_records(rec, json_out, record_out, code);
-  for (const auto& p : problems) say("warning: record incomplete: " + p);
-  if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
+  // Stored from what the command left, before a journal commits it.
+  if (x.cache) store_result(*x.cache, x.request, run, *x.capture, o);
+  if (x.journal) code = commit_journal(*x.journal, rec, o, code);
+  code = write_records(rec, x.json_out, x.record_out, code);
+  for (const auto& p : run.problems) say("warning: record incomplete: " + p);
+  if (!x.json_out && !x.record_out && !o.quiet) say(summary_line(rec));
   if (o.verbose) {
     say(std::to_string(run.events) + " events from the " + rec.backend + " backend, " +
         std::to_string(rec.processes.size()) + " processes; " + resource_report());
@@ -309,177 +475,40 @@ int exec_directly(const std::vector<std::string>& argv, int stdin_fd) {
   return e == ENOENT ? 127 : 126;
 }
 
+// The steps, in order: the project, the outputs, the cache and journal,
+// the cache lookup (a hit ends here; a wrapper may hand its command to the
+// tracer it runs under, or run it untraced), the agent, the run (by the
+// agent or here), and what follows it.
 int run_exec(const ExecOptions& o) {
   if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
-
-  // Inside a project the run is journaled. Whose project it is decides
-  // first, since root working in another user's project becomes that user
-  // before it opens or creates anything.
-  std::string cwd = current_dir();
-  std::optional<Project> project;
-  if (!o.no_journal) {
-    auto found = find_project(cwd);
-    if (!found) return error_exit(found.error().message);
-    if (*found) {
-      if (auto r = act_as_owner(**found, o.trust_owner); !r) return error_exit(r.error().message);
-      project = std::move(*found);
-    }
-  }
-
-  if (o.json_path && o.record_path && *o.json_path == *o.record_path)
-    return error_exit("--json and --record name the same file: " + *o.json_path);
-  std::optional<AtomicFile> json_out, record_out;
-  if (o.json_path) {
-    auto f = AtomicFile::create(*o.json_path);
-    if (!f) return error_exit("cannot write the JSON record: " + f.error().message);
-    json_out.emplace(std::move(*f));
-  }
-  if (o.record_path) {
-    auto f = AtomicFile::create(*o.record_path);
-    if (!f) return error_exit("cannot write the record: " + f.error().message);
-    record_out.emplace(std::move(*f));
-  }
-
-  int64_t start_wall = Clocks::wall_now();
-  // The cache directory is opened before a journaled run enters its view,
-  // where (with --contain) every other mount is read-only.
-  std::optional<Cache> cache;
-  if (o.cache_dir) {
-    std::string key;
-    if (!o.cache_key_file.empty()) {
-      auto k = load_cache_key(o.cache_key_file);
-      if (!k) return error_exit(k.error().message);
-      key = std::move(*k);
-    }
-    auto c = Cache::open(*o.cache_dir, key);
-    if (!c) say("warning: running without the cache: " + c.error().message);
-    else cache.emplace(std::move(*c));
-  }
-  // Inside a project the run is journaled; entering its view (a private
-  // mount namespace) comes before the backend starts threads or tracees.
-  std::unique_ptr<JournaledRun> journal;
-  if (project) {
-    JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
-    auto j = JournaledRun::begin(std::move(*project), o.argv, cwd, environ, jo);
-    if (!j) return error_exit(j.error().message);
-    journal = std::move(*j);
-    if (o.verbose) say("journaling in " + journal->project().root);
-  }
-  if (!journal && (o.contain || o.no_rollback || o.force))
-    return error_exit(std::string(o.contain ? "--contain" : o.force ? "--force" : "--no-rollback") +
-                      " applies to journaled runs, and " + cwd +
-                      " is not inside a project (see bsandbox init)");
-
-  CacheRequest request;
-  if (cache) {
-    std::string root = journal                ? journal->project().root
-                       : o.cache_root          ? path::resolve(cwd, *o.cache_root)
-                                               : cwd;
-    std::vector<std::string> unkeyed;
-    for (const auto& d : o.unkeyed_listings) unkeyed.push_back(path::resolve(root, d));
-    request = cache->prepare(o.argv, cwd, root, environ, o.cache_failures, std::move(unkeyed), o.cache_allow_network);
-    // bsandbox's own sockets, which wrappers inside reach: not the network.
-    if (const char* tracer = std::getenv(kTracerEnv)) request.sockets.own_sockets.push_back("unix:" + std::string(tracer));
-    request.sockets.own_sockets.push_back("unix:" + default_agent_socket());
-    if (auto hit = look_up(*cache, request, o)) {
-      Record rec = hit_record(*hit, o, cwd, request.root, start_wall);
-      int code = rec.exit_code;
-      if (journal) code = commit_journal(*journal, rec, o, code);
-      code = write_records(rec, json_out, record_out, code);
-      if (!json_out && !record_out && !o.quiet) say(summary_line(rec));
-      return code;
-    }
+  Exec x(o);
+  if (auto r = find_own_project(x); !r) return error_exit(r.error().message);
+  if (auto r = open_outputs(x); !r) return error_exit(r.error().message);
+  x.start_wall = Clocks::wall_now();
+  if (auto r = open_cache_and_journal(x); !r) return error_exit(r.error().message);
+  if (x.cache) {
+    prepare_request(x);
+    if (auto hit = look_up(*x.cache, x.request, o)) return finish_hit(x, *hit);
     // A wrapper has nothing to record for a command it cannot cache.
-    if (o.wrapper && !request.uncacheable.empty()) cache.reset();
+    if (o.wrapper && !x.request.uncacheable.empty()) x.cache.reset();
   }
-  if (o.wrapper && cache) {
+  if (o.wrapper && x.cache) {
     // Inside a traced build its tracer is lent to us: no tracer of our own.
     if (const char* address = std::getenv(kTracerEnv); address && *address)
-      return run_in_ancestor_tracer(o, cwd, *cache, request, address, start_wall);
+      return run_in_ancestor_tracer(o, x.cwd, *x.cache, x.request, address, x.start_wall);
   }
-  if (o.wrapper && !cache) return exec_directly(o.argv, request.stdin_replacement.get());
+  if (o.wrapper && !x.cache) return exec_directly(o.argv, x.request.stdin_replacement.get());
+  if (auto r = find_agent(x); !r) return error_exit(r.error().message);
+  if (auto r = capture_output(x); !r) return error_exit(r.error().message);
 
-  // bsandboxd: asked for, or (auto, not root) found running. Not for a
-  // journaled run, whose view is a mount namespace the agent is not in, nor
-  // inside a traced run, whose tracer would not see the agent's job.
-  std::optional<std::string> agent_socket = o.agent;
-  std::optional<UniqueFd> agent;
-  if (agent_socket && journal)
-    return error_exit("--agent cannot run a journaled command (inside a project, " + journal->project().root +
-                      "): use --no-journal, or run without --agent");
-  if (!agent_socket && o.backend == "auto" && ::geteuid() != 0 && !journal && !std::getenv(kTracerEnv)) {
-    std::string socket = default_agent_socket();
-    if (::access(socket.c_str(), F_OK) == 0) {
-      if (auto fd = connect_agent(socket)) {
-        agent.emplace(std::move(*fd));
-        agent_socket = socket;
-      } else if (o.verbose) {
-        say("not using the agent: " + fd.error().message);
-      }
-    }
-  } else if (agent_socket) {
-    auto fd = connect_agent(*agent_socket);
-    if (!fd) return error_exit(fd.error().message);
-    agent.emplace(std::move(*fd));
-  }
-  if (agent && o.verbose) say("backend: ebpf, through bsandboxd at " + *agent_socket);
-
-  std::optional<OutputCapture> capture;
-  ChildStdio stdio;
-  if (cache) {
-    auto c = OutputCapture::start();
-    if (!c) return error_exit("capturing the command's output: " + c.error().message);
-    capture.emplace(std::move(*c));
-    stdio = {request.stdin_replacement.get(), capture->child_out(), capture->child_err()};
-    hand_down_diagnostics();
-  }
-
-  if (agent) {
-    auto run = run_via_agent(agent->get(), o.argv, cwd, stdio, cache.has_value(), [&](const std::string& line) {
-      if (o.verbose) say(line);
-    });
-    if (capture) capture->finish();
-    if (!run) return error_exit(run.error().message);
-    run->record.agent = *agent_socket;
-    return finish_run(*run, o, cache ? &*cache : nullptr, request, capture ? &*capture : nullptr, journal.get(),
-                      json_out, record_out);
-  }
-
-  auto source = open_backend(o);
-  if (!source) return error_exit(source.error().message);
-  if (o.verbose) say("backend: " + std::string((*source)->name()));
-
-  SuperviseOptions so;
-  so.spawn.stdio = stdio;
-  // Cached commands inside (bsandbox-wrap) may use this tracer.
-  // Without one (ptrace: a process has one tracer), a wrapper inside could
-  // not trace its command: it runs it directly instead (BSANDBOX_WRAPPED).
-  std::unique_ptr<TracerService> service;
-  std::optional<std::string> outer_service, outer_wrapped;
-  if (const char* prev = std::getenv(kTracerEnv)) outer_service = prev;
-  if (const char* prev = std::getenv("BSANDBOX_WRAPPED")) outer_wrapped = prev;
-  if ((*source)->wait_fd() >= 0) {
-    if (auto s = TracerService::listen()) {
-      service = std::move(*s);
-      so.service = service.get();
-      ::setenv(kTracerEnv, service->address().c_str(), 1);
-    }
-  }
-  if (!service) {
-    ::unsetenv(kTracerEnv);
-    ::setenv("BSANDBOX_WRAPPED", "1", 1);
-  }
-  auto run = run_traced(**source, o.argv, cwd, so);
-  auto restore = [](const char* name, const std::optional<std::string>& value) {
-    if (value) ::setenv(name, value->c_str(), 1);
-    else ::unsetenv(name);
-  };
-  restore(kTracerEnv, outer_service);
-  restore("BSANDBOX_WRAPPED", outer_wrapped);
-  if (capture) capture->finish();
+  auto run = x.agent ? run_via_agent(x.agent->get(), *x.agent_socket, o.argv, x.cwd, x.stdio, x.cache.has_value(),
+                                     [&](const std::string& line) {
+                                       if (o.verbose) say(line);
+                                     })
+                     : trace_here(x);
+  if (x.capture) x.capture->finish();
   if (!run) return error_exit(run.error().message);
-  return finish_run(*run, o, cache ? &*cache : nullptr, request, capture ? &*capture : nullptr, journal.get(),
-                    json_out, record_out);
+  return finish_run(x, *run);
 }
 
 }  // namespace bsandbox

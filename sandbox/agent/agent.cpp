@@ -177,7 +177,8 @@ void close_all_but(const std::set<int>& keep) {
     r.mutable_progress()->set_events((*source)->health().delivered);
     (void)send_frame(spec.control, r);
   };
-  auto run = run_traced(**source, spec.argv, spec.cwd, so);
+  // A caller that asks for the first accesses stores the run in its cache.
+  auto run = run_traced(**source, spec.argv, spec.cwd, so, /*for_cache=*/spec.priors);
   if (!run) finish(error_reply(run.error().message));
   agent::Reply reply;
   *reply.mutable_finished() = to_finished(*run, spec.priors);

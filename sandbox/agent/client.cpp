@@ -59,8 +59,8 @@ Result<UniqueFd> connect_agent(const std::string& socket) {
   return fail_errno("connecting to the agent at " + socket, e);
 }
 
-Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, const std::string& cwd,
-                                const ChildStdio& stdio, bool priors,
+Result<TracedRun> run_via_agent(int fd, const std::string& socket, const std::vector<std::string>& argv,
+                                const std::string& cwd, const ChildStdio& stdio, bool for_cache,
                                 const std::function<void(const std::string&)>& note) {
   agent::Request request;
   agent::Submit* s = request.mutable_submit();
@@ -68,7 +68,7 @@ Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, co
   for (char** e = environ; *e; ++e) s->add_env(*e);
   s->set_cwd(cwd);
   s->set_fds(kFdStdin | kFdStdout | kFdStderr);
-  s->set_priors(priors);
+  s->set_priors(for_cache);
   mode_t mask = ::umask(022);
   ::umask(mask);
   s->set_umask(mask);
@@ -96,7 +96,7 @@ Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, co
       case agent::Reply::kProgress:
         break;
       case agent::Reply::kFinished:
-        return from_finished(reply.finished());
+        return from_finished(reply.finished(), socket);
       case agent::Reply::kError:
         return fail("the agent: " + reply.error().message());
       default:

@@ -8,7 +8,7 @@
 
 #include "sandbox/base/result.h"
 #include "sandbox/run/spawn.h"
-#include "sandbox/run/traced_run.h"
+#include "sandbox/run/run_result.h"
 #include "sandbox/base/unique_fd.h"
 
 namespace bsandbox {
@@ -20,10 +20,11 @@ std::string default_agent_socket();
 Result<UniqueFd> connect_agent(const std::string& socket);
 
 // Submits argv (with environ, the cwd, and stdio's descriptors, -1 meaning
-// ours) and waits for the result. note() gets the agent's progress lines
-// (queued, started). The returned run has prior_map filled if priors.
-Result<TracedRun> run_via_agent(int fd, const std::vector<std::string>& argv, const std::string& cwd,
-                                const ChildStdio& stdio, bool priors,
+// ours) to the agent connected on fd at socket, and waits for the result.
+// note() gets the agent's progress lines (queued, started). for_cache: as
+// run_traced's (the record says cache "miss", the first accesses come back).
+Result<TracedRun> run_via_agent(int fd, const std::string& socket, const std::vector<std::string>& argv,
+                                const std::string& cwd, const ChildStdio& stdio, bool for_cache,
                                 const std::function<void(const std::string&)>& note);
 
 // `bsandbox agent status [--agent=SOCKET]`: prints the agent's state.

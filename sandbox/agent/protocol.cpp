@@ -161,26 +161,24 @@ agent::Finished to_finished(const TracedRun& run, bool with_priors) {
   f.set_exec_error(run.exec_error);
   f.set_stopped(run.stopped);
   f.set_events(run.events);
-  if (with_priors && run.tree) {
-    for (const auto& [path, prior] : run.tree->all_priors()) {
-      f.add_prior_paths(path);
-      f.add_priors(prior.pack());
-    }
-  }
+  if (with_priors) run.first_accesses.write_to(f);
   return f;
 }
 
-Result<TracedRun> from_finished(const agent::Finished& f) {
+Result<TracedRun> from_finished(const agent::Finished& f, const std::string& agent_socket) {
   auto rec = from_protobuf(f.record(), "the agent's record");
   if (!rec) return tl::unexpected(rec.error());
   TracedRun run;
+  // The job's facts, and the one its caller adds: which agent ran it.
+  RunFacts facts = facts_of(*rec);
+  facts.agent = agent_socket;
   run.record = std::move(*rec);
+  set_facts(run.record, std::move(facts));
   run.problems.assign(f.problems().begin(), f.problems().end());
+  run.first_accesses = FirstAccesses::read_from(f);
   run.exec_error = f.exec_error();
   run.stopped = f.stopped();
   run.events = f.events();
-  for (int i = 0; i < f.prior_paths_size() && i < f.priors_size(); ++i)
-    run.prior_map.emplace(f.prior_paths(i), PriorAccess::unpack(f.priors(i)));
   return run;
 }
 

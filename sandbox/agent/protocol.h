@@ -17,7 +17,7 @@
 
 #include "sandbox/base/framing.h"
 #include "sandbox/base/result.h"
-#include "sandbox/run/traced_run.h"
+#include "sandbox/run/run_result.h"
 #include "sandbox/base/unique_fd.h"
 #include "sandbox/agent/agent.pb.h"
 
@@ -71,8 +71,10 @@ Result<void> send_frame(int fd, const google::protobuf::MessageLite& message, co
 // says so. Returns bytes read (0 at end of stream) or -errno.
 ssize_t receive_with_fds(int fd, char* buf, size_t len, std::vector<UniqueFd>& fds);
 
-// Finished <-> TracedRun (the record, problems, first accesses).
+// Finished <-> TracedRun (the record, problems, first accesses), shipped
+// as it is. The receiver names the agent's socket, the one fact of the
+// record the job could not know (empty: none added).
 agent::Finished to_finished(const TracedRun& run, bool with_priors);
-Result<TracedRun> from_finished(const agent::Finished& finished);
+Result<TracedRun> from_finished(const agent::Finished& finished, const std::string& agent_socket = "");
 
 }  // namespace bsandbox

@@ -2,7 +2,8 @@
 //
 // A backend turns the activity of a process tree into Events. The supervisor
 // tells it which process is the top of the tree before that process runs,
-// polls its fd, asks it to drain, and at the end asks what it lost. The
+// waits as the source asks (waiting()), asks it to drain on every turn of
+// its loop, and at the end asks what it lost. The
 // eBPF backend (events from the kernel through a ring buffer) is one; the
 // ptrace backend (events from the tracer's own waitpid reports) is the other.
 #pragma once
@@ -38,6 +39,14 @@ class EventSource {
   virtual Result<void> trace_root(pid_t pid) = 0;
   // An fd that polls readable when events may be waiting, or -1.
   virtual int wait_fd() const = 0;
+  // How the supervisor waits for the next turn of its loop:
+  //   kPoll     on wait_fd() and a short timer, reaping without blocking
+  //             (events come from elsewhere: the kernel's ring buffer);
+  //   kWaitpid  blocking in waitpid(), each report handed to on_wait() at
+  //             once (a tracer, whose tracees sit stopped until it acts).
+  // By default, kPoll when the source has an fd.
+  enum class Waiting { kPoll, kWaitpid };
+  virtual Waiting waiting() const { return wait_fd() >= 0 ? Waiting::kPoll : Waiting::kWaitpid; }
   // Delivers everything waiting to sink; returns how many events.
   virtual size_t drain(EventSink& sink) = 0;
   virtual SourceHealth health() = 0;

@@ -1,5 +1,9 @@
-// supervisor.cpp: one epoll loop over a signalfd and the source's fd, or
-// for a tracer, one blocking waitpid loop.
+// supervisor.cpp: one loop, whatever the backend. Each turn waits as the
+// source asks (a Waiter: epoll over a signalfd, the source's fd and the
+// stop fd with a short timeout; or, for a tracer, a blocking waitpid woken
+// by a 20 ms timer), then drains the source, applies a stop or the time
+// limit, serves the tracer service, forwards signals and reaps. The loop
+// ends when no child is left.
 #include "sandbox/run/supervisor.h"
 
 #include "sandbox/run/tracer_service.h"
@@ -14,6 +18,8 @@
 
 #include <cerrno>
 #include <iterator>
+#include <memory>
+#include <poll.h>
 
 #include "sandbox/base/unique_fd.h"
 
@@ -106,138 +112,252 @@ class TracerSignals {
   itimerval old_timer_{};
 };
 
-}  // namespace
 
-Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source,
-                              ProcessTree& tree, const std::string& cwd, const SuperviseOptions& options) {
-  auto filter = source.child_filter();
-  if (!filter) return tl::unexpected(filter.error());
+// How one turn of the loop waits, as the source asks (EventSource::waiting()).
+class Waiter {
+ public:
+  using OnSignal = std::function<void(int signo, int code, pid_t from)>;
+  using OnReport = std::function<void(pid_t pid, int status)>;
+  virtual ~Waiter() = default;
+  // Until something may need doing.
+  virtual Result<void> wait() = 0;
+  // The stop fd is readable.
+  virtual bool stop_ready() = 0;
+  virtual void forget_stop() = 0;  // stopped once: stop asking
+  // The forwardable signals received since the last call.
+  virtual void take_signals(const OnSignal& on_signal) = 0;
+  // The wait reports ready, each to on_report; true once no child is left.
+  virtual bool reap(const OnReport& on_report) = 0;
+};
 
-  SignalGuard signals;
-  UniqueFd sfd(::signalfd(-1, &signals.handled(), SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!sfd.valid()) return fail_errno("signalfd", errno);
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-    return fail_errno("becoming a child subreaper", errno);
-
-  auto child = spawn_paused(argv, signals.previous(), *filter, options.spawn);
-  if (!child) return tl::unexpected(child.error());
-  pid_t root = child->pid();
-  auto abandon = [&](Error e) -> Result<Supervision> {
-    ::kill(root, SIGKILL);
-    ::waitpid(root, nullptr, 0);
-    return tl::unexpected(std::move(e));
-  };
-  if (auto traced = source.trace_root(root); !traced) return abandon(traced.error());
-
-  // The fallback identity, used only if no event ever names the top process.
-  tree.set_root(static_cast<uint32_t>(root), Clocks::boot_now(), argv, cwd);
-
-  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-  if (!ep.valid()) return abandon(Error{"epoll_create1 failed"});
-  int service_fd = options.service && source.wait_fd() >= 0 ? options.service->fd() : -1;
-  int stop_fd = source.wait_fd() >= 0 ? options.stop_fd : -1;
-  for (int fd : {sfd.get(), source.wait_fd(), service_fd, stop_fd}) {
-    if (fd < 0) continue;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
-      return abandon(Error{"epoll_ctl failed"});
+// A source with an fd (eBPF): epoll over the signalfd, the source's fd, the
+// tracer service's and the stop fd, at most kPollMs (the kernel batches
+// its wakeups); reports are reaped without blocking.
+class PollWaiter : public Waiter {
+ public:
+  // Wakes when the source's fd, the service's or the stop fd polls readable.
+  static Result<std::unique_ptr<Waiter>> open(const sigset_t& handled, int source_fd, int service_fd, int stop_fd) {
+    auto w = std::unique_ptr<PollWaiter>(new PollWaiter);
+    w->signals_.reset(::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!w->signals_.valid()) return fail_errno("signalfd", errno);
+    w->ep_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!w->ep_.valid()) return fail("epoll_create1 failed");
+    w->stop_fd_ = stop_fd;
+    for (int fd : {w->signals_.get(), source_fd, service_fd, stop_fd}) {
+      if (fd < 0) continue;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (::epoll_ctl(w->ep_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return fail("epoll_ctl failed");
+    }
+    return std::unique_ptr<Waiter>(std::move(w));
   }
-
-  Supervision out;
-  out.start_wall = Clocks::wall_now();
-  if (auto released = child->release(); !released) return abandon(released.error());
-
-  bool root_alive = true;
-  auto forward = [&](int sig) {
-    if (root_alive) {
-      ::kill(root, sig);
-      return;
-    }
-    for (pid_t pid : tree.running_pids()) ::kill(pid, sig);
-  };
-  auto on_signal = [&](int signo, int code, pid_t from) {
-    if (signo == SIGCHLD) return;
-    bool from_process = code == SI_USER || code == SI_QUEUE;
-    if (from_process && from != root) forward(signo);
-  };
-  auto reaped = [&](pid_t pid, int status) {
-    if (source.on_wait(pid, status, tree)) return;
-    if (pid == root) {
-      root_alive = false;
-      out.wait_status = status;
-      tree.set_root_exit(status, Clocks::boot_now());
-    }
-  };
-
-  if (source.wait_fd() < 0) {
-    // A tracer: every report is a stop to handle at once.
-    TracerSignals caught;
+  Result<void> wait() override {
+    stop_ready_ = false;
+    epoll_event evs[4];
+    int n = ::epoll_wait(ep_.get(), evs, 4, kPollMs);
+    if (n < 0 && errno != EINTR) return fail("epoll_wait failed");
+    for (int i = 0; i < n; ++i) stop_ready_ |= stop_fd_ >= 0 && evs[i].data.fd == stop_fd_;
+    return {};
+  }
+  bool stop_ready() override { return stop_ready_; }
+  void forget_stop() override {
+    if (stop_fd_ >= 0) ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, stop_fd_, nullptr);
+    stop_fd_ = -1;
+  }
+  void take_signals(const OnSignal& on_signal) override {
+    signalfd_siginfo si;
+    while (::read(signals_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+      on_signal(static_cast<int>(si.ssi_signo), si.ssi_code, static_cast<pid_t>(si.ssi_pid));
+  }
+  bool reap(const OnReport& on_report) override {
     for (;;) {
       int status = 0;
-      pid_t pid = ::waitpid(-1, &status, __WALL);
-      caught.take(on_signal);
+      pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
       if (pid > 0) {
-        reaped(pid, status);
-      } else if (errno != EINTR) {
-        break;  // ECHILD: the whole tree is gone
+        on_report(pid, status);
+        continue;
       }
-    }
-  } else {
-    // A source with an fd (eBPF) is drained when it polls readable.
-    uint64_t deadline = options.time_limit_ns > 0 ? Clocks::boot_now() + static_cast<uint64_t>(options.time_limit_ns) : 0;
-    auto stop = [&](std::string why) {
-      if (out.stopped.empty()) out.stopped = std::move(why);
-      if (root_alive) ::kill(root, SIGKILL);
-      for (pid_t pid : tree.running_pids()) ::kill(pid, SIGKILL);
-      if (options.kill_tree) options.kill_tree();
-    };
-    for (;;) {
-      epoll_event evs[5];
-      int n = ::epoll_wait(ep.get(), evs, 5, kPollMs);
-      if (n < 0 && errno != EINTR) return abandon(Error{"epoll_wait failed"});
-      source.drain(tree);
-      for (int i = 0; i < n; ++i) {
-        if (stop_fd < 0 || evs[i].data.fd != stop_fd) continue;
-        std::string why = options.stop_reason ? options.stop_reason() : "stopped";
-        if (why.empty()) break;
-        stop(std::move(why));
-        ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, stop_fd, nullptr);  // once is enough
-        stop_fd = -1;
-        break;
-      }
-      if (deadline && out.stopped.empty() && Clocks::boot_now() >= deadline)
-        stop("the wall time limit of " + std::to_string(options.time_limit_ns / 1000000000) + " s was reached");
-      // Killed processes may have forked on the way: keep killing.
-      else if (!out.stopped.empty()) stop(out.stopped);
-      if (options.tick) options.tick();
-      if (service_fd >= 0) options.service->serve(source, tree, options.boot_to_wall);
-      signalfd_siginfo si;
-      while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
-        on_signal(static_cast<int>(si.ssi_signo), si.ssi_code, static_cast<pid_t>(si.ssi_pid));
-
-      bool none_left = false;
-      for (;;) {
-        int status = 0;
-        pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
-        if (pid > 0) {
-          reaped(pid, status);
-          continue;
-        }
-        if (pid < 0 && errno == EINTR) continue;
-        none_left = pid < 0 && errno == ECHILD;
-        break;
-      }
-      if (none_left) break;
+      if (pid < 0 && errno == EINTR) continue;
+      return pid < 0 && errno == ECHILD;
     }
   }
-  source.drain(tree);
-  out.end_boot = Clocks::boot_now();
-  out.end_wall = Clocks::wall_now();
-  out.exec_failure = child->exec_failure();
-  ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
-  return out;
+
+ private:
+  PollWaiter() = default;
+  UniqueFd signals_, ep_;
+  int stop_fd_ = -1;
+  bool stop_ready_ = false;
+};
+
+// A tracer (ptrace): every wait report is a stop to handle at once, so the
+// wait is waitpid itself, woken by TracerSignals' timer at least every
+// 20 ms; the stop fd is polled without waiting on each turn.
+class WaitpidWaiter : public Waiter {
+ public:
+  explicit WaitpidWaiter(int stop_fd) : stop_fd_(stop_fd) {}
+  Result<void> wait() override {
+    status_ = 0;
+    pid_ = ::waitpid(-1, &status_, __WALL);
+    errno_ = pid_ < 0 ? errno : 0;
+    return {};
+  }
+  bool stop_ready() override {
+    pollfd p{stop_fd_, POLLIN, 0};
+    return stop_fd_ >= 0 && ::poll(&p, 1, 0) > 0;
+  }
+  void forget_stop() override { stop_fd_ = -1; }
+  void take_signals(const OnSignal& on_signal) override { caught_.take(on_signal); }
+  bool reap(const OnReport& on_report) override {
+    if (pid_ > 0) on_report(pid_, status_);
+    return pid_ < 0 && errno_ != EINTR;  // ECHILD: the whole tree is gone
+  }
+
+ private:
+  TracerSignals caught_;
+  int stop_fd_;
+  pid_t pid_ = 0;
+  int status_ = 0, errno_ = 0;
+};
+
+Result<std::unique_ptr<Waiter>> open_waiter(const EventSource& source, const sigset_t& handled,
+                                            const SuperviseOptions& options) {
+  switch (source.waiting()) {
+    case EventSource::Waiting::kPoll:
+      return PollWaiter::open(handled, source.wait_fd(), options.service ? options.service->fd() : -1,
+                              options.stop_fd);
+    case EventSource::Waiting::kWaitpid:
+      break;
+  }
+  return std::unique_ptr<Waiter>(new WaitpidWaiter(options.stop_fd));
+}
+
+// One supervision, from spawn to the last reap; supervise() runs its steps.
+class Supervisor {
+ public:
+  Supervisor(const std::vector<std::string>& argv, EventSource& source, ProcessTree& tree, const std::string& cwd,
+             const SuperviseOptions& options)
+      : argv_(argv), source_(source), tree_(tree), cwd_(cwd), options_(options) {}
+  ~Supervisor() {
+    if (!finished_ && child_) {  // abandoned: the command is not left running
+      ::kill(child_->pid(), SIGKILL);
+      ::waitpid(child_->pid(), nullptr, 0);
+    }
+  }
+
+  // Spawns the command paused, arms tracing, then lets it run.
+  Result<void> start() {
+    auto filter = source_.child_filter();
+    if (!filter) return tl::unexpected(filter.error());
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return fail_errno("becoming a child subreaper", errno);
+    auto child = spawn_paused(argv_, signals_.previous(), *filter, options_.spawn);
+    if (!child) return tl::unexpected(child.error());
+    child_.emplace(std::move(*child));
+    root_ = child_->pid();
+    if (auto traced = source_.trace_root(root_); !traced) return traced;
+    // The fallback identity, used only if no event ever names the top process.
+    tree_.set_root(static_cast<uint32_t>(root_), Clocks::boot_now(), argv_, cwd_);
+    auto waiter = open_waiter(source_, signals_.handled(), options_);
+    if (!waiter) return tl::unexpected(waiter.error());
+    waiter_ = std::move(*waiter);
+    if (options_.time_limit_ns > 0) deadline_ = Clocks::boot_now() + static_cast<uint64_t>(options_.time_limit_ns);
+    out_.start_wall = Clocks::wall_now();
+    return child_->release();
+  }
+
+  // Turns until the tree is gone.
+  Result<void> loop() {
+    for (;;) {
+      if (auto waited = waiter_->wait(); !waited) return waited;
+      source_.drain(tree_);
+      apply_stops();
+      if (options_.tick) options_.tick();
+      if (options_.service) options_.service->serve(source_, tree_, options_.boot_to_wall);
+      waiter_->take_signals([this](int signo, int code, pid_t from) { on_signal(signo, code, from); });
+      if (waiter_->reap([this](pid_t pid, int status) { on_report(pid, status); })) return {};
+    }
+  }
+
+  // The last drain: every exit event was written before its process was
+  // reaped, so this one sees the rest.
+  Supervision finish() {
+    source_.drain(tree_);
+    out_.end_boot = Clocks::boot_now();
+    out_.end_wall = Clocks::wall_now();
+    out_.exec_failure = child_->exec_failure();
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+    finished_ = true;
+    return std::move(out_);
+  }
+
+ private:
+  // A stop asked on the stop fd, or the time limit reached, kills the tree;
+  // killed processes may have forked on the way, so it is killed again on
+  // every later turn.
+  void apply_stops() {
+    if (waiter_->stop_ready()) {
+      std::string why = options_.stop_reason ? options_.stop_reason() : "stopped";
+      if (!why.empty()) {
+        stop(std::move(why));
+        waiter_->forget_stop();  // once is enough
+      }
+    }
+    if (deadline_ && out_.stopped.empty() && Clocks::boot_now() >= deadline_)
+      stop("the wall time limit of " + std::to_string(options_.time_limit_ns / 1000000000) + " s was reached");
+    else if (!out_.stopped.empty())
+      stop(out_.stopped);
+  }
+  void stop(std::string why) {
+    if (out_.stopped.empty()) out_.stopped = std::move(why);
+    if (root_alive_) ::kill(root_, SIGKILL);
+    for (pid_t pid : tree_.running_pids()) ::kill(pid, SIGKILL);
+    if (options_.kill_tree) options_.kill_tree();
+  }
+  // Signals sent by another process go to the top process, or once it has
+  // exited to the tree's running processes; the terminal's own reached the
+  // whole group already.
+  void on_signal(int signo, int code, pid_t from) {
+    if (signo == SIGCHLD) return;
+    bool from_process = code == SI_USER || code == SI_QUEUE;
+    if (!from_process || from == root_) return;
+    if (root_alive_) {
+      ::kill(root_, signo);
+      return;
+    }
+    for (pid_t pid : tree_.running_pids()) ::kill(pid, signo);
+  }
+  // Every wait report goes to the source first (a tracer consumes stops).
+  void on_report(pid_t pid, int status) {
+    if (source_.on_wait(pid, status, tree_)) return;
+    if (pid == root_) {
+      root_alive_ = false;
+      out_.wait_status = status;
+      tree_.set_root_exit(status, Clocks::boot_now());
+    }
+  }
+
+  const std::vector<std::string>& argv_;
+  EventSource& source_;
+  ProcessTree& tree_;
+  const std::string& cwd_;
+  const SuperviseOptions& options_;
+  SignalGuard signals_;
+  std::optional<PausedChild> child_;
+  pid_t root_ = -1;
+  bool finished_ = false, root_alive_ = true;
+  std::unique_ptr<Waiter> waiter_;
+  uint64_t deadline_ = 0;
+  Supervision out_;
+};
+
+}  // namespace
+
+Result<Supervision> supervise(const std::vector<std::string>& argv, EventSource& source, ProcessTree& tree,
+                              const std::string& cwd, const SuperviseOptions& options) {
+  Supervisor supervisor(argv, source, tree, cwd, options);
+  if (auto started = supervisor.start(); !started) return tl::unexpected(started.error());
+  if (auto looped = supervisor.loop(); !looped) return tl::unexpected(looped.error());
+  return supervisor.finish();
 }
 
 }  // namespace bsandbox

@@ -4,11 +4,13 @@
 // The supervisor is a child subreaper, so orphans and daemons of the tree
 // become its children and it can wait for every one of them: the tree has
 // ended when waitpid(-1) reports no children at all. Events are drained from
-// the source on its fd and on a short timer (the kernel side batches its
-// wakeups), and once more after the last process is reaped; since a process's
-// exit event is written before its parent can reap it, that last drain sees
-// everything. A tracer source (ptrace) has no fd: every wait report is
-// offered to it first, and it consumes its tracees' stops.
+// the source on every turn of one loop, which waits as the source asks
+// (EventSource::waiting(): on its fd and a short timer, the kernel side
+// batching its wakeups; or, for a tracer, in waitpid), and once more after
+// the last process is reaped; since a process's exit event is written
+// before its parent can reap it, that last drain sees everything. Every
+// wait report is offered to the source first: a tracer (ptrace) consumes
+// its tracees' stops.
 //
 // Signals: SIGCHLD is read from a signalfd. SIGINT, SIGTERM, SIGHUP and
 // SIGQUIT sent to bsandbox by another process are forwarded to the top
@@ -47,11 +49,12 @@ struct Supervision {
 class TracerService;
 struct SuperviseOptions {
   SpawnOptions spawn;
-  // Served from the event loop (sources with an fd only: eBPF).
+  // Served on every turn of the loop (a source waited on by poll wakes
+  // for it at once).
   TracerService* service = nullptr;
   int64_t boot_to_wall = 0;
-  // Sources with an fd only (eBPF), for bsandboxd's jobs: when stop_fd polls
-  // readable, stop_reason() says why (empty: not a stop after all) and every
+  // For bsandboxd's jobs: when stop_fd polls readable (checked on every
+  // turn), stop_reason() says why (empty: not a stop after all) and every
   // process of the tree is killed; so it is when time_limit_ns of wall time
   // has passed. kill_tree also runs then (a cgroup kill). tick runs on every
   // turn of the loop (at least every 20 ms).

@@ -1,4 +1,8 @@
-// tracer_service.cpp: see tracer_service.h.
+// tracer_service.cpp: see tracer_service.h. A request is two words (a
+// magic number, the child's pid); the reply is one frame (base/framing.h)
+// holding a pb::SubtreeReply. Clients are answered one at a time from the
+// supervisor's loop, with short socket timeouts so a stuck one cannot
+// hold the build.
 #include "sandbox/run/tracer_service.h"
 
 #include <sys/socket.h>
@@ -100,18 +104,13 @@ void TracerService::answer(int client, EventSource& source, ProcessTree& tree, i
   pb::SubtreeReply reply;
   if (auto sub = tree.subtree(static_cast<pid_t>(request[1]), peer.pid, boot_to_wall, Clocks::boot_now())) {
     SourceHealth sh = source.health();
-    ProcessTree::Health th = tree.health();
     Record rec;
     rec.backend = std::string(source.name());
     rec.lost_events = sh.lost;
-    rec.complete = sh.lost == 0 && sh.corrupt == 0 && sh.problems.empty() && th.unresolved == 0 &&
-                   th.strings_dropped == 0 && th.elf32.empty();
+    rec.complete = completeness(sh, tree.health(), Extent::kSubtree).complete;
     rec.processes = std::move(sub->processes);
     reply.set_record(to_protobuf(rec));
-    for (const auto& [path, prior] : sub->priors) {
-      reply.add_prior_paths(path);
-      reply.add_priors(prior.pack());
-    }
+    FirstAccesses(std::move(sub->priors)).write_to(reply);
   } else {
     reply.set_error("no process " + std::to_string(request[1]) + " started by process " + std::to_string(peer.pid) +
                     " was seen");
@@ -129,7 +128,7 @@ Result<UniqueFd> connect_tracer(const std::string& address) {
   return fd;
 }
 
-Result<TracedSubtree> request_subtree(int fd, pid_t child) {
+Result<TracedRun> request_subtree(int fd, pid_t child, RunFacts facts) {
   uint32_t request[2] = {kMagic, static_cast<uint32_t>(child)};
   if (auto w = send_all(fd, {reinterpret_cast<const char*>(request), sizeof request}); !w)
     return tl::unexpected(w.error());
@@ -142,9 +141,10 @@ Result<TracedSubtree> request_subtree(int fd, pid_t child) {
   if (!reply.error().empty()) return fail("tracer service: " + reply.error());
   auto rec = from_protobuf(reply.record(), "tracer service reply");
   if (!rec) return tl::unexpected(rec.error());
-  TracedSubtree out{std::move(*rec), {}};
-  for (int i = 0; i < reply.prior_paths_size() && i < reply.priors_size(); ++i)
-    out.priors.emplace(reply.prior_paths(i), PriorAccess::unpack(reply.priors(i)));
+  TracedRun out;
+  out.record = std::move(*rec);
+  set_facts(out.record, std::move(facts));
+  out.first_accesses = FirstAccesses::read_from(reply);
   return out;
 }
 

@@ -11,20 +11,21 @@
 // written before its parent could reap it, so the answer is whole.
 //
 // Only processes of the traced tree are answered (SO_PEERCRED pid), and
-// only about their own children.
+// only about their own children. The answer is a TracedRun (run_result.h):
+// the subtree's record, judged by the completeness rule for a subtree, and
+// its first accesses; the wrapper adds its facts as the record is received.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
 #include <string>
-#include <unordered_map>
 
-#include "sandbox/core/event_source.h"
-#include "sandbox/core/process_tree.h"
-#include "sandbox/core/provenance.h"
 #include "sandbox/base/result.h"
 #include "sandbox/base/unique_fd.h"
+#include "sandbox/core/event_source.h"
+#include "sandbox/core/process_tree.h"
+#include "sandbox/run/run_result.h"
 
 namespace bsandbox {
 
@@ -46,15 +47,11 @@ class TracerService {
   std::string address_;
 };
 
-struct TracedSubtree {
-  Record record;  // processes, backend, complete; argv/cwd/times/exit code are the caller's to set
-  std::unordered_map<std::string, PriorAccess> priors;
-};
-
 // Connects to the service at address (from $BSANDBOX_TRACER). Connect only
 // when ready to ask: the service answers each connection at once.
 Result<UniqueFd> connect_tracer(const std::string& address);
-// After reaping child: its subtree's record.
-Result<TracedSubtree> request_subtree(int fd, pid_t child);
+// After reaping child: its subtree's run, its record built with the
+// caller's facts (the service knows none of them).
+Result<TracedRun> request_subtree(int fd, pid_t child, RunFacts facts);
 
 }  // namespace bsandbox
