@@ -1,4 +1,8 @@
-// project.cpp: see project.h.
+// project.cpp: see project.h. Everything is reached through the root's and
+// the state directory's descriptors once they are open; paths are used only
+// to find them (find_project walks up looking for .bsandbox/format) and in
+// messages. Acting as the owner changes the whole process's identity, so it
+// comes before anything is opened or created.
 #include "sandbox/journal/project.h"
 
 #include <fcntl.h>
@@ -152,9 +156,12 @@ Result<std::optional<Project>> find_project(const std::string& dir) {
       if (!p) return tl::unexpected(p.error());
       return std::optional<Project>(std::move(*p));
     }
-    // Only "nothing there" means no project here; any other failure would
-    // make a project silently not journaled, or `log` say there is none.
-    if (errno != ENOENT && errno != ENOTDIR) return fail_errno("cannot tell whether " + at + " is a project: " + format, errno);
+    // "Nothing there", or a directory this user may not search (no project
+    // of theirs can be there), means no project here; any other failure
+    // (a symlink loop, an I/O error) would make a project silently not
+    // journaled, or `log` say there is none.
+    if (errno != ENOENT && errno != ENOTDIR && errno != EACCES)
+      return fail_errno("cannot tell whether " + at + " is a project: " + format, errno);
     if (at == "/") return std::optional<Project>();
     size_t slash = at.rfind('/');
     at = slash == 0 ? "/" : at.substr(0, slash);

@@ -41,7 +41,8 @@ struct Project {
 // "already a project root").
 Result<std::string> init_project(const std::string& dir);
 // The project containing dir, if any. A state directory that cannot be
-// looked at (a permission, a loop) is an error naming it, not "no project".
+// looked at (a symlink loop, an I/O error) is an error naming it, not "no
+// project"; one in a directory the user may not search is none of theirs.
 Result<std::optional<Project>> find_project(const std::string& dir);
 // Inside a journaled run's view (where the journal is hidden, so
 // find_project finds nothing): the root of the project it is a view of.
