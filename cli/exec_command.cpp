@@ -34,33 +34,6 @@
 namespace bsandbox {
 namespace {
 
-// Where bsandbox's own messages go. A cached command's stderr is captured
-// and replayed by later hits; the messages of a bsandbox-wrap nested inside
-// it (make recursing) must not become part of that output, so a capturing
-// bsandbox hands its real stderr down as $BSANDBOX_DIAG_FD.
-int diag_fd() {
-  static const int fd = [] {
-    const char* v = std::getenv("BSANDBOX_DIAG_FD");
-    int n = v ? std::atoi(v) : 2;
-    return n > 2 && ::fcntl(n, F_GETFD) >= 0 ? n : 2;
-  }();
-  return fd;
-}
-
-void say(const std::string& line) { (void)write_all(diag_fd(), "bsandbox: " + line + "\n", "stderr"); }
-
-// Before starting a command whose output is captured.
-void hand_down_diagnostics() {
-  int fd = diag_fd();
-  if (fd == 2) fd = ::dup(2);  // not close-on-exec: the command tree inherits it
-  if (fd >= 0) ::setenv("BSANDBOX_DIAG_FD", std::to_string(fd).c_str(), 1);
-}
-
-int error_exit(const std::string& line) {
-  say("error: " + line);
-  return kExitOwnError;
-}
-
 std::string current_dir() {
   std::string buf(4096, '\0');
   for (;;) {

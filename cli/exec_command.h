@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-namespace bsandbox {
+#include "cli/report.h"
 
-inline constexpr int kExitOwnError = 125;
+namespace bsandbox {
 
 struct ExecOptions {
   std::vector<std::string> argv;

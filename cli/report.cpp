@@ -2,10 +2,10 @@
 #include "cli/report.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
-#include "cli/exec_command.h"
 #include "sandbox/base/io.h"
 
 namespace bsandbox {
@@ -24,6 +24,12 @@ void say(const std::string& line) { (void)write_all(diag_fd(), "bsandbox: " + li
 int error_exit(const std::string& line) {
   say("error: " + line);
   return kExitOwnError;
+}
+
+void hand_down_diagnostics() {
+  int fd = diag_fd();
+  if (fd == 2) fd = ::dup(2);  // not close-on-exec: the command tree inherits it
+  if (fd >= 0) ::setenv("BSANDBOX_DIAG_FD", std::to_string(fd).c_str(), 1);
 }
 
 }  // namespace bsandbox

@@ -12,12 +12,18 @@
 
 namespace bsandbox {
 
+// bsandbox's own failure, as opposed to the command's exit code.
+inline constexpr int kExitOwnError = 125;
+
 // The descriptor messages go to: $BSANDBOX_DIAG_FD if it names an open one
 // above 2, else stderr.
 int diag_fd();
 // "bsandbox: LINE".
 void say(const std::string& line);
-// "bsandbox: error: LINE"; returns kExitOwnError (exec_command.h).
+// "bsandbox: error: LINE"; returns kExitOwnError.
 int error_exit(const std::string& line);
+// Before starting a command whose output is captured: its tree (and a
+// bsandbox-wrap inside it) gets the real stderr as $BSANDBOX_DIAG_FD.
+void hand_down_diagnostics();
 
 }  // namespace bsandbox
