@@ -6,6 +6,7 @@
 #include "sandbox/agent/client.h"
 #include "sandbox/cache/cache.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -84,16 +85,65 @@ const char kUsage[] =
 
 namespace {
 
+// exec's options that take no value, and the field each sets.
+const std::pair<const char*, bool ExecOptions::*> kExecFlags[] = {
+    {"--no-journal", &ExecOptions::no_journal},   {"--no-rollback", &ExecOptions::no_rollback},
+    {"--force", &ExecOptions::force},             {"--contain", &ExecOptions::contain},
+    {"--trust-owner", &ExecOptions::trust_owner}, {"--strict", &ExecOptions::strict},
+    {"--cache-failures", &ExecOptions::cache_failures}, {"--cache-allow-network", &ExecOptions::cache_allow_network},
+    {"--explain", &ExecOptions::explain},         {"-v", &ExecOptions::verbose},
+    {"--verbose", &ExecOptions::verbose},         {"-q", &ExecOptions::quiet},
+    {"--quiet", &ExecOptions::quiet},
+};
+// exec's options that take a value ("--name VALUE" or "--name=VALUE").
+const char* const kExecValued[] = {"--json", "--record", "--backend", "--buffer-size", "--cache-root",
+                                   "--cache-unkeyed-listing", "--cache-key"};
+
+Result<void> set_exec_value(ExecOptions& o, const std::string& name, const std::string& v) {
+  if (name == "--json") {
+    o.json_path = v;
+  } else if (name == "--record") {
+    o.record_path = v;
+  } else if (name == "--backend") {
+    if (v != "auto" && v != "ebpf" && v != "ptrace")
+      return fail("unknown backend '" + v + "' (expected auto, ebpf or ptrace)");
+    o.backend = v;
+  } else if (name == "--buffer-size") {
+    auto size = parse_size(v);
+    if (!size) return tl::unexpected(size.error());
+    if (*size < 4096 || (*size & (*size - 1)) != 0)
+      return fail("--buffer-size must be a power of two of at least 4K, not '" + v + "'");
+    o.buffer_bytes = *size;
+  } else if (name == "--cache-root") {
+    o.cache_root = v;
+  } else if (name == "--cache-unkeyed-listing") {
+    o.unkeyed_listings.push_back(v);
+  } else if (name == "--cache-key") {
+    o.cache_key_file = v;
+  }
+  return {};
+}
+
+// What the options say together, once all are read.
+Result<void> check_exec(ExecOptions& o) {
+  if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
+  if (o.cache_key_file.empty() && o.cache_dir)
+    if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) o.cache_key_file = k;
+  if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
+  if (o.cache_dir) return {};
+  const char* cache_only = o.cache_root                ? "--cache-root"
+                           : o.cache_failures          ? "--cache-failures"
+                           : o.explain                 ? "--explain"
+                           : o.cache_allow_network     ? "--cache-allow-network"
+                           : !o.cache_key_file.empty() ? "--cache-key"
+                           : !o.unkeyed_listings.empty() ? "--cache-unkeyed-listing"
+                                                         : nullptr;
+  if (cache_only) return fail(std::string(cache_only) + " applies to cached runs (add --cache)");
+  return {};
+}
+
 Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
   ExecOptions o;
-  auto value = [&](const std::string& arg, const std::string& name) -> Result<std::string> {
-    if (arg.size() > name.size() && arg[name.size()] == '=') return arg.substr(name.size() + 1);
-    if (i + 1 >= args.size()) return fail("option " + name + " needs a value");
-    return args[++i];
-  };
-  auto is = [](const std::string& arg, const std::string& name) {
-    return arg == name || arg.starts_with(name + "=");
-  };
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--") {
@@ -101,91 +151,39 @@ Result<Command> parse_exec(const std::vector<std::string>& args, size_t i) {
       break;
     }
     if (a.empty() || a[0] != '-') break;
-    if (is(a, "--json")) {
-      auto v = value(a, "--json");
-      if (!v) return tl::unexpected(v.error());
-      o.json_path = *v;
-    } else if (is(a, "--record")) {
-      auto v = value(a, "--record");
-      if (!v) return tl::unexpected(v.error());
-      o.record_path = *v;
-    } else if (is(a, "--backend")) {
-      auto v = value(a, "--backend");
-      if (!v) return tl::unexpected(v.error());
-      if (*v != "auto" && *v != "ebpf" && *v != "ptrace")
-        return fail("unknown backend '" + *v + "' (expected auto, ebpf or ptrace)");
-      o.backend = *v;
-    } else if (a == "--agent") {
-      o.agent = default_agent_socket();
-    } else if (a.starts_with("--agent=")) {
-      o.agent = a.substr(8);
-      if (o.agent->empty()) return fail("--agent= needs the agent's socket");
-    } else if (is(a, "--buffer-size")) {
-      auto v = value(a, "--buffer-size");
-      if (!v) return tl::unexpected(v.error());
-      auto size = parse_size(*v);
-      if (!size) return tl::unexpected(size.error());
-      if (*size < 4096 || (*size & (*size - 1)) != 0)
-        return fail("--buffer-size must be a power of two of at least 4K, not '" + *v + "'");
-      o.buffer_bytes = *size;
-    } else if (a == "--no-journal") {
-      o.no_journal = true;
-    } else if (a == "--no-rollback") {
-      o.no_rollback = true;
-    } else if (a == "--force") {
-      o.force = true;
-    } else if (a == "--contain") {
-      o.contain = true;
-    } else if (a == "--trust-owner") {
-      o.trust_owner = true;
-    } else if (a == "--strict") {
-      o.strict = true;
-    } else if (a == "--cache") {
-      o.cache_dir = default_cache_dir();
-    } else if (a.starts_with("--cache=")) {
-      o.cache_dir = a.substr(8);
-      if (o.cache_dir->empty()) return fail("--cache= needs a directory");
-    } else if (is(a, "--cache-root")) {
-      auto v = value(a, "--cache-root");
-      if (!v) return tl::unexpected(v.error());
-      o.cache_root = *v;
-    } else if (is(a, "--cache-unkeyed-listing")) {
-      auto v = value(a, "--cache-unkeyed-listing");
-      if (!v) return tl::unexpected(v.error());
-      o.unkeyed_listings.push_back(*v);
-    } else if (a == "--cache-failures") {
-      o.cache_failures = true;
-    } else if (a == "--cache-allow-network") {
-      o.cache_allow_network = true;
-    } else if (is(a, "--cache-key")) {
-      auto v = value(a, "--cache-key");
-      if (!v) return tl::unexpected(v.error());
-      o.cache_key_file = *v;
-    } else if (a == "--explain") {
-      o.explain = true;
-    } else if (a == "-v" || a == "--verbose") {
-      o.verbose = true;
-    } else if (a == "-q" || a == "--quiet") {
-      o.quiet = true;
-    } else {
-      return fail("unknown option '" + a + "' for exec (see bsandbox --help)");
+    auto flag = std::find_if(std::begin(kExecFlags), std::end(kExecFlags), [&](const auto& f) { return a == f.first; });
+    if (flag != std::end(kExecFlags)) {
+      o.*(flag->second) = true;
+      continue;
     }
+    // --agent and --cache: a default without a value, another with "=".
+    if (a == "--agent" || a == "--cache") {
+      (a == "--agent" ? o.agent : o.cache_dir) = a == "--agent" ? default_agent_socket() : default_cache_dir();
+      continue;
+    }
+    if (a.starts_with("--agent=") || a.starts_with("--cache=")) {
+      std::string v = a.substr(8);
+      if (v.empty()) return fail(a + " needs " + (a[2] == 'a' ? "the agent's socket" : "a directory"));
+      (a[2] == 'a' ? o.agent : o.cache_dir) = v;
+      continue;
+    }
+    auto valued = std::find_if(std::begin(kExecValued), std::end(kExecValued), [&](const char* n) {
+      return a == n || a.starts_with(std::string(n) + "=");
+    });
+    if (valued == std::end(kExecValued)) return fail("unknown option '" + a + "' for exec (see bsandbox --help)");
+    std::string name = *valued;
+    std::string v;
+    if (a.size() > name.size()) {
+      v = a.substr(name.size() + 1);
+    } else if (i + 1 < args.size()) {
+      v = args[++i];
+    } else {
+      return fail("option " + name + " needs a value");
+    }
+    if (auto r = set_exec_value(o, name, v); !r) return tl::unexpected(r.error());
   }
   o.argv.assign(args.begin() + static_cast<long>(std::min(i, args.size())), args.end());
-  if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
-  if (o.cache_key_file.empty() && o.cache_dir)
-    if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) o.cache_key_file = k;
-  if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
-  if (!o.cache_dir &&
-      (o.cache_root || o.cache_failures || o.explain || o.cache_allow_network || !o.cache_key_file.empty() ||
-       !o.unkeyed_listings.empty()))
-    return fail(std::string(o.cache_root              ? "--cache-root"
-                            : o.cache_failures        ? "--cache-failures"
-                            : o.explain               ? "--explain"
-                            : o.cache_allow_network   ? "--cache-allow-network"
-                            : !o.cache_key_file.empty() ? "--cache-key"
-                                                      : "--cache-unkeyed-listing") +
-                " applies to cached runs (add --cache)");
+  if (auto r = check_exec(o); !r) return tl::unexpected(r.error());
   return ExecCommand{std::move(o)};
 }
 
