@@ -39,6 +39,8 @@ bs_sc_desc make(const Row& r) {
 
 #define ROW(name, ...) {SYS_##name, #name, make(Row{__VA_ARGS__})}
 
+// A table, a row per syscall (the ones this architecture has): long, and
+// nothing but rows.
 std::vector<SyscallSpec> build() {
   constexpr uint8_t kHow = BS_DESC_FLAGS_IN_OPEN_HOW;
   constexpr uint8_t kSkipEmpty = BS_DESC_SKIP_EMPTY_PATH;

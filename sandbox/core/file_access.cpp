@@ -262,6 +262,9 @@ bool Interpreter::says_something() const {
   return err == EEXIST;
 }
 
+// One case per kind of syscall, each a line or three: long as a function,
+// but it reads as the table of what every call does to which path, and
+// split it would be that table scattered.
 Interpretation Interpreter::run() {
   if (!says_something()) return std::move(out_);
   if (is_name_lookup(e_.sys)) {

@@ -1,4 +1,9 @@
-// history.cpp: see history.h.
+// history.cpp: see history.h. The journal's verbs on top of journal.h's
+// storage and change_set.h's apply: commit (an entry marked pending, then
+// applied, then done), undo (the entry's changes reversed, as a new entry),
+// recover (finish or abort what a crash left pending, keeping strays someone
+// edited since), and which paths a re-run sees as they were before later
+// runs (hidden_after).
 #include "sandbox/journal/history.h"
 
 #include <fcntl.h>
@@ -177,6 +182,92 @@ Result<JournalEntry> undo_entry(History& h, const JournalEntry& target, bool for
   return done;
 }
 
+namespace {
+
+// Recover's first half: the entry the pending marker names, finished (its
+// run's output is whole and still applies) or rolled back. *handled gets
+// the run directory it dealt with.
+Result<void> settle_pending(History& h, uint64_t id, bool abort, std::vector<std::string>& said,
+                            std::set<std::string>* handled) {
+  const Project& p = *h.project;
+  auto e = h.journal.read(id);
+  if (!e) {
+    // The marker is written before the entry: no entry, nothing applied.
+    said.push_back("entry " + std::to_string(id) + " was never written; nothing had been applied");
+    return {};
+  }
+  if (e->status != JournalEntry::Status::kCommitting) {
+    said.push_back(describe(*e) + " had been completed");
+    return {};
+  }
+  std::optional<RunDir> run;
+  ContentSource source{-1, &h.store};
+  if (e->kind == JournalEntry::Kind::kRun) {
+    auto r = RunDir::open(p, e->work);
+    if (r) {
+      run.emplace(std::move(*r));
+      source.upper_fd = ::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    handled->insert(e->work);
+  }
+  UniqueFd upper_owner(source.upper_fd);
+  auto strays = keep_strays(h, e->changes);
+  if (!strays) return tl::unexpected(strays.error());
+  said.insert(said.end(), strays->begin(), strays->end());
+  bool finish = !abort && (e->kind == JournalEntry::Kind::kUndo || source.upper_fd >= 0);
+  if (finish) {
+    auto can = can_finish(e->changes, p.root_fd.get(), source);
+    if (!can) return tl::unexpected(can.error());
+    finish = *can;
+    if (!finish) said.push_back("the after state of " + describe(*e) + " is no longer complete; rolling it back");
+  }
+  if (finish) {
+    if (auto r = apply(e->changes, p.root_fd.get(), source); !r) return r;
+    if (auto r = write_entry_marked(h, *e, JournalEntry::Status::kCommitted); !r) return r;
+    said.push_back("finished " + describe(*e) + ": " + std::to_string(e->changes.size()) + " changes applied");
+  } else {
+    if (auto r = apply(inverse(e->changes), p.root_fd.get(), ContentSource{-1, &h.store}); !r) return r;
+    if (auto r = write_entry_marked(h, *e, JournalEntry::Status::kAborted); !r) return r;
+    said.push_back("rolled back " + describe(*e) + ": the tree is as it was before it");
+  }
+  if (run)
+    if (auto r = run->remove(p); !r) return r;
+  return {};
+}
+
+// Recover's second half, for one run directory left behind: its processes
+// killed, then committed if it had finished (its draft entry written) and
+// is not in the journal yet, else discarded.
+Result<void> settle_run(History& h, const std::string& name, bool committed, bool abort,
+                        std::vector<std::string>& said) {
+  const Project& p = *h.project;
+  auto run = RunDir::open(p, name);
+  if (!run) return tl::unexpected(run.error());
+  auto killed = kill_run_processes(p, *run);
+  if (!killed) return tl::unexpected(killed.error());
+  if (*killed > 0) said.push_back("killed " + std::to_string(*killed) + " processes left by the interrupted run");
+  auto draft = load_draft(*run);
+  if (!draft) return fail(run->path(p) + "/entry: " + draft.error().message);
+  if (*draft && !committed && !abort) {
+    UniqueFd upper(::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!upper.valid()) return fail_errno(run->path(p) + "/upper", errno);
+    auto changes = scan_upper(UpperLayout{upper.get(), {kStateDirName}}, p.root_fd.get());
+    if (!changes) return tl::unexpected(changes.error());
+    JournalEntry e = std::move(**draft);
+    e.changes = std::move(*changes);
+    auto done = commit_changes(h, std::move(e), ContentSource{upper.get(), &h.store}, {});
+    if (!done) return tl::unexpected(done.error());
+    said.push_back("committed the finished " + describe(*done) + ": " + std::to_string(done->changes.size()) +
+                   " changes");
+  } else if (!committed) {
+    said.push_back(std::string("discarded an interrupted run") +
+                   (*draft ? " of " + command_line((*draft)->argv) : "") + " (nothing of it had been applied)");
+  }
+  return run->remove(p);
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> recover(History& h, bool abort) {
   const Project& p = *h.project;
   std::vector<std::string> said;
@@ -184,48 +275,7 @@ Result<std::vector<std::string>> recover(History& h, bool abort) {
   if (!found) return tl::unexpected(found.error());
   std::set<std::string> handled_runs;
   if (found->pending) {
-    uint64_t id = *found->pending;
-    auto e = h.journal.read(id);
-    if (!e) {
-      // The marker is written before the entry: no entry, nothing applied.
-      said.push_back("entry " + std::to_string(id) + " was never written; nothing had been applied");
-    } else if (e->status != JournalEntry::Status::kCommitting) {
-      said.push_back(describe(*e) + " had been completed");
-    } else {
-      std::optional<RunDir> run;
-      ContentSource source{-1, &h.store};
-      if (e->kind == JournalEntry::Kind::kRun) {
-        auto r = RunDir::open(p, e->work);
-        if (r) {
-          run.emplace(std::move(*r));
-          source.upper_fd = ::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        }
-        handled_runs.insert(e->work);
-      }
-      UniqueFd upper_owner(source.upper_fd);
-      auto strays = keep_strays(h, e->changes);
-      if (!strays) return tl::unexpected(strays.error());
-      said.insert(said.end(), strays->begin(), strays->end());
-      bool finish = !abort && (e->kind == JournalEntry::Kind::kUndo || source.upper_fd >= 0);
-      if (finish) {
-        auto can = can_finish(e->changes, p.root_fd.get(), source);
-        if (!can) return tl::unexpected(can.error());
-        finish = *can;
-        if (!finish) said.push_back("the after state of " + describe(*e) + " is no longer complete; rolling it back");
-      }
-      if (finish) {
-        if (auto r = apply(e->changes, p.root_fd.get(), source); !r) return tl::unexpected(r.error());
-        if (auto r = write_entry_marked(h, *e, JournalEntry::Status::kCommitted); !r) return tl::unexpected(r.error());
-        said.push_back("finished " + describe(*e) + ": " + std::to_string(e->changes.size()) + " changes applied");
-      } else {
-        if (auto r = apply(inverse(e->changes), p.root_fd.get(), ContentSource{-1, &h.store}); !r)
-          return tl::unexpected(r.error());
-        if (auto r = write_entry_marked(h, *e, JournalEntry::Status::kAborted); !r) return tl::unexpected(r.error());
-        said.push_back("rolled back " + describe(*e) + ": the tree is as it was before it");
-      }
-      if (run)
-        if (auto r = run->remove(p); !r) return tl::unexpected(r.error());
-    }
+    if (auto r = settle_pending(h, *found->pending, abort, said, &handled_runs); !r) return tl::unexpected(r.error());
     if (auto r = clear_pending(p); !r) return tl::unexpected(r.error());
   }
   // Runs already in the journal (a crash after the commit, before clean-up).
@@ -237,30 +287,7 @@ Result<std::vector<std::string>> recover(History& h, bool abort) {
   }
   for (const auto& name : found->runs) {
     if (handled_runs.count(name)) continue;
-    auto run = RunDir::open(p, name);
-    if (!run) return tl::unexpected(run.error());
-    auto killed = kill_run_processes(p, *run);
-    if (!killed) return tl::unexpected(killed.error());
-    if (*killed > 0) said.push_back("killed " + std::to_string(*killed) + " processes left by the interrupted run");
-    auto draft = load_draft(*run);
-    if (!draft) return fail(run->path(p) + "/entry: " + draft.error().message);
-    bool committed = journaled.count(name) > 0;
-    if (*draft && !committed && !abort) {
-      UniqueFd upper(::openat(run->fd(), "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!upper.valid()) return fail_errno(run->path(p) + "/upper", errno);
-      auto changes = scan_upper(UpperLayout{upper.get(), {kStateDirName}}, p.root_fd.get());
-      if (!changes) return tl::unexpected(changes.error());
-      JournalEntry e = std::move(**draft);
-      e.changes = std::move(*changes);
-      auto done = commit_changes(h, std::move(e), ContentSource{upper.get(), &h.store}, {});
-      if (!done) return tl::unexpected(done.error());
-      said.push_back("committed the finished " + describe(*done) + ": " + std::to_string(done->changes.size()) +
-                     " changes");
-    } else if (!committed) {
-      said.push_back(std::string("discarded an interrupted run") +
-                     (*draft ? " of " + command_line((*draft)->argv) : "") + " (nothing of it had been applied)");
-    }
-    if (auto r = run->remove(p); !r) return tl::unexpected(r.error());
+    if (auto r = settle_run(h, name, journaled.count(name) > 0, abort, said); !r) return tl::unexpected(r.error());
   }
   if (said.empty()) said.push_back("nothing to recover in " + p.root);
   return said;

@@ -40,18 +40,9 @@ void fill_base(EventBase& b, const bs_hdr& h) {
   b.strings_dropped = h.flags & BS_HF_STRING_DROPPED;
 }
 
-}  // namespace
-
-Result<Event> decode_record(const void* data, size_t size) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  if (size < sizeof(bs_hdr)) return fail(describe("shorter than its header", size));
-  auto h = load<bs_hdr>(bytes);
-  if (h.abi != BS_ABI_VERSION)
-    return fail(describe("ABI version " + std::to_string(h.abi) + ", expected " +
-                             std::to_string(BS_ABI_VERSION),
-                         size));
-  if (h.size > size) return fail(describe("header claims " + std::to_string(h.size) + " bytes", size));
-
+// The record's fixed part by its type; *fixed gets that part's size (the
+// strings follow it). An unknown type or syscall kind is an error.
+Result<Event> decode_fixed(const uint8_t* bytes, const bs_hdr& h, size_t size, size_t* fixed_out) {
   size_t fixed = 0;
   Event event;
   switch (h.type) {
@@ -108,9 +99,12 @@ Result<Event> decode_record(const void* data, size_t size) {
     default:
       return fail(describe("unknown type " + std::to_string(h.type), size));
   }
-  if (h.size < fixed) return fail(describe("shorter than its fixed part", size));
+  *fixed_out = fixed;
+  return event;
+}
 
-  size_t off = fixed;
+// The strings after the fixed part, each placed in its field of event.
+Result<void> decode_strings(const uint8_t* bytes, const bs_hdr& h, size_t size, size_t off, Event& event) {
   EventBase& base = std::visit([](auto& v) -> EventBase& { return v; }, event);
   for (unsigned i = 0; i < h.nstr; ++i) {
     if (off + sizeof(bs_str) > h.size) return fail(describe("string header past the end", size));
@@ -154,6 +148,26 @@ Result<Event> decode_record(const void* data, size_t size) {
                              std::to_string(h.type),
                          size));
   }
+  return {};
+}
+
+}  // namespace
+
+Result<Event> decode_record(const void* data, size_t size) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  if (size < sizeof(bs_hdr)) return fail(describe("shorter than its header", size));
+  auto h = load<bs_hdr>(bytes);
+  if (h.abi != BS_ABI_VERSION)
+    return fail(describe("ABI version " + std::to_string(h.abi) + ", expected " +
+                             std::to_string(BS_ABI_VERSION),
+                         size));
+  if (h.size > size) return fail(describe("header claims " + std::to_string(h.size) + " bytes", size));
+
+  size_t fixed = 0;
+  auto event = decode_fixed(bytes, h, size, &fixed);
+  if (!event) return event;
+  if (h.size < fixed) return fail(describe("shorter than its fixed part", size));
+  if (auto r = decode_strings(bytes, h, size, fixed, *event); !r) return tl::unexpected(r.error());
   return event;
 }
 
