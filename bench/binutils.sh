@@ -21,7 +21,9 @@
 # (bench/stopfloor: a tracer that does nothing but stop once, or twice, per
 # traced syscall, under bsandbox's own seccomp filter); strace -f and
 # strace -f --seccomp-bpf (both -e trace=%file,%process -o /dev/null, the
-# same syscall set). The order of modes rotates each round so that machine
+# same syscall set); before and before-ptrace (the same as bsandbox and
+# ptrace with the binary $BEFORE, another build to compare with, side by
+# side). The order of modes rotates each round so that machine
 # noise falls on all of them. Prints a Markdown table of medians and ratios,
 # and checks that every bsandbox record is complete.
 set -euo pipefail
@@ -66,6 +68,8 @@ build_in() {
     bsandbox) "$bsandbox" exec -q --no-journal --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     journal) (cd "$obj" && "$bsandbox" exec -q --no-rollback --backend=ebpf --json "$work/ld.json" -- make -j2 all-ld >/dev/null 2>&1) ;;
     ptrace) "$bsandbox" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    before) "$BEFORE" exec -q --no-journal --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    before-ptrace) "$BEFORE" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     ptrace-noanswer) BSANDBOX_PTRACE_ANSWER=0 "$bsandbox" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- \
       make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     floor1) "$stopfloor" 1 make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
@@ -224,7 +228,8 @@ run() {
       times[$mode]+="$t "
       cpus[$mode]+="$c "
       echo "round $((r + 1)) $mode ${t}s wall, ${c}s cpu" >&2
-      if [ "$mode" = bsandbox ] || [ "$mode" = journal ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ]; then
+      if [ "$mode" = bsandbox ] || [ "$mode" = journal ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ] ||
+        [ "$mode" = before ] || [ "$mode" = before-ptrace ]; then
         python3 - "$work/ld.json" <<'EOF' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -244,6 +249,7 @@ EOF
 import statistics, sys
 names = {"bare": "bare", "bsandbox": "bsandbox (eBPF)", "journal": "bsandbox (eBPF), journaled",
          "ptrace": "bsandbox --backend=ptrace",
+         "before": "bsandbox (eBPF), $BEFORE", "before-ptrace": "bsandbox --backend=ptrace, $BEFORE",
          "ptrace-noanswer": "ptrace, lookups not answered (BSANDBOX_PTRACE_ANSWER=0)",
          "floor1": "stopfloor 1 (one stop per call, no work)",
          "floor2": "stopfloor 2 (two stops per call, no work)",

@@ -1,4 +1,7 @@
-// output_capture.cpp: see output_capture.h.
+// output_capture.cpp: see output_capture.h. One thread per stream copies
+// from its pipe to bsandbox's own descriptor and to a memfd as it reads, so
+// the command's output reaches the terminal as it comes and a later hit can
+// replay it byte for byte.
 #include "sandbox/cache/output_capture.h"
 
 #include <fcntl.h>

@@ -1,4 +1,9 @@
-// change_set.cpp: see change_set.h.
+// change_set.cpp: see change_set.h. Two halves: reading states and the
+// changes between two trees (scan_upper walks the run's upper directory,
+// where overlayfs copied up exactly what the run touched), and applying a
+// change set to the real tree through descriptors opened beneath its root,
+// a directory before what it holds, each file made whole beside its place
+// and renamed over it, ownership before mode (chown clears setuid bits).
 #include "sandbox/journal/change_set.h"
 
 #include <fcntl.h>

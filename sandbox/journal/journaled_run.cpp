@@ -1,4 +1,6 @@
-// journaled_run.cpp: see journaled_run.h.
+// journaled_run.cpp: see journaled_run.h. The project lock is held only
+// around begin's checks and rollback and around finish's commit, never while
+// the command runs.
 #include "sandbox/journal/journaled_run.h"
 
 #include <fcntl.h>

@@ -1,4 +1,9 @@
-// overlay_view.cpp: see overlay_view.h.
+// overlay_view.cpp: see overlay_view.h. The order matters: namespaces
+// first (a user namespace when not root), every mount made private before
+// anything is mounted, the hidden layer and the overlay mounted through
+// descriptors checked to be the directories opened before, the state
+// directory covered, --contain's read-only remount last, capabilities
+// dropped, and the cwd entered again so it resolves inside the view.
 #include "sandbox/journal/overlay_view.h"
 
 #include <dirent.h>

@@ -1,4 +1,8 @@
-// store.cpp: see store.h.
+// store.cpp: see store.h. Objects are named by the SHA-256 of their
+// content (OpenSSL's EVP, which uses the CPU's SHA extensions), written to
+// a temporary beside their place and linked in, so an object is whole or
+// absent; sealed files carry a magic and a checksum so a damaged one is
+// told apart from a missing one.
 #include "sandbox/storage/store.h"
 
 #include <fcntl.h>
