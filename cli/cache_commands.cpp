@@ -1,4 +1,6 @@
-// cache_commands.cpp: see cache_commands.h.
+// cache_commands.cpp: see cache_commands.h. `bsandbox cache ...` opens the
+// cache the options name (with its key, if any) and calls one Cache verb;
+// `wrap` is `exec` with the cache on and no record, as a launcher runs it.
 #include "cli/cache_commands.h"
 
 #include <unistd.h>
