@@ -49,6 +49,8 @@
 #include "sandbox/cache/classify.h"
 #include "sandbox/cache/key.h"
 #include "sandbox/cache/look.h"
+#include "sandbox/cache/maintain.h"
+#include "sandbox/cache/request.h"
 #include "sandbox/core/provenance.h"
 #include "sandbox/storage/store.h"
 
@@ -56,28 +58,6 @@ namespace bsandbox {
 
 struct CacheDirs;
 struct StoredEntry;
-
-// A command about to run, as the cache sees it.
-struct CacheRequest {
-  std::vector<std::string> argv;
-  std::string cwd;   // absolute
-  std::string root;  // absolute; outputs must lie under it
-  Digest weak;
-  bool cache_failures = false;  // store runs that exit non-zero too
-  // Directories whose listing is not keyed (absolute): the caller asserts
-  // that which other files they hold does not change the command's result
-  // (rustc's -L dependency=target/debug/deps, filled in parallel by cargo).
-  std::vector<std::string> unkeyed_listings;
-  std::string uncacheable;  // set when the command cannot be cached at all
-  SocketPolicy sockets;
-  // When stdin was a pipe already closed by its writer, its content was read
-  // (it is part of the key) and the command reads it from this file instead.
-  UniqueFd stdin_replacement;
-  // Filled by a lookup that missed, before the command runs: the state of
-  // the paths the command may look at and then replace (its earlier runs'
-  // outputs, the paths its arguments name), by absolute path.
-  std::unordered_map<std::string, PathState> before;
-};
 
 struct CacheStats {
   uint64_t hits = 0, misses = 0, stored = 0, uncacheable = 0, damaged = 0;
@@ -132,9 +112,7 @@ class Cache {
   CacheStats count(Event e, uint64_t n = 0);
   CacheStats counters();
 
-  struct Usage {
-    uint64_t entries = 0, objects = 0, bytes = 0;
-  };
+  using Usage = CacheUsage;
   Result<Usage> usage();
   // Removes least recently used entries until the cache holds at most
   // max_bytes, then every object no entry refers to. Returns a summary.

@@ -92,8 +92,8 @@ void remove_empty_dirs(int entries_fd) {
 
 }  // namespace
 
-Result<Cache::Usage> measure_usage(const CacheDirs& dirs) {
-  Cache::Usage u;
+Result<CacheUsage> measure_usage(const CacheDirs& dirs) {
+  CacheUsage u;
   auto r = walk_entries(dirs.entries_fd, dirs.shown, dirs.key,
                         [&](const std::string&, const struct stat& st, const Result<StoredEntry>&) {
                           ++u.entries;

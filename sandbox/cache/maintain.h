@@ -9,11 +9,15 @@
 #include <string>
 
 #include "sandbox/base/result.h"
-#include "sandbox/cache/cache.h"
 #include "sandbox/cache/look.h"
 #include "sandbox/storage/store.h"
 
 namespace bsandbox {
+
+// What a cache holds.
+struct CacheUsage {
+  uint64_t entries = 0, objects = 0, bytes = 0;
+};
 
 // What maintenance works on: the cache's entries/ and objects/.
 struct CacheDirs {
@@ -23,7 +27,7 @@ struct CacheDirs {
   Store* store = nullptr;
 };
 
-Result<Cache::Usage> measure_usage(const CacheDirs& dirs);
+Result<CacheUsage> measure_usage(const CacheDirs& dirs);
 
 // Removes damaged entries, then least recently used entries (by the entry
 // file's mtime, which a hit touches) until the cache holds at most max_bytes

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "sandbox/base/result.h"
-#include "sandbox/cache/cache.h"
+#include "sandbox/cache/request.h"
 #include "sandbox/cache/classify.h"
 #include "sandbox/cache/look.h"
 #include "sandbox/core/provenance.h"
