@@ -47,7 +47,12 @@ Result<std::string> read_link_with(Read read, const std::string& what) {
   std::string buf(256, '\0');
   for (;;) {
     ssize_t n = read(buf.data(), buf.size());
-    if (n < 0) return fail_errno(what, errno);
+    if (n < 0) {
+      int e = errno;
+      auto failed = fail_errno(what, e);
+      errno = e;  // kept for callers that tell causes apart (io.h)
+      return failed;
+    }
     if (static_cast<size_t>(n) < buf.size()) {
       buf.resize(static_cast<size_t>(n));
       return buf;

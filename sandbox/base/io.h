@@ -19,7 +19,8 @@ Result<std::string> read_file(const std::string& path);
 Result<void> write_all(int fd, std::string_view data, std::string_view what);
 
 // The target of the symlink at path (or of name in dirfd), whole: the
-// buffer grows until readlink says it held everything.
+// buffer grows until readlink says it held everything. On failure errno is
+// still readlink's (EINVAL: not a symlink, ENAMETOOLONG from /proc, ...).
 Result<std::string> read_link(const std::string& path);
 Result<std::string> read_link_at(int dirfd, const std::string& name);
 

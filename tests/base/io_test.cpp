@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "sandbox/base/unique_fd.h"
 #include "tests/temp_dir.h"
 
@@ -73,4 +75,15 @@ TEST_CASE("proc_field finds a whole field name at the start of a line") {
   CHECK_FALSE(proc_field(status, "NoColon"));
   CHECK_FALSE(proc_field("", "Name"));
   CHECK(proc_field("RssAnon:\t  1024 kB", "RssAnon") == "1024 kB");
+}
+
+TEST_CASE("read_link keeps readlink's errno for callers that tell causes apart") {
+  TempDir t;
+  put_file(t / "plain", "");
+  errno = 0;
+  CHECK_FALSE(read_link(t / "plain"));
+  CHECK(errno == EINVAL);
+  errno = 0;
+  CHECK_FALSE(read_link(t / "missing"));
+  CHECK(errno == ENOENT);
 }
