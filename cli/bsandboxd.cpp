@@ -44,6 +44,8 @@ int usage_error(const std::string& message) {
 
 }  // namespace
 
+// One branch per option, in the order of the usage text: longer than ~80
+// lines, kept flat on purpose (each option reads as its check and message).
 int main(int argc, char** argv) {
   bsandbox::AgentOptions o;
   o.socket = bsandbox::default_agent_socket();

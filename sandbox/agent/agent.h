@@ -21,7 +21,7 @@
 // request needs and no more, connections, requests under way and their bytes
 // are counted per user and in all, a request must arrive within a time
 // limit and a reply be taken within another, a user runs and queues at most
-// its share of the jobs (agent_limits.h), and running out of descriptors
+// its share of the jobs (limits.h), and running out of descriptors
 // pauses accepting instead of spinning.
 //
 // Kills: the caller going away (its connection closes), the wall time limit,
@@ -52,7 +52,7 @@ struct AgentOptions {
   unsigned drain_timeout_s = 30;      // after SIGTERM, before running jobs are killed
   std::optional<std::string> metrics; // serve /metrics over HTTP here (HOST:PORT, loopback)
   bool bpf_stats = false;             // have the kernel time every BPF program run (costs each run two clock reads)
-  AgentLimits limits;                 // what one client and one user may hold (agent_limits.h)
+  AgentLimits limits;                 // what one client and one user may hold (limits.h)
   bool foreground = false;
   bool verbose = false;
 };

@@ -1,11 +1,18 @@
 // client.h: the caller's side of bsandboxd (`bsandbox exec --agent`,
 // `bsandbox agent status`).
+//
+// A client connects to the agent's socket, sends one request (a Submit with
+// its stdio and working directory as descriptors, or a Status) and reads
+// replies until the last: Finished or Error for a job, Status for a status.
+// Errors are Results, one line each saying what to do where it can (no
+// agent listening, not allowed to connect); the caller prints them.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "sandbox/agent/agent.pb.h"
 #include "sandbox/base/result.h"
 #include "sandbox/run/spawn.h"
 #include "sandbox/run/run_result.h"
@@ -27,7 +34,16 @@ Result<TracedRun> run_via_agent(int fd, const std::string& socket, const std::ve
                                 const std::string& cwd, const ChildStdio& stdio, bool for_cache,
                                 const std::function<void(const std::string&)>& note);
 
-// `bsandbox agent status [--agent=SOCKET]`: prints the agent's state.
+// The agent's state: asked on a connected fd, or by connecting to socket.
+Result<agent::Status> ask_status(int fd);
+Result<agent::Status> agent_status(const std::string& socket);
+// The state as `bsandbox agent status` shows it, one line per fact and per
+// job (its command cut at 60 characters).
+std::string format_agent_status(const std::string& socket, const agent::Status& status);
+
+// `bsandbox agent status [--agent=SOCKET]`: prints the agent's state, or
+// the error; returns the exit code. Transitional: cli/bsandbox.cpp is to
+// print agent_status() itself, and this goes.
 int run_agent_status(const std::string& socket);
 
 }  // namespace bsandbox

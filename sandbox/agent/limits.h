@@ -10,7 +10,7 @@
 // slots and keeps at most its share of the queue, and a freed slot goes to
 // the oldest waiting job whose user is below its share. AcceptBackoff paces
 // accepting while the agent is out of descriptors. Plain counting, no I/O
-// (tests/agent_limits_test.cpp); agent.cpp applies it.
+// (tests/agent/limits_test.cpp); agent.cpp and queue.cpp apply it.
 #pragma once
 
 #include <sys/types.h>

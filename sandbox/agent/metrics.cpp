@@ -1,7 +1,10 @@
-// metrics.cpp: the snapshot as Prometheus text.
+// metrics.cpp: the snapshot as Prometheus text (base/prometheus.h writes
+// it). Counts are integers; rates and seconds are "%.6g".
 #include "sandbox/agent/metrics.h"
 
 #include <cstdio>
+
+#include "sandbox/base/prometheus.h"
 
 namespace bsandbox {
 namespace {
@@ -12,24 +15,10 @@ std::string number(double v) {
   return buf;
 }
 
-class Writer {
- public:
-  void family(const char* name, const char* type, const char* help) {
-    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-  }
-  void sample(const std::string& name, const std::string& labels, const std::string& value) {
-    out_ += name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
-  }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
 }  // namespace
 
 std::string format_metrics(const AgentMetrics& m) {
-  Writer w;
+  prometheus::Writer w;
   auto one = [&](const char* name, const char* type, const char* help, const std::string& value) {
     w.family(name, type, help);
     w.sample(name, "", value);
@@ -48,24 +37,24 @@ std::string format_metrics(const AgentMetrics& m) {
   w.family("bsandboxd_drops_total", "counter", "Events the kernel side dropped or could not make, by cause.");
   for (auto [cause, n] : {std::pair{"ring_full", m.drops_ring_full}, std::pair{"untracked", m.drops_untracked},
                           std::pair{"too_big", m.drops_too_big}, std::pair{"recursion", m.recursion_misses}})
-    w.sample("bsandboxd_drops_total", std::string("cause=\"") + cause + "\"", std::to_string(n));
+    w.sample("bsandboxd_drops_total", prometheus::labels({{"cause", cause}}), std::to_string(n));
   one("bsandboxd_uptime_seconds", "gauge", "Seconds since the agent started.", number(m.uptime_seconds));
   one("bsandboxd_bpf_program_stats_enabled", "gauge",
       "1 if the kernel counts BPF program run time (bsandboxd --bpf-stats, or kernel.bpf_stats_enabled).",
       m.program_stats ? "1" : "0");
   w.family("bsandboxd_bpf_program_run_seconds_total", "counter", "Time the kernel spent in each BPF program.");
   for (const auto& p : m.programs)
-    w.sample("bsandboxd_bpf_program_run_seconds_total", "program=\"" + p.name + "\"",
+    w.sample("bsandboxd_bpf_program_run_seconds_total", prometheus::labels({{"program", p.name}}),
              number(static_cast<double>(p.run_ns) / 1e9));
   w.family("bsandboxd_bpf_program_runs_total", "counter", "Runs of each BPF program.");
   for (const auto& p : m.programs)
-    w.sample("bsandboxd_bpf_program_runs_total", "program=\"" + p.name + "\"", std::to_string(p.runs));
+    w.sample("bsandboxd_bpf_program_runs_total", prometheus::labels({{"program", p.name}}), std::to_string(p.runs));
   // Per job: queued jobs have events only.
   auto per_job = [&](const char* name, const char* help, bool queued_too, auto value) {
     w.family(name, "gauge", help);
     for (const auto& j : m.jobs)
       if (j.running || queued_too)
-        w.sample(name, "job=\"" + std::to_string(j.id) + "\",uid=\"" + std::to_string(j.uid) + "\"", value(j));
+        w.sample(name, prometheus::labels({{"job", std::to_string(j.id)}, {"uid", std::to_string(j.uid)}}), value(j));
   };
   using Job = AgentMetrics::Job;
   per_job("bsandboxd_job_events", "Events delivered so far, per running or queued job.", true,

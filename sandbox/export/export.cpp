@@ -1,4 +1,6 @@
-// export.cpp: chrome-trace JSON and Prometheus text from records.
+// export.cpp: chrome-trace JSON and Prometheus text from records (see
+// export.h); the Prometheus page is written by base/prometheus.h, with
+// durations as "%.6f" seconds and start times as "%.3f".
 #include "sandbox/export/export.h"
 
 #include <algorithm>
@@ -7,6 +9,7 @@
 #include <unordered_map>
 
 #include "sandbox/base/json.h"
+#include "sandbox/base/prometheus.h"
 #include "sandbox/base/text.h"
 
 namespace bsandbox {
@@ -29,27 +32,6 @@ std::string quoted(std::string_view bytes) {
 std::string basename_of(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// A Prometheus label value: backslash, quote and newline escaped; bytes that
-// are not UTF-8 replaced (the format is UTF-8).
-std::string label_value(std::string_view bytes) {
-  std::string out;
-  for (size_t i = 0; i < bytes.size();) {
-    size_t n = json::utf8_sequence_length(bytes.substr(i));
-    if (n == 0) {
-      out += "\xef\xbf\xbd";
-      ++i;
-      continue;
-    }
-    char c = bytes[i];
-    if (n == 1 && c == '\\') out += "\\\\";
-    else if (n == 1 && c == '"') out += "\\\"";
-    else if (n == 1 && c == '\n') out += "\\n";
-    else out.append(bytes.substr(i, n));
-    i += n;
-  }
-  return out;
 }
 
 }  // namespace
@@ -140,16 +122,14 @@ std::string to_prometheus(const std::vector<NamedRecord>& records) {
       {"bsandbox_run_complete", "gauge", "1 if the record is complete, else 0."},
       {"bsandbox_run_start_timestamp_seconds", "gauge", "When the run started (Unix time)."},
   };
-  std::string out;
+  prometheus::Writer out;
   for (const Metric& m : kMetrics) {
-    out += std::string("# HELP ") + m.name + " " + m.help + "\n";
-    out += std::string("# TYPE ") + m.name + " " + m.type + "\n";
+    out.family(m.name, m.type, m.help);
     for (const auto& [name, rec] : records) {
-      std::string labels = "record=\"" + label_value(name) + "\",command=\"" +
-                           label_value(rec.argv.empty() ? "" : basename_of(rec.argv[0])) + "\",backend=\"" +
-                           label_value(rec.backend) + "\"";
+      std::string command = rec.argv.empty() ? "" : basename_of(rec.argv[0]);
+      std::string labels = prometheus::labels({{"record", name}, {"command", command}, {"backend", rec.backend}});
       auto sample = [&](const std::string& extra, const std::string& value) {
-        out += std::string(m.name) + "{" + labels + extra + "} " + value + "\n";
+        out.sample(m.name, labels + extra, value);
       };
       std::string metric = m.name;
       char buf[64];
@@ -167,7 +147,7 @@ std::string to_prometheus(const std::vector<NamedRecord>& records) {
         for (int bit = 0; bit < 8; ++bit) {
           Op op = static_cast<Op>(1u << bit);
           size_t n = std::count_if(paths.begin(), paths.end(), [&](const auto& e) { return e.second & op; });
-          sample(",op=\"" + std::string(op_name(op)) + "\"", std::to_string(n));
+          sample("," + prometheus::labels({{"op", op_name(op)}}), std::to_string(n));
         }
       } else if (metric == "bsandbox_run_duration_seconds") {
         std::snprintf(buf, sizeof buf, "%.6f", static_cast<double>(rec.end_ns - rec.start_ns) / 1e9);
@@ -184,7 +164,7 @@ std::string to_prometheus(const std::vector<NamedRecord>& records) {
       }
     }
   }
-  return out;
+  return out.take();
 }
 
 }  // namespace bsandbox
