@@ -24,6 +24,14 @@
 
 namespace {
 
+// `bsandbox agent status`: the agent's state, or one error line.
+int agent_status(const std::string& socket) {
+  auto status = bsandbox::agent_status(socket);
+  if (!status) return bsandbox::error_exit(status.error().message);
+  std::fputs(bsandbox::format_agent_status(socket, *status).c_str(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : bsandbox::kExitOwnError;
+}
+
 int show(const std::string& path) {
   auto bytes = bsandbox::read_input(path);
   if (!bytes) return bsandbox::error_exit(bytes.error().message);
@@ -92,7 +100,7 @@ int main(int argc, char** argv) {
   if (auto* c = std::get_if<cli::CacheCommand>(&*command))
     return bsandbox::run_cache_command(c->action, c->dir, c->max_bytes, c->key_file);
   if (auto* c = std::get_if<cli::WrapCommand>(&*command)) return bsandbox::run_wrap(c->argv);
-  if (auto* c = std::get_if<cli::AgentCommand>(&*command)) return bsandbox::run_agent_status(c->socket);
+  if (auto* c = std::get_if<cli::AgentCommand>(&*command)) return agent_status(c->socket);
   if (auto* c = std::get_if<cli::ExportCommand>(&*command)) return run_export(*c);
   return bsandbox::run_exec(std::get<cli::ExecCommand>(*command).options);
 }

@@ -153,17 +153,4 @@ std::string format_agent_status(const std::string& socket, const agent::Status& 
   return out;
 }
 
-// Transitional, until cli/bsandbox.cpp prints these itself (agent_status,
-// format_agent_status, and report.h's error_exit): the one place of this
-// part that writes to stdout and stderr.
-int run_agent_status(const std::string& socket) {
-  auto status = agent_status(socket);
-  if (!status) {
-    std::fprintf(stderr, "bsandbox: error: %s\n", status.error().message.c_str());
-    return 125;
-  }
-  std::fputs(format_agent_status(socket, *status).c_str(), stdout);
-  return std::fflush(stdout) == 0 ? 0 : 125;
-}
-
 }  // namespace bsandbox

@@ -41,9 +41,4 @@ Result<agent::Status> agent_status(const std::string& socket);
 // job (its command cut at 60 characters).
 std::string format_agent_status(const std::string& socket, const agent::Status& status);
 
-// `bsandbox agent status [--agent=SOCKET]`: prints the agent's state, or
-// the error; returns the exit code. Transitional: cli/bsandbox.cpp is to
-// print agent_status() itself, and this goes.
-int run_agent_status(const std::string& socket);
-
 }  // namespace bsandbox
