@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/agent/agent.h"
+#include "sandbox/agent/options.h"
 #include "sandbox/agent/socket.h"
 #include "sandbox/agent/limits.h"
 #include "sandbox/backend/ebpf/ebpf_backend.h"
