@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "sandbox/journal/journal.h"
+#include "tests/child.h"
 #include "tests/temp_dir.h"
 
 using namespace bsandbox;
@@ -23,42 +24,23 @@ namespace {
 // (in the view); "" if it committed, else why not.
 std::string journaled(const std::string& root, const std::vector<std::string>& argv,
                       const std::function<void()>& write, bool no_rollback = false) {
-  int p[2];
-  REQUIRE(::pipe(p) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(p[0]);
-    std::string said;
+  return in_child([&]() -> std::string {
     auto found = find_project(root);
     char* env[] = {nullptr};
     JournalOptions o;
     o.quiet = true;
     o.no_rollback = no_rollback;
-    if (!found || !*found) {
-      said = "no project";
-    } else if (auto run = JournaledRun::begin(std::move(**found), argv, root, env, o); !run) {
-      said = "begin: " + run.error().message;
-    } else {
-      if (::chdir(root.c_str()) != 0) said = "chdir";
-      write();
-      Record rec;
-      rec.exit_code = 0;
-      rec.backend = "test";
-      if (auto e = (*run)->finish(rec); !e) said = "finish: " + e.error().message;
-    }
-    (void)!::write(p[1], said.data(), said.size());
-    _exit(0);
-  }
-  ::close(p[1]);
-  std::string said;
-  char buf[512];
-  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status)) return "the child died";
-  return said;
+    if (!found || !*found) return "no project";
+    auto run = JournaledRun::begin(std::move(**found), argv, root, env, o);
+    if (!run) return "begin: " + run.error().message;
+    if (::chdir(root.c_str()) != 0) return "chdir";
+    write();
+    Record rec;
+    rec.exit_code = 0;
+    rec.backend = "test";
+    if (auto e = (*run)->finish(rec); !e) return "finish: " + e.error().message;
+    return "";
+  });
 }
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }

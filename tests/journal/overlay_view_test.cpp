@@ -15,35 +15,13 @@
 #include <functional>
 
 #include "sandbox/base/dir.h"
+#include "tests/child.h"
 #include "tests/temp_dir.h"
 
 using namespace bsandbox;
 using namespace bsandbox::testing;
 
 namespace {
-
-// Runs check in a child; "" if it passed, else what it said went wrong.
-std::string in_child(const std::function<std::string()>& check) {
-  int p[2];
-  REQUIRE(::pipe(p) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(p[0]);
-    std::string said = check();
-    (void)!::write(p[1], said.data(), said.size());
-    _exit(said.empty() ? 0 : 1);
-  }
-  ::close(p[1]);
-  std::string said;
-  char buf[512];
-  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status)) return "the child died: status " + std::to_string(status);
-  return said;
-}
 
 bool file_is(const std::string& path, const std::string& data) {
   return ::access(path.c_str(), F_OK) == 0 && get_file(path) == data;
