@@ -1,4 +1,5 @@
-// report.cpp: see report.h.
+// report.cpp: see report.h. $BSANDBOX_DIAG_FD is read once per process
+// and used only if it names an open descriptor above 2.
 #include "cli/report.h"
 
 #include <fcntl.h>

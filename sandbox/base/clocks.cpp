@@ -1,4 +1,6 @@
-// clocks.cpp: see clocks.h.
+// clocks.cpp: see clocks.h. The offset is taken from five (boottime,
+// realtime, boottime) triples, the one whose boottime readings are closest
+// together, with realtime assumed at their midpoint.
 #include "sandbox/base/clocks.h"
 
 #include <time.h>

@@ -1,4 +1,5 @@
-// dir.cpp: see dir.h.
+// dir.cpp: see dir.h. open_fd reopens the directory (openat ".") rather
+// than dup()ing the caller's descriptor, which would share its offset.
 #include "sandbox/base/dir.h"
 
 #include <fcntl.h>

@@ -1,4 +1,6 @@
-// framing.cpp: see framing.h.
+// framing.cpp: see framing.h. The length is checked as soon as its four
+// bytes are in, before any payload is kept; a payload that fills the buffer
+// exactly is moved out rather than copied (a large record is one frame).
 #include "sandbox/base/framing.h"
 
 #include <unistd.h>

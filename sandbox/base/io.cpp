@@ -1,4 +1,6 @@
-// io.cpp: see io.h.
+// io.cpp: see io.h. Reads loop until end of file (EINTR retried); a
+// symlink's target is read into a buffer that doubles until readlink
+// returns less than it holds, which is the only sign it was not cut.
 #include "sandbox/base/io.h"
 
 #include <fcntl.h>

@@ -1,4 +1,6 @@
-// text.cpp: see text.h.
+// text.cpp: see text.h. UTF-8 validity is json.h's (the same rule the
+// records use); sizes parse with strtoull and refuse a shift that would
+// overflow 64 bits.
 #include "sandbox/base/text.h"
 
 #include <cerrno>
