@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/environment.h"
 #include "sandbox/agent/agent.h"
 #include "sandbox/agent/client.h"
 #include "sandbox/agent/protocol.h"

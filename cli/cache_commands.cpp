@@ -2,6 +2,7 @@
 // cache the options name (with its key, if any) and calls one Cache verb;
 // `wrap` is `exec` with the cache on and no record, as a launcher runs it.
 #include "cli/cache_commands.h"
+#include "cli/environment.h"
 
 #include <unistd.h>
 
@@ -46,7 +47,7 @@ int run_cache_command(const std::string& action, const std::string& dir, std::op
     std::printf("entries           %llu\n", static_cast<unsigned long long>(u->entries));
     std::printf("objects           %llu\n", static_cast<unsigned long long>(u->objects));
     std::printf("size              %s (limit %s)\n", format_size(u->bytes).c_str(),
-                format_size(max_bytes.value_or(Cache::default_max_bytes())).c_str());
+                format_size(max_bytes.value_or(default_cache_max_bytes())).c_str());
     std::printf("hits              %llu", static_cast<unsigned long long>(s.hits));
     if (lookups) std::printf(" (%.1f%% of %llu lookups)", 100.0 * static_cast<double>(s.hits) / static_cast<double>(lookups),
                              static_cast<unsigned long long>(lookups));
@@ -58,7 +59,7 @@ int run_cache_command(const std::string& action, const std::string& dir, std::op
     return std::fflush(stdout) == 0 ? 0 : kExitOwnError;
   }
   if (action == "gc") {
-    auto r = cache->gc(max_bytes.value_or(Cache::default_max_bytes()));
+    auto r = cache->gc(max_bytes.value_or(default_cache_max_bytes()));
     if (!r) return error_exit(r.error().message);
     std::printf("%s\n", r->c_str());
     return 0;

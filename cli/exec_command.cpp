@@ -1,6 +1,8 @@
 // exec_command.cpp: the steps of `bsandbox exec`, each failing with one line.
 #include "cli/exec_command.h"
 
+#include "cli/environment.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -286,8 +288,12 @@ Result<void> open_cache_and_journal(Exec& x) {
       key = std::move(*k);
     }
     auto c = Cache::open(*o.cache_dir, key);
-    if (!c) say("warning: running without the cache: " + c.error().message);
-    else x.cache.emplace(std::move(*c));
+    if (!c) {
+      say("warning: running without the cache: " + c.error().message);
+    } else {
+      c->set_max_bytes(default_cache_max_bytes());
+      x.cache.emplace(std::move(*c));
+    }
   }
   if (x.project) {
     JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};

@@ -2,6 +2,7 @@
 // `--name=value`, and the command after `--` or after the first word that is
 // not an option (as env(1) does), so `bsandbox exec make -j2` works too.
 #include "cli/options.h"
+#include "cli/environment.h"
 
 #include "sandbox/agent/client.h"
 #include "sandbox/cache/cache.h"

@@ -22,11 +22,6 @@ extern char** environ;
 
 namespace bsandbox {
 
-std::string default_agent_socket() {
-  const char* v = std::getenv("BSANDBOX_AGENT");
-  return v && *v ? v : kDefaultAgentSocket;
-}
-
 namespace {
 
 // Sends the request; if that fails, the agent may have refused the

@@ -20,9 +20,6 @@
 
 namespace bsandbox {
 
-// $BSANDBOX_AGENT, else /run/bsandbox/agent.sock.
-std::string default_agent_socket();
-
 // Connects, or says why not in terms of what to do.
 Result<UniqueFd> connect_agent(const std::string& socket);
 

@@ -73,20 +73,6 @@ std::string shared_because(int dir_fd, const std::string& shown) {
 
 }  // namespace
 
-std::string default_cache_dir() {
-  if (const char* d = std::getenv("BSANDBOX_CACHE"); d && *d) return d;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/bsandbox";
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/tmp") + "/.cache/bsandbox";
-}
-
-uint64_t Cache::default_max_bytes() {
-  if (const char* s = std::getenv("BSANDBOX_CACHE_SIZE"); s && *s) {
-    if (auto n = parse_size(s)) return *n;
-  }
-  return uint64_t{10} << 30;
-}
-
 Result<std::string> load_cache_key(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!fd.valid()) return fail("the cache key " + printable(path) + ": " + std::strerror(errno));
@@ -318,7 +304,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   held->reset();
 
   CacheStats now = count(Event::kStored, added);
-  uint64_t limit = default_max_bytes();
+  uint64_t limit = max_bytes_;
   if (now.bytes_since_gc > limit / 10) (void)gc(limit);  // gc skips when another process holds the cache
   return std::string();
 }

@@ -122,8 +122,11 @@ class Cache {
   Result<std::string> verify(uint64_t* damaged);
   Result<void> clear();
 
-  // The size limit: $BSANDBOX_CACHE_SIZE (e.g. "5G"), else 10 GiB.
-  static uint64_t default_max_bytes();
+  // The size the cache is kept to when a store fills it (gc), unless the
+  // caller sets another (cli: $BSANDBOX_CACHE_SIZE).
+  static constexpr uint64_t kDefaultMaxBytes = uint64_t{10} << 30;
+  void set_max_bytes(uint64_t n) { max_bytes_ = n; }
+  uint64_t max_bytes() const { return max_bytes_; }
 
  private:
   Cache(std::string dir, UniqueFd dir_fd, UniqueFd entries, UniqueFd hashes, Store store)
@@ -142,10 +145,9 @@ class Cache {
   mode_t dir_mode_ = 0755;  // of what it makes (a shared cache's: its directory's)
   UniqueFd dir_fd_, entries_, hashes_;
   Store store_;
+  uint64_t max_bytes_ = kDefaultMaxBytes;
 };
 
-// The default cache directory: $BSANDBOX_CACHE, else ~/.cache/bsandbox.
-std::string default_cache_dir();
 
 // A shared cache's secret, from a file (not readable by every user, at
 // least 16 bytes; a trailing newline is not part of it).
