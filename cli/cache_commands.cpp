@@ -56,6 +56,13 @@ int run_cache_command(const std::string& action, const std::string& dir, std::op
     std::printf("not cacheable     %llu\n", static_cast<unsigned long long>(s.uncacheable));
     std::printf("damaged, removed  %llu\n", static_cast<unsigned long long>(s.damaged));
     std::printf("run time saved    %s\n", seconds(s.saved_ns).c_str());
+    auto n = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+    std::printf("remote hits       %llu (counted in hits)\n", n(s.remote_hits));
+    std::printf("remote misses     %llu\n", n(s.remote_misses));
+    std::printf("remote uploads    %llu\n", n(s.remote_uploads));
+    std::printf("remote traffic    %s down, %s up\n", format_size(s.remote_bytes_down).c_str(),
+                format_size(s.remote_bytes_up).c_str());
+    std::printf("remote errors     %llu\n", n(s.remote_errors));
     return std::fflush(stdout) == 0 ? 0 : kExitOwnError;
   }
   if (action == "gc") {
@@ -109,6 +116,7 @@ int run_wrap(const std::vector<std::string>& args) {
   if (const char* n = std::getenv("BSANDBOX_CACHE_ALLOW_NETWORK"); n && *n && std::strcmp(n, "0") != 0)
     o.cache_allow_network = true;
   if (const char* v = std::getenv("BSANDBOX_VERBOSE"); v && *v && std::strcmp(v, "0") != 0) o.verbose = true;
+  if (auto r = remote_defaults(o); !r) return error_exit(r.error().message);
   return run_exec(o);
 }
 

@@ -18,6 +18,8 @@
 #include "sandbox/agent/client.h"
 #include "sandbox/storage/atomic_file.h"
 #include "sandbox/cache/cache.h"
+#include "sandbox/cache/cache.pb.h"
+#include "sandbox/remote/remote_cache.h"
 #include "sandbox/storage/fs.h"
 #include "sandbox/cache/output_capture.h"
 #include "sandbox/core/path.h"
@@ -151,20 +153,26 @@ std::string shown_command(const std::vector<std::string>& argv) {
   return line.size() <= 100 ? line : line.substr(0, 97) + "...";
 }
 
-void store_result(Cache& cache, const CacheRequest& request, const TracedRun& run, const OutputCapture& capture,
-                  const ExecOptions& o) {
+void store_result(Cache& cache, RemoteCache* remote, const CacheRequest& request, const TracedRun& run,
+                  const OutputCapture& capture, const ExecOptions& o) {
   const Record& rec = run.record;
+  pb::CacheEntry stored;
   auto saved = cache.save(request, rec, std::cref(run.first_accesses), capture.out_file(), capture.err_file(),
-                          rec.end_ns - rec.start_ns);
+                          rec.end_ns - rec.start_ns, &stored);
   if (!saved) say("warning: cache: not stored: " + saved.error().message);
   else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
   else if (saved->empty() && o.verbose) say("cached the result");
+  if (saved && saved->empty() && remote) {
+    std::vector<std::string> warnings;
+    remote->upload(stored, &warnings);
+    for (const auto& w : warnings) say("warning: cache: " + w);
+  }
 }
 
 // A wrapper inside a traced run (tracer_service.h): run the command as a
 // plain child, which the ancestor already traces, and ask it for the record.
-int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& cache, const CacheRequest& request,
-                           const std::string& service, int64_t start_wall) {
+int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& cache, RemoteCache* remote,
+                           const CacheRequest& request, const std::string& service, int64_t start_wall) {
   auto capture = OutputCapture::start();
   if (!capture) return error_exit("capturing the command's output: " + capture.error().message);
   hand_down_diagnostics();
@@ -192,13 +200,13 @@ int run_in_ancestor_tracer(const ExecOptions& o, const std::string& cwd, Cache& 
   auto sub = connection ? request_subtree(connection->get(), pid, std::move(facts))
                         : Result<TracedRun>(tl::unexpected(connection.error()));
   if (!sub) say("warning: cache: not stored: " + sub.error().message);
-  else store_result(cache, request, *sub, *capture, o);
+  else store_result(cache, remote, request, *sub, *capture, o);
   return exit_code_from_wait_status(status);
 }
 
 // The cache lookup: on a hit the outputs are restored and what the command
 // printed is replayed; the hit is returned for its record and exit code.
-std::optional<Cache::Hit> look_up(Cache& cache, CacheRequest& request, const ExecOptions& o) {
+std::optional<Cache::Hit> look_up(Cache& cache, RemoteCache* remote, CacheRequest& request, const ExecOptions& o) {
   std::string why;
   if (!request.uncacheable.empty()) {
     cache.count(Cache::Event::kUncacheable);
@@ -206,6 +214,12 @@ std::optional<Cache::Hit> look_up(Cache& cache, CacheRequest& request, const Exe
   } else {
     std::vector<std::string> warnings;
     auto hit = cache.fetch(request, &why, &warnings);
+    // A local miss asks the remote; what it finds is now local.
+    if (hit && !*hit && remote) {
+      std::string remote_why;
+      if (remote->fetch(request, &remote_why, &warnings)) hit = cache.fetch(request, &why, &warnings);
+      else why += "; " + remote_why;
+    }
     for (const auto& w : warnings) say("warning: cache: " + w);
     if (!hit) {
       say("warning: cache: " + hit.error().message + "; running the command");
@@ -235,6 +249,7 @@ struct Exec {
   std::optional<Project> project;
   std::optional<AtomicFile> json_out, record_out;
   std::optional<Cache> cache;
+  std::optional<RemoteCache> remote;  // behind cache, pointing at it
   std::unique_ptr<JournaledRun> journal;
   CacheRequest request;
   std::optional<std::string> agent_socket;
@@ -287,12 +302,23 @@ Result<void> open_cache_and_journal(Exec& x) {
       if (!k) return tl::unexpected(k.error());
       key = std::move(*k);
     }
+    auto remote = remote_options(o);
+    if (!remote) return tl::unexpected(remote.error());
     auto c = Cache::open(*o.cache_dir, key);
     if (!c) {
       say("warning: running without the cache: " + c.error().message);
     } else {
       c->set_max_bytes(default_cache_max_bytes());
       x.cache.emplace(std::move(*c));
+    }
+    if (x.cache && *remote) {
+      auto r = RemoteCache::open(std::move(**remote), *x.cache);
+      if (!r) {
+        say("warning: running without the remote cache: " + r.error().message);
+      } else {
+        x.remote.emplace(std::move(*r));
+        if (!o.wrapper) x.remote->health().new_build();
+      }
     }
   }
   if (x.project) {
@@ -423,7 +449,7 @@ int finish_run(Exec& x, const TracedRun& run) {
   const Record& rec = run.record;
   int code = rec.exit_code;
   // Stored from what the command left, before a journal commits it.
-  if (x.cache) store_result(*x.cache, x.request, run, *x.capture, o);
+  if (x.cache) store_result(*x.cache, x.remote ? &*x.remote : nullptr, x.request, run, *x.capture, o);
   if (x.journal) code = commit_journal(*x.journal, rec, o, code);
   code = write_records(rec, x.json_out, x.record_out, code);
   for (const auto& p : run.problems) say("warning: record incomplete: " + p);
@@ -467,14 +493,18 @@ int run_exec(const ExecOptions& o) {
   if (auto r = open_cache_and_journal(x); !r) return error_exit(r.error().message);
   if (x.cache) {
     prepare_request(x);
-    if (auto hit = look_up(*x.cache, x.request, o)) return finish_hit(x, *hit);
+    if (auto hit = look_up(*x.cache, x.remote ? &*x.remote : nullptr, x.request, o)) return finish_hit(x, *hit);
     // A wrapper has nothing to record for a command it cannot cache.
-    if (o.wrapper && !x.request.uncacheable.empty()) x.cache.reset();
+    if (o.wrapper && !x.request.uncacheable.empty()) {
+      x.remote.reset();
+      x.cache.reset();
+    }
   }
   if (o.wrapper && x.cache) {
     // Inside a traced build its tracer is lent to us: no tracer of our own.
     if (const char* address = std::getenv(kTracerEnv); address && *address)
-      return run_in_ancestor_tracer(o, x.cwd, *x.cache, x.request, address, x.start_wall);
+      return run_in_ancestor_tracer(o, x.cwd, *x.cache, x.remote ? &*x.remote : nullptr, x.request, address,
+                                    x.start_wall);
   }
   if (o.wrapper && !x.cache) return exec_directly(o.argv, x.request.stdin_replacement.get());
   if (auto r = find_agent(x); !r) return error_exit(r.error().message);

@@ -42,6 +42,12 @@ struct ExecOptions {
   std::string cache_key_file;             // a shared cache's secret (--cache-key, $BSANDBOX_CACHE_KEY)
   std::vector<std::string> unkeyed_listings;  // --cache-unkeyed-listing DIR (relative to the root)
   bool explain = false;                   // say why the cache missed
+  // A remote cache behind the local one (sandbox/remote): --cache-remote
+  // URL, else $BSANDBOX_CACHE_REMOTE; the others likewise.
+  std::string cache_remote;
+  bool cache_remote_upload = true;           // --cache-remote-upload=no: read-only
+  std::string cache_remote_key_file;         // entries signed with, and checked against, this secret
+  std::string cache_remote_credentials_file; // "Bearer TOKEN" or "USER:PASSWORD"
   // bsandbox-wrap: run the command untraced when it cannot be cached, and
   // say nothing but errors.
   bool wrapper = false;

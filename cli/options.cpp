@@ -51,6 +51,13 @@ const char kUsage[] =
     "  --cache-key FILE    a secret shared by the users of a cache others can write:\n"
     "                      entries are signed with it, unsigned ones ignored\n"
     "  --cache-allow-network  cache runs that connect to sockets they did not make\n"
+    "  --cache-remote URL  share results through a server of Bazel's HTTP cache\n"
+    "                      protocol (nginx WebDAV, bazel-remote): a local miss asks\n"
+    "                      it, a stored run is uploaded ($BSANDBOX_CACHE_REMOTE)\n"
+    "  --cache-remote-upload yes|no  no: only download (untrusted jobs)\n"
+    "  --cache-remote-key FILE  sign entries with this secret; ignore unsigned ones\n"
+    "  --cache-remote-credentials FILE  \"Bearer TOKEN\" or \"USER:PASSWORD\"\n"
+    "                      (or $BSANDBOX_CACHE_REMOTE_TOKEN)\n"
     "                      (what comes back is not keyed: for answers that never change)\n"
     "  --explain           say why the cache missed\n"
     "exec exits with COMMAND's exit code (128+N if killed by signal N), 127 if\n"
@@ -98,7 +105,8 @@ const std::pair<const char*, bool ExecOptions::*> kExecFlags[] = {
 };
 // exec's options that take a value ("--name VALUE" or "--name=VALUE").
 const char* const kExecValued[] = {"--json", "--record", "--backend", "--buffer-size", "--cache-root",
-                                   "--cache-unkeyed-listing", "--cache-key"};
+                                   "--cache-unkeyed-listing", "--cache-key", "--cache-remote",
+                                   "--cache-remote-upload", "--cache-remote-key", "--cache-remote-credentials"};
 
 Result<void> set_exec_value(ExecOptions& o, const std::string& name, const std::string& v) {
   if (name == "--json") {
@@ -121,6 +129,16 @@ Result<void> set_exec_value(ExecOptions& o, const std::string& name, const std::
     o.unkeyed_listings.push_back(v);
   } else if (name == "--cache-key") {
     o.cache_key_file = v;
+  } else if (name == "--cache-remote") {
+    if (v.empty()) return fail("--cache-remote needs a URL");
+    o.cache_remote = v;
+  } else if (name == "--cache-remote-upload") {
+    if (v != "yes" && v != "no") return fail("--cache-remote-upload is yes or no, not '" + v + "'");
+    o.cache_remote_upload = v == "yes";
+  } else if (name == "--cache-remote-key") {
+    o.cache_remote_key_file = v;
+  } else if (name == "--cache-remote-credentials") {
+    o.cache_remote_credentials_file = v;
   }
   return {};
 }
@@ -131,13 +149,16 @@ Result<void> check_exec(ExecOptions& o) {
   if (o.cache_key_file.empty() && o.cache_dir)
     if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) o.cache_key_file = k;
   if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
-  if (o.cache_dir) return {};
+  if (o.cache_dir) return remote_defaults(o);
   const char* cache_only = o.cache_root                ? "--cache-root"
                            : o.cache_failures          ? "--cache-failures"
                            : o.explain                 ? "--explain"
                            : o.cache_allow_network     ? "--cache-allow-network"
                            : !o.cache_key_file.empty() ? "--cache-key"
                            : !o.unkeyed_listings.empty() ? "--cache-unkeyed-listing"
+                           : !o.cache_remote.empty()     ? "--cache-remote"
+                           : !o.cache_remote_key_file.empty() ? "--cache-remote-key"
+                           : !o.cache_remote_credentials_file.empty() ? "--cache-remote-credentials"
                                                          : nullptr;
   if (cache_only) return fail(std::string(cache_only) + " applies to cached runs (add --cache)");
   return {};

@@ -37,7 +37,7 @@ constexpr std::string_view kFormat = "bsandbox-cache 1\n";
 
 // The stats file: fixed-size counters, updated under its own flock.
 struct Counters {
-  uint64_t magic = 0x3173746174736362;  // "bcstats1"
+  uint64_t magic = 0x3273746174736362;  // "bcstats2"
   CacheStats s;
 };
 
@@ -112,7 +112,7 @@ Result<Cache> Cache::open(const std::string& dir, const std::string& key) {
     if (!listing) return tl::unexpected(listing.error());
     // Another bsandbox may be creating it right now: only foreign names
     // make it foreign.
-    static const std::set<std::string> kOurs = {"format", "entries", "objects", "hashes", "lock", "stats"};
+    static const std::set<std::string> kOurs = {"format", "entries", "objects", "hashes", "lock", "stats", "remote"};
     for (const auto& name : *listing) {
       if (!kOurs.count(name) && !name.starts_with(".bsandbox."))
         return fail(shown + " is not empty and not a bsandbox cache (no format file); refusing to use it");
@@ -150,8 +150,7 @@ Result<Cache> Cache::open(const std::string& dir, const std::string& key) {
 }
 
 Result<UniqueFd> Cache::lock(int how, bool wait) {
-  UniqueFd fd(::openat(dir_fd_.get(), "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666 & dir_mode_));
-  if (fd.valid()) (void)::fchmod(fd.get(), 0666 & dir_mode_);  // whatever the umask: the others need it too
+  UniqueFd fd = state_file("lock");
   if (!fd.valid()) return fail_errno(printable(dir_) + "/lock", errno);
   while (::flock(fd.get(), how | (wait ? 0 : LOCK_NB)) != 0) {
     if (errno == EINTR) continue;
@@ -284,7 +283,7 @@ Result<std::optional<Cache::Hit>> Cache::fetch(CacheRequest& req, std::string* w
 }
 
 Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, const PriorOf& prior, int out, int err,
-                                int64_t run_ns) {
+                                int64_t run_ns, pb::CacheEntry* stored) {
   if (!req.uncacheable.empty()) return req.uncacheable;
   if (rec.exit_code != 0 && !req.cache_failures)
     return "it exited with " + std::to_string(rec.exit_code) + " (--cache-failures stores failures too)";
@@ -302,6 +301,7 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   if (!written) return tl::unexpected(written.error());
   added += *written;
   held->reset();
+  if (stored) *stored = std::move(e);
 
   CacheStats now = count(Event::kStored, added);
   uint64_t limit = max_bytes_;
@@ -309,9 +309,27 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   return std::string();
 }
 
+Result<void> Cache::adopt(const pb::CacheEntry& e) {
+  auto weak = Digest::from_raw(e.weak_key());
+  if (!weak) return fail("a cache entry without a key");
+  auto held = lock(LOCK_SH);
+  if (!held) return tl::unexpected(held.error());
+  auto written = write_entry(entries_.get(), *weak, strong_key_of(e), e, key_, dir_mode_);
+  if (!written) return tl::unexpected(written.error());
+  held->reset();
+  CacheStats now = count(Event::kStored, *written);
+  if (now.bytes_since_gc > max_bytes_ / 10) (void)gc(max_bytes_);
+  return {};
+}
+
+UniqueFd Cache::state_file(const char* name) {
+  UniqueFd fd(::openat(dir_fd_.get(), name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666 & dir_mode_));
+  if (fd.valid()) (void)::fchmod(fd.get(), 0666 & dir_mode_);  // whatever the umask: the others need it too
+  return fd;
+}
+
 CacheStats Cache::count(Event e, uint64_t n) {
-  UniqueFd fd(::openat(dir_fd_.get(), "stats", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666 & dir_mode_));
-  if (fd.valid()) (void)::fchmod(fd.get(), 0666 & dir_mode_);
+  UniqueFd fd = state_file("stats");
   if (!fd.valid()) return {};
   while (::flock(fd.get(), LOCK_EX) != 0 && errno == EINTR) {
   }
@@ -332,6 +350,12 @@ CacheStats Cache::count(Event e, uint64_t n) {
     case Event::kUncacheable: ++c.s.uncacheable; break;
     case Event::kDamaged: ++c.s.damaged; break;
     case Event::kGc: c.s.bytes_since_gc = 0; break;
+    case Event::kRemoteHit: ++c.s.remote_hits; break;
+    case Event::kRemoteMiss: ++c.s.remote_misses; break;
+    case Event::kRemoteUpload: ++c.s.remote_uploads; break;
+    case Event::kRemoteBytesDown: c.s.remote_bytes_down += n; break;
+    case Event::kRemoteBytesUp: c.s.remote_bytes_up += n; break;
+    case Event::kRemoteError: ++c.s.remote_errors; break;
   }
   (void)!::pwrite(fd.get(), &c, sizeof c, 0);
   return c.s;

@@ -17,6 +17,7 @@
 //   entries/ab/WEAK/STRONG   framed CacheEntry protobufs (cache.proto)
 //   hashes/KEY         SHA-256 of a file by (dev, inode, size, mtime, ctime)
 //   stats              counters
+//   remote             a remote cache's health (sandbox/remote/health.h)
 //   lock               flock: shared while looking up, restoring or saving;
 //                      exclusive for gc, verify and clear
 // Every file is written under a temporary name and renamed, so concurrent
@@ -58,11 +59,19 @@ namespace bsandbox {
 
 struct CacheDirs;
 struct StoredEntry;
+namespace pb {
+class CacheEntry;
+}  // namespace pb
 
 struct CacheStats {
   uint64_t hits = 0, misses = 0, stored = 0, uncacheable = 0, damaged = 0;
   uint64_t saved_ns = 0;         // run time of the commands that hit
   uint64_t bytes_since_gc = 0;   // stored since the last gc
+  // A remote cache's (sandbox/remote): hits that came from it (counted in
+  // hits too), lookups it missed, entries uploaded, bytes each way, and
+  // requests that failed (the server down, slow, or answering garbage).
+  uint64_t remote_hits = 0, remote_misses = 0, remote_uploads = 0;
+  uint64_t remote_bytes_down = 0, remote_bytes_up = 0, remote_errors = 0;
 };
 
 class Cache {
@@ -101,14 +110,33 @@ class Cache {
   Result<std::optional<Hit>> fetch(CacheRequest& req, std::string* why, std::vector<std::string>* warnings);
 
   // Stores a finished run (a miss) if it can be cached. out/err are files
-  // holding what it printed. Returns "" when stored, else why not.
+  // holding what it printed. Returns "" when stored, else why not; the
+  // entry stored goes to *stored if given (for a remote cache to upload).
   Result<std::string> save(const CacheRequest& req, const Record& rec, const PriorOf& prior, int out, int err,
-                           int64_t run_ns);
+                           int64_t run_ns, pb::CacheEntry* stored = nullptr);
+
+  // Writes an entry found elsewhere (a remote cache) whose objects the
+  // store already holds, so that the next fetch() finds it. The caller has
+  // checked where it came from; the local entry is sealed (or signed) as
+  // this cache's own are.
+  Result<void> adopt(const pb::CacheEntry& e);
+  // The cache's objects (a remote cache reads what it uploads from here and
+  // puts what it downloads here, each checked against its digest).
+  Store& store() { return store_; }
+  // A small file of the cache directory for state kept beside the counters
+  // (a remote cache's health), opened read-write, created if missing.
+  UniqueFd state_file(const char* name);
+  // The hashes of files the cache remembers (look.h).
+  HashMemo memo() const { return HashMemo(hashes_.get(), key_); }
+
 
   // Counters (hits, misses, ...) kept in the stats file.
   // kGc resets the bytes stored since the last gc. Returns the counters
   // after the update.
-  enum class Event { kHit, kMiss, kStored, kUncacheable, kDamaged, kGc };
+  enum class Event {
+    kHit, kMiss, kStored, kUncacheable, kDamaged, kGc,
+    kRemoteHit, kRemoteMiss, kRemoteUpload, kRemoteBytesDown, kRemoteBytesUp, kRemoteError
+  };
   CacheStats count(Event e, uint64_t n = 0);
   CacheStats counters();
 
@@ -134,7 +162,6 @@ class Cache {
         hashes_(std::move(hashes)), store_(std::move(store)) {}
 
   Result<UniqueFd> lock(int how, bool wait = true);
-  HashMemo memo() const { return HashMemo(hashes_.get(), key_); }
   CacheDirs dirs();
   Result<std::optional<Hit>> use(int weak_dir, const StoredEntry& c, const std::string& shown, const std::string& weak,
                                  const std::string& root, std::string* why, std::vector<std::string>* warnings);

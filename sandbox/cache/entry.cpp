@@ -50,33 +50,40 @@ Result<std::string> read_at(int dirfd, const std::string& name, std::string_view
   return out;
 }
 
-Result<pb::CacheEntry> read_entry(int dirfd, const std::string& name, const std::string& shown,
-                                  const std::string& key, bool* foreign) {
+Result<std::string_view> open_sealed(std::string_view all, const std::string& shown, const std::string& key,
+                                     std::string_view noun, bool* foreign) {
   *foreign = false;
-  auto bytes = read_at(dirfd, name, shown);
-  if (!bytes) return tl::unexpected(bytes.error());
-  std::string_view all(*bytes);
-  Result<std::string_view> payload = fail("");
   if (key.empty()) {
     if (all.starts_with(kSignedMagic)) {
       *foreign = true;
-      return fail(shown + ": a signed entry (of a cache shared with a key)");
+      return fail(shown + ": a signed " + std::string(noun) + " (of a cache shared with a key)");
     }
-    payload = unseal(all, kMagic, shown, "cache entry");
-  } else {
-    if (!all.starts_with(kSignedMagic) || all.size() < kSignedMagic.size() + kMacSize ||
-        !same_secret(all.substr(kSignedMagic.size(), kMacSize),
-                     hmac(key, all.substr(kSignedMagic.size() + kMacSize)))) {
-      *foreign = true;
-      return fail(shown + ": not signed with this cache's key; ignored");
-    }
-    payload = all.substr(kSignedMagic.size() + kMacSize);
+    return unseal(all, kMagic, shown, noun);
   }
+  if (!all.starts_with(kSignedMagic) || all.size() < kSignedMagic.size() + kMacSize ||
+      !same_secret(all.substr(kSignedMagic.size(), kMacSize), hmac(key, all.substr(kSignedMagic.size() + kMacSize)))) {
+    *foreign = true;
+    return fail(shown + ": not signed with this cache's key; ignored");
+  }
+  return all.substr(kSignedMagic.size() + kMacSize);
+}
+
+Result<pb::CacheEntry> parse_entry(std::string_view all, const std::string& shown, const std::string& key,
+                                   bool* foreign) {
+  auto payload = open_sealed(all, shown, key, "cache entry", foreign);
   if (!payload) return tl::unexpected(payload.error());
   pb::CacheEntry e;
   if (!e.ParseFromArray(payload->data(), static_cast<int>(payload->size())))
     return fail(shown + ": cache entry is damaged (does not parse)");
   return e;
+}
+
+Result<pb::CacheEntry> read_entry(int dirfd, const std::string& name, const std::string& shown,
+                                  const std::string& key, bool* foreign) {
+  *foreign = false;
+  auto bytes = read_at(dirfd, name, shown);
+  if (!bytes) return tl::unexpected(bytes.error());
+  return parse_entry(*bytes, shown, key, foreign);
 }
 
 Result<UniqueFd> open_dir_at(int dirfd, const std::string& name, std::string_view what, bool create,

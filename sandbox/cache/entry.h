@@ -35,6 +35,14 @@ bool same_secret(std::string_view a, std::string_view b);
 // An entry's bytes on disk: sealed when key is empty, else signed with it.
 std::string seal_entry(const std::string& key, std::string_view payload);
 
+// The payload of bytes sealed or signed as an entry is (seal_entry), checked
+// as read_entry checks it; noun says what it holds ("cache entry").
+Result<std::string_view> open_sealed(std::string_view bytes, const std::string& shown, const std::string& key,
+                                     std::string_view noun, bool* foreign);
+// An entry's bytes (as seal_entry made them), checked and parsed.
+Result<pb::CacheEntry> parse_entry(std::string_view bytes, const std::string& shown, const std::string& key,
+                                   bool* foreign);
+
 // The entry file dirfd/name, checked and parsed: its signature under key (a
 // shared cache), else its checksum. shown names it in messages. *foreign is
 // set for an entry of the other kind (see above): an error, but not damage.

@@ -35,11 +35,11 @@ std::string describe_mismatch(const pb::CacheInput& want, const std::string& pat
   return p + ": " + what + " changed";
 }
 
-std::string absolute(const pb::CacheInput& in, const std::string& root) {
+}  // namespace
+
+std::string input_path(const pb::CacheInput& in, const std::string& root) {
   return in.in_root() ? path::resolve(root, in.path()) : in.path();
 }
-
-}  // namespace
 
 void hash_field(Hasher& h, std::string_view s) {
   uint64_t n = s.size();
@@ -227,7 +227,7 @@ std::string entry_mismatch(const pb::CacheEntry& e, const std::string& root, con
   TimeOrder order;
   std::vector<uint32_t> stored_places;
   for (const auto& in : e.inputs()) {
-    std::string p = absolute(in, root);
+    std::string p = input_path(in, root);
     auto now = look(p, in.aspects(), memo);
     if (!now) return now.error().message;
     if (std::string why = mismatch(in, p, *now); !why.empty()) return "an input changed: " + why;

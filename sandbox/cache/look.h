@@ -131,6 +131,10 @@ struct TimeOrder {
   std::string changed(const std::vector<uint32_t>& stored) const;
 };
 
+// Where a stored input is under root (one inside the root is stored
+// relative to it).
+std::string input_path(const pb::CacheInput& in, const std::string& root);
+
 // A stored input against the path's state now: "" if it matches, else
 // what differs ("PATH: content changed", "PATH was removed", ...).
 std::string mismatch(const pb::CacheInput& in, const std::string& path, const PathState& now);

@@ -68,9 +68,6 @@ class EntryBuilder {
   Result<std::string> outputs();
   Result<std::string> inputs();
   Result<void> streams(int out, int err);
-  // Every input as it must look, their times' order, and the root for an
-  // entry that names it.
-  Digest strong_key() const;
   bool names_root() const { return names_root_; }
 
  private:
@@ -295,15 +292,15 @@ Result<void> EntryBuilder::streams(int out, int err) {
   return {};
 }
 
-Digest EntryBuilder::strong_key() const {
+}  // namespace
+
+Digest strong_key_of(const pb::CacheEntry& e) {
   Hasher strong;
-  for (const auto& pi : e_.inputs()) hash_field(strong, pi.SerializeAsString());
-  hash_field(strong, "start rank " + std::to_string(e_.start_rank()));
-  if (names_root_) hash_field(strong, "root " + req_.root);
+  for (const auto& pi : e.inputs()) hash_field(strong, pi.SerializeAsString());
+  hash_field(strong, "start rank " + std::to_string(e.start_rank()));
+  if (e.root_keyed()) hash_field(strong, "root " + e.root());
   return strong.finish();
 }
-
-}  // namespace
 
 Result<Digest> put_counted(Store& store, int fd, const std::string& what, uint64_t* added) {
   struct stat st;
@@ -329,7 +326,7 @@ Result<std::string> build_entry(const CacheRequest& req, const Record& rec, cons
   e->set_run_ns(run_ns);
   e->set_root(req.root);
   e->set_root_keyed(b.names_root());
-  *strong = b.strong_key();
+  *strong = strong_key_of(*e);
   return "";
 }
 

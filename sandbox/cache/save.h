@@ -37,6 +37,10 @@ Result<std::string> build_entry(const CacheRequest& req, const Record& rec, cons
                                 int64_t run_ns, Store& store, const HashMemo& memo, pb::CacheEntry* e,
                                 Digest* strong, uint64_t* added);
 
+// The strong key of an entry: every input as it must look, their times'
+// order, and the root for an entry that names it (root_keyed).
+Digest strong_key_of(const pb::CacheEntry& e);
+
 // Stores fd's content, adding its size to *added if the store lacked it.
 Result<Digest> put_counted(Store& store, int fd, const std::string& what, uint64_t* added);
 

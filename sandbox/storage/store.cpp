@@ -255,6 +255,14 @@ uint64_t Store::disk_bytes(const Digest& d) const {
   return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
+std::optional<uint64_t> Store::size(const Digest& d) const {
+  auto sub = object_dir(d, false);
+  struct stat st;
+  if (!sub || ::fstatat(sub->get(), d.hex().substr(2).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+    return std::nullopt;
+  return static_cast<uint64_t>(st.st_size);
+}
+
 Result<void> Store::remove(const Digest& d) {
   int err = 0;
   auto sub = object_dir(d, false, &err);

@@ -95,6 +95,8 @@ class Store {
   // The whole object, checked against its hash.
   Result<std::string> read(const Digest& d);
   bool contains(const Digest& d) const;
+  // The object's length in bytes, or nullopt if the store lacks it.
+  std::optional<uint64_t> size(const Digest& d) const;
   // Bytes the object occupies on disk (0 if absent).
   uint64_t disk_bytes(const Digest& d) const;
   Result<void> remove(const Digest& d);

@@ -1,0 +1,343 @@
+// remote_cache.cpp: see remote_cache.h. Particular to the implementation: a
+// lookup is two round trips when it misses (the index; the entries of every
+// shape at once) and three or four when it hits (the blobs the local store
+// lacks, all at once); an upload asks which blobs the server lacks (HEAD,
+// all at once) before it sends them, and rereads the index just before
+// rewriting it, so that a shape another machine added meanwhile is kept.
+#include "sandbox/remote/remote_cache.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "sandbox/base/io.h"
+#include "sandbox/base/text.h"
+#include "sandbox/cache/cache.pb.h"
+#include "sandbox/cache/entry.h"
+#include "sandbox/cache/look.h"
+
+namespace bsandbox {
+namespace {
+
+namespace layout = remote_layout;
+using Method = HttpRequest::Method;
+
+constexpr size_t kMaxActionResult = 16 << 20;
+constexpr size_t kMaxBundle = 256 << 20;       // blobs sent or fetched at once, in bytes
+constexpr uint64_t kMaxUnsized = uint64_t{1} << 30;  // a stream or record whose size the entry does not say
+
+HttpRequest get(std::string path, size_t max) {
+  HttpRequest r;
+  r.path = std::move(path);
+  r.max_bytes = max;
+  return r;
+}
+
+}  // namespace
+
+std::string check_remote_url(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos || (url.substr(0, scheme) != "http" && url.substr(0, scheme) != "https"))
+    return "the remote cache " + printable(url) + " is not an http:// or https:// URL";
+  std::string rest = url.substr(scheme + 3);
+  std::string authority = rest.substr(0, rest.find('/'));
+  if (authority.empty()) return "the remote cache " + printable(url) + " names no server";
+  if (authority.find('@') != std::string::npos)
+    return "the remote cache URL holds credentials, which other users can read in argv or the environment; put "
+           "them in a file (--cache-remote-credentials FILE)";
+  if (url.find_first_of("?#") != std::string::npos) return "the remote cache " + printable(url) + " has a query";
+  return "";
+}
+
+RemoteCache::RemoteCache(RemoteOptions options, Cache& local, HttpClient http)
+    : options_(std::move(options)), local_(&local), http_(std::move(http)),
+      health_(local.state_file("remote"), options_.url), key_id_(layout::key_id(options_.key)) {}
+
+Result<RemoteCache> RemoteCache::open(RemoteOptions options, Cache& local) {
+  if (std::string bad = check_remote_url(options.url); !bad.empty()) return fail(bad);
+  options.http.base_url = options.url;
+  auto http = HttpClient::open(options.http);
+  if (!http) return tl::unexpected(http.error());
+  return RemoteCache(std::move(options), local, std::move(*http));
+}
+
+void RemoteCache::server_failed(const std::string& what, std::vector<std::string>* warnings) {
+  local_->count(Cache::Event::kRemoteError);
+  if (health_.failed())
+    warnings->push_back("remote cache " + printable(options_.url) + ": " + what +
+                        "; going on with the local cache (the server is left alone for " +
+                        std::to_string(RemoteHealth::kBackoffNs / 1000000000) + " s)");
+}
+
+bool RemoteCache::check(const HttpReply& r, const std::string& what, Outcome* out) {
+  local_->count(Cache::Event::kRemoteBytesDown, r.bytes_down);
+  local_->count(Cache::Event::kRemoteBytesUp, r.bytes_up);
+  if (r.ok()) return true;
+  if (r.status == 401 || r.status == 403)
+    out->failure = what + ": the server refused the credentials (HTTP " + std::to_string(r.status) + ")";
+  else
+    out->failure = what + ": " + r.what();
+  return false;
+}
+
+std::optional<reapi::ActionResult> RemoteCache::action_result(const HttpReply& r, const std::string& what,
+                                                              Outcome* out) {
+  reapi::ActionResult ar;
+  if (!ar.ParseFromString(r.body)) {
+    out->failure = what + ": the server answered with something that is not an ActionResult";
+    return std::nullopt;
+  }
+  return ar;
+}
+
+std::optional<std::string> RemoteCache::sealed_blob(const std::string& what,
+                                                    const std::optional<layout::BlobRef>& ref, std::string_view noun,
+                                                    Outcome* out) {
+  if (!ref) {
+    out->failure = what + " names no " + std::string(noun);
+    return std::nullopt;
+  }
+  std::string bytes;
+  if (ref->inlined) {
+    bytes = *ref->inlined;
+  } else {
+    auto r = http_.perform(get(layout::cas_path(ref->digest), std::min<uint64_t>(ref->size, kMaxActionResult)));
+    if (r.absent()) {
+      out->why = "the " + std::string(noun) + " " + what + " names is missing on the server";
+      return std::nullopt;
+    }
+    if (!check(r, layout::cas_path(ref->digest), out)) return std::nullopt;
+    bytes = std::move(r.body);
+  }
+  if (hash_bytes(bytes) != ref->digest) {
+    out->why = "a damaged " + std::string(noun);
+    out->warnings->push_back("remote cache: " + what + ": the " + std::string(noun) +
+                             " does not match its digest; ignored");
+    local_->count(Cache::Event::kRemoteError);
+    return std::nullopt;
+  }
+  bool foreign = false;
+  std::string shown = "remote cache: " + layout::cas_path(ref->digest);
+  auto payload = open_sealed(bytes, shown, options_.key, noun, &foreign);
+  if (!payload) {
+    out->why = "a " + std::string(noun) + " that is not " + (options_.key.empty() ? "sealed" : "signed with the key");
+    out->warnings->push_back(payload.error().message);
+    local_->count(Cache::Event::kRemoteError);
+    return std::nullopt;
+  }
+  return std::string(*payload);
+}
+
+std::optional<pb::Shapes> RemoteCache::read_shapes(const Digest& weak, Outcome* out) {
+  std::string at = layout::ac_path(layout::index_key(key_id_, weak));
+  auto r = http_.perform(get(at, kMaxActionResult));
+  if (r.absent()) return pb::Shapes();
+  if (!check(r, at, out)) return std::nullopt;
+  auto ar = action_result(r, at, out);
+  if (!ar) return std::nullopt;
+  auto payload = sealed_blob(at, layout::output_named(*ar, layout::kShapesPath), "shapes list", out);
+  if (!payload) return std::nullopt;
+  pb::Shapes shapes;
+  if (!shapes.ParseFromString(*payload) || shapes.weak_key() != weak.raw()) {
+    out->why = "the shapes list of " + at + " does not parse or is another command's";
+    out->warnings->push_back("remote cache: " + out->why + "; ignored");
+    return std::nullopt;
+  }
+  return shapes;
+}
+
+bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
+  Store& store = local_->store();
+  std::vector<std::pair<Digest, uint64_t>> wanted;
+  for (const auto& [d, size] : layout::entry_objects(e))
+    if (!store.contains(d)) wanted.emplace_back(d, size);
+  size_t i = 0;
+  while (i < wanted.size()) {
+    // A bundle of requests at once, bounded in bytes.
+    std::vector<HttpRequest> reqs;
+    uint64_t bundle = 0;
+    size_t first = i;
+    for (; i < wanted.size() && (reqs.empty() || bundle < kMaxBundle); ++i) {
+      uint64_t max = wanted[i].second ? wanted[i].second : kMaxUnsized;
+      reqs.push_back(get(layout::cas_path(wanted[i].first), max));
+      bundle += wanted[i].second;
+    }
+    auto replies = http_.perform(reqs);
+    for (size_t k = 0; k < replies.size(); ++k) {
+      const Digest& d = wanted[first + k].first;
+      if (replies[k].absent()) {
+        out->why = "a blob its entry names is missing on the server (" + layout::cas_path(d) + ")";
+        return false;
+      }
+      if (!check(replies[k], layout::cas_path(d), out)) return false;
+      UniqueFd fd(::memfd_create("bsandbox-blob", MFD_CLOEXEC));
+      if (!fd.valid() || !write_all(fd.get(), replies[k].body, "blob")) {
+        out->why = "cannot hold a downloaded blob";
+        return false;
+      }
+      auto put = store.put(fd.get(), "remote cache: " + layout::cas_path(d));
+      if (!put) {
+        out->why = put.error().message;
+        return false;
+      }
+      if (*put != d) {
+        (void)store.remove(*put);
+        out->why = "a damaged blob";
+        out->warnings->push_back("remote cache: " + layout::cas_path(d) + " does not match its digest; ignored");
+        local_->count(Cache::Event::kRemoteError);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<std::string>* warnings) {
+  if (!health_.usable()) {
+    *why = "the remote cache failed a moment ago and is left alone";
+    return false;
+  }
+  Outcome out{"", "", warnings};
+  auto finish = [&](bool hit) {
+    if (!out.failure.empty()) {
+      server_failed(out.failure, warnings);
+      *why = "the remote cache failed: " + out.failure;
+      return false;
+    }
+    health_.succeeded();
+    local_->count(hit ? Cache::Event::kRemoteHit : Cache::Event::kRemoteMiss);
+    if (!hit) *why = "remote: " + out.why;
+    return hit;
+  };
+  auto shapes = read_shapes(req.weak, &out);
+  if (!shapes) return finish(false);
+  if (shapes->shapes_size() == 0) {
+    out.why = "no entry for this command";
+    return finish(false);
+  }
+  // Every shape's entry as the tree is now, asked for at once.
+  HashMemo memo = local_->memo();
+  std::vector<HttpRequest> reqs;
+  for (const auto& s : shapes->shapes()) {
+    auto probe = layout::probe_now(s, req.root, memo);
+    if (!probe || !*probe) continue;
+    reqs.push_back(get(layout::ac_path(layout::entry_key(key_id_, req.weak, s, **probe, req.root)), kMaxActionResult));
+  }
+  auto replies = http_.perform(reqs);
+  out.why = "no entry for the inputs as they are (" + std::to_string(shapes->shapes_size()) + " kinds tried)";
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (replies[i].absent()) continue;
+    if (!check(replies[i], reqs[i].path, &out)) return finish(false);
+    auto ar = action_result(replies[i], reqs[i].path, &out);
+    if (!ar) return finish(false);
+    auto payload = sealed_blob(reqs[i].path, layout::output_named(*ar, layout::kEntryPath), "cache entry", &out);
+    if (!payload) {
+      if (!out.failure.empty()) return finish(false);
+      continue;
+    }
+    pb::CacheEntry e;
+    if (!e.ParseFromString(*payload) || e.weak_key() != req.weak.raw()) {
+      out.why = "an entry that does not parse or is another command's";
+      warnings->push_back("remote cache: " + reqs[i].path + ": " + out.why + "; ignored");
+      continue;
+    }
+    if (std::string mismatch = entry_mismatch(e, req.root, memo); !mismatch.empty()) {
+      out.why = mismatch;
+      continue;
+    }
+    if (!bring_objects(e, &out)) return finish(false);
+    if (auto adopted = local_->adopt(e); !adopted) {
+      out.why = adopted.error().message;
+      return finish(false);
+    }
+    return finish(true);
+  }
+  return finish(false);
+}
+
+bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
+  Store& store = local_->store();
+  auto objects = layout::entry_objects(e);
+  std::vector<HttpRequest> heads;
+  for (const auto& [d, size] : objects) {
+    HttpRequest r;
+    r.method = Method::kHead;
+    r.path = layout::cas_path(d);
+    heads.push_back(r);
+  }
+  auto there = http_.perform(heads);
+  std::vector<Digest> missing;
+  for (size_t i = 0; i < there.size(); ++i) {
+    if (there[i].absent()) missing.push_back(objects[i].first);
+    else if (!check(there[i], heads[i].path, out)) return false;
+  }
+  size_t i = 0;
+  while (i < missing.size()) {
+    std::vector<std::string> bodies;
+    std::vector<HttpRequest> puts;
+    uint64_t bundle = 0;
+    for (; i < missing.size() && (bodies.empty() || bundle < kMaxBundle); ++i) {
+      auto bytes = store.read(missing[i]);
+      if (!bytes) {
+        out->why = bytes.error().message;
+        return false;
+      }
+      bundle += bytes->size();
+      bodies.push_back(std::move(*bytes));
+    }
+    for (size_t k = 0; k < bodies.size(); ++k) {
+      HttpRequest r;
+      r.method = Method::kPut;
+      r.path = layout::cas_path(missing[i - bodies.size() + k]);
+      r.body = bodies[k];
+      puts.push_back(r);
+    }
+    for (const auto& r : http_.perform(puts))
+      if (!check(r, "uploading a blob", out)) return false;
+  }
+  return true;
+}
+
+void RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warnings) {
+  if (!options_.upload || !health_.usable()) return;
+  Outcome out{"", "", warnings};
+  auto weak = Digest::from_raw(e.weak_key());
+  auto done = [&] {
+    if (!out.failure.empty()) server_failed(out.failure, warnings);
+    else if (!out.why.empty()) warnings->push_back("remote cache: not uploaded: " + out.why);
+  };
+  if (!weak) return;
+  if (!send_objects(e, &out)) return done();
+  // The entry, and its ActionResult naming it and its blobs.
+  std::string entry_blob = seal_entry(options_.key, e.SerializeAsString());
+  pb::Shape shape = layout::shape_of(e);
+  Store& store = local_->store();
+  auto ar = layout::entry_result(e, entry_blob, [&](const Digest& d) { return store.size(d).value_or(0); });
+  std::string ar_bytes = ar.SerializeAsString();
+  HttpRequest put_entry{Method::kPut, layout::cas_path(hash_bytes(entry_blob)), entry_blob, 0};
+  if (!check(http_.perform(put_entry), "uploading an entry", &out)) return done();
+  HttpRequest put_ar{Method::kPut, layout::ac_path(layout::entry_key(key_id_, *weak, shape, layout::probe_of(e), e.root())),
+                     ar_bytes, 0};
+  if (!check(http_.perform(put_ar), "uploading an entry", &out)) return done();
+  // The index: reread, this shape put first.
+  Outcome index_out{"", "", warnings};
+  auto shapes = read_shapes(*weak, &index_out);
+  if (!index_out.failure.empty()) {
+    out.failure = index_out.failure;
+    return done();
+  }
+  if (!shapes) shapes = pb::Shapes();  // unusable (another key's, damaged): replaced
+  if (shapes->shapes_size() == 0 || layout::shape_digest(shapes->shapes(0)) != layout::shape_digest(shape)) {
+    std::string blob = seal_entry(options_.key, layout::with_shape(*shapes, shape, *weak).SerializeAsString());
+    std::string index_bytes = layout::index_result(blob).SerializeAsString();
+    HttpRequest put_blob{Method::kPut, layout::cas_path(hash_bytes(blob)), blob, 0};
+    if (!check(http_.perform(put_blob), "uploading an index", &out)) return done();
+    HttpRequest put_index{Method::kPut, layout::ac_path(layout::index_key(key_id_, *weak)), index_bytes, 0};
+    if (!check(http_.perform(put_index), "uploading an index", &out)) return done();
+  }
+  health_.succeeded();
+  local_->count(Cache::Event::kRemoteUpload);
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,99 @@
+// remote_cache.h: a cache shared between machines through a server of
+// Bazel's HTTP cache protocol, behind the local cache: a local miss asks the
+// server, and what it finds is brought into the local cache and restored
+// from there as a local hit is; a run stored locally is uploaded.
+//
+// Nothing from the server is believed unchecked: every blob is checked
+// against its digest, an entry against its seal (or, with a key, its HMAC
+// signature, so that a server many can write cannot poison those who hold
+// the key) and then against the tree exactly as a local entry is. An entry
+// whose blobs are gone is a miss. An upload sends the blobs first, then the
+// entry, then the index that leads to it, so an interrupted one leaves
+// nothing that names a missing blob. A server that fails (health.h) costs a
+// build one bounded wait and one warning; the build goes on with the local
+// cache.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sandbox/base/result.h"
+#include "sandbox/cache/cache.h"
+#include "sandbox/remote/health.h"
+#include "sandbox/remote/http.h"
+#include "sandbox/remote/layout.h"
+
+namespace bsandbox {
+
+namespace pb {
+class CacheEntry;
+class Shapes;
+}  // namespace pb
+
+struct RemoteOptions {
+  std::string url;      // http(s)://host[:port][/prefix], no credentials in it
+  bool upload = true;   // false: read-only (an untrusted job's)
+  std::string key;      // a secret entries are signed with and checked against; "" for none
+  HttpOptions http;     // credentials and timeouts (its base_url is url)
+};
+
+// Whether url can name a remote cache: http or https, with a host, no
+// user or password (they belong in a credentials file, not in argv); "" or
+// why not.
+std::string check_remote_url(const std::string& url);
+
+class RemoteCache {
+ public:
+  // A client of the server; local is the cache it works behind (it must
+  // outlive this).
+  static Result<RemoteCache> open(RemoteOptions options, Cache& local);
+
+  // After a local miss of req: an entry on the server that hits here is
+  // brought into the local cache (its blobs, then the entry) and true is
+  // returned: the caller's next local lookup finds it. Else false, with
+  // *why. What the user should see goes to *warnings.
+  bool fetch(const CacheRequest& req, std::string* why, std::vector<std::string>* warnings);
+
+  // Uploads e, an entry the local cache stored: the blobs the server
+  // lacks, the entry, the index naming its shape. Does nothing read-only.
+  void upload(const pb::CacheEntry& e, std::vector<std::string>* warnings);
+
+  RemoteHealth& health() { return health_; }
+  const RemoteOptions& options() const { return options_; }
+
+ private:
+  RemoteCache(RemoteOptions options, Cache& local, HttpClient http);
+  // A request failed because of the server: counted, the server left
+  // alone, and one warning per build.
+  void server_failed(const std::string& what, std::vector<std::string>* warnings);
+  // What one lookup or upload found wrong: the server's failure (which
+  // ends it), or why it missed.
+  struct Outcome {
+    std::string failure;  // the server failed: what
+    std::string why;      // a miss: why
+    std::vector<std::string>* warnings;
+  };
+  // A bsandbox blob an ActionResult names (inline, else from /cas), checked
+  // against its digest and its seal or signature; its payload, or nullopt
+  // with out->why (and a warning for a wrong one).
+  std::optional<std::string> sealed_blob(const std::string& what, const std::optional<remote_layout::BlobRef>& ref,
+                                         std::string_view noun, Outcome* out);
+  // The shapes of weak on the server (none: empty), or nullopt with out.
+  std::optional<pb::Shapes> read_shapes(const Digest& weak, Outcome* out);
+  // An ActionResult body, or nullopt with out->failure.
+  std::optional<reapi::ActionResult> action_result(const HttpReply& r, const std::string& what, Outcome* out);
+  // The blobs of e the local store lacks, brought in; false with out.
+  bool bring_objects(const pb::CacheEntry& e, Outcome* out);
+  // The blobs of e the server lacks, sent; false with out.
+  bool send_objects(const pb::CacheEntry& e, Outcome* out);
+  // A reply that is not 2xx: a failure of the server, in out.
+  bool check(const HttpReply& r, const std::string& what, Outcome* out);
+
+  RemoteOptions options_;
+  Cache* local_;
+  HttpClient http_;
+  RemoteHealth health_;
+  std::string key_id_;
+};
+
+}  // namespace bsandbox
