@@ -66,7 +66,7 @@ TEST_CASE("read_entry: sealed and signed entries read back; the other kind is fo
   auto refused = read_entry(t.fd.get(), "signed", "signed", "", &foreign);  // a private cache
   REQUIRE_FALSE(refused);
   CHECK(foreign);
-  CHECK(refused.error().message == "signed: a signed entry (of a cache shared with a key)");
+  CHECK(refused.error().message == "signed: a signed cache entry (of a cache shared with a key)");
   for (const char* other : {"sealed", "signed"}) {
     refused = read_entry(t.fd.get(), other, other, "another key, 16+", &foreign);
     REQUIRE_FALSE(refused);
