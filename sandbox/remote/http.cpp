@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -104,6 +105,12 @@ size_t on_body(char* p, size_t size, size_t n, void* arg) {
   return len;
 }
 
+// Connections are made close-on-exec from the start: a command started
+// while one is open must not inherit it.
+curl_socket_t open_socket(void*, curlsocktype, curl_sockaddr* a) {
+  return ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 size_t on_read(char* p, size_t size, size_t n, void* arg) {
   auto* t = static_cast<Transfer*>(arg);
   size_t len = std::min(size * n, t->request->body.size() - t->sent);
@@ -182,6 +189,7 @@ struct HttpClient::Impl {
     set(e, CURLOPT_USERAGENT, "bsandbox/" BSANDBOX_VERSION);
     set(e, CURLOPT_HTTPHEADER, headers);
     set(e, CURLOPT_PRIVATE, t);
+    set(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     if (!options.bearer.empty()) {
       set(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BEARER));
       set(e, CURLOPT_XOAUTH2_BEARER, options.bearer.c_str());
@@ -218,6 +226,7 @@ struct HttpClient::Impl {
     r.status = status;
     r.bytes_down = static_cast<uint64_t>(down);
     r.bytes_up = static_cast<uint64_t>(up);
+    r.too_large = t->too_large;
     if (t->too_large) {
       r.error = "the reply is larger than the " + std::to_string(t->request->max_bytes) + " bytes expected";
     } else if (code != CURLE_OK) {

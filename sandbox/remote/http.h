@@ -42,6 +42,7 @@ struct HttpReply {
   std::string body;
   std::string error;   // why no reply came (refused, timed out, too large), or ""
   uint64_t bytes_down = 0, bytes_up = 0;
+  bool too_large = false;  // the body passed the request's max_bytes (error says so too)
   bool ok() const { return error.empty() && status / 100 == 2; }
   // 404 (or 410): the server has no such object; not a failure of it.
   bool absent() const { return error.empty() && (status == 404 || status == 410); }

@@ -170,6 +170,13 @@ bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
         out->why = "a blob its entry names is missing on the server (" + layout::cas_path(d) + ")";
         return false;
       }
+      if (replies[k].too_large) {
+        out->why = "a damaged blob";
+        out->warnings->push_back("remote cache: " + layout::cas_path(d) +
+                                 " does not match its digest (it is larger than the entry says); ignored");
+        local_->count(Cache::Event::kRemoteError);
+        return false;
+      }
       if (!check(replies[k], layout::cas_path(d), out)) return false;
       UniqueFd fd(::memfd_create("bsandbox-blob", MFD_CLOEXEC));
       if (!fd.valid() || !write_all(fd.get(), replies[k].body, "blob")) {

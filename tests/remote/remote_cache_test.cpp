@@ -1,0 +1,276 @@
+// remote_cache_test.cpp: two machines (two local caches, two roots) sharing
+// results through the in-memory server of http_server.h: a run stored on
+// one hits on the other; and what the server can do wrong (a changed blob,
+// a missing one, an unsigned entry where signed ones are expected, errors,
+// slowness) is a miss, with a warning where the user should know.
+#include "sandbox/remote/remote_cache.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+
+#include "sandbox/cache/cache.pb.h"
+#include "sandbox/cache/entry.h"
+#include "tests/cache/cache_fixture.h"
+#include "tests/remote/http_server.h"
+
+using namespace bsandbox;
+using namespace bsandbox::testing;
+
+namespace {
+
+// A machine: a local cache and a checkout of the same tree at its own path.
+struct Machine {
+  TempDir t{"remote"};
+  std::string root = t / "checkout";
+  Result<Cache> cache = fail("");
+  Machine() {
+    REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+    put_file(root + "/in.c", "int x;\n");
+    cache = Cache::open(t / "cache");
+    REQUIRE(cache);
+  }
+  CacheRequest request() { return cache->prepare({"/bin/sh", "-c", "cc in.c"}, root, root, kEnv, false); }
+  RemoteCache remote(const std::string& url, const std::string& key = "", bool upload = true) {
+    RemoteOptions o;
+    o.url = url;
+    o.key = key;
+    o.upload = upload;
+    o.http.timeout_ms = 1000;
+    o.http.connect_timeout_ms = 500;
+    auto r = RemoteCache::open(o, *cache);
+    REQUIRE(r);
+    return std::move(*r);
+  }
+  // `cc in.c` as if it ran: read in.c, wrote out.o; stored and uploaded.
+  pb::CacheEntry build_and_upload(RemoteCache& remote, std::vector<std::string>* warnings) {
+    CacheRequest req = request();
+    std::string why;
+    std::vector<std::string> w;
+    REQUIRE(cache->fetch(req, &why, &w));
+    put_file(root + "/out.o", "object of " + get_file(root + "/in.c"));
+    Run r;
+    r.file(root + "/in.c", kOpRead).file(root + "/out.o", kOpCreate | kOpWrite);
+    UniqueFd out = memfile("compiled\n"), err = memfile("");
+    pb::CacheEntry stored;
+    auto saved = cache->save(req, r.rec, r.priors(), out.get(), err.get(), 1000, &stored);
+    REQUIRE(saved);
+    REQUIRE(*saved == "");
+    remote.upload(stored, warnings);
+    return stored;
+  }
+  // A lookup here: local, then remote, then local again (as exec does).
+  std::optional<Cache::Hit> look(RemoteCache& remote, std::string* why, std::vector<std::string>* warnings) {
+    CacheRequest req = request();
+    auto hit = cache->fetch(req, why, warnings);
+    REQUIRE(hit);
+    if (*hit) return std::move(**hit);
+    if (!remote.fetch(req, why, warnings)) return std::nullopt;
+    hit = cache->fetch(req, why, warnings);
+    REQUIRE(hit);
+    REQUIRE(*hit);
+    return std::move(**hit);
+  }
+};
+
+std::vector<std::string> paths_under(HttpServer& s, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& [p, _] : s.objects())
+    if (p.starts_with(prefix)) out.push_back(p);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a run stored on one machine hits on another, through the server") {
+  HttpServer server;
+  Machine a, b;
+  auto ra = a.remote(server.url());
+  std::vector<std::string> warnings;
+  a.build_and_upload(ra, &warnings);
+  CHECK(warnings.empty());
+  CHECK(paths_under(server, "/ac/").size() == 2);   // the index and the entry
+  CHECK(paths_under(server, "/cas/").size() == 5);  // out.o, stdout, record, entry, shapes
+
+  auto rb = b.remote(server.url());
+  std::string why;
+  auto hit = b.look(rb, &why, &warnings);
+  REQUIRE(hit);
+  CHECK(warnings.empty());
+  CHECK(hit->out == "compiled\n");
+  CHECK(get_file(b.root + "/out.o") == "object of int x;\n");
+  CacheStats s = b.cache->counters();
+  CHECK(s.remote_hits == 1);
+  CHECK(s.remote_bytes_down > 0);
+
+  SUBCASE("an edited input misses on the other machine") {
+    ::unlink((b.root + "/out.o").c_str());
+    Machine c;
+    put_file(c.root + "/in.c", "int y;\n");
+    auto rc = c.remote(server.url());
+    CHECK_FALSE(c.look(rc, &why, &warnings));
+    CHECK(why.find("remote: no entry for the inputs as they are") != std::string::npos);
+    CHECK(warnings.empty());
+    CHECK(c.cache->counters().remote_misses == 1);
+  }
+  SUBCASE("a second machine's different result for other inputs is kept beside the first") {
+    Machine c;
+    put_file(c.root + "/in.c", "int y;\n");
+    auto rc = c.remote(server.url());
+    c.build_and_upload(rc, &warnings);
+    CHECK(paths_under(server, "/ac/").size() == 3);  // one index, two entries (same shape)
+    Machine d;
+    auto rd = d.remote(server.url());
+    REQUIRE(d.look(rd, &why, &warnings));
+    CHECK(get_file(d.root + "/out.o") == "object of int x;\n");
+  }
+}
+
+TEST_CASE("what a server holds is checked: changed or missing blobs miss") {
+  HttpServer server;
+  Machine a, b;
+  auto ra = a.remote(server.url());
+  std::vector<std::string> warnings;
+  pb::CacheEntry e = a.build_and_upload(ra, &warnings);
+  std::string object = "/cas/" + Digest::from_raw(e.outputs(0).content())->hex();
+  REQUIRE(server.objects().count(object));
+  auto rb = b.remote(server.url());
+  std::string why;
+
+  SUBCASE("a blob whose content is not its name is refused, with a warning") {
+    server.set(object, "object of int evil;\n");
+    CHECK_FALSE(b.look(rb, &why, &warnings));
+    REQUIRE(warnings.size() == 1);
+    CHECK_MESSAGE(warnings[0].find("does not match its digest") != std::string::npos, warnings[0]);
+    CHECK(::access((b.root + "/out.o").c_str(), F_OK) != 0);
+  }
+  SUBCASE("a blob the server lost is a miss, not an error") {
+    server.erase(object);
+    CHECK_FALSE(b.look(rb, &why, &warnings));
+    CHECK(warnings.empty());
+    CHECK(why.find("missing on the server") != std::string::npos);
+    CHECK(b.cache->counters().remote_errors == 0);
+  }
+}
+
+TEST_CASE("with a key, entries not signed with it are ignored") {
+  HttpServer server;
+  Machine a, b;
+  const std::string key = "a secret of sixteen bytes or more";
+  auto ra = a.remote(server.url(), key);
+  std::vector<std::string> warnings;
+  a.build_and_upload(ra, &warnings);
+  std::string why;
+
+  SUBCASE("the same key hits") {
+    auto rb = b.remote(server.url(), key);
+    CHECK(b.look(rb, &why, &warnings));
+    CHECK(warnings.empty());
+  }
+  SUBCASE("no key, or another, finds nothing (another key's entries live elsewhere)") {
+    auto rb = b.remote(server.url());
+    CHECK_FALSE(b.look(rb, &why, &warnings));
+    auto rc = b.remote(server.url(), "another secret of sixteen bytes");
+    CHECK_FALSE(b.look(rc, &why, &warnings));
+    CHECK(warnings.empty());
+  }
+  SUBCASE("an entry rewritten by a writer without the key is ignored with a warning") {
+    for (const auto& path : paths_under(server, "/ac/")) {
+      reapi::ActionResult ar;
+      REQUIRE(ar.ParseFromString(server.objects()[path]));
+      for (auto& f : *ar.mutable_output_files()) {
+        if (f.path() != ".bsandbox/entry") continue;
+        bool foreign = false;
+        auto entry = parse_entry(f.contents(), "entry", key, &foreign);
+        REQUIRE(entry);
+        entry->mutable_outputs(0)->set_size(99);  // anything: it is not signed
+        std::string forged = seal_entry("", entry->SerializeAsString());
+        f.set_contents(forged);
+        f.mutable_digest()->set_hash(hash_bytes(forged).hex());
+        f.mutable_digest()->set_size_bytes(static_cast<int64_t>(forged.size()));
+      }
+      server.set(path, ar.SerializeAsString());
+    }
+    auto rb = b.remote(server.url(), key);
+    CHECK_FALSE(b.look(rb, &why, &warnings));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("not signed with this cache's key") != std::string::npos);
+  }
+}
+
+TEST_CASE("a read-only client uploads nothing") {
+  HttpServer server;
+  Machine a;
+  auto ra = a.remote(server.url(), "", /*upload=*/false);
+  std::vector<std::string> warnings;
+  a.build_and_upload(ra, &warnings);
+  CHECK(server.puts == 0);
+  CHECK(server.objects().empty());
+}
+
+TEST_CASE("a failing server costs one warning and is then left alone") {
+  HttpServer server;
+  Machine a;
+  std::string why;
+  std::vector<std::string> warnings;
+
+  SUBCASE("errors") {
+    server.fail_status = 500;
+    auto ra = a.remote(server.url());
+    CHECK_FALSE(a.look(ra, &why, &warnings));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("HTTP 500") != std::string::npos);
+    int asked = server.gets + server.heads;
+    auto again = a.remote(server.url());  // another process of the build
+    CHECK_FALSE(a.look(again, &why, &warnings));
+    CHECK(warnings.size() == 1);
+    CHECK(server.gets + server.heads == asked);
+    CHECK(a.cache->counters().remote_errors == 1);
+    again.health().new_build();  // the next build tries again, and warns again
+    CHECK_FALSE(a.look(again, &why, &warnings));
+    CHECK(warnings.size() == 2);
+  }
+  SUBCASE("refused credentials") {
+    server.fail_status = 401;
+    auto ra = a.remote(server.url());
+    CHECK_FALSE(a.look(ra, &why, &warnings));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("refused the credentials") != std::string::npos);
+  }
+  SUBCASE("garbage") {
+    auto ra = a.remote(server.url());
+    CacheRequest req = a.request();
+    for (int i = 0; i < 1; ++i) server.set("/ac/" + remote_layout::index_key("unsigned", req.weak).hex(), "\xff\xff garbage");
+    CHECK_FALSE(a.look(ra, &why, &warnings));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("not an ActionResult") != std::string::npos);
+  }
+  SUBCASE("slowness is bounded by the timeout") {
+    server.delay_ms = 3000;
+    auto ra = a.remote(server.url());
+    auto start = std::chrono::steady_clock::now();
+    CHECK_FALSE(a.look(ra, &why, &warnings));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2500));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("imeout") != std::string::npos);
+    server.delay_ms = 0;
+  }
+  SUBCASE("nobody listening") {
+    RemoteOptions o;
+    o.url = "http://127.0.0.1:1";
+    auto ra = RemoteCache::open(o, *a.cache);
+    REQUIRE(ra);
+    CHECK_FALSE(a.look(*ra, &why, &warnings));
+    CHECK(warnings.size() == 1);
+  }
+}
+
+TEST_CASE("a remote URL names a server and holds no credentials") {
+  CHECK(check_remote_url("http://cache:8080/prefix") == "");
+  CHECK(check_remote_url("https://cache.example") == "");
+  CHECK(check_remote_url("ftp://cache").find("not an http") != std::string::npos);
+  CHECK(check_remote_url("cache:8080").find("not an http") != std::string::npos);
+  CHECK(check_remote_url("http://").find("names no server") != std::string::npos);
+  CHECK(check_remote_url("http://user:pw@cache/").find("credentials") != std::string::npos);
+  CHECK(check_remote_url("http://cache/?x=1").find("query") != std::string::npos);
+}
