@@ -153,6 +153,39 @@ std::string shown_command(const std::vector<std::string>& argv) {
   return line.size() <= 100 ? line : line.substr(0, 97) + "...";
 }
 
+// Uploads a stored entry to the remote cache. A wrapper (one command of a
+// build) does it in a child of its own and exits at once: the build goes
+// on while the blobs travel (the child keeps bsandbox's stderr, for the one
+// warning, and only descriptors bsandbox opened, all close-on-exec: not make's
+// jobserver or output pipes, which would make make wait for it). A traced
+// build's supervisor waits for it like any process of the tree, so a
+// build's uploads are done when bsandbox exec returns.
+void upload(RemoteCache& remote, const pb::CacheEntry& stored, bool in_background) {
+  auto upload_now = [&](RemoteCache& r) {
+    std::vector<std::string> warnings;
+    r.upload(stored, &warnings);
+    for (const auto& w : warnings) say("warning: cache: " + w);
+  };
+  if (!in_background) return upload_now(remote);
+  pid_t pid = ::fork();
+  if (pid < 0) return upload_now(remote);
+  if (pid > 0) return;
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+  }
+  int diagnostics = diag_fd();  // the user's stderr, where the warning goes
+  for (int fd = 3; fd < 1024; ++fd) {
+    int flags = ::fcntl(fd, F_GETFD);
+    if (fd != diagnostics && flags >= 0 && !(flags & FD_CLOEXEC)) ::close(fd);
+  }
+  // A client of its own: the parent's connections are the parent's.
+  auto fresh = RemoteCache::open(remote.options(), remote.local());
+  if (fresh) upload_now(*fresh);
+  ::_exit(0);
+}
+
 void store_result(Cache& cache, RemoteCache* remote, const CacheRequest& request, const TracedRun& run,
                   const OutputCapture& capture, const ExecOptions& o) {
   const Record& rec = run.record;
@@ -162,11 +195,7 @@ void store_result(Cache& cache, RemoteCache* remote, const CacheRequest& request
   if (!saved) say("warning: cache: not stored: " + saved.error().message);
   else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
   else if (saved->empty() && o.verbose) say("cached the result");
-  if (saved && saved->empty() && remote) {
-    std::vector<std::string> warnings;
-    remote->upload(stored, &warnings);
-    for (const auto& w : warnings) say("warning: cache: " + w);
-  }
+  if (saved && saved->empty() && remote && remote->options().upload) upload(*remote, stored, o.wrapper);
 }
 
 // A wrapper inside a traced run (tracer_service.h): run the command as a
@@ -345,6 +374,7 @@ void prepare_request(Exec& x) {
   // bsandbox's own sockets, which wrappers inside reach: not the network.
   if (const char* tracer = std::getenv(kTracerEnv)) x.request.sockets.own_sockets.push_back("unix:" + std::string(tracer));
   x.request.sockets.own_sockets.push_back("unix:" + default_agent_socket());
+  if (auto self = read_link("/proc/self/exe")) x.request.sockets.own_program = *self;
 }
 
 // bsandboxd: asked for, or (auto, not root) found running. Not for a

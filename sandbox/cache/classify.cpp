@@ -80,9 +80,17 @@ std::string foreign_socket(const Record& rec, const SocketPolicy& policy) {
         bound.insert(s.address);
         if (s.address.starts_with("inet")) ports.insert(port_of(s.address));
       }
+  auto own = [&](const ProcessEntry& p) {
+    if (policy.own_program.empty() || !p.exe) return false;
+    if (*p.exe == policy.own_program) return true;
+    char* real = ::realpath(p.exe->c_str(), nullptr);
+    bool same = real && policy.own_program == real;
+    std::free(real);
+    return same;
+  };
   for (const auto& p : rec.processes)
     for (const auto& s : p.sockets) {
-      if (s.op == SocketOp::kBind || bound.count(s.address)) continue;
+      if (s.op == SocketOp::kBind || bound.count(s.address) || own(p)) continue;
       bool loopback = s.address.starts_with("inet:127.") || s.address.starts_with("inet6:[::1]:");
       if (loopback && ports.count(port_of(s.address))) continue;  // a server of its own
       return s.address;

@@ -59,6 +59,10 @@ struct Classified {
 struct SocketPolicy {
   bool allow_network = false;            // the user vouches for what comes over them
   std::vector<std::string> own_sockets;  // bsandbox's own (its tracer service, the agent)
+  // bsandbox's own program (resolved): its processes inside a run
+  // (bsandbox-wrap) connect to a remote cache on their own behalf, and what
+  // they bring back is checked as any cache entry is, not an input.
+  std::string own_program;
 };
 using PriorOf = std::function<PriorAccess(const std::string&)>;
 Classified classify(const Record& rec, const PriorOf& prior, std::string_view root, std::string_view ignored = {},

@@ -50,16 +50,30 @@ std::string check_remote_url(const std::string& url) {
   return "";
 }
 
-RemoteCache::RemoteCache(RemoteOptions options, Cache& local, HttpClient http)
-    : options_(std::move(options)), local_(&local), http_(std::move(http)),
-      health_(local.state_file("remote"), options_.url), key_id_(layout::key_id(options_.key)) {}
+RemoteCache::RemoteCache(RemoteOptions options, Cache& local)
+    : options_(std::move(options)), local_(&local), health_(local.state_file("remote"), options_.url),
+      key_id_(layout::key_id(options_.key)) {}
 
 Result<RemoteCache> RemoteCache::open(RemoteOptions options, Cache& local) {
   if (std::string bad = check_remote_url(options.url); !bad.empty()) return fail(bad);
   options.http.base_url = options.url;
-  auto http = HttpClient::open(options.http);
-  if (!http) return tl::unexpected(http.error());
-  return RemoteCache(std::move(options), local, std::move(*http));
+  return RemoteCache(std::move(options), local);
+}
+
+std::vector<HttpReply> RemoteCache::perform(const std::vector<HttpRequest>& requests) {
+  if (!http_ && http_error_.empty()) {
+    auto http = HttpClient::open(options_.http);
+    if (http) http_.emplace(std::move(*http));
+    else http_error_ = http.error().message;
+  }
+  if (http_) return http_->perform(requests);
+  std::vector<HttpReply> replies(requests.size());
+  for (auto& r : replies) r.error = http_error_;
+  return replies;
+}
+
+HttpReply RemoteCache::perform(const HttpRequest& request) {
+  return std::move(perform(std::vector<HttpRequest>{request}).front());
 }
 
 void RemoteCache::server_failed(const std::string& what, std::vector<std::string>* warnings) {
@@ -102,7 +116,7 @@ std::optional<std::string> RemoteCache::sealed_blob(const std::string& what,
   if (ref->inlined) {
     bytes = *ref->inlined;
   } else {
-    auto r = http_.perform(get(layout::cas_path(ref->digest), std::min<uint64_t>(ref->size, kMaxActionResult)));
+    auto r = perform(get(layout::cas_path(ref->digest), std::min<uint64_t>(ref->size, kMaxActionResult)));
     if (r.absent()) {
       out->why = "the " + std::string(noun) + " " + what + " names is missing on the server";
       return std::nullopt;
@@ -131,7 +145,7 @@ std::optional<std::string> RemoteCache::sealed_blob(const std::string& what,
 
 std::optional<pb::Shapes> RemoteCache::read_shapes(const Digest& weak, Outcome* out) {
   std::string at = layout::ac_path(layout::index_key(key_id_, weak));
-  auto r = http_.perform(get(at, kMaxActionResult));
+  auto r = perform(get(at, kMaxActionResult));
   if (r.absent()) return pb::Shapes();
   if (!check(r, at, out)) return std::nullopt;
   auto ar = action_result(r, at, out);
@@ -163,7 +177,7 @@ bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
       reqs.push_back(get(layout::cas_path(wanted[i].first), max));
       bundle += wanted[i].second;
     }
-    auto replies = http_.perform(reqs);
+    auto replies = perform(reqs);
     for (size_t k = 0; k < replies.size(); ++k) {
       const Digest& d = wanted[first + k].first;
       if (replies[k].absent()) {
@@ -231,7 +245,7 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
     if (!probe || !*probe) continue;
     reqs.push_back(get(layout::ac_path(layout::entry_key(key_id_, req.weak, s, **probe, req.root)), kMaxActionResult));
   }
-  auto replies = http_.perform(reqs);
+  auto replies = perform(reqs);
   out.why = "no entry for the inputs as they are (" + std::to_string(shapes->shapes_size()) + " kinds tried)";
   for (size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].absent()) continue;
@@ -273,7 +287,7 @@ bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
     r.path = layout::cas_path(d);
     heads.push_back(r);
   }
-  auto there = http_.perform(heads);
+  auto there = perform(heads);
   std::vector<Digest> missing;
   for (size_t i = 0; i < there.size(); ++i) {
     if (there[i].absent()) missing.push_back(objects[i].first);
@@ -300,7 +314,7 @@ bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
       r.body = bodies[k];
       puts.push_back(r);
     }
-    for (const auto& r : http_.perform(puts))
+    for (const auto& r : perform(puts))
       if (!check(r, "uploading a blob", out)) return false;
   }
   return true;
@@ -323,10 +337,10 @@ void RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warn
   auto ar = layout::entry_result(e, entry_blob, [&](const Digest& d) { return store.size(d).value_or(0); });
   std::string ar_bytes = ar.SerializeAsString();
   HttpRequest put_entry{Method::kPut, layout::cas_path(hash_bytes(entry_blob)), entry_blob, 0};
-  if (!check(http_.perform(put_entry), "uploading an entry", &out)) return done();
+  if (!check(perform(put_entry), "uploading an entry", &out)) return done();
   HttpRequest put_ar{Method::kPut, layout::ac_path(layout::entry_key(key_id_, *weak, shape, layout::probe_of(e), e.root())),
                      ar_bytes, 0};
-  if (!check(http_.perform(put_ar), "uploading an entry", &out)) return done();
+  if (!check(perform(put_ar), "uploading an entry", &out)) return done();
   // The index: reread, this shape put first.
   Outcome index_out{"", "", warnings};
   auto shapes = read_shapes(*weak, &index_out);
@@ -339,9 +353,9 @@ void RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warn
     std::string blob = seal_entry(options_.key, layout::with_shape(*shapes, shape, *weak).SerializeAsString());
     std::string index_bytes = layout::index_result(blob).SerializeAsString();
     HttpRequest put_blob{Method::kPut, layout::cas_path(hash_bytes(blob)), blob, 0};
-    if (!check(http_.perform(put_blob), "uploading an index", &out)) return done();
+    if (!check(perform(put_blob), "uploading an index", &out)) return done();
     HttpRequest put_index{Method::kPut, layout::ac_path(layout::index_key(key_id_, *weak)), index_bytes, 0};
-    if (!check(http_.perform(put_index), "uploading an index", &out)) return done();
+    if (!check(perform(put_index), "uploading an index", &out)) return done();
   }
   health_.succeeded();
   local_->count(Cache::Event::kRemoteUpload);

@@ -14,6 +14,7 @@
 // cache.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,14 @@ class RemoteCache {
 
   RemoteHealth& health() { return health_; }
   const RemoteOptions& options() const { return options_; }
+  Cache& local() { return *local_; }
 
  private:
-  RemoteCache(RemoteOptions options, Cache& local, HttpClient http);
+  RemoteCache(RemoteOptions options, Cache& local);
+  // The requests, through a client made on first use (a lookup the local
+  // cache answers loads no libcurl); without one, each reply says why.
+  std::vector<HttpReply> perform(const std::vector<HttpRequest>& requests);
+  HttpReply perform(const HttpRequest& request);
   // A request failed because of the server: counted, the server left
   // alone, and one warning per build.
   void server_failed(const std::string& what, std::vector<std::string>* warnings);
@@ -91,7 +97,8 @@ class RemoteCache {
 
   RemoteOptions options_;
   Cache* local_;
-  HttpClient http_;
+  std::optional<HttpClient> http_;
+  std::string http_error_;
   RemoteHealth health_;
   std::string key_id_;
 };

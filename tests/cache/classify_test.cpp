@@ -149,4 +149,13 @@ TEST_CASE("foreign_socket: bound names, loopback ports of its own servers, bsand
   CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "");
   s.push_back({SocketOp::kConnect, "inet:10.0.0.1:8000"});  // the same port elsewhere is not its own
   CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "inet:10.0.0.1:8000");
+
+  // bsandbox's own processes inside (bsandbox-wrap reaching a remote cache).
+  rec.processes.emplace_back();
+  rec.processes[1].exe = "/usr/bin/bsandbox";
+  rec.processes[1].sockets = {{SocketOp::kConnect, "inet:10.0.0.9:9092"}};
+  rec.processes[0].sockets.pop_back();
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "inet:10.0.0.9:9092");
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}, "/usr/bin/bsandbox"}) == "");
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}, "/usr/bin/other"}) == "inet:10.0.0.9:9092");
 }
