@@ -28,7 +28,8 @@ rounds=${1:-3}
 [ -f "$obj/Makefile" ] || { echo "run 'bench/binutils.sh prepare' first" >&2; exit 1; }
 
 srv=$work/remote-server
-port=18480
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port) p5port=$(free_port) p20port=$(free_port)
 rm -rf "$srv" && mkdir -p "$srv/data" "$srv/tmp"
 cat > "$srv/nginx.conf" <<CONF
 worker_processes 2;
@@ -48,9 +49,9 @@ http {
 }
 CONF
 nginx -c "$srv/nginx.conf" -g 'daemon on;'
-python3 "$here/delay_proxy.py" $((port + 1)) $port 5 >/dev/null 2>&1 &
+python3 "$here/delay_proxy.py" "$p5port" "$port" 5 >/dev/null 2>&1 &
 p5=$!
-python3 "$here/delay_proxy.py" $((port + 2)) $port 20 >/dev/null 2>&1 &
+python3 "$here/delay_proxy.py" "$p20port" "$port" 20 >/dev/null 2>&1 &
 p20=$!
 trap 'kill $p5 $p20 2>/dev/null; kill "$(cat "$srv/nginx.pid")" 2>/dev/null' EXIT
 sleep 0.5
@@ -61,10 +62,10 @@ build() {  # build MODE: one build of ld, its wall time on stdout
     bare) t=$( { time make -C "$obj" -j2 all-ld >/dev/null 2>&1; } 2>&1 ); echo "$t"; return ;;
     local-cold | local-warm) cache=$work/rcache-local ;;
     upload) cache=$work/rcache-a; remote=http://127.0.0.1:$port ;;
-    upload-5ms) cache=$work/rcache-a; remote=http://127.0.0.1:$((port + 1)) ;;
+    upload-5ms) cache=$work/rcache-a; remote=http://127.0.0.1:$p5port ;;
     remote-warm) cache=$work/rcache-b; remote=http://127.0.0.1:$port ;;
-    remote-warm-5ms) cache=$work/rcache-b; remote=http://127.0.0.1:$((port + 1)) ;;
-    remote-warm-20ms) cache=$work/rcache-b; remote=http://127.0.0.1:$((port + 2)) ;;
+    remote-warm-5ms) cache=$work/rcache-b; remote=http://127.0.0.1:$p5port ;;
+    remote-warm-20ms) cache=$work/rcache-b; remote=http://127.0.0.1:$p20port ;;
   esac
   case $mode in
     local-cold | upload | upload-5ms) rm -rf "$cache" ;;

@@ -19,7 +19,10 @@
 #include "sandbox/storage/atomic_file.h"
 #include "sandbox/cache/cache.h"
 #include "sandbox/cache/cache.pb.h"
+#include "sandbox/cache/save.h"
 #include "sandbox/remote/remote_cache.h"
+#include "sandbox/remote/spool.h"
+#include "sandbox/remote/uploader.h"
 #include "sandbox/storage/fs.h"
 #include "sandbox/cache/output_capture.h"
 #include "sandbox/core/path.h"
@@ -153,6 +156,24 @@ std::string shown_command(const std::vector<std::string>& argv) {
   return line.size() <= 100 ? line : line.substr(0, 97) + "...";
 }
 
+// The variable by which bsandbox exec tells the tree that a build's
+// uploader (uploader.h) drains the spool of its cache.
+constexpr const char* kSpoolEnv = "BSANDBOX_UPLOAD_SPOOL";
+// How long bsandbox exec waits for a build's last uploads.
+constexpr int kUploadWaitMs = 120000;
+
+// Whether a build's uploader drains cache's spool.
+bool uploader_spools_for(const Cache& cache) {
+  const char* v = std::getenv(kSpoolEnv);
+  if (!v || !*v) return false;
+  char* a = ::realpath(v, nullptr);
+  char* b = ::realpath(cache.dir().c_str(), nullptr);
+  bool same = a && b && std::string(a) == b;
+  std::free(a);
+  std::free(b);
+  return same;
+}
+
 // Uploads a stored entry to the remote cache. A wrapper (one command of a
 // build) does it in a child of its own and exits at once: the build goes
 // on while the blobs travel (the child keeps bsandbox's stderr, for the one
@@ -195,7 +216,14 @@ void store_result(Cache& cache, RemoteCache* remote, const CacheRequest& request
   if (!saved) say("warning: cache: not stored: " + saved.error().message);
   else if (!saved->empty() && (o.verbose || o.explain)) say("not cached: " + shown_command(o.argv) + ": " + *saved);
   else if (saved->empty() && o.verbose) say("cached the result");
-  if (saved && saved->empty() && remote && remote->options().upload) upload(*remote, stored, o.wrapper);
+  if (saved && saved->empty() && remote && remote->options().upload) {
+    // A build's uploader takes it from the spool; else it goes now.
+    if (uploader_spools_for(cache)) {
+      auto spool = UploadSpool::open(cache);
+      if (spool && spool->add(request.weak, strong_key_of(stored))) return;
+    }
+    upload(*remote, stored, o.wrapper);
+  }
 }
 
 // A wrapper inside a traced run (tracer_service.h): run the command as a
@@ -279,6 +307,8 @@ struct Exec {
   std::optional<AtomicFile> json_out, record_out;
   std::optional<Cache> cache;
   std::optional<RemoteCache> remote;  // behind cache, pointing at it
+  std::optional<Uploader> uploader;   // a build's uploads, off its path
+  std::string cache_key;              // the local cache's, if shared
   std::unique_ptr<JournaledRun> journal;
   CacheRequest request;
   std::optional<std::string> agent_socket;
@@ -318,6 +348,19 @@ Result<void> open_outputs(Exec& x) {
   return {};
 }
 
+// A build with a remote cache uploads while it runs: the uploader starts
+// before the command, and the wrappers inside spool what they store.
+void start_uploader(Exec& x) {
+  if (!x.remote || !x.remote->options().upload || x.o.wrapper) return;
+  auto u = Uploader::start(x.remote->options(), *x.cache, x.cache_key, [](const std::string& line) { say(line); });
+  if (!u) {
+    say("warning: cache: uploads wait for each command: " + u.error().message);
+    return;
+  }
+  x.uploader.emplace(std::move(*u));
+  ::setenv(kSpoolEnv, x.cache->dir().c_str(), 1);
+}
+
 // The cache directory is opened before a journaled run enters its view,
 // where (with --contain) every other mount is read-only; then the view
 // (a private mount namespace) is entered before the backend starts
@@ -333,6 +376,7 @@ Result<void> open_cache_and_journal(Exec& x) {
     }
     auto remote = remote_options(o);
     if (!remote) return tl::unexpected(remote.error());
+    x.cache_key = key;
     auto c = Cache::open(*o.cache_dir, key);
     if (!c) {
       say("warning: running without the cache: " + c.error().message);
@@ -349,6 +393,7 @@ Result<void> open_cache_and_journal(Exec& x) {
         if (!o.wrapper) x.remote->health().new_build();
       }
     }
+    start_uploader(x);  // before the journal takes locks and enters a view
   }
   if (x.project) {
     JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
@@ -547,7 +592,9 @@ int run_exec(const ExecOptions& o) {
                      : trace_here(x);
   if (x.capture) x.capture->finish();
   if (!run) return error_exit(run.error().message);
-  return finish_run(x, *run);
+  int code = finish_run(x, *run);
+  if (x.uploader) x.uploader->finish(kUploadWaitMs, [](const std::string& line) { say(line); });
+  return code;
 }
 
 }  // namespace bsandbox

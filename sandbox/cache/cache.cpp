@@ -112,7 +112,7 @@ Result<Cache> Cache::open(const std::string& dir, const std::string& key) {
     if (!listing) return tl::unexpected(listing.error());
     // Another bsandbox may be creating it right now: only foreign names
     // make it foreign.
-    static const std::set<std::string> kOurs = {"format", "entries", "objects", "hashes", "lock", "stats", "remote"};
+    static const std::set<std::string> kOurs = {"format", "entries", "objects", "hashes", "lock", "stats", "remote", "uploads"};
     for (const auto& name : *listing) {
       if (!kOurs.count(name) && !name.starts_with(".bsandbox."))
         return fail(shown + " is not empty and not a bsandbox cache (no format file); refusing to use it");
@@ -320,6 +320,16 @@ Result<void> Cache::adopt(const pb::CacheEntry& e) {
   CacheStats now = count(Event::kStored, *written);
   if (now.bytes_since_gc > max_bytes_ / 10) (void)gc(max_bytes_);
   return {};
+}
+
+Result<UniqueFd> Cache::state_dir(const char* name) {
+  return open_dir_at(dir_fd_.get(), name, printable(dir_) + "/" + name, true, dir_mode_);
+}
+
+Result<pb::CacheEntry> Cache::entry(const Digest& weak, const Digest& strong) {
+  std::string hex = weak.hex(), rel = hex.substr(0, 2) + "/" + hex + "/" + strong.hex();
+  bool foreign = false;
+  return read_entry(entries_.get(), rel, printable(dir_) + "/entries/" + rel, key_, &foreign);
 }
 
 UniqueFd Cache::state_file(const char* name) {

@@ -18,6 +18,7 @@
 //   hashes/KEY         SHA-256 of a file by (dev, inode, size, mtime, ctime)
 //   stats              counters
 //   remote             a remote cache's health (sandbox/remote/health.h)
+//   uploads/           entries waiting to be uploaded (sandbox/remote/spool.h)
 //   lock               flock: shared while looking up, restoring or saving;
 //                      exclusive for gc, verify and clear
 // Every file is written under a temporary name and renamed, so concurrent
@@ -126,6 +127,12 @@ class Cache {
   // A small file of the cache directory for state kept beside the counters
   // (a remote cache's health), opened read-write, created if missing.
   UniqueFd state_file(const char* name);
+  // A subdirectory of the cache directory for state kept beside it (a
+  // remote cache's upload spool), created if missing.
+  Result<UniqueFd> state_dir(const char* name);
+  // The entry stored under weak/strong (an upload reads it back), checked
+  // as a lookup checks it.
+  Result<pb::CacheEntry> entry(const Digest& weak, const Digest& strong);
   // The hashes of files the cache remembers (look.h).
   HashMemo memo() const { return HashMemo(hashes_.get(), key_); }
 

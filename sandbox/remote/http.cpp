@@ -203,6 +203,11 @@ struct HttpClient::Impl {
         set(e, CURLOPT_WRITEDATA, t);
         break;
       case HttpRequest::Method::kHead: set(e, CURLOPT_NOBODY, 1L); break;
+      case HttpRequest::Method::kDelete:
+        set(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+        set(e, CURLOPT_WRITEFUNCTION, on_body);
+        set(e, CURLOPT_WRITEDATA, t);
+        break;
       case HttpRequest::Method::kPut:
         set(e, CURLOPT_UPLOAD, 1L);
         set(e, CURLOPT_READFUNCTION, on_read);

@@ -31,7 +31,7 @@ struct HttpOptions {
 };
 
 struct HttpRequest {
-  enum class Method { kGet, kHead, kPut } method = Method::kGet;
+  enum class Method { kGet, kHead, kPut, kDelete } method = Method::kGet;
   std::string path;
   std::string_view body;          // kPut: not copied, must outlive perform()
   size_t max_bytes = 64 << 20;    // kGet: a longer body is an error

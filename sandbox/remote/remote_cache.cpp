@@ -161,6 +161,22 @@ std::optional<pb::Shapes> RemoteCache::read_shapes(const Digest& weak, Outcome* 
   return shapes;
 }
 
+void RemoteCache::damaged(const Digest& d, const std::string& how, Outcome* out) {
+  out->why = "a damaged blob";
+  out->warnings->push_back("remote cache: " + layout::cas_path(d) + " does not match its digest (" + how +
+                           "); ignored");
+  local_->count(Cache::Event::kRemoteError);
+  // Removed, so that the next upload of it (this run's, or another
+  // machine's) finds it missing and sends it again; a server that does not
+  // allow DELETE keeps it, and the blob goes on missing.
+  if (options_.upload) {
+    HttpRequest r;
+    r.method = Method::kDelete;
+    r.path = layout::cas_path(d);
+    (void)perform(r);
+  }
+}
+
 bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
   Store& store = local_->store();
   std::vector<std::pair<Digest, uint64_t>> wanted;
@@ -185,10 +201,7 @@ bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
         return false;
       }
       if (replies[k].too_large) {
-        out->why = "a damaged blob";
-        out->warnings->push_back("remote cache: " + layout::cas_path(d) +
-                                 " does not match its digest (it is larger than the entry says); ignored");
-        local_->count(Cache::Event::kRemoteError);
+        damaged(d, "it is larger than the entry says", out);
         return false;
       }
       if (!check(replies[k], layout::cas_path(d), out)) return false;
@@ -204,9 +217,7 @@ bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
       }
       if (*put != d) {
         (void)store.remove(*put);
-        out->why = "a damaged blob";
-        out->warnings->push_back("remote cache: " + layout::cas_path(d) + " does not match its digest; ignored");
-        local_->count(Cache::Event::kRemoteError);
+        damaged(d, "its content is not its digest", out);
         return false;
       }
     }
@@ -320,15 +331,17 @@ bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
   return true;
 }
 
-void RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warnings) {
-  if (!options_.upload || !health_.usable()) return;
+bool RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warnings) {
+  if (!options_.upload) return true;
+  if (!health_.usable()) return false;
   Outcome out{"", "", warnings};
   auto weak = Digest::from_raw(e.weak_key());
   auto done = [&] {
     if (!out.failure.empty()) server_failed(out.failure, warnings);
     else if (!out.why.empty()) warnings->push_back("remote cache: not uploaded: " + out.why);
+    return out.failure.empty();
   };
-  if (!weak) return;
+  if (!weak) return true;
   if (!send_objects(e, &out)) return done();
   // The entry, and its ActionResult naming it and its blobs.
   std::string entry_blob = seal_entry(options_.key, e.SerializeAsString());
@@ -359,6 +372,7 @@ void RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warn
   }
   health_.succeeded();
   local_->count(Cache::Event::kRemoteUpload);
+  return true;
 }
 
 }  // namespace bsandbox

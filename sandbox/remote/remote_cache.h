@@ -57,7 +57,8 @@ class RemoteCache {
 
   // Uploads e, an entry the local cache stored: the blobs the server
   // lacks, the entry, the index naming its shape. Does nothing read-only.
-  void upload(const pb::CacheEntry& e, std::vector<std::string>* warnings);
+  // False when the server failed (the entry may be tried again later).
+  bool upload(const pb::CacheEntry& e, std::vector<std::string>* warnings);
 
   RemoteHealth& health() { return health_; }
   const RemoteOptions& options() const { return options_; }
@@ -88,6 +89,9 @@ class RemoteCache {
   std::optional<pb::Shapes> read_shapes(const Digest& weak, Outcome* out);
   // An ActionResult body, or nullopt with out->failure.
   std::optional<reapi::ActionResult> action_result(const HttpReply& r, const std::string& what, Outcome* out);
+  // A blob d from the server was not what its digest says (how): a
+  // warning, and the blob deleted from the server when this client writes.
+  void damaged(const Digest& d, const std::string& how, Outcome* out);
   // The blobs of e the local store lacks, brought in; false with out.
   bool bring_objects(const pb::CacheEntry& e, Outcome* out);
   // The blobs of e the server lacks, sent; false with out.

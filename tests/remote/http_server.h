@@ -1,5 +1,5 @@
 // http_server.h: a server of Bazel's HTTP cache protocol for the remote
-// part's tests, in memory, on 127.0.0.1: GET, HEAD and PUT of any path,
+// part's tests, in memory, on 127.0.0.1: GET, HEAD, PUT and DELETE of any path,
 // HTTP/1.1 with keep-alive, one thread per connection. A test can make it
 // answer every request with a status, delay each answer, or cut bodies
 // short, and can read and change what it holds.
@@ -122,6 +122,11 @@ class HttpServer {
       objects_[path] = body;
       l.unlock();
       return send(201, "", 0);
+    }
+    if (method == "DELETE") {
+      objects_.erase(path);
+      l.unlock();
+      return send(204, "", 0);
     }
     auto it = objects_.find(path);
     if (it == objects_.end()) {

@@ -1,0 +1,64 @@
+// spool.cpp: see spool.h. An item is made with O_EXCL (two wrappers storing
+// the same entry add one item); names that are not WEAK.STRONG in hex are
+// not ours and are left alone.
+#include "sandbox/remote/spool.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "sandbox/cache/cache.h"
+#include "sandbox/storage/fs.h"
+
+namespace bsandbox {
+
+Result<UploadSpool> UploadSpool::open(Cache& local) {
+  auto dir = local.state_dir("uploads");
+  if (!dir) return tl::unexpected(dir.error());
+  return UploadSpool(std::move(*dir));
+}
+
+Result<void> UploadSpool::add(const Digest& weak, const Digest& strong) {
+  std::string name = weak.hex() + "." + strong.hex();
+  int fd = ::openat(dir_.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0 && errno != EEXIST) return fail_errno("the upload spool", errno);
+  if (fd >= 0) ::close(fd);
+  return {};
+}
+
+std::vector<SpoolItem> UploadSpool::pending() const {
+  std::vector<std::pair<int64_t, SpoolItem>> found;
+  auto names = list_dir(dir_.get(), "the upload spool");
+  if (!names) return {};
+  for (const auto& n : *names) {
+    if (n.size() != 129 || n[64] != '.') continue;
+    auto weak = Digest::from_hex(n.substr(0, 64));
+    auto strong = Digest::from_hex(n.substr(65));
+    struct stat st;
+    if (!weak || !strong || ::fstatat(dir_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    found.push_back({static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                     SpoolItem{*weak, *strong, n}});
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<SpoolItem> out;
+  for (auto& [_, item] : found) out.push_back(std::move(item));
+  return out;
+}
+
+void UploadSpool::done(const SpoolItem& item) { ::unlinkat(dir_.get(), item.name.c_str(), 0); }
+
+Result<UniqueFd> UploadSpool::lock(bool wait) const {
+  UniqueFd fd(::openat(dir_.get(), ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd.valid()) return fail_errno("the upload spool's lock", errno);
+  while (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    if (errno == EINTR) continue;
+    return fail_errno("the upload spool's lock", errno);
+  }
+  return fd;
+}
+
+}  // namespace bsandbox

@@ -1,0 +1,122 @@
+// uploader.cpp: see uploader.h. Particular to the implementation: the
+// uploader is forked twice (the middle process exits at once, so the
+// uploader is nobody's child in this process tree); it keeps stderr, points
+// stdin and stdout at /dev/null, closes every other descriptor, so that
+// nothing waiting for a pipe or a lock of the parent's waits for it, and
+// opens the local cache again. One drainer at a time per
+// local cache: another build's uploader drains this one's items too.
+#include "sandbox/remote/uploader.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <linux/close_range.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sandbox/base/clocks.h"
+#include "sandbox/cache/cache.pb.h"
+
+namespace bsandbox {
+namespace {
+
+[[noreturn]] void run_uploader(const RemoteOptions& options, const std::string& dir, const std::string& key,
+                               const Uploader::Say& say, int go) {
+  auto local = Cache::open(dir, key);
+  if (!local) ::_exit(0);
+  auto remote = RemoteCache::open(options, *local);
+  auto spool = UploadSpool::open(*local);
+  if (!remote || !spool) ::_exit(0);
+  UniqueFd held;
+  for (bool over = false;;) {
+    pollfd p{go, POLLIN, 0};
+    int n = ::poll(&p, 1, 50);
+    char c;
+    if (n > 0 && ::read(go, &c, 1) <= 0) over = true;  // closed: the build is over
+    if (!held.valid()) {
+      auto lock = spool->lock(/*wait=*/over);
+      if (lock) held = std::move(*lock);
+    }
+    if (held.valid()) drain(*spool, *remote, say);
+    if (over) ::_exit(0);
+  }
+}
+
+}  // namespace
+
+size_t drain(UploadSpool& spool, RemoteCache& remote, const std::function<void(const std::string&)>& say) {
+  auto items = spool.pending();
+  size_t left = items.size();
+  for (const auto& item : items) {
+    auto e = remote.local().entry(item.weak, item.strong);
+    if (e) {
+      std::vector<std::string> warnings;
+      bool done = remote.upload(*e, &warnings);
+      for (const auto& w : warnings) say("warning: cache: " + w);
+      if (!done) return left;  // the server failed: later
+    }
+    spool.done(item);  // uploaded, or gone from the local cache (gc)
+    --left;
+  }
+  return left;
+}
+
+Result<Uploader> Uploader::start(const RemoteOptions& options, const Cache& local, const std::string& local_key,
+                                 Say say) {
+  int go[2], done[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
+  if (::pipe2(done, O_CLOEXEC) != 0) {
+    ::close(go[0]);
+    ::close(go[1]);
+    return fail_errno("pipe", errno);
+  }
+  UniqueFd go_read(go[0]), go_write(go[1]), done_read(done[0]), done_write(done[1]);
+  pid_t middle = ::fork();
+  if (middle < 0) return fail_errno("fork", errno);
+  if (middle == 0) {
+    if (::fork() != 0) ::_exit(0);
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+    }
+    // Nothing of the parent's but stderr: not its capture pipes, journal,
+    // agent connection or the build's pipes, whose readers would wait.
+    ::dup2(go_read.get(), 3);
+    ::dup2(done_write.get(), 4);  // held open until it exits
+    ::close_range(5, ~0U, 0);
+    (void)go_read.release();
+    (void)go_write.release();
+    (void)done_read.release();
+    (void)done_write.release();
+    run_uploader(options, local.dir(), local_key, say, 3);
+  }
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+  return Uploader(std::move(go_write), std::move(done_read));
+}
+
+bool Uploader::finish(int timeout_ms, const Say& progress) {
+  go_.reset();
+  int64_t start = static_cast<int64_t>(Clocks::boot_now());
+  bool said = false;
+  for (;;) {
+    int64_t waited_ms = (static_cast<int64_t>(Clocks::boot_now()) - start) / 1000000;
+    if (waited_ms >= timeout_ms) {
+      progress("the uploads to the remote cache go on in the background");
+      return false;
+    }
+    if (!said && waited_ms >= 1000) {
+      progress("waiting for the uploads to the remote cache");
+      said = true;
+    }
+    pollfd p{done_.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, 100);
+    char c;
+    if (n > 0 && ::read(done_.get(), &c, 1) <= 0) return true;
+  }
+}
+
+}  // namespace bsandbox

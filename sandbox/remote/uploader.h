@@ -1,0 +1,53 @@
+// uploader.h: the process that uploads a build's entries while the build
+// runs. bsandbox exec starts it before the command, as a grandchild (not a
+// child of the supervisor, which waits for every child, and not in the
+// traced tree, whose records and cached commands must not contain it); the
+// build's wrappers add what they store to the spool (spool.h) and go on;
+// the uploader drains the spool every 50 ms over one client (connections
+// kept, libcurl loaded once). When the build ends, exec tells it so (a pipe
+// closed), it drains what is left and exits, and exec waits for that, for a
+// bounded time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sandbox/base/result.h"
+#include "sandbox/base/unique_fd.h"
+#include "sandbox/remote/remote_cache.h"
+#include "sandbox/remote/spool.h"
+
+namespace bsandbox {
+
+// Uploads what the spool holds, oldest first, while the server answers;
+// warnings go to say. Returns how many entries are left.
+size_t drain(UploadSpool& spool, RemoteCache& remote, const std::function<void(const std::string&)>& say);
+
+class Uploader {
+ public:
+  using Say = std::function<void(const std::string&)>;
+  // Starts the uploader for the server of options and the local cache
+  // local (opened again in the uploader, with local_key, after every other
+  // descriptor is closed); say prints a warning (it runs in the uploader,
+  // on bsandbox's stderr).
+  static Result<Uploader> start(const RemoteOptions& options, const Cache& local, const std::string& local_key,
+                                Say say);
+  Uploader(Uploader&&) noexcept = default;
+  Uploader& operator=(Uploader&&) noexcept = default;
+
+  // The build is over: waits until the uploader has drained the spool and
+  // exited, at most timeout_ms (saying so, through progress, once a wait
+  // passes a second). False if it is still uploading then (it goes on on
+  // its own).
+  bool finish(int timeout_ms, const Say& progress);
+
+ private:
+  Uploader(UniqueFd go, UniqueFd done) : go_(std::move(go)), done_(std::move(done)) {}
+  UniqueFd go_;    // ours to close: the build is over
+  UniqueFd done_;  // end of file once the uploader has exited
+};
+
+}  // namespace bsandbox
