@@ -370,8 +370,12 @@ def entry_producing(n, output, sealed_magic):
 
 class FaultyServer:
     """A server on loopback that answers every request the same wrong way:
-    slow (nothing for 30 s), 500, 200 with garbage, or 200 with a body
-    shorter than its Content-Length (then the connection is closed)."""
+    slow (nothing for 30 s), trickling (a long body at 8 KiB/s, above
+    the client's low-speed limit: only its whole-request timeout ends it),
+    500, 200 with garbage, or 200 with a body shorter than its
+    Content-Length (then the connection is closed); or "empty", a server
+    that holds nothing and takes every upload (to see what is sent).
+    requests: (method, path, Authorization header)."""
 
     def __init__(self, mode):
         self.mode = mode
@@ -385,14 +389,31 @@ class FaultyServer:
                 pass
 
             def answer(self):
-                outer.requests.append((self.command, self.path))
+                outer.requests.append((self.command, self.path, self.headers.get("Authorization")))
                 if outer.mode == "slow":
                     time.sleep(30)
                     self.close_connection = True
                     return
+                if outer.mode == "trickle":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10 << 20))
+                    self.end_headers()
+                    try:
+                        for _ in range(240):
+                            self.wfile.write(b"\x0a" * 2048)
+                            self.wfile.flush()
+                            time.sleep(0.25)
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
                 if self.command == "PUT":
                     self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if outer.mode == "500":
+                if outer.mode == "empty":
+                    self.send_response(201 if self.command == "PUT" else 404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif outer.mode == "500":
                     self.send_response(500)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -505,6 +526,27 @@ def two_machines():
           f"({after['remote hits'] - before['remote hits']} remote hits):\n{pa2.stderr}")
     out = subprocess.run([os.path.join(a.dir, "build/prog")], capture_output=True, text=True).stdout
     check(out == "1.0 7 43 0\n", f"A's program prints the edited result: {out!r}")
+
+
+@remote_check
+def under_exec():
+    """The recommended form, make itself under bsandbox exec (whose tracer
+    the wrappers use): machines share results the same way."""
+    need_nginx()
+    n = Nginx()
+    want = plain_build("exec-ref")
+    for tag in ("exec-A", "exec-B"):
+        m = Machine(tag, n.url)
+        p = subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--",
+                            "make", "-s", f"SHELL={WRAP}"], cwd=m.dir, env=m.env(), capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=600)
+        check(p.returncode == 0, f"{tag}: make under bsandbox exec: {p.stderr}")
+        same_outputs(m, want, f"{tag} under bsandbox exec", p.stderr)
+        check("backend:" not in p.stderr, f"{tag}: no wrapper loaded a tracer of its own: {p.stderr}")
+        n.settle()
+    all_hit(p, "B under bsandbox exec")
+    s = m.stats()
+    check(s["remote hits"] > 0 and s["remote misses"] == 0, f"B's hits came from the remote:\n{s['text']}")
 
 
 CMAKE_FILES = {
@@ -641,6 +683,11 @@ def server_slow():
 
 
 @remote_check
+def server_trickle():
+    faulty("trickle", cause="time")
+
+
+@remote_check
 def server_500():
     faulty("500", cause="500")
 
@@ -756,6 +803,34 @@ def read_only():
             check("PUT" in methods, f"without it, the same run uploads ({n.requests()[seen:]})")
 
 
+@remote_check
+def every_kind_of_output():
+    """A command leaving a large file, a large stdout, stderr, an executable,
+    a symlink, a name that is not UTF-8 and an empty file, shared through a
+    URL with a path (with and without a trailing slash): the second
+    machine's hit leaves the same tree and prints the same."""
+    need_nginx()
+    n = Nginx()
+    script = ("head -c 20000000 /dev/urandom > big; head -c 3000000 /dev/urandom; echo; echo err >&2; "
+              "printf '#!/bin/sh\\n' > tool; chmod 755 tool; ln -s tool link; "
+              "mkdir -p sub; echo x > sub/$(printf 'caf\\351'); : > empty")
+    results = []
+    for tag, url in (("kinds-A", n.url + "/team/cache/"), ("kinds-B", n.url + "/team/cache")):
+        d = scratch(tag)
+        e = subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--explain", f"--cache={scratch(tag + '-store')}",
+                            f"--cache-root={d}", f"--cache-remote={url}", "--", "sh", "-c", script],
+                           cwd=d, capture_output=True, env=base_env(), timeout=300)
+        check(e.returncode == 0, f"{tag}: {e.stderr[-2000:]}")
+        n.settle()
+        results.append((cache.tree(d), e.stdout, e.stderr))
+    check(b"cache hit" in results[1][2], f"B hits A's result: {results[1][2]}")
+    check(results[0][0] == results[1][0], "B's tree equals A's (random content: only a hit gives the same)")
+    check(results[0][1] == results[1][1] and len(results[0][1]) == 3000001, "B printed A's 3 MB of stdout")
+    check(results[1][2].startswith(b"err\n"), f"B's stderr replayed: {results[1][2][:200]}")
+    dirs = {os.path.dirname(k) for k in n.files()}
+    check(dirs == {"team/cache/ac", "team/cache/cas"}, f"everything under the URL's path: {sorted(dirs)}")
+
+
 def secret_file(dir, name, text, mode=0o600):
     p = os.path.join(dir, name)
     with open(p, "w") as f:
@@ -792,6 +867,23 @@ def credentials():
               f"{tag}: one warning naming the credentials and HTTP 401:\n{p.stderr}")
         check(password not in p.stderr and "not-the-password" not in p.stderr, f"{tag}: no secret shown: {p.stderr}")
         check(p.seconds < BOUND_S, f"{tag}: {p.seconds:.1f} s")
+    # A bearer token, from a file or the environment, goes in every request.
+    server = FaultyServer("empty")
+    try:
+        token = "tok-3f9a1c"
+        bearer = secret_file(secrets, "bearer", f"Bearer {token}\n")
+        for tag, extra in (("bearer-file", {"BSANDBOX_CACHE_REMOTE_CREDENTIALS": bearer}),
+                           ("bearer-env", {"BSANDBOX_CACHE_REMOTE_TOKEN": token})):
+            del server.requests[:]
+            m = Machine(tag, server.url, **extra)
+            p = m.build(explain=False)
+            check(not remote_lines(p.stderr), f"{tag}: no warning: {p.stderr}")
+            sent = {auth for _, _, auth in server.requests}
+            check(server.requests and sent == {f"Bearer {token}"},
+                  f"{tag}: every request carries the token ({len(server.requests)} requests, {sent})")
+            check(any(method == "PUT" for method, _, _ in server.requests), f"{tag}: uploads were made")
+    finally:
+        server.close()
     # Credentials in the URL, or in a file every user can read: refused.
     d = scratch("cred-exec")
     local = scratch("cred-exec-store")
@@ -931,6 +1023,24 @@ def forge(ar, output, content, seal):
     return encode_fields(out), [entry_blob]
 
 
+def upload_order(n):
+    """Where an ActionResult was last written, each blob it names had been
+    written (or found there: HEAD 200) before, per the access log."""
+    problems, there, files = [], set(), n.files()
+    log = n.requests()
+    last = {uri: i for i, (method, uri, status) in enumerate(log) if method == "PUT" and uri.startswith("/ac/")}
+    for i, (method, uri, status) in enumerate(log):
+        if uri.startswith("/cas/") and status in ("200", "201", "204") and method in ("PUT", "HEAD"):
+            there.add(uri[len("/cas/"):])
+        if last.get(uri) == i and status in ("201", "204"):
+            _, named = parse_action_result(files[uri[1:]])
+            for where, h, _, _ in named:
+                if h not in there:
+                    problems.append(f"{uri}: written (request {i}) before cas/{h} ({where})")
+    check(last, f"the log shows ActionResults written: {log[:5]}")
+    return problems
+
+
 @remote_check
 def action_results_valid():
     need_nginx()
@@ -951,7 +1061,18 @@ def action_results_valid():
     n.settle()
     problems, results = server_problems(n.files())
     check(not problems, "every ActionResult and blob on the server is valid:\n  " + "\n  ".join(problems))
+    problems = upload_order(n)
+    check(not problems, "blobs reach the server before what names them:\n  " + "\n  ".join(problems))
     check(len(results) >= 10, f"the builds left ActionResults to check ({len(results)})")
+    # What the test's checks find on a server that is wrong.
+    entry = next(iter(entry_results(n)))
+    for what, change in (("a blob not named by its content", lambda f: f.update({"cas/" + "0" * 64: b"x"})),
+                         ("a blob an entry names removed",
+                          lambda f: f.pop("cas/" + results[entry]["output_files"][0]["digest"]["hash"])),
+                         ("an ActionResult that does not parse", lambda f: f.update({entry: f[entry][:-1]}))):
+        files = n.files()
+        change(files)
+        check(server_problems(files)[0], f"the test's server check finds {what}")
     # The checks above saw each kind of field.
     kinds = set()
     for ar in results.values():
