@@ -753,6 +753,39 @@ def corrupted_blob():
     all_hit(p, "D, after C put the blob back")
 
 
+@remote_check
+def corrupted_blob_is_replaced():
+    """A machine that found a blob damaged and ran the command has the
+    right bytes: its upload puts them back (a HEAD that finds the damaged
+    blob there must not stop it), or every machine after it misses that
+    command with a warning forever."""
+    need_nginx()
+    n = Nginx()
+    want = plain_build("replace-ref")
+    a = Machine("replace-A", n.url)
+    a.build()
+    n.settle()
+    digest = hashlib.sha256(a.read("build/util.o")).hexdigest()
+    blob = os.path.join(n.data, "cas", digest)
+    with open(blob, "wb") as f:
+        f.write(bytes(b ^ 0x55 for b in a.read("build/util.o")))
+    b = Machine("replace-B", n.url)
+    p = b.build()
+    same_outputs(b, want, "B's build with a corrupted blob on the server", p.stderr)
+    check(compiles(p.stderr).get("src/util.c") == "miss", f"B found the damage: {p.stderr}")
+    n.settle()
+    with open(blob, "rb") as f:
+        now = hashlib.sha256(f.read()).hexdigest()
+    requests = [f"{m} {s}" for m, u, s in n.requests() if u == f"/cas/{digest}"]
+    check(now == digest, f"after B ran the command, cas/{digest} on the server is still damaged "
+                         f"(its requests: {', '.join(requests)})")
+    c = Machine("replace-C", n.url)
+    p = c.build()
+    same_outputs(c, want, "C's build", p.stderr)
+    all_hit(p, "C, after B ran the damaged command")
+    check("warning" not in p.stderr, f"C sees no damage: {p.stderr}")
+
+
 def read_only_machine(tag, url):
     return Machine(tag, url, BSANDBOX_CACHE_REMOTE_UPLOAD="no")
 
@@ -969,6 +1002,34 @@ def signing():
         check(re.search(r"warning.*not signed", p.stderr), f"{tag}: a warning says not signed:\n{p.stderr}")
         s = b.stats()
         check(s["remote hits"] > 0, f"{tag}: hits from A's signed entries:\n{s['text']}")
+    # A replay: A's genuine signed entry for util.c as it was, put where the
+    # entry for the edited util.c is. Signed, but for other inputs: a miss.
+    n.restore(before)
+    old = hashlib.sha256(a.read("build/util.o")).hexdigest()
+    edit_util(a.dir)
+    a.build()
+    n.settle()
+    new = hashlib.sha256(a.read("build/util.o")).hexdigest()
+    by_util_o = {}
+    for path, ar in entry_results(n).items():
+        for f in ar["output_files"]:
+            if f["path"] == "build/util.o":
+                by_util_o.setdefault(f["digest"]["hash"], []).append(path)
+    check(len(by_util_o.get(old, [])) >= 1 and len(by_util_o.get(new, [])) >= 1,
+          f"signed entries of util.o before and after the edit: {by_util_o}")
+    files = n.files()
+    for path in by_util_o[new]:
+        with open(os.path.join(n.data, path), "wb") as f:
+            f.write(files[by_util_o[old][0]])
+    b = Machine("sign-replay", n.url, BSANDBOX_CACHE_REMOTE_KEY=key)
+    edit_util(b.dir)
+    p = b.build()
+    same_outputs(b, plain_build("sign-replay-ref", edit_util), "a build with a replayed signed entry", p.stderr)
+    check(compiles(p.stderr) == {"src/main.c": "hit", "src/extra.c": "hit", "src/util.c": "miss"},
+          f"the replayed entry is a miss: {compiles(p.stderr)}\n{p.stderr}")
+    why = [line for line in p.stderr.splitlines() if "cache miss" in line and "-c src/util.c" in line]
+    check(why and re.search(r"remote: an input changed: \S*/src/util.c", why[0]),
+          f"the replayed entry was looked at and refused for its inputs: {why}")
 
 
 def seal_bsc1(payload):
