@@ -6,13 +6,20 @@ loopback.
 A "machine" is a local cache (BSANDBOX_CACHE) and a checkout of cache.py's C
 project at a path of its own, built through bsandbox-wrap as make's SHELL
 with BSANDBOX_CACHE_REMOTE set. Checks: two machines sharing results both
-ways (and a CMake project); a server stopped mid-build or never started,
-and a small server of this file that is slow or answers 500, garbage or a
-truncated body (each: the build is right, one warning, bounded time); a
-blob corrupted or deleted on the server; entries forged by another writer
-of the server with signing on; read-only mode; Basic authentication; and
-every ActionResult the server holds parsed field by field (the protobuf
-wire format read by hand) with every blob it names present in /cas.
+ways (also with make under bsandbox exec, and a CMake project at one
+checkout path); a server stopped mid-build or never started, and a small
+server of this file that is slow, trickles, or answers 500, garbage or a
+truncated body (each: the build is right, one warning, bounded time, the
+server left alone after); a blob corrupted (same size, shorter, longer) or
+deleted on the server, and put back by the next machine that runs its
+command; entries forged by another writer of the server, and a genuine one
+replayed elsewhere, with signing on; read-only mode; Basic authentication
+and bearer tokens; every kind of output through a URL with a path; and
+every ActionResult the server holds parsed field by field (reapi.py) with
+every blob it names present in /cas and uploaded before it.
+
+Uploads may happen after a wrapper returns: before looking at the server,
+a check waits until nginx has been idle for half a second (Nginx.settle).
 
   cache_remote.py NAME    run one check;  cache_remote.py --list    the names
 Exit 0 pass, 1 fail, 77 skip.
@@ -34,6 +41,7 @@ import cache  # noqa: E402  (the C project, its Makefile and the output comparis
 from cache import WRAP, differing, new_project, outputs, scratch, tally, write  # noqa: E402
 from harness import BSANDBOX, check, run_checks, skip  # noqa: E402
 from nginx import Nginx, free_port  # noqa: E402
+from reapi import WireError, encode_fields, parse_action_result, server_problems, wire_fields  # noqa: E402
 
 CHECKS = {}
 BOUND_S = 20  # how long the small project's build may take with a failing server
@@ -47,8 +55,6 @@ def remote_check(fn):
 def need_nginx():
     if not shutil.which("nginx"):
         skip("nginx is not installed")
-    if os.geteuid() != 0:
-        skip("the wrappers' tracer needs the eBPF backend (root)")
 
 
 # ---- machines -------------------------------------------------------------------
@@ -148,202 +154,7 @@ def all_hit(p, who):
     check(hits > 0 and misses == 0, f"{who}: every command hits ({hits} hits, {misses} misses):\n{p.stderr}")
 
 
-# ---- the protobuf wire format, by hand ----------------------------------------------
-
-class WireError(ValueError):
-    pass
-
-
-def read_varint(data, i):
-    value = shift = 0
-    while True:
-        if i >= len(data):
-            raise WireError("a varint runs past the end")
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, i
-        shift += 7
-        if shift >= 70:
-            raise WireError("a varint longer than 10 bytes")
-
-
-def wire_fields(data):
-    """[(field number, wire type, value)]: ints for varints and fixed
-    fields, bytes for length-delimited ones. Groups are refused."""
-    out, i = [], 0
-    while i < len(data):
-        tag, i = read_varint(data, i)
-        number, wt = tag >> 3, tag & 7
-        if number == 0:
-            raise WireError("field number 0")
-        if wt == 0:
-            value, i = read_varint(data, i)
-        elif wt == 1:
-            if i + 8 > len(data):
-                raise WireError(f"field {number}: a fixed64 runs past the end")
-            value, i = int.from_bytes(data[i:i + 8], "little"), i + 8
-        elif wt == 5:
-            if i + 4 > len(data):
-                raise WireError(f"field {number}: a fixed32 runs past the end")
-            value, i = int.from_bytes(data[i:i + 4], "little"), i + 4
-        elif wt == 2:
-            n, i = read_varint(data, i)
-            if i + n > len(data):
-                raise WireError(f"field {number}: {n} bytes announced, {len(data) - i} left")
-            value, i = bytes(data[i:i + n]), i + n
-        else:
-            raise WireError(f"field {number}: wire type {wt} (a group or invalid)")
-        out.append((number, wt, value))
-    return out
-
-
-def encode_varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def encode_fields(fields):
-    out = bytearray()
-    for number, wt, value in fields:
-        out += encode_varint(number << 3 | wt)
-        if wt == 0:
-            out += encode_varint(value)
-        elif wt == 1:
-            out += value.to_bytes(8, "little")
-        elif wt == 5:
-            out += value.to_bytes(4, "little")
-        else:
-            out += encode_varint(len(value)) + value
-    return bytes(out)
-
-
-# The REAPI messages of an /ac/ body: field -> (name, kind, repeated).
-# Kinds: a schema (a message), "string", "bytes", "bool", "int64", "int32".
-DIGEST = {1: ("hash", "string", False), 2: ("size_bytes", "int64", False)}
-OUTPUT_FILE = {1: ("path", "string", False), 2: ("digest", DIGEST, False), 4: ("is_executable", "bool", False),
-               5: ("contents", "bytes", False)}
-OUTPUT_SYMLINK = {1: ("path", "string", False), 2: ("target", "string", False)}
-ACTION_RESULT = {2: ("output_files", OUTPUT_FILE, True), 4: ("exit_code", "int32", False),
-                 6: ("stdout_digest", DIGEST, False), 8: ("stderr_digest", DIGEST, False),
-                 12: ("output_symlinks", OUTPUT_SYMLINK, True)}
-
-
-def parse_message(data, schema, where="ActionResult"):
-    """A dict of the message's fields; WireError on an unknown field number,
-    a wrong wire type, a singular field given twice, a string that is not
-    UTF-8 or a number out of range."""
-    out = {}
-    for number, wt, value in wire_fields(data):
-        if number not in schema:
-            raise WireError(f"{where}: unknown field number {number}")
-        name, kind, repeated = schema[number]
-        want_wt = 2 if isinstance(kind, dict) or kind in ("string", "bytes") else 0
-        if wt != want_wt:
-            raise WireError(f"{where}.{name}: wire type {wt}, expected {want_wt}")
-        if isinstance(kind, dict):
-            value = parse_message(value, kind, f"{where}.{name}")
-        elif kind == "string":
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise WireError(f"{where}.{name}: not UTF-8: {value[:60]!r}")
-        elif kind == "bool":
-            if value > 1:
-                raise WireError(f"{where}.{name}: bool {value}")
-            value = bool(value)
-        elif kind in ("int64", "int32"):
-            if value >= 1 << 63:
-                value -= 1 << 64
-            if kind == "int32" and not -(1 << 31) <= value < 1 << 31:
-                raise WireError(f"{where}.{name}: {value} is not an int32")
-        if repeated:
-            out.setdefault(name, []).append(value)
-        elif name in out:
-            raise WireError(f"{where}.{name}: given twice")
-        else:
-            out[name] = value
-    return out
-
-
-def check_path(path, where):
-    if not path or path.startswith("/"):
-        raise WireError(f"{where}: path {path!r} is empty or absolute")
-    if any(part in ("", ".", "..") for part in path.split("/")):
-        raise WireError(f"{where}: path {path!r} has an empty, . or .. component")
-
-
-def digest_ref(d, where):
-    h, size = d.get("hash", ""), d.get("size_bytes", 0)
-    if not re.fullmatch(r"[0-9a-f]{64}", h):
-        raise WireError(f"{where}: hash {h!r} is not 64 lowercase hex digits")
-    if size < 0:
-        raise WireError(f"{where}: size {size}")
-    return h, size
-
-
-def parse_action_result(data):
-    """The ActionResult, checked; and the digests it names [(where, hash,
-    size, inlined contents or None)]."""
-    ar = parse_message(data, ACTION_RESULT)
-    named = []
-    for k, f in enumerate(ar.get("output_files", [])):
-        where = f"output_files[{k}]"
-        check_path(f.get("path", ""), where)
-        if "digest" not in f:
-            raise WireError(f"{where} ({f['path']}): no digest")
-        h, size = digest_ref(f["digest"], where + ".digest")
-        named.append((f"{where} {f['path']}", h, size, f.get("contents")))
-    for k, s in enumerate(ar.get("output_symlinks", [])):
-        check_path(s.get("path", ""), f"output_symlinks[{k}]")
-        if not s.get("target"):
-            raise WireError(f"output_symlinks[{k}] ({s['path']}): no target")
-    for name in ("stdout_digest", "stderr_digest"):
-        if name in ar:
-            h, size = digest_ref(ar[name], name)
-            named.append((name, h, size, None))
-    return ar, named
-
-
-def server_problems(files):
-    """What is wrong with a server's files ({path: bytes}, nginx.files()):
-    every ac/ body a valid ActionResult whose digests are in cas/ with that
-    size and content, every cas/ blob named by its SHA-256. Also returns
-    the ActionResults parsed."""
-    problems, results = [], {}
-    for path, data in sorted(files.items()):
-        top, _, name = path.partition("/")
-        if top == "cas":
-            if hashlib.sha256(data).hexdigest() != name:
-                problems.append(f"{path}: its content's SHA-256 is {hashlib.sha256(data).hexdigest()}")
-        elif top == "ac":
-            try:
-                ar, named = parse_action_result(data)
-            except WireError as e:
-                problems.append(f"{path}: not a valid ActionResult: {e}")
-                continue
-            results[path] = ar
-            for where, h, size, inlined in named:
-                blob = files.get(f"cas/{h}")
-                if blob is None:
-                    problems.append(f"{path}: {where} names cas/{h}, which is not on the server")
-                elif len(blob) != size:
-                    problems.append(f"{path}: {where} says {size} bytes, cas/{h} has {len(blob)}")
-                if inlined is not None and (hashlib.sha256(inlined).hexdigest() != h or len(inlined) != size):
-                    problems.append(f"{path}: {where}: the inlined contents do not match the digest")
-        else:
-            problems.append(f"{path}: neither under ac/ nor under cas/")
-    return problems, results
-
+# ---- what the server holds ----------------------------------------------------------
 
 def entry_results(n):
     """{ac path: ActionResult} of the entries (not the indexes) on n."""
@@ -512,8 +323,8 @@ def two_machines():
     got = compiles(pb2.stderr)
     check(got == {"src/main.c": "hit", "src/extra.c": "hit", "src/util.c": "miss"},
           f"after B's edit only util.c's compile misses: {got}\n{pb2.stderr}")
-    check(b.stats()["remote uploads"] > 0, "B uploaded what it ran")
     n.settle()
+    check(b.stats()["remote uploads"] > 0, "B uploaded what it ran")
     # A makes the same edit and gets B's results from the remote.
     before = a.stats()
     edit_util(a.dir)
@@ -533,6 +344,8 @@ def under_exec():
     """The recommended form, make itself under bsandbox exec (whose tracer
     the wrappers use): machines share results the same way."""
     need_nginx()
+    if os.geteuid() != 0:
+        skip("the tracer service needs the eBPF backend (root)")
     n = Nginx()
     want = plain_build("exec-ref")
     for tag in ("exec-A", "exec-B"):
@@ -653,14 +466,15 @@ def compiles_cmake(stderr):
 def server_down():
     need_nginx()
     want = plain_build("down-ref")
-    # Stopped mid-build: once the first command's result has reached it.
+    # Stopped mid-build: once the first command's result has reached it
+    # (its entry and its index: two ActionResults).
     n = Nginx()
     stopped = []
 
     def stop_after_first_upload():
         deadline = time.time() + 60
         while time.time() < deadline:
-            if any(method == "PUT" and uri.startswith("/ac/") for method, uri, _ in n.requests()):
+            if sum(method == "PUT" and uri.startswith("/ac/") for method, uri, _ in n.requests()) >= 2:
                 n.stop()
                 stopped.append(time.monotonic())
                 return
@@ -671,8 +485,8 @@ def server_down():
     start = time.monotonic()
     m, p = one_warning_build("down-mid", n.url, want, uploads=True)
     watcher.join(1)
-    check(stopped and stopped[0] < start + p.seconds and m.stats()["remote uploads"] >= 1,
-          f"nginx was stopped during the build, after an upload: {p.stderr}\n{m.stats()['text']}")
+    check(stopped and stopped[0] < start + p.seconds,
+          f"nginx was stopped during the build, after an upload: {p.stderr}\n{n.requests()}")
     # Never started: nothing listens on the port.
     one_warning_build("down-never", f"http://127.0.0.1:{free_port()}", want, cause="connect|refused")
 
@@ -981,6 +795,7 @@ def signing():
         f.write(forged_unsigned[0])
     victim = Machine("sign-victim", n.url)
     victim.build()
+    n.settle()
     prints = subprocess.run([os.path.join(victim.dir, "build/prog")], capture_output=True, text=True).stdout
     check(victim.read("build/util.o") == evil and prints != "1.0 6 43 0\n",
           f"the forged entry is believed without a key (the control): prog printed {prints!r}")
@@ -1002,6 +817,7 @@ def signing():
         check(re.search(r"warning.*not signed", p.stderr), f"{tag}: a warning says not signed:\n{p.stderr}")
         s = b.stats()
         check(s["remote hits"] > 0, f"{tag}: hits from A's signed entries:\n{s['text']}")
+        n.settle()
     # A replay: A's genuine signed entry for util.c as it was, put where the
     # entry for the edited util.c is. Signed, but for other inputs: a miss.
     n.restore(before)
