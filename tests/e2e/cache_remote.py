@@ -340,6 +340,40 @@ def two_machines():
 
 
 @remote_check
+def debug_info_names_the_checkout():
+    """With -g the objects hold the checkout's path: another checkout must
+    not get them from the server (its build equals a plain one there,
+    its own path inside), while a machine at the same path hits."""
+    need_nginx()
+    n = Nginx()
+    flags = "CFLAGS=-O1 -g"
+    a, b = Machine("g-A", n.url), Machine("g-B", n.url)
+    cache.make(b.dir, flags, env=base_env())
+    want_b = outputs(b.dir)
+    a.build(flags)
+    n.settle()
+    check(a.read("build/util.o").count(a.dir.encode()) > 0, "A's objects name A's checkout")
+    p = b.build(flags)
+    same_outputs(b, want_b, "B's -g build (a plain one at B)", p.stderr)
+    check(set(compiles(p.stderr).values()) == {"miss"}, f"B's compiles miss: {compiles(p.stderr)}\n{p.stderr}")
+    check(a.dir.encode() not in b.read("build/prog"), "B's program does not name A's checkout")
+    # A machine at A's path (A moved away) hits.
+    os.rename(a.dir, a.dir + "-moved")
+    c = Machine("g-C", n.url, dir=a.dir)
+    # (As cache.new_project makes it: mkdtemp's mode, the files in the same
+    # order, since the order of their times is keyed.)
+    os.mkdir(c.dir, 0o700)
+    write(os.path.join(c.dir, "Makefile"), cache.MAKEFILE)
+    for rel, text in cache.SOURCES.items():
+        write(os.path.join(c.dir, rel), text)
+    os.makedirs(os.path.join(c.dir, "override"))
+    p = c.build(flags)
+    check(set(compiles(p.stderr).values()) == {"hit"}, f"at A's path the compiles hit: {compiles(p.stderr)}\n{p.stderr}")
+    with open(os.path.join(a.dir + "-moved", "build/prog"), "rb") as f:
+        check(c.read("build/prog") == f.read(), "C's program is A's")
+
+
+@remote_check
 def under_exec():
     """The recommended form, make itself under bsandbox exec (whose tracer
     the wrappers use): machines share results the same way."""
