@@ -309,6 +309,7 @@ struct Exec {
   std::optional<RemoteCache> remote;  // behind cache, pointing at it
   std::optional<Uploader> uploader;   // a build's uploads, off its path
   std::string cache_key;              // the local cache's, if shared
+  std::optional<Cache> wrappers_cache;  // not cached itself: the cache its wrappers use
   std::unique_ptr<JournaledRun> journal;
   CacheRequest request;
   std::optional<std::string> agent_socket;
@@ -351,7 +352,37 @@ Result<void> open_outputs(Exec& x) {
 // A build with a remote cache uploads while it runs: the uploader starts
 // before the command, and the wrappers inside spool what they store.
 void start_uploader(Exec& x) {
-  if (!x.remote || !x.remote->options().upload || x.o.wrapper) return;
+  if (x.o.wrapper) return;
+  if (!x.remote) {
+    // Not cached itself, but a build whose wrappers use a remote cache
+    // (BSANDBOX_CACHE_REMOTE): their uploads, and their one warning, are
+    // this build's too.
+    ExecOptions wrappers = x.o;
+    wrappers.cache_dir = default_cache_dir();
+    if (!remote_defaults(wrappers) || wrappers.cache_remote.empty()) return;
+    if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) wrappers.cache_key_file = k;
+    auto options = remote_options(wrappers);
+    std::string key;
+    if (!wrappers.cache_key_file.empty()) {
+      auto k = load_cache_key(wrappers.cache_key_file);
+      if (!k) return;  // each wrapper says so
+      key = std::move(*k);
+    }
+    if (!options || !*options) return;
+    auto c = Cache::open(*wrappers.cache_dir, key);
+    if (!c) return;
+    x.wrappers_cache.emplace(std::move(*c));
+    auto r = RemoteCache::open(std::move(**options), *x.wrappers_cache);
+    if (!r) return;
+    r->health().new_build();
+    if (!r->options().upload) return;
+    auto u = Uploader::start(r->options(), *x.wrappers_cache, key, [](const std::string& line) { say(line); });
+    if (!u) return;
+    x.uploader.emplace(std::move(*u));
+    ::setenv(kSpoolEnv, x.wrappers_cache->dir().c_str(), 1);
+    return;
+  }
+  if (!x.remote->options().upload) return;
   auto u = Uploader::start(x.remote->options(), *x.cache, x.cache_key, [](const std::string& line) { say(line); });
   if (!u) {
     say("warning: cache: uploads wait for each command: " + u.error().message);
@@ -393,8 +424,8 @@ Result<void> open_cache_and_journal(Exec& x) {
         if (!o.wrapper) x.remote->health().new_build();
       }
     }
-    start_uploader(x);  // before the journal takes locks and enters a view
   }
+  start_uploader(x);  // before the journal takes locks and enters a view
   if (x.project) {
     JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
     auto j = JournaledRun::begin(std::move(*x.project), o.argv, x.cwd, environ, jo);

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "sandbox/base/io.h"
 #include "sandbox/base/text.h"
@@ -147,6 +149,11 @@ std::optional<pb::Shapes> RemoteCache::read_shapes(const Digest& weak, Outcome* 
   std::string at = layout::ac_path(layout::index_key(key_id_, weak));
   auto r = perform(get(at, kMaxActionResult));
   if (r.absent()) return pb::Shapes();
+  return parse_shapes(r, weak, at, out);
+}
+
+std::optional<pb::Shapes> RemoteCache::parse_shapes(const HttpReply& r, const Digest& weak, const std::string& at,
+                                                    Outcome* out) {
   if (!check(r, at, out)) return std::nullopt;
   auto ar = action_result(r, at, out);
   if (!ar) return std::nullopt;
@@ -288,11 +295,15 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
   return finish(false);
 }
 
-bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
+bool RemoteCache::send_objects(const std::vector<pb::CacheEntry>& entries, Outcome* out) {
   Store& store = local_->store();
-  auto objects = layout::entry_objects(e);
+  std::vector<Digest> objects;
+  std::set<Digest> seen;
+  for (const auto& e : entries)
+    for (const auto& [d, size] : layout::entry_objects(e))
+      if (seen.insert(d).second) objects.push_back(d);
   std::vector<HttpRequest> heads;
-  for (const auto& [d, size] : objects) {
+  for (const auto& d : objects) {
     HttpRequest r;
     r.method = Method::kHead;
     r.path = layout::cas_path(d);
@@ -301,7 +312,7 @@ bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
   auto there = perform(heads);
   std::vector<Digest> missing;
   for (size_t i = 0; i < there.size(); ++i) {
-    if (there[i].absent()) missing.push_back(objects[i].first);
+    if (there[i].absent()) missing.push_back(objects[i]);
     else if (!check(there[i], heads[i].path, out)) return false;
   }
   size_t i = 0;
@@ -318,60 +329,97 @@ bool RemoteCache::send_objects(const pb::CacheEntry& e, Outcome* out) {
       bundle += bytes->size();
       bodies.push_back(std::move(*bytes));
     }
-    for (size_t k = 0; k < bodies.size(); ++k) {
-      HttpRequest r;
-      r.method = Method::kPut;
-      r.path = layout::cas_path(missing[i - bodies.size() + k]);
-      r.body = bodies[k];
-      puts.push_back(r);
-    }
+    for (size_t k = 0; k < bodies.size(); ++k)
+      puts.push_back(HttpRequest{Method::kPut, layout::cas_path(missing[i - bodies.size() + k]), bodies[k], 0});
     for (const auto& r : perform(puts))
       if (!check(r, "uploading a blob", out)) return false;
   }
   return true;
 }
 
+bool RemoteCache::put_all(const std::vector<HttpRequest>& puts, const std::string& what, Outcome* out) {
+  for (const auto& r : perform(puts))
+    if (!check(r, what, out)) return false;
+  return true;
+}
+
 bool RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warnings) {
+  return upload(std::vector<pb::CacheEntry>{e}, warnings);
+}
+
+bool RemoteCache::upload(const std::vector<pb::CacheEntry>& all, std::vector<std::string>* warnings) {
   if (!options_.upload) return true;
   if (!health_.usable()) return false;
   Outcome out{"", "", warnings};
-  auto weak = Digest::from_raw(e.weak_key());
   auto done = [&] {
     if (!out.failure.empty()) server_failed(out.failure, warnings);
     else if (!out.why.empty()) warnings->push_back("remote cache: not uploaded: " + out.why);
     return out.failure.empty();
   };
-  if (!weak) return true;
-  if (!send_objects(e, &out)) return done();
-  // The entry, and its ActionResult naming it and its blobs.
-  std::string entry_blob = seal_entry(options_.key, e.SerializeAsString());
-  pb::Shape shape = layout::shape_of(e);
+  std::vector<pb::CacheEntry> entries;
+  for (const auto& e : all)
+    if (Digest::from_raw(e.weak_key())) entries.push_back(e);
+  if (entries.empty()) return true;
+  // Each step for every entry at once: the blobs, the entries, their
+  // ActionResults, then the indexes (reread just before, the new shapes
+  // put first).
+  if (!send_objects(entries, &out)) return done();
   Store& store = local_->store();
-  auto ar = layout::entry_result(e, entry_blob, [&](const Digest& d) { return store.size(d).value_or(0); });
-  std::string ar_bytes = ar.SerializeAsString();
-  HttpRequest put_entry{Method::kPut, layout::cas_path(hash_bytes(entry_blob)), entry_blob, 0};
-  if (!check(perform(put_entry), "uploading an entry", &out)) return done();
-  HttpRequest put_ar{Method::kPut, layout::ac_path(layout::entry_key(key_id_, *weak, shape, layout::probe_of(e), e.root())),
-                     ar_bytes, 0};
-  if (!check(perform(put_ar), "uploading an entry", &out)) return done();
-  // The index: reread, this shape put first.
-  Outcome index_out{"", "", warnings};
-  auto shapes = read_shapes(*weak, &index_out);
-  if (!index_out.failure.empty()) {
-    out.failure = index_out.failure;
+  std::vector<std::string> blobs, results;
+  for (const auto& e : entries) {
+    blobs.push_back(seal_entry(options_.key, e.SerializeAsString()));
+    results.push_back(layout::entry_result(e, blobs.back(), [&](const Digest& d) {
+                        return store.size(d).value_or(0);
+                      }).SerializeAsString());
+  }
+  std::vector<HttpRequest> put_blobs, put_results;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    Digest weak = *Digest::from_raw(e.weak_key());
+    put_blobs.push_back(HttpRequest{Method::kPut, layout::cas_path(hash_bytes(blobs[i])), blobs[i], 0});
+    Digest key = layout::entry_key(key_id_, weak, layout::shape_of(e), layout::probe_of(e), e.root());
+    put_results.push_back(HttpRequest{Method::kPut, layout::ac_path(key), results[i], 0});
+  }
+  if (!put_all(put_blobs, "uploading an entry", &out) || !put_all(put_results, "uploading an entry", &out))
     return done();
+  // The indexes: each command's shapes, those uploaded now put first.
+  std::map<Digest, std::vector<pb::Shape>> shapes_of;
+  for (const auto& e : entries) shapes_of[*Digest::from_raw(e.weak_key())].push_back(layout::shape_of(e));
+  std::vector<Digest> weaks;
+  std::vector<HttpRequest> gets;
+  for (const auto& [weak, _] : shapes_of) {
+    weaks.push_back(weak);
+    gets.push_back(get(layout::ac_path(layout::index_key(key_id_, weak)), kMaxActionResult));
   }
-  if (!shapes) shapes = pb::Shapes();  // unusable (another key's, damaged): replaced
-  if (shapes->shapes_size() == 0 || layout::shape_digest(shapes->shapes(0)) != layout::shape_digest(shape)) {
-    std::string blob = seal_entry(options_.key, layout::with_shape(*shapes, shape, *weak).SerializeAsString());
-    std::string index_bytes = layout::index_result(blob).SerializeAsString();
-    HttpRequest put_blob{Method::kPut, layout::cas_path(hash_bytes(blob)), blob, 0};
-    if (!check(perform(put_blob), "uploading an index", &out)) return done();
-    HttpRequest put_index{Method::kPut, layout::ac_path(layout::index_key(key_id_, *weak)), index_bytes, 0};
-    if (!check(perform(put_index), "uploading an index", &out)) return done();
+  auto replies = perform(gets);
+  std::vector<std::string> index_blobs, index_results;
+  std::vector<Digest> index_weaks;
+  for (size_t i = 0; i < weaks.size(); ++i) {
+    Outcome index_out{"", "", warnings};
+    auto old = replies[i].absent() ? std::optional<pb::Shapes>(pb::Shapes())
+                                   : parse_shapes(replies[i], weaks[i], gets[i].path, &index_out);
+    if (!index_out.failure.empty()) {
+      out.failure = index_out.failure;
+      return done();
+    }
+    pb::Shapes now = old ? *old : pb::Shapes();  // unusable (another key's, damaged): replaced
+    pb::Shapes before = now;
+    for (const auto& s : shapes_of[weaks[i]]) now = layout::with_shape(now, s, weaks[i]);
+    if (old && now.SerializeAsString() == before.SerializeAsString()) continue;  // already first
+    index_blobs.push_back(seal_entry(options_.key, now.SerializeAsString()));
+    index_results.push_back(layout::index_result(index_blobs.back()).SerializeAsString());
+    index_weaks.push_back(weaks[i]);
   }
+  std::vector<HttpRequest> put_index_blobs, put_indexes;
+  for (size_t i = 0; i < index_weaks.size(); ++i) {
+    put_index_blobs.push_back(HttpRequest{Method::kPut, layout::cas_path(hash_bytes(index_blobs[i])), index_blobs[i], 0});
+    put_indexes.push_back(
+        HttpRequest{Method::kPut, layout::ac_path(layout::index_key(key_id_, index_weaks[i])), index_results[i], 0});
+  }
+  if (!put_all(put_index_blobs, "uploading an index", &out) || !put_all(put_indexes, "uploading an index", &out))
+    return done();
   health_.succeeded();
-  local_->count(Cache::Event::kRemoteUpload);
+  for (size_t i = 0; i < entries.size(); ++i) local_->count(Cache::Event::kRemoteUpload);
   return true;
 }
 

@@ -59,6 +59,10 @@ class RemoteCache {
   // lacks, the entry, the index naming its shape. Does nothing read-only.
   // False when the server failed (the entry may be tried again later).
   bool upload(const pb::CacheEntry& e, std::vector<std::string>* warnings);
+  // The same for several entries, each step for all of them at once (a
+  // build's uploader sends what the spool holds so: the round trips are
+  // paid once per batch, not per entry). False when the server failed.
+  bool upload(const std::vector<pb::CacheEntry>& entries, std::vector<std::string>* warnings);
 
   RemoteHealth& health() { return health_; }
   const RemoteOptions& options() const { return options_; }
@@ -87,6 +91,10 @@ class RemoteCache {
                                          std::string_view noun, Outcome* out);
   // The shapes of weak on the server (none: empty), or nullopt with out.
   std::optional<pb::Shapes> read_shapes(const Digest& weak, Outcome* out);
+  // An index's reply checked and parsed (an absent one is not for here).
+  std::optional<pb::Shapes> parse_shapes(const HttpReply& r, const Digest& weak, const std::string& at, Outcome* out);
+  // Every request, each a PUT that must succeed; false with out.
+  bool put_all(const std::vector<HttpRequest>& puts, const std::string& what, Outcome* out);
   // An ActionResult body, or nullopt with out->failure.
   std::optional<reapi::ActionResult> action_result(const HttpReply& r, const std::string& what, Outcome* out);
   // A blob d from the server was not what its digest says (how): a
@@ -94,8 +102,8 @@ class RemoteCache {
   void damaged(const Digest& d, const std::string& how, Outcome* out);
   // The blobs of e the local store lacks, brought in; false with out.
   bool bring_objects(const pb::CacheEntry& e, Outcome* out);
-  // The blobs of e the server lacks, sent; false with out.
-  bool send_objects(const pb::CacheEntry& e, Outcome* out);
+  // The blobs of the entries the server lacks, sent; false with out.
+  bool send_objects(const std::vector<pb::CacheEntry>& entries, Outcome* out);
   // A reply that is not 2xx: a failure of the server, in out.
   bool check(const HttpReply& r, const std::string& what, Outcome* out);
 

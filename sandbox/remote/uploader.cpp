@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "sandbox/base/clocks.h"
@@ -46,18 +47,20 @@ namespace {
 }  // namespace
 
 size_t drain(UploadSpool& spool, RemoteCache& remote, const std::function<void(const std::string&)>& say) {
+  constexpr size_t kBatch = 64;
   auto items = spool.pending();
   size_t left = items.size();
-  for (const auto& item : items) {
-    auto e = remote.local().entry(item.weak, item.strong);
-    if (e) {
-      std::vector<std::string> warnings;
-      bool done = remote.upload(*e, &warnings);
-      for (const auto& w : warnings) say("warning: cache: " + w);
-      if (!done) return left;  // the server failed: later
-    }
-    spool.done(item);  // uploaded, or gone from the local cache (gc)
-    --left;
+  for (size_t first = 0; first < items.size(); first += kBatch) {
+    std::vector<pb::CacheEntry> entries;
+    size_t end = std::min(items.size(), first + kBatch);
+    for (size_t i = first; i < end; ++i)
+      if (auto e = remote.local().entry(items[i].weak, items[i].strong)) entries.push_back(std::move(*e));
+    std::vector<std::string> warnings;
+    bool done = remote.upload(entries, &warnings);
+    for (const auto& w : warnings) say("warning: cache: " + w);
+    if (!done) return left;  // the server failed: later
+    for (size_t i = first; i < end; ++i) spool.done(items[i]);  // uploaded, or gone from the local cache (gc)
+    left -= end - first;
   }
   return left;
 }
