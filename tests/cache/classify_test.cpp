@@ -101,7 +101,7 @@ TEST_CASE("sockets: the run's own servers are fine, anything else is input no ke
   Run r;
   r.rec.processes[0].sockets = {{SocketOp::kBind, "inet:127.0.0.1:8080"}, {SocketOp::kConnect, "inet:127.0.0.1:8080"},
                                 {SocketOp::kConnect, "unix:@bsandbox-tracer-1"}};
-  SocketPolicy policy{false, {"unix:@bsandbox-tracer-1"}};
+  SocketPolicy policy{false, {"unix:@bsandbox-tracer-1"}, ""};
   CHECK(classify(r.rec, r.priors(), "/r", {}, policy).uncacheable.empty());
   r.rec.processes[0].sockets.push_back({SocketOp::kConnect, "inet:127.0.0.1:9090"});
   CHECK(classify(r.rec, r.priors(), "/r", {}, policy).uncacheable ==
@@ -143,19 +143,19 @@ TEST_CASE("foreign_socket: bound names, loopback ports of its own servers, bsand
   s = {{SocketOp::kBind, "inet:0.0.0.0:8000"}, {SocketOp::kConnect, "inet:127.0.0.1:8000"},
        {SocketOp::kBind, "unix:/tmp/sock"}, {SocketOp::kConnect, "unix:/tmp/sock"},
        {SocketOp::kConnect, "unix:@agent"}};
-  CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "");
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}, ""}) == "");
   CHECK(foreign_socket(rec, {}) == "unix:@agent");
   s.push_back({SocketOp::kConnect, "inet6:[::1]:8000"});
-  CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "");
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}, ""}) == "");
   s.push_back({SocketOp::kConnect, "inet:10.0.0.1:8000"});  // the same port elsewhere is not its own
-  CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "inet:10.0.0.1:8000");
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}, ""}) == "inet:10.0.0.1:8000");
 
   // bsandbox's own processes inside (bsandbox-wrap reaching a remote cache).
   rec.processes.emplace_back();
   rec.processes[1].exe = "/usr/bin/bsandbox";
   rec.processes[1].sockets = {{SocketOp::kConnect, "inet:10.0.0.9:9092"}};
   rec.processes[0].sockets.pop_back();
-  CHECK(foreign_socket(rec, {false, {"unix:@agent"}}) == "inet:10.0.0.9:9092");
+  CHECK(foreign_socket(rec, {false, {"unix:@agent"}, ""}) == "inet:10.0.0.9:9092");
   CHECK(foreign_socket(rec, {false, {"unix:@agent"}, "/usr/bin/bsandbox"}) == "");
   CHECK(foreign_socket(rec, {false, {"unix:@agent"}, "/usr/bin/other"}) == "inet:10.0.0.9:9092");
 }
