@@ -176,8 +176,8 @@ bool uploader_spools_for(const Cache& cache) {
 
 // Uploads a stored entry to the remote cache. A wrapper (one command of a
 // build) does it in a child of its own and exits at once: the build goes
-// on while the blobs travel (the child keeps bsandbox's stderr, for the one
-// warning, and only descriptors bsandbox opened, all close-on-exec: not make's
+// on while the blobs travel (the child keeps only descriptors bsandbox
+// opened, all close-on-exec, and /dev/null for 0-2: not make's
 // jobserver or output pipes, which would make make wait for it). A traced
 // build's supervisor waits for it like any process of the tree, so a
 // build's uploads are done when bsandbox exec returns.
@@ -191,19 +191,21 @@ void upload(RemoteCache& remote, const pb::CacheEntry& stored, bool in_backgroun
   pid_t pid = ::fork();
   if (pid < 0) return upload_now(remote);
   if (pid > 0) return;
+  // Nothing of the build's: not its stderr either (ninja and cargo read a
+  // compiler's stderr to its end, and would wait for the upload); a failure
+  // is counted (cache stats) and left alone by the build's other commands.
   int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-  }
-  int diagnostics = diag_fd();  // the user's stderr, where the warning goes
+  if (null >= 0)
+    for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
   for (int fd = 3; fd < 1024; ++fd) {
     int flags = ::fcntl(fd, F_GETFD);
-    if (fd != diagnostics && flags >= 0 && !(flags & FD_CLOEXEC)) ::close(fd);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) ::close(fd);
   }
   // A client of its own: the parent's connections are the parent's.
-  auto fresh = RemoteCache::open(remote.options(), remote.local());
-  if (fresh) upload_now(*fresh);
+  if (auto fresh = RemoteCache::open(remote.options(), remote.local())) {
+    std::vector<std::string> ignored;
+    fresh->upload(stored, &ignored);
+  }
   ::_exit(0);
 }
 
@@ -349,6 +351,18 @@ Result<void> open_outputs(Exec& x) {
   return {};
 }
 
+// The wrappers inside take their settings from the environment: those of
+// this exec's command line go down to them (a read-only or signed exec
+// must not have wrappers that upload or believe unsigned entries).
+void export_remote_settings(const ExecOptions& o, const std::string& cwd) {
+  ::setenv("BSANDBOX_CACHE_REMOTE", o.cache_remote.c_str(), 1);
+  ::setenv("BSANDBOX_CACHE_REMOTE_UPLOAD", o.cache_remote_upload ? "yes" : "no", 1);
+  if (!o.cache_remote_key_file.empty())
+    ::setenv("BSANDBOX_CACHE_REMOTE_KEY", path::resolve(cwd, o.cache_remote_key_file).c_str(), 1);
+  if (!o.cache_remote_credentials_file.empty())
+    ::setenv("BSANDBOX_CACHE_REMOTE_CREDENTIALS", path::resolve(cwd, o.cache_remote_credentials_file).c_str(), 1);
+}
+
 // A build with a remote cache uploads while it runs: the uploader starts
 // before the command, and the wrappers inside spool what they store.
 void start_uploader(Exec& x) {
@@ -421,7 +435,10 @@ Result<void> open_cache_and_journal(Exec& x) {
         say("warning: running without the remote cache: " + r.error().message);
       } else {
         x.remote.emplace(std::move(*r));
-        if (!o.wrapper) x.remote->health().new_build();
+        if (!o.wrapper) {
+          x.remote->health().new_build();
+          export_remote_settings(o, x.cwd);
+        }
       }
     }
   }

@@ -157,6 +157,7 @@ Result<void> check_exec(ExecOptions& o) {
                            : !o.cache_key_file.empty() ? "--cache-key"
                            : !o.unkeyed_listings.empty() ? "--cache-unkeyed-listing"
                            : !o.cache_remote.empty()     ? "--cache-remote"
+                           : !o.cache_remote_upload      ? "--cache-remote-upload"
                            : !o.cache_remote_key_file.empty() ? "--cache-remote-key"
                            : !o.cache_remote_credentials_file.empty() ? "--cache-remote-credentials"
                                                          : nullptr;

@@ -54,7 +54,15 @@ std::string check_remote_url(const std::string& url) {
 
 RemoteCache::RemoteCache(RemoteOptions options, Cache& local)
     : options_(std::move(options)), local_(&local), health_(local.state_file("remote"), options_.url),
-      key_id_(layout::key_id(options_.key)) {}
+      key_id_(layout::key_id(options_.key)) {
+  // A key per kind of blob: a signed shapes list (which parses as an
+  // entry) is then never believed as an entry, and the secret itself (or
+  // a hash of its file) is never the MAC key.
+  if (!options_.key.empty()) {
+    entry_key_ = hmac(options_.key, "bsandbox-remote 1 entry signing key");
+    shapes_key_ = hmac(options_.key, "bsandbox-remote 1 shapes signing key");
+  }
+}
 
 Result<RemoteCache> RemoteCache::open(RemoteOptions options, Cache& local) {
   if (std::string bad = check_remote_url(options.url); !bad.empty()) return fail(bad);
@@ -135,7 +143,8 @@ std::optional<std::string> RemoteCache::sealed_blob(const std::string& what,
   }
   bool foreign = false;
   std::string shown = "remote cache: " + layout::cas_path(ref->digest);
-  auto payload = open_sealed(bytes, shown, options_.key, noun, &foreign);
+  const std::string& key = noun == "shapes list" ? shapes_key_ : entry_key_;
+  auto payload = open_sealed(bytes, shown, key, noun, &foreign);
   if (!payload) {
     out->why = "a " + std::string(noun) + " that is not " + (options_.key.empty() ? "sealed" : "signed with the key");
     out->warnings->push_back(payload.error().message);
@@ -367,7 +376,7 @@ bool RemoteCache::upload(const std::vector<pb::CacheEntry>& all, std::vector<std
   Store& store = local_->store();
   std::vector<std::string> blobs, results;
   for (const auto& e : entries) {
-    blobs.push_back(seal_entry(options_.key, e.SerializeAsString()));
+    blobs.push_back(seal_entry(entry_key_, e.SerializeAsString()));
     results.push_back(layout::entry_result(e, blobs.back(), [&](const Digest& d) {
                         return store.size(d).value_or(0);
                       }).SerializeAsString());
@@ -406,7 +415,7 @@ bool RemoteCache::upload(const std::vector<pb::CacheEntry>& all, std::vector<std
     pb::Shapes before = now;
     for (const auto& s : shapes_of[weaks[i]]) now = layout::with_shape(now, s, weaks[i]);
     if (old && now.SerializeAsString() == before.SerializeAsString()) continue;  // already first
-    index_blobs.push_back(seal_entry(options_.key, now.SerializeAsString()));
+    index_blobs.push_back(seal_entry(shapes_key_, now.SerializeAsString()));
     index_results.push_back(layout::index_result(index_blobs.back()).SerializeAsString());
     index_weaks.push_back(weaks[i]);
   }

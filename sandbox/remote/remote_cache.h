@@ -113,6 +113,7 @@ class RemoteCache {
   std::string http_error_;
   RemoteHealth health_;
   std::string key_id_;
+  std::string entry_key_, shapes_key_;  // derived from options_.key; "" unsigned
 };
 
 }  // namespace bsandbox

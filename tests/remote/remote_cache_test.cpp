@@ -160,7 +160,7 @@ TEST_CASE("with a key, entries not signed with it are ignored") {
   const std::string key = "a secret of sixteen bytes or more";
   auto ra = a.remote(server.url(), key);
   std::vector<std::string> warnings;
-  a.build_and_upload(ra, &warnings);
+  pb::CacheEntry stored = a.build_and_upload(ra, &warnings);
   std::string why;
 
   SUBCASE("the same key hits") {
@@ -181,11 +181,9 @@ TEST_CASE("with a key, entries not signed with it are ignored") {
       REQUIRE(ar.ParseFromString(server.objects()[path]));
       for (auto& f : *ar.mutable_output_files()) {
         if (f.path() != ".bsandbox/entry") continue;
-        bool foreign = false;
-        auto entry = parse_entry(f.contents(), "entry", key, &foreign);
-        REQUIRE(entry);
-        entry->mutable_outputs(0)->set_size(99);  // anything: it is not signed
-        std::string forged = seal_entry("", entry->SerializeAsString());
+        pb::CacheEntry entry = stored;
+        entry.mutable_outputs(0)->set_size(99);  // anything: it is not signed
+        std::string forged = seal_entry("", entry.SerializeAsString());
         f.set_contents(forged);
         f.mutable_digest()->set_hash(hash_bytes(forged).hex());
         f.mutable_digest()->set_size_bytes(static_cast<int64_t>(forged.size()));
@@ -197,6 +195,36 @@ TEST_CASE("with a key, entries not signed with it are ignored") {
     REQUIRE(warnings.size() == 1);
     CHECK(warnings[0].find("not signed with this cache's key") != std::string::npos);
   }
+}
+
+TEST_CASE("with a key, a signed shapes list is not believed as an entry") {
+  HttpServer server;
+  Machine a, b;
+  const std::string key = "a secret of sixteen bytes or more";
+  auto ra = a.remote(server.url(), key);
+  std::vector<std::string> warnings;
+  a.build_and_upload(ra, &warnings);
+  put_file(b.root + "/in.c", "int y;\n");  // the genuine entry cannot hit here
+  CacheRequest req = b.request();
+  std::string index = "/" + remote_layout::ac_path(remote_layout::index_key(remote_layout::key_id(key), req.weak));
+  reapi::ActionResult ar;
+  REQUIRE(ar.ParseFromString(server.objects()[index]));
+  ar.mutable_output_files(0)->set_path(".bsandbox/entry");  // the signed shapes list, offered as an entry
+  pb::Shapes shapes;
+  // The shape, as the client reads it (the blob's payload after its signature).
+  const std::string& blob = ar.output_files(0).contents();
+  REQUIRE(shapes.ParseFromString(blob.substr(4 + 32)));
+  TempDir hashes("hashes");
+  HashMemo memo(hashes.fd.get(), "");
+  auto probe = remote_layout::probe_now(shapes.shapes(0), b.root, memo);
+  REQUIRE(probe);
+  REQUIRE(*probe);
+  server.set("/" + remote_layout::ac_path(remote_layout::entry_key(remote_layout::key_id(key), req.weak,
+                                                                    shapes.shapes(0), **probe, b.root)),
+             ar.SerializeAsString());
+  auto rb = b.remote(server.url(), key);
+  std::string why;
+  CHECK_FALSE(b.look(rb, &why, &warnings));
 }
 
 TEST_CASE("a read-only client uploads nothing") {
