@@ -272,6 +272,7 @@ std::vector<HttpReply> HttpClient::perform(const std::vector<HttpRequest>& reque
   std::vector<HttpReply> replies(requests.size());
   std::vector<Transfer> transfers(requests.size());
   size_t next = 0, running = 0;
+  std::vector<CURL*> active;  // attached to the multi handle, pointing into transfers
   auto start_more = [&] {
     while (next < requests.size() && running < static_cast<size_t>(m.options.max_connections) * 4) {
       Transfer& t = transfers[next];
@@ -289,6 +290,7 @@ std::vector<HttpReply> HttpClient::perform(const std::vector<HttpRequest>& reque
         m.idle.push_back(e);
         continue;
       }
+      active.push_back(e);
       ++running;
     }
   };
@@ -303,10 +305,17 @@ std::vector<HttpReply> HttpClient::perform(const std::vector<HttpRequest>& reque
       m.finish(e, msg->data.result);
       m.curl->multi_remove_handle(m.multi, e);
       m.idle.push_back(e);
+      active.erase(std::find(active.begin(), active.end(), e));
       --running;
     }
     start_more();
     if (running > 0) m.curl->multi_poll(m.multi, nullptr, 0, 1000, nullptr);
+  }
+  // Left by a multi handle that failed: detached and dropped, since they
+  // point at this call's transfers (their replies say "no reply").
+  for (CURL* e : active) {
+    m.curl->multi_remove_handle(m.multi, e);
+    m.curl->easy_cleanup(e);
   }
   close_on_exec_since(before);
   for (size_t i = 0; i < requests.size(); ++i)
