@@ -202,7 +202,9 @@ void upload(RemoteCache& remote, const pb::CacheEntry& stored, bool in_backgroun
     if (flags >= 0 && !(flags & FD_CLOEXEC)) ::close(fd);
   }
   // A client of its own: the parent's connections are the parent's.
-  if (auto fresh = RemoteCache::open(remote.options(), remote.local())) {
+  RemoteOptions unseen = remote.options();
+  unseen.unseen = true;
+  if (auto fresh = RemoteCache::open(unseen, remote.local())) {
     std::vector<std::string> ignored;
     fresh->upload(stored, &ignored);
   }

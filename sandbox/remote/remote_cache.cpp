@@ -88,6 +88,7 @@ HttpReply RemoteCache::perform(const HttpRequest& request) {
 
 void RemoteCache::server_failed(const std::string& what, std::vector<std::string>* warnings) {
   local_->count(Cache::Event::kRemoteError);
+  if (options_.unseen) return;
   if (health_.failed())
     warnings->push_back("remote cache " + printable(options_.url) + ": " + what +
                         "; going on with the local cache (the server is left alone for " +
