@@ -8,6 +8,7 @@
 #include "sandbox/agent/protocol.h"
 #include "sandbox/base/text.h"
 #include "sandbox/cache/cache.h"
+#include "sandbox/core/path.h"
 #include "cli/exec_command.h"
 
 #include <fcntl.h>
@@ -94,6 +95,23 @@ Result<std::optional<RemoteOptions>> remote_options(const ExecOptions& o) {
     r.http.bearer = token;
   }
   return r;
+}
+
+std::vector<std::string> private_paths(const ExecOptions& o, const std::string& cwd) {
+  std::vector<std::string> named = {o.cache_key_file, o.cache_remote_key_file, o.cache_remote_credentials_file,
+                                    default_cache_dir()};
+  if (o.cache_dir) named.push_back(*o.cache_dir);
+  for (const char* v : {"BSANDBOX_CACHE_KEY", "BSANDBOX_CACHE_REMOTE_KEY", "BSANDBOX_CACHE_REMOTE_CREDENTIALS"})
+    if (const char* f = variable(v)) named.push_back(f);
+  std::vector<std::string> out;
+  for (const auto& n : named) {
+    if (n.empty()) continue;
+    std::string abs = path::resolve(cwd, n);
+    char* real = ::realpath(abs.c_str(), nullptr);
+    out.push_back(real ? real : abs);
+    std::free(real);
+  }
+  return out;
 }
 
 }  // namespace bsandbox

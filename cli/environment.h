@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "sandbox/base/result.h"
 #include "sandbox/remote/remote_cache.h"
@@ -33,5 +34,11 @@ Result<void> remote_defaults(ExecOptions& o);
 // The remote cache o asks for, with its key and credentials read, or
 // nullopt when none is. An error names the file or value at fault.
 Result<std::optional<RemoteOptions>> remote_options(const ExecOptions& o);
+
+// bsandbox's own files that a run's wrappers read, absolute and with
+// symlinks resolved as a record names them: the cache directories and the
+// key and credential files, from o (relative to cwd) and the environment the
+// run inherits. A cached run keys on none of them (CacheRequest::private_paths).
+std::vector<std::string> private_paths(const ExecOptions& o, const std::string& cwd);
 
 }  // namespace bsandbox

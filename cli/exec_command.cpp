@@ -470,6 +470,7 @@ void prepare_request(Exec& x) {
   if (const char* tracer = std::getenv(kTracerEnv)) x.request.sockets.own_sockets.push_back("unix:" + std::string(tracer));
   x.request.sockets.own_sockets.push_back("unix:" + default_agent_socket());
   if (auto self = read_link("/proc/self/exe")) x.request.sockets.own_program = *self;
+  x.request.private_paths = private_paths(o, x.cwd);
 }
 
 // bsandboxd: asked for, or (auto, not root) found running. Not for a

@@ -287,7 +287,9 @@ Result<std::string> Cache::save(const CacheRequest& req, const Record& rec, cons
   if (!req.uncacheable.empty()) return req.uncacheable;
   if (rec.exit_code != 0 && !req.cache_failures)
     return "it exited with " + std::to_string(rec.exit_code) + " (--cache-failures stores failures too)";
-  Classified c = classify(rec, prior, req.root, real_dir_, req.sockets);
+  std::vector<std::string> ignored = req.private_paths;
+  ignored.push_back(real_dir_);
+  Classified c = classify(rec, prior, req.root, ignored, req.sockets);
   if (!c.uncacheable.empty()) return c.uncacheable;
 
   auto held = lock(LOCK_SH);

@@ -98,8 +98,14 @@ std::string foreign_socket(const Record& rec, const SocketPolicy& policy) {
   return "";
 }
 
-Classified classify(const Record& rec, const PriorOf& prior_of, std::string_view root, std::string_view ignored,
-                    const SocketPolicy& sockets) {
+Classified classify(const Record& rec, const PriorOf& prior_of, std::string_view root,
+                    const std::vector<std::string>& ignored, const SocketPolicy& sockets) {
+  auto is_ignored = [&](const std::string& path) {
+    if (path::is_within(path, "/dev")) return true;
+    for (const auto& i : ignored)
+      if (!i.empty() && path::is_within(path, i)) return true;
+    return false;
+  };
   Classified c;
   if (!rec.complete) c.uncacheable = "its record is incomplete";
   if (!sockets.allow_network && !test_drops("sockets") && c.uncacheable.empty()) {
@@ -111,7 +117,7 @@ Classified classify(const Record& rec, const PriorOf& prior_of, std::string_view
   for (const auto& p : rec.processes)
     for (const auto& f : p.files) all[f.path] |= f.ops;
   for (const auto& [path, ops] : all) {
-    if (path::is_within(path, "/dev") || (!ignored.empty() && path::is_within(path, ignored))) continue;
+    if (is_ignored(path)) continue;
     PriorAccess prior = prior_of(path);
     if (prior.first == 0) prior = PriorAccess{ops, uses_of_ops(ops)};  // nothing known: what the ops say
     if (test_drops("prior")) prior.uses = uses_of_ops(prior.first);

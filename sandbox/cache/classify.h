@@ -50,9 +50,11 @@ struct Classified {
 // run learnt of each path's state from before it (prior(path):
 // ProcessTree::prior). A path whose content or listing the run depended on
 // before changing it makes the run uncacheable (its input was its own
-// output, and is gone). Paths under /dev are neither; so are paths under
-// ignored (the cache's own directory, which a cached command nested in
-// another one reads and writes).
+// output, and is gone). Paths under /dev are neither; so are paths within
+// any of ignored (bsandbox's own: the cache's directory, which a cached
+// command nested in another one reads and writes, and the key and
+// credential files its wrappers read, whose hashes must not go into
+// entries others download).
 // Sockets: a run that connected or sent to an address none of its own
 // processes bound (a server on this machine or another, a name service) got
 // input that no key can hold, and is uncacheable unless allowed.
@@ -65,8 +67,8 @@ struct SocketPolicy {
   std::string own_program;
 };
 using PriorOf = std::function<PriorAccess(const std::string&)>;
-Classified classify(const Record& rec, const PriorOf& prior, std::string_view root, std::string_view ignored = {},
-                    const SocketPolicy& sockets = {});
+Classified classify(const Record& rec, const PriorOf& prior, std::string_view root,
+                    const std::vector<std::string>& ignored = {}, const SocketPolicy& sockets = {});
 
 // The first socket address a run reached that none of its processes bound
 // (nor bsandbox itself, policy.own_sockets), or "". A loopback address on a

@@ -28,6 +28,10 @@ struct CacheRequest {
   std::vector<std::string> unkeyed_listings;
   std::string uncacheable;  // set when the command cannot be cached at all
   SocketPolicy sockets;
+  // bsandbox's own files that wrappers inside the command read (absolute):
+  // other cache directories, key and credential files. Neither inputs nor
+  // products: a secret's SHA-256 would go into entries, and be uploaded.
+  std::vector<std::string> private_paths;
   // When stdin was a pipe already closed by its writer, its content was read
   // (it is part of the key) and the command reads it from this file instead.
   UniqueFd stdin_replacement;

@@ -111,13 +111,21 @@ TEST_CASE("sockets: the run's own servers are fine, anything else is input no ke
   CHECK(classify(r.rec, r.priors(), "/r", {}, policy).uncacheable.empty());
 }
 
-TEST_CASE("classify: /dev and the ignored directory are neither inputs nor products") {
+TEST_CASE("classify: /dev and the ignored paths are neither inputs nor products") {
   Run r;
   r.file("/dev/tty", kOpRead | kOpWrite)
       .file("/home/u/.cache/bsandbox/objects/ab/cd", kOpRead)
       .file("/home/u/.cache/bsandbox/stats", kOpWrite, PriorAccess{kOpWrite, 0})
+      .file("/etc/bsandbox/remote.key", kOpRead)
+      .file("/etc/bsandbox/remote.key2", kOpRead)
       .file("/r/in", kOpRead);
-  Classified c = classify(r.rec, r.priors(), "/r", "/home/u/.cache/bsandbox");
+  Classified c = classify(r.rec, r.priors(), "/r", {"/home/u/.cache/bsandbox", "", "/etc/bsandbox/remote.key"});
+  REQUIRE(c.inputs.size() == 2);
+  CHECK(c.inputs[0].path == "/etc/bsandbox/remote.key2");  // a name that merely starts the same is not within
+  CHECK(c.inputs[1].path == "/r/in");
+  CHECK(c.produced.empty());
+  CHECK(c.uncacheable.empty());
+  c = classify(r.rec, r.priors(), "/r", {"/home/u/.cache/bsandbox", "/etc/bsandbox"});
   REQUIRE(c.inputs.size() == 1);
   CHECK(c.inputs[0].path == "/r/in");
   CHECK(c.produced.empty());

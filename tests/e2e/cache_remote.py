@@ -787,6 +787,59 @@ def credentials():
 
 
 @remote_check
+def secrets_not_inputs():
+    """make under a cached bsandbox exec whose wrappers read a remote key
+    and credentials file: neither file is an input of the enclosing entry,
+    so neither file's SHA-256 is in anything stored locally or uploaded
+    (the control: the same build reading a plain file of the project does
+    put that file's hash in both)."""
+    need_nginx()
+    if os.geteuid() != 0:
+        skip("the tracer service needs the eBPF backend (root)")
+    n = Nginx()
+    secrets = scratch("secret-files")
+    key = secret_file(secrets, "key", "a-secret-of-more-than-16-bytes-" + os.urandom(8).hex() + "\n")
+    cred = secret_file(secrets, "cred", "Bearer tok-" + os.urandom(8).hex() + "\n")
+    m = Machine("secret-A", n.url)
+    control = os.path.join(m.dir, "control.txt")
+    write(control, "a plain input of the build " + os.urandom(8).hex() + "\n")
+    p = subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", f"--cache={m.cache}",
+                        f"--cache-remote={n.url}", f"--cache-remote-key={key}",
+                        f"--cache-remote-credentials={cred}", "--",
+                        "sh", "-c", f"cat control.txt >/dev/null && make -s SHELL={WRAP}"],
+                       cwd=m.dir, env=dict(base_env(), BSANDBOX_CACHE_ROOT=m.dir), capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=600)
+    check(p.returncode == 0, f"make under a cached exec: {p.stderr}")
+    n.settle()
+
+    def holders(content):
+        digest = hashlib.sha256(content).digest()
+        found = []
+        for top in (m.cache, n.data):
+            for dirpath, _, names in os.walk(top):
+                for name in names:
+                    path = os.path.join(dirpath, name)
+                    if os.path.islink(path) or not os.path.isfile(path):
+                        continue
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    if digest in data or digest.hex().encode() in data:
+                        found.append(os.path.relpath(path, top))
+        return found
+
+    def content(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    held = holders(content(control))
+    check(any(not h.startswith(("ac", "cas")) for h in held) and any(h.startswith("ac") or h.startswith("cas")
+                                                                        for h in held),
+          f"control: the plain input's hash is in the local cache and on the server ({held})")
+    for what, path in (("the remote key", key), ("the credentials", cred)):
+        check(not holders(content(path)), f"{what}: its hash is stored nowhere ({holders(content(path))})")
+
+
+@remote_check
 def signing():
     """With --cache-remote-key, an entry another writer of the server
     forged (an unsigned one resealed by hand, whose util.o is another
