@@ -162,16 +162,10 @@ constexpr const char* kSpoolEnv = "BSANDBOX_UPLOAD_SPOOL";
 // How long bsandbox exec waits for a build's last uploads.
 constexpr int kUploadWaitMs = 120000;
 
-// Whether a build's uploader drains cache's spool.
-bool uploader_spools_for(const Cache& cache) {
+// Whether a build's uploader drains the spool of this cache and server.
+bool uploader_spools_for(const Cache& cache, const RemoteOptions& remote) {
   const char* v = std::getenv(kSpoolEnv);
-  if (!v || !*v) return false;
-  char* a = ::realpath(v, nullptr);
-  char* b = ::realpath(cache.dir().c_str(), nullptr);
-  bool same = a && b && std::string(a) == b;
-  std::free(a);
-  std::free(b);
-  return same;
+  return v && *v && v == UploadSpool::path_of(cache, remote);
 }
 
 // Uploads a stored entry to the remote cache. A wrapper (one command of a
@@ -222,8 +216,8 @@ void store_result(Cache& cache, RemoteCache* remote, const CacheRequest& request
   else if (saved->empty() && o.verbose) say("cached the result");
   if (saved && saved->empty() && remote && remote->options().upload) {
     // A build's uploader takes it from the spool; else it goes now.
-    if (uploader_spools_for(cache)) {
-      auto spool = UploadSpool::open(cache);
+    if (uploader_spools_for(cache, remote->options())) {
+      auto spool = UploadSpool::open(cache, remote->options());
       if (spool && spool->add(request.weak, strong_key_of(stored))) return;
     }
     upload(*remote, stored, o.wrapper);
@@ -395,7 +389,7 @@ void start_uploader(Exec& x) {
     auto u = Uploader::start(r->options(), *x.wrappers_cache, key, [](const std::string& line) { say(line); });
     if (!u) return;
     x.uploader.emplace(std::move(*u));
-    ::setenv(kSpoolEnv, x.wrappers_cache->dir().c_str(), 1);
+    ::setenv(kSpoolEnv, UploadSpool::path_of(*x.wrappers_cache, r->options()).c_str(), 1);
     return;
   }
   if (!x.remote->options().upload) return;
@@ -405,7 +399,7 @@ void start_uploader(Exec& x) {
     return;
   }
   x.uploader.emplace(std::move(*u));
-  ::setenv(kSpoolEnv, x.cache->dir().c_str(), 1);
+  ::setenv(kSpoolEnv, UploadSpool::path_of(*x.cache, x.remote->options()).c_str(), 1);
 }
 
 // The cache directory is opened before a journaled run enters its view,

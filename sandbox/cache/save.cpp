@@ -270,25 +270,32 @@ Result<std::string> EntryBuilder::inputs() {
 }
 
 Result<void> EntryBuilder::streams(int out, int err) {
-  auto put_output = [&](int fd, std::string* into) -> Result<void> {
-    if (::lseek(fd, 0, SEEK_END) == 0) return {};  // printed nothing: no object
+  auto put_output = [&](int fd, std::string* into, uint64_t* size) -> Result<void> {
+    off_t end = ::lseek(fd, 0, SEEK_END);
+    if (end == 0) return {};  // printed nothing: no object
     auto d = put_counted(store_, fd, "captured output", added_);
     if (!d) return tl::unexpected(d.error());
     *into = std::string(d->raw());
+    *size = end > 0 ? static_cast<uint64_t>(end) : 0;
     names_root_ = names_root_ || contains_any(fd, root_spellings_);
     return {};
   };
   std::string so, se;
-  if (auto r = put_output(out, &so); !r) return r;
-  if (auto r = put_output(err, &se); !r) return r;
+  uint64_t so_size = 0, se_size = 0;
+  if (auto r = put_output(out, &so, &so_size); !r) return r;
+  if (auto r = put_output(err, &se, &se_size); !r) return r;
   UniqueFd record_file(::memfd_create("bsandbox-record", MFD_CLOEXEC));
   if (!record_file.valid()) return fail_errno("memfd_create", errno);
-  if (auto w = write_all(record_file.get(), to_protobuf(rec_), "record"); !w) return w;
+  std::string record_bytes = to_protobuf(rec_);
+  if (auto w = write_all(record_file.get(), record_bytes, "record"); !w) return w;
   auto record = put_counted(store_, record_file.get(), "record", added_);
   if (!record) return tl::unexpected(record.error());
   e_.set_stdout_object(so);
   e_.set_stderr_object(se);
   e_.set_record_object(std::string(record->raw()));
+  e_.set_stdout_size(so_size);
+  e_.set_stderr_size(se_size);
+  e_.set_record_size(record_bytes.size());
   return {};
 }
 

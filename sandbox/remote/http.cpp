@@ -181,7 +181,8 @@ struct HttpClient::Impl {
     set(e, CURLOPT_PROTOCOLS_STR, "http,https");
     set(e, CURLOPT_NOSIGNAL, 1L);
     set(e, CURLOPT_CONNECTTIMEOUT_MS, options.connect_timeout_ms);
-    set(e, CURLOPT_TIMEOUT_MS, options.timeout_ms);
+    size_t moved = r.method == HttpRequest::Method::kPut ? r.body.size() : r.expected_bytes;
+    set(e, CURLOPT_TIMEOUT_MS, options.timeout_ms + static_cast<long>(moved / std::max(1L, options.bytes_per_ms)));
     set(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     set(e, CURLOPT_LOW_SPEED_TIME, options.low_speed_secs);
     set(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));

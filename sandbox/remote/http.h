@@ -25,7 +25,10 @@ struct HttpOptions {
   std::string bearer;         // a token sent as "Authorization: Bearer ...", or ""
   std::string userpwd;        // "USER:PASSWORD" sent as Basic authentication, or ""
   long connect_timeout_ms = 2000;
-  long timeout_ms = 10000;     // a whole request, however much it moves
+  long timeout_ms = 10000;     // a whole request moving nothing much, and
+  long bytes_per_ms = 256;     // ... longer by a ms for each this many bytes it moves
+                               // (its body, or what a GET expects): a 1 GiB blob
+                               // gets 70 min at 256 KB/s, not 10 s
   long low_speed_secs = 5;     // ... and one moving under 1 KiB/s for this long
   int max_connections = 8;
 };
@@ -35,6 +38,7 @@ struct HttpRequest {
   std::string path;
   std::string_view body;          // kPut: not copied, must outlive perform()
   size_t max_bytes = 64 << 20;    // kGet: a longer body is an error
+  size_t expected_bytes = 0;      // kGet: how long the body should be (its time grows with it)
 };
 
 struct HttpReply {

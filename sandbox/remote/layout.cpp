@@ -252,9 +252,9 @@ std::vector<std::pair<Digest, uint64_t>> entry_objects(const pb::CacheEntry& e) 
   };
   for (const auto& o : e.outputs())
     if (static_cast<FileKind>(o.kind()) == FileKind::kFile) add(o.content(), o.size());
-  add(e.stdout_object(), 0);
-  add(e.stderr_object(), 0);
-  add(e.record_object(), 0);
+  add(e.stdout_object(), e.stdout_size());
+  add(e.stderr_object(), e.stderr_size());
+  add(e.record_object(), e.record_size());
   return out;
 }
 

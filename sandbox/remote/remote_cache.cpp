@@ -27,7 +27,8 @@ using Method = HttpRequest::Method;
 
 constexpr size_t kMaxActionResult = 16 << 20;
 constexpr size_t kMaxBundle = 256 << 20;       // blobs sent or fetched at once, in bytes
-constexpr uint64_t kMaxUnsized = uint64_t{1} << 30;  // a stream or record whose size the entry does not say
+// A stream or record an entry made before sizes were recorded names.
+constexpr uint64_t kMaxUnsized = 64 << 20;
 
 HttpRequest get(std::string path, size_t max) {
   HttpRequest r;
@@ -208,7 +209,8 @@ bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
     for (; i < wanted.size() && (reqs.empty() || bundle < kMaxBundle); ++i) {
       uint64_t max = wanted[i].second ? wanted[i].second : kMaxUnsized;
       reqs.push_back(get(layout::cas_path(wanted[i].first), max));
-      bundle += wanted[i].second;
+      reqs.back().expected_bytes = max;
+      bundle += max;
     }
     auto replies = perform(reqs);
     for (size_t k = 0; k < replies.size(); ++k) {
@@ -305,13 +307,53 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
   return finish(false);
 }
 
-bool RemoteCache::send_objects(const std::vector<pb::CacheEntry>& entries, Outcome* out) {
+RemoteCache::Verdict RemoteCache::judge(const HttpReply& r, const std::string& what, Outcome* out) {
+  if (check(r, what, out)) return Verdict::kOk;
+  // A 4xx about this request alone (413 too large, 400, 409, 422...): the
+  // server is well and takes others. Credentials, timeouts and rate limits
+  // are about every request.
+  bool alone = r.error.empty() && r.status / 100 == 4 && r.status != 401 && r.status != 403 && r.status != 407 &&
+               r.status != 408 && r.status != 429;
+  if (!alone) return Verdict::kFailed;
+  out->failure.clear();
+  return Verdict::kRefused;
+}
+
+// One upload of several entries: which are still going, and why those that
+// cannot go were dropped.
+struct RemoteCache::Batch {
+  const std::vector<pb::CacheEntry>& entries;
+  std::vector<Sent> sent;
+  size_t dropped = 0;
+  std::string first_drop;
+  explicit Batch(const std::vector<pb::CacheEntry>& all) : entries(all), sent(all.size(), Sent::kUploaded) {}
+  bool live(size_t i) const { return sent[i] == Sent::kUploaded; }
+  void drop(size_t i, const std::string& why) {
+    if (!live(i)) return;
+    sent[i] = Sent::kDropped;
+    if (dropped++ == 0) first_drop = why;
+  }
+  std::vector<size_t> going() const {
+    std::vector<size_t> out;
+    for (size_t i = 0; i < sent.size(); ++i)
+      if (live(i)) out.push_back(i);
+    return out;
+  }
+};
+
+bool RemoteCache::send_objects(Batch& b, Outcome* out) {
   Store& store = local_->store();
   std::vector<Digest> objects;
-  std::set<Digest> seen;
-  for (const auto& e : entries)
-    for (const auto& [d, size] : layout::entry_objects(e))
-      if (seen.insert(d).second) objects.push_back(d);
+  std::map<Digest, std::vector<size_t>> needed_by;
+  for (size_t i : b.going())
+    for (const auto& [d, size] : layout::entry_objects(b.entries[i])) {
+      auto& by = needed_by[d];
+      if (by.empty()) objects.push_back(d);
+      by.push_back(i);
+    }
+  auto drop_for = [&](const Digest& d, const std::string& why) {
+    for (size_t i : needed_by[d]) b.drop(i, why);
+  };
   std::vector<HttpRequest> heads;
   for (const auto& d : objects) {
     HttpRequest r;
@@ -322,79 +364,126 @@ bool RemoteCache::send_objects(const std::vector<pb::CacheEntry>& entries, Outco
   auto there = perform(heads);
   std::vector<Digest> missing;
   for (size_t i = 0; i < there.size(); ++i) {
-    if (there[i].absent()) missing.push_back(objects[i]);
-    else if (!check(there[i], heads[i].path, out)) return false;
+    if (there[i].absent()) {
+      missing.push_back(objects[i]);
+      continue;
+    }
+    Verdict v = judge(there[i], heads[i].path, out);
+    if (v == Verdict::kFailed) return false;
+    if (v == Verdict::kRefused) missing.push_back(objects[i]);  // it cannot say: sent
   }
   size_t i = 0;
   while (i < missing.size()) {
     std::vector<std::string> bodies;
-    std::vector<HttpRequest> puts;
+    std::vector<Digest> sending;
     uint64_t bundle = 0;
     for (; i < missing.size() && (bodies.empty() || bundle < kMaxBundle); ++i) {
-      auto bytes = store.read(missing[i]);
+      auto bytes = store.read(missing[i]);  // checked against its digest
       if (!bytes) {
-        out->why = bytes.error().message;
-        return false;
+        drop_for(missing[i], bytes.error().message);
+        continue;
       }
       bundle += bytes->size();
       bodies.push_back(std::move(*bytes));
+      sending.push_back(missing[i]);
     }
+    std::vector<HttpRequest> puts;
     for (size_t k = 0; k < bodies.size(); ++k)
-      puts.push_back(HttpRequest{Method::kPut, layout::cas_path(missing[i - bodies.size() + k]), bodies[k], 0});
-    for (const auto& r : perform(puts))
-      if (!check(r, "uploading a blob", out)) return false;
+      puts.push_back(HttpRequest{Method::kPut, layout::cas_path(sending[k]), bodies[k], 0});
+    auto replies = perform(puts);
+    for (size_t k = 0; k < replies.size(); ++k) {
+      Verdict v = judge(replies[k], "uploading a blob", out);
+      if (v == Verdict::kFailed) return false;
+      if (v == Verdict::kRefused)
+        drop_for(sending[k], "the server refuses " + puts[k].path + " (" + replies[k].what() + ")");
+    }
   }
   return true;
 }
 
-bool RemoteCache::put_all(const std::vector<HttpRequest>& puts, const std::string& what, Outcome* out) {
-  for (const auto& r : perform(puts))
-    if (!check(r, what, out)) return false;
+bool RemoteCache::put_each(Batch& b, const std::vector<std::vector<size_t>>& owners,
+                           const std::vector<HttpRequest>& puts, const std::string& what, Outcome* out) {
+  auto replies = perform(puts);
+  for (size_t k = 0; k < replies.size(); ++k) {
+    Verdict v = judge(replies[k], what, out);
+    if (v == Verdict::kFailed) return false;
+    if (v == Verdict::kRefused)
+      for (size_t i : owners[k]) b.drop(i, "the server refuses " + puts[k].path + " (" + replies[k].what() + ")");
+  }
   return true;
 }
 
 bool RemoteCache::upload(const pb::CacheEntry& e, std::vector<std::string>* warnings) {
-  return upload(std::vector<pb::CacheEntry>{e}, warnings);
+  return upload(std::vector<pb::CacheEntry>{e}, warnings).front() != Sent::kLater;
 }
 
-bool RemoteCache::upload(const std::vector<pb::CacheEntry>& all, std::vector<std::string>* warnings) {
-  if (!options_.upload) return true;
-  if (!health_.usable()) return false;
+std::vector<RemoteCache::Sent> RemoteCache::upload(const std::vector<pb::CacheEntry>& all,
+                                                   std::vector<std::string>* warnings) {
+  Batch b(all);
+  if (!options_.upload) {
+    for (auto& s : b.sent) s = Sent::kDropped;
+    return b.sent;
+  }
+  if (!health_.usable()) return std::vector<Sent>(all.size(), Sent::kLater);
   Outcome out{"", "", warnings};
   auto done = [&] {
-    if (!out.failure.empty()) server_failed(out.failure, warnings);
-    else if (!out.why.empty()) warnings->push_back("remote cache: not uploaded: " + out.why);
-    return out.failure.empty();
+    if (!out.failure.empty()) {
+      server_failed(out.failure, warnings);
+      for (auto& s : b.sent)
+        if (s == Sent::kUploaded) s = Sent::kLater;
+    } else {
+      health_.succeeded();
+    }
+    if (b.dropped > 0 && !options_.unseen)
+      warnings->push_back("remote cache: " + std::to_string(b.dropped) + (b.dropped == 1 ? " entry" : " entries") +
+                          " not uploaded: " + b.first_drop);
+    for (auto s : b.sent)
+      if (s == Sent::kUploaded) local_->count(Cache::Event::kRemoteUpload);
+    return b.sent;
   };
-  std::vector<pb::CacheEntry> entries;
-  for (const auto& e : all)
-    if (Digest::from_raw(e.weak_key())) entries.push_back(e);
-  if (entries.empty()) return true;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (!Digest::from_raw(all[i].weak_key())) b.drop(i, "an entry without a key");
   // Each step for every entry at once: the blobs, the entries, their
   // ActionResults, then the indexes (reread just before, the new shapes
-  // put first).
-  if (!send_objects(entries, &out)) return done();
+  // put first). An entry the server refuses a piece of goes no further;
+  // the others go on.
+  if (!send_objects(b, &out)) return done();
   Store& store = local_->store();
+  std::vector<size_t> going = b.going();
   std::vector<std::string> blobs, results;
-  for (const auto& e : entries) {
+  for (size_t i : going) {
+    const auto& e = all[i];
     blobs.push_back(seal_entry(entry_key_, e.SerializeAsString()));
     results.push_back(layout::entry_result(e, blobs.back(), [&](const Digest& d) {
                         return store.size(d).value_or(0);
                       }).SerializeAsString());
   }
-  std::vector<HttpRequest> put_blobs, put_results;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& e = entries[i];
-    Digest weak = *Digest::from_raw(e.weak_key());
-    put_blobs.push_back(HttpRequest{Method::kPut, layout::cas_path(hash_bytes(blobs[i])), blobs[i], 0});
-    Digest key = layout::entry_key(key_id_, weak, layout::shape_of(e), layout::probe_of(e), e.root());
-    put_results.push_back(HttpRequest{Method::kPut, layout::ac_path(key), results[i], 0});
+  std::vector<HttpRequest> put_blobs;
+  std::vector<std::vector<size_t>> owners;
+  for (size_t k = 0; k < going.size(); ++k) {
+    put_blobs.push_back(HttpRequest{Method::kPut, layout::cas_path(hash_bytes(blobs[k])), blobs[k], 0});
+    owners.push_back({going[k]});
   }
-  if (!put_all(put_blobs, "uploading an entry", &out) || !put_all(put_results, "uploading an entry", &out))
-    return done();
+  if (!put_each(b, owners, put_blobs, "uploading an entry", &out)) return done();
+  owners.clear();
+  std::vector<HttpRequest> put_results;
+  for (size_t k = 0; k < going.size(); ++k) {
+    if (!b.live(going[k])) continue;
+    const auto& e = all[going[k]];
+    Digest key = layout::entry_key(key_id_, *Digest::from_raw(e.weak_key()), layout::shape_of(e),
+                                   layout::probe_of(e), e.root());
+    owners.push_back({going[k]});
+    put_results.push_back(HttpRequest{Method::kPut, layout::ac_path(key), results[k], 0});
+  }
+  if (!put_each(b, owners, put_results, "uploading an entry", &out)) return done();
   // The indexes: each command's shapes, those uploaded now put first.
   std::map<Digest, std::vector<pb::Shape>> shapes_of;
-  for (const auto& e : entries) shapes_of[*Digest::from_raw(e.weak_key())].push_back(layout::shape_of(e));
+  std::map<Digest, std::vector<size_t>> entries_of;
+  for (size_t i : b.going()) {
+    Digest weak = *Digest::from_raw(all[i].weak_key());
+    shapes_of[weak].push_back(layout::shape_of(all[i]));
+    entries_of[weak].push_back(i);
+  }
   std::vector<Digest> weaks;
   std::vector<HttpRequest> gets;
   for (const auto& [weak, _] : shapes_of) {
@@ -420,17 +509,18 @@ bool RemoteCache::upload(const std::vector<pb::CacheEntry>& all, std::vector<std
     index_results.push_back(layout::index_result(index_blobs.back()).SerializeAsString());
     index_weaks.push_back(weaks[i]);
   }
+  // A refused index drops every entry of its command.
+  std::vector<std::vector<size_t>> index_owners;
+  for (const auto& w : index_weaks) index_owners.push_back(entries_of[w]);
   std::vector<HttpRequest> put_index_blobs, put_indexes;
   for (size_t i = 0; i < index_weaks.size(); ++i) {
     put_index_blobs.push_back(HttpRequest{Method::kPut, layout::cas_path(hash_bytes(index_blobs[i])), index_blobs[i], 0});
     put_indexes.push_back(
         HttpRequest{Method::kPut, layout::ac_path(layout::index_key(key_id_, index_weaks[i])), index_results[i], 0});
   }
-  if (!put_all(put_index_blobs, "uploading an index", &out) || !put_all(put_indexes, "uploading an index", &out))
-    return done();
-  health_.succeeded();
-  for (size_t i = 0; i < entries.size(); ++i) local_->count(Cache::Event::kRemoteUpload);
-  return true;
+  if (!put_each(b, index_owners, put_index_blobs, "uploading an index", &out)) return done();
+  if (!put_each(b, index_owners, put_indexes, "uploading an index", &out)) return done();
+  return done();
 }
 
 }  // namespace bsandbox

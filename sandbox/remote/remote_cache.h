@@ -59,14 +59,19 @@ class RemoteCache {
   // *why. What the user should see goes to *warnings.
   bool fetch(const CacheRequest& req, std::string* why, std::vector<std::string>* warnings);
 
-  // Uploads e, an entry the local cache stored: the blobs the server
-  // lacks, the entry, the index naming its shape. Does nothing read-only.
-  // False when the server failed (the entry may be tried again later).
+  // What became of an entry given to upload: on the server; dropped (it can
+  // never go: the server refuses a piece of it, such as a blob too large
+  // for it, or the local cache lost or damaged one; read-only); or later
+  // (the server failed: try again).
+  enum class Sent { kUploaded, kDropped, kLater };
+  // Uploads entries the local cache stored, each step for all of them at
+  // once (a build's uploader sends what the spool holds so: the round
+  // trips are paid once per batch, not per entry): the blobs the server
+  // lacks, the entries, the indexes naming their shapes. An entry the
+  // server refuses stops alone; one warning says how many were dropped.
+  std::vector<Sent> upload(const std::vector<pb::CacheEntry>& entries, std::vector<std::string>* warnings);
+  // One entry; false when it should be tried again later.
   bool upload(const pb::CacheEntry& e, std::vector<std::string>* warnings);
-  // The same for several entries, each step for all of them at once (a
-  // build's uploader sends what the spool holds so: the round trips are
-  // paid once per batch, not per entry). False when the server failed.
-  bool upload(const std::vector<pb::CacheEntry>& entries, std::vector<std::string>* warnings);
 
   RemoteHealth& health() { return health_; }
   const RemoteOptions& options() const { return options_; }
@@ -97,8 +102,15 @@ class RemoteCache {
   std::optional<pb::Shapes> read_shapes(const Digest& weak, Outcome* out);
   // An index's reply checked and parsed (an absent one is not for here).
   std::optional<pb::Shapes> parse_shapes(const HttpReply& r, const Digest& weak, const std::string& at, Outcome* out);
-  // Every request, each a PUT that must succeed; false with out.
-  bool put_all(const std::vector<HttpRequest>& puts, const std::string& what, Outcome* out);
+  struct Batch;
+  // A reply to one request of an upload: done, refused for this request
+  // alone (the entries it belongs to are dropped, the others go on), or a
+  // failure of the server (in out).
+  enum class Verdict { kOk, kRefused, kFailed };
+  Verdict judge(const HttpReply& r, const std::string& what, Outcome* out);
+  // PUTs, each for the entries owners lists; false when the server failed.
+  bool put_each(Batch& b, const std::vector<std::vector<size_t>>& owners, const std::vector<HttpRequest>& puts,
+                const std::string& what, Outcome* out);
   // An ActionResult body, or nullopt with out->failure.
   std::optional<reapi::ActionResult> action_result(const HttpReply& r, const std::string& what, Outcome* out);
   // A blob d from the server was not what its digest says (how): a
@@ -106,8 +118,9 @@ class RemoteCache {
   void damaged(const Digest& d, const std::string& how, Outcome* out);
   // The blobs of e the local store lacks, brought in; false with out.
   bool bring_objects(const pb::CacheEntry& e, Outcome* out);
-  // The blobs of the entries the server lacks, sent; false with out.
-  bool send_objects(const std::vector<pb::CacheEntry>& entries, Outcome* out);
+  // The blobs of the batch's entries the server lacks, sent (an entry whose
+  // blob is refused, or unreadable here, dropped); false with out.
+  bool send_objects(Batch& b, Outcome* out);
   // A reply that is not 2xx: a failure of the server, in out.
   bool check(const HttpReply& r, const std::string& what, Outcome* out);
 

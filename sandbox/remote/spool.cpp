@@ -10,21 +10,49 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 
+#include "sandbox/base/text.h"
 #include "sandbox/cache/cache.h"
+#include "sandbox/cache/entry.h"
+#include "sandbox/remote/layout.h"
+#include "sandbox/remote/remote_cache.h"
 #include "sandbox/storage/fs.h"
 
 namespace bsandbox {
+namespace {
 
-Result<UploadSpool> UploadSpool::open(Cache& local) {
-  auto dir = local.state_dir("uploads");
+std::string spool_name(const RemoteOptions& remote) {
+  std::string id = "bsandbox upload spool 1\n" + remote.url + "\n" + remote_layout::key_id(remote.key);
+  return "u" + std::to_string(::geteuid()) + "-" + hash_bytes(id).hex().substr(0, 32);
+}
+
+}  // namespace
+
+std::string UploadSpool::path_of(const Cache& local, const RemoteOptions& remote) {
+  char* real = ::realpath(local.dir().c_str(), nullptr);
+  std::string dir = real ? real : local.dir();
+  std::free(real);
+  return dir + "/uploads/" + spool_name(remote);
+}
+
+Result<UploadSpool> UploadSpool::open(Cache& local, const RemoteOptions& remote) {
+  auto uploads = local.state_dir("uploads");
+  if (!uploads) return tl::unexpected(uploads.error());
+  std::string name = spool_name(remote);
+  std::string shown = printable(local.dir()) + "/uploads/" + name;
+  auto dir = open_dir_at(uploads->get(), name, shown, true, 0700);
   if (!dir) return tl::unexpected(dir.error());
+  struct stat st;
+  if (::fstat(dir->get(), &st) != 0) return fail_errno(shown, errno);
+  if (st.st_uid != ::geteuid() || (st.st_mode & 022))
+    return fail(shown + ": not this user's alone (another user owns it or can write it): uploads go one by one");
   return UploadSpool(std::move(*dir));
 }
 
 Result<void> UploadSpool::add(const Digest& weak, const Digest& strong) {
   std::string name = weak.hex() + "." + strong.hex();
-  int fd = ::openat(dir_.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int fd = ::openat(dir_.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 && errno != EEXIST) return fail_errno("the upload spool", errno);
   if (fd >= 0) ::close(fd);
   return {};
@@ -49,10 +77,15 @@ std::vector<SpoolItem> UploadSpool::pending() const {
   return out;
 }
 
+bool UploadSpool::waits(const SpoolItem& item) const {
+  struct stat st;
+  return ::fstatat(dir_.get(), item.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 void UploadSpool::done(const SpoolItem& item) { ::unlinkat(dir_.get(), item.name.c_str(), 0); }
 
 Result<UniqueFd> UploadSpool::lock(bool wait) const {
-  UniqueFd fd(::openat(dir_.get(), ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  UniqueFd fd(::openat(dir_.get(), ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return fail_errno("the upload spool's lock", errno);
   while (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
     if (errno == EINTR) continue;

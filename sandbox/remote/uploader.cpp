@@ -3,8 +3,10 @@
 // uploader is nobody's child in this process tree); it keeps stderr, points
 // stdin and stdout at /dev/null, closes every other descriptor, so that
 // nothing waiting for a pipe or a lock of the parent's waits for it, and
-// opens the local cache again. One drainer at a time per
-// local cache: another build's uploader drains this one's items too.
+// opens the local cache again. One drainer at a time per spool: another
+// build's uploader drains this one's items too, and once this build is
+// over, its uploader waits for its own items to go, not for the other
+// build to end.
 #include "sandbox/remote/uploader.h"
 
 #include <fcntl.h>
@@ -27,20 +29,29 @@ namespace {
   auto local = Cache::open(dir, key);
   if (!local) ::_exit(0);
   auto remote = RemoteCache::open(options, *local);
-  auto spool = UploadSpool::open(*local);
+  auto spool = UploadSpool::open(*local, options);
   if (!remote || !spool) ::_exit(0);
   UniqueFd held;
+  std::vector<SpoolItem> ours;  // what waited when the build ended
   for (bool over = false;;) {
-    pollfd p{go, POLLIN, 0};
-    int n = ::poll(&p, 1, 50);
-    char c;
-    if (n > 0 && ::read(go, &c, 1) <= 0) over = true;  // closed: the build is over
-    if (!held.valid()) {
-      auto lock = spool->lock(/*wait=*/over);
-      if (lock) held = std::move(*lock);
+    if (!over) {
+      pollfd p{go, POLLIN, 0};
+      char c;
+      if (::poll(&p, 1, 50) > 0 && ::read(go, &c, 1) <= 0) {  // closed: the build is over
+        over = true;
+        ours = spool->pending();
+      }
+    } else {
+      ::usleep(50000);
     }
-    if (held.valid()) drain(*spool, *remote, say);
-    if (over) ::_exit(0);
+    if (!held.valid())
+      if (auto lock = spool->lock(/*wait=*/false)) held = std::move(*lock);
+    if (held.valid()) {
+      drain(*spool, *remote, say);
+      if (over) ::_exit(0);
+    } else if (over && std::none_of(ours.begin(), ours.end(), [&](const auto& i) { return spool->waits(i); })) {
+      ::_exit(0);  // another build's uploader, which holds the lock, sent them
+    }
   }
 }
 
@@ -52,15 +63,30 @@ size_t drain(UploadSpool& spool, RemoteCache& remote, const std::function<void(c
   size_t left = items.size();
   for (size_t first = 0; first < items.size(); first += kBatch) {
     std::vector<pb::CacheEntry> entries;
+    std::vector<size_t> of;  // the item of each entry
     size_t end = std::min(items.size(), first + kBatch);
-    for (size_t i = first; i < end; ++i)
-      if (auto e = remote.local().entry(items[i].weak, items[i].strong)) entries.push_back(std::move(*e));
+    for (size_t i = first; i < end; ++i) {
+      if (auto e = remote.local().entry(items[i].weak, items[i].strong)) {
+        entries.push_back(std::move(*e));
+        of.push_back(i);
+      } else {
+        spool.done(items[i]);  // gone from the local cache (gc), or not an entry of it
+        --left;
+      }
+    }
     std::vector<std::string> warnings;
-    bool done = remote.upload(entries, &warnings);
+    auto sent = remote.upload(entries, &warnings);
     for (const auto& w : warnings) say("warning: cache: " + w);
-    if (!done) return left;  // the server failed: later
-    for (size_t i = first; i < end; ++i) spool.done(items[i]);  // uploaded, or gone from the local cache (gc)
-    left -= end - first;
+    bool later = false;
+    for (size_t k = 0; k < sent.size(); ++k) {
+      if (sent[k] == RemoteCache::Sent::kLater) {
+        later = true;
+        continue;
+      }
+      spool.done(items[of[k]]);  // uploaded, or never will be
+      --left;
+    }
+    if (later) return left;  // the server failed: the rest later
   }
   return left;
 }

@@ -840,6 +840,55 @@ def secrets_not_inputs():
 
 
 @remote_check
+def concurrent_builds():
+    """Two builds sharing a local cache and a server, one long: the short
+    one's entries go up through the long one's uploader (which holds the
+    spool), and the short one returns without waiting for the long one to
+    end. A third build with another server shares the local cache but not
+    the spool: its entries go to its own server only."""
+    need_nginx()
+    if os.geteuid() != 0:
+        skip("the tracer service needs the eBPF backend (root)")
+    n, other = Nginx(), Nginx()
+    m = Machine("conc", n.url)
+
+    def exec_args(cmd):
+        return [BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--", "sh", "-c", cmd]
+
+    long_build = subprocess.Popen(exec_args(f"{WRAP} -c 'echo long > long.txt'; sleep 25"), cwd=m.dir,
+                                  env=m.env(explain=False), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # its uploader holds the spool
+        start = time.monotonic()
+        p = subprocess.run(exec_args(f"{WRAP} -c 'echo short > short.txt'"), cwd=m.dir, env=m.env(explain=False),
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        took = time.monotonic() - start
+        check(p.returncode == 0, f"the short build: {p.stderr}")
+        check(took < 10, f"the short build returned in {took:.1f} s, not waiting for the long one (25 s)")
+        n.settle()
+        uploaded = [k for k in n.files("cas") if b"short" == n.files("cas")[k].strip()]
+        check(uploaded, "the short build's output is on the server before the long build ends")
+        check(long_build.poll() is None, "the long build is still running")
+        # Another server through the same local cache: its own spool.
+        m2 = Machine("conc-other", other.url)
+        m2.cache = m.cache
+        p = subprocess.run(exec_args(f"{WRAP} -c 'echo third > third.txt'"), cwd=m2.dir,
+                           env=m2.env(explain=False), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           timeout=120)
+        check(p.returncode == 0, f"the build with another server: {p.stderr}")
+        other.settle()
+        n.settle()
+        third = [k for k, v in other.files("cas").items() if v.strip() == b"third"]
+        check(third, "the third build's output went to its server")
+        check(not [k for k, v in n.files("cas").items() if v.strip() == b"third"],
+              "... and not to the first build's server")
+    finally:
+        long_build.wait(timeout=120)
+    check(long_build.returncode == 0, f"the long build: {long_build.stderr.read()}")
+
+
+@remote_check
 def signing():
     """With --cache-remote-key, an entry another writer of the server
     forged (an unsigned one resealed by hand, whose util.o is another

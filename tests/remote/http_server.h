@@ -50,6 +50,9 @@ class HttpServer {
   std::atomic<int> fail_status{0};
   // Each answer waits this long first.
   std::atomic<int> delay_ms{0};
+  // A PUT whose body is longer is refused with 413 (nginx's
+  // client_max_body_size); 0: no limit.
+  std::atomic<size_t> max_put{0};
   // GET bodies are cut to half, the connection closed.
   std::atomic<bool> truncate{false};
   std::atomic<int> puts{0}, gets{0}, heads{0};
@@ -117,6 +120,10 @@ class HttpServer {
     };
     if (fail_status) return send(fail_status, "", 0);
     std::unique_lock<std::mutex> l(mu_);
+    if (method == "PUT" && max_put && body.size() > max_put) {
+      l.unlock();
+      return send(413, "", 0);
+    }
     if (method == "PUT") {
       ++puts;
       objects_[path] = body;

@@ -59,6 +59,23 @@ struct Machine {
     remote.upload(stored, warnings);
     return stored;
   }
+  // `sh -c NAME` as if it ran: read in.c, wrote NAME.o holding content;
+  // stored locally only.
+  pb::CacheEntry store(const std::string& name, const std::string& content) {
+    CacheRequest req = cache->prepare({"/bin/sh", "-c", name}, root, root, kEnv, false);
+    std::string why;
+    std::vector<std::string> w;
+    REQUIRE(cache->fetch(req, &why, &w));
+    put_file(root + "/" + name + ".o", content);
+    Run r;
+    r.file(root + "/in.c", kOpRead).file(root + "/" + name + ".o", kOpCreate | kOpWrite);
+    UniqueFd out = memfile(""), err = memfile("");
+    pb::CacheEntry stored;
+    auto saved = cache->save(req, r.rec, r.priors(), out.get(), err.get(), 1000, &stored);
+    REQUIRE(saved);
+    REQUIRE(*saved == "");
+    return stored;
+  }
   // A lookup here: local, then remote, then local again (as exec does).
   std::optional<Cache::Hit> look(RemoteCache& remote, std::string* why, std::vector<std::string>* warnings) {
     CacheRequest req = request();
@@ -292,6 +309,43 @@ TEST_CASE("a failing server costs one warning and is then left alone") {
     CHECK_FALSE(a.look(*ra, &why, &warnings));
     CHECK(warnings.size() == 1);
   }
+}
+
+TEST_CASE("an entry the server refuses, or the local cache lost a blob of, is dropped alone") {
+  HttpServer server;
+  Machine a;
+  auto ra = a.remote(server.url());
+  std::vector<std::string> warnings;
+  std::vector<pb::CacheEntry> batch = {a.store("big", std::string(200000, 'b')), a.store("small", "small\n"),
+                                       a.store("lost", "lost\n"), a.store("other", "other\n")};
+  REQUIRE(a.cache->store().remove(*Digest::from_raw(batch[2].outputs(0).content())));
+  server.max_put = 100000;
+  using Sent = RemoteCache::Sent;
+  auto sent = ra.upload(batch, &warnings);
+  CHECK(sent == std::vector<Sent>{Sent::kDropped, Sent::kUploaded, Sent::kDropped, Sent::kUploaded});
+  REQUIRE(warnings.size() == 1);
+  CHECK_MESSAGE(warnings[0].find("2 entries not uploaded: ") != std::string::npos, warnings[0]);
+  CHECK_MESSAGE(warnings[0].find("object missing from the store") != std::string::npos, warnings[0]);
+  CHECK(a.cache->counters().remote_errors == 0);  // the server is well: not left alone
+  CHECK(a.cache->counters().remote_uploads == 2);
+  CHECK(ra.health().usable());
+  // What went is whole: each of its entries' blobs is on the server; the
+  // refused one's entry is not.
+  auto held = server.objects();
+  for (size_t i : {1, 3})
+    CHECK(held.count("/cas/" + Digest::from_raw(batch[i].outputs(0).content())->hex()));
+  CHECK_FALSE(held.count("/cas/" + Digest::from_raw(batch[0].outputs(0).content())->hex()));
+  warnings.clear();
+  CHECK(ra.upload(std::vector<pb::CacheEntry>{batch[0]}, &warnings) == std::vector<Sent>{Sent::kDropped});
+  REQUIRE(warnings.size() == 1);
+  CHECK_MESSAGE(warnings[0].find("1 entry not uploaded: the server refuses cas/") != std::string::npos, warnings[0]);
+  CHECK_MESSAGE(warnings[0].find("HTTP 413") != std::string::npos, warnings[0]);
+  // A failing server is not a refusal: every entry is for later.
+  server.fail_status = 503;
+  warnings.clear();
+  sent = ra.upload(std::vector<pb::CacheEntry>{a.store("later", "later\n")}, &warnings);
+  CHECK(sent == std::vector<Sent>{Sent::kLater});
+  CHECK(a.cache->counters().remote_errors == 1);
 }
 
 TEST_CASE("a remote URL names a server and holds no credentials") {
