@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "sandbox/base/clocks.h"
 #include "sandbox/base/io.h"
 #include "sandbox/base/text.h"
 #include "sandbox/cache/cache.pb.h"
@@ -176,6 +177,9 @@ std::optional<pb::Shapes> RemoteCache::parse_shapes(const HttpReply& r, const Di
     out->warnings->push_back("remote cache: " + out->why + "; ignored");
     return std::nullopt;
   }
+  // This client writes at most kMaxShapes; a longer list (another
+  // writer's) is cut there: each shape is a probe of the tree.
+  while (static_cast<size_t>(shapes.shapes_size()) > layout::kMaxShapes) shapes.mutable_shapes()->RemoveLast();
   return shapes;
 }
 
@@ -250,6 +254,14 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
     return false;
   }
   Outcome out{"", "", warnings};
+  // However quickly each request is answered, a lookup takes at most its
+  // budget before it fetches blobs (whose time grows with them).
+  uint64_t deadline = Clocks::boot_now() + static_cast<uint64_t>(options_.lookup_budget_ms) * 1000000;
+  auto late = [&] {
+    if (Clocks::boot_now() <= deadline) return false;
+    out.failure = "a lookup took more than " + std::to_string(options_.lookup_budget_ms) + " ms";
+    return true;
+  };
   auto finish = [&](bool hit) {
     if (!out.failure.empty()) {
       server_failed(out.failure, warnings);
@@ -275,10 +287,12 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
     if (!probe || !*probe) continue;
     reqs.push_back(get(layout::ac_path(layout::entry_key(key_id_, req.weak, s, **probe, req.root)), kMaxActionResult));
   }
+  if (late()) return finish(false);
   auto replies = perform(reqs);
   out.why = "no entry for the inputs as they are (" + std::to_string(shapes->shapes_size()) + " kinds tried)";
   for (size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].absent()) continue;
+    if (late()) return finish(false);
     if (!check(replies[i], reqs[i].path, &out)) return finish(false);
     auto ar = action_result(replies[i], reqs[i].path, &out);
     if (!ar) return finish(false);
@@ -297,7 +311,7 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
       out.why = mismatch;
       continue;
     }
-    if (!bring_objects(e, &out)) return finish(false);
+    if (late() || !bring_objects(e, &out)) return finish(false);
     if (auto adopted = local_->adopt(e); !adopted) {
       out.why = adopted.error().message;
       return finish(false);

@@ -36,6 +36,7 @@ struct RemoteOptions {
   bool upload = true;   // false: read-only (an untrusted job's)
   std::string key;      // a secret entries are signed with and checked against; "" for none
   HttpOptions http;     // credentials and timeouts (its base_url is url)
+  long lookup_budget_ms = 20000;  // a lookup's requests, answered however quickly, before its blobs
   // A process nobody sees the output of (a wrapper's upload child): its
   // failures are counted but neither warned of nor leave the server alone,
   // so the build's next lookup finds the failure itself and says so.

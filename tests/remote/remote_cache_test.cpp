@@ -301,6 +301,23 @@ TEST_CASE("a failing server costs one warning and is then left alone") {
     CHECK(warnings[0].find("imeout") != std::string::npos);
     server.delay_ms = 0;
   }
+  SUBCASE("a server answering each request within its timeout, but slowly: the lookup has a budget") {
+    Machine b;
+    auto rb = b.remote(server.url());
+    b.build_and_upload(rb, &warnings);  // an index and an entry to ask for
+    REQUIRE(warnings.empty());
+    server.delay_ms = 600;  // under the 1 s timeout
+    RemoteOptions o = a.remote(server.url()).options();
+    o.lookup_budget_ms = 1000;
+    auto ra = RemoteCache::open(o, *a.cache);
+    REQUIRE(ra);
+    auto start = std::chrono::steady_clock::now();
+    CHECK_FALSE(a.look(*ra, &why, &warnings));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2000));  // index, entries: stop
+    REQUIRE(warnings.size() == 1);
+    CHECK_MESSAGE(warnings[0].find("a lookup took more than 1000 ms") != std::string::npos, warnings[0]);
+    server.delay_ms = 0;
+  }
   SUBCASE("nobody listening") {
     RemoteOptions o;
     o.url = "http://127.0.0.1:1";
@@ -346,6 +363,31 @@ TEST_CASE("an entry the server refuses, or the local cache lost a blob of, is dr
   sent = ra.upload(std::vector<pb::CacheEntry>{a.store("later", "later\n")}, &warnings);
   CHECK(sent == std::vector<Sent>{Sent::kLater});
   CHECK(a.cache->counters().remote_errors == 1);
+}
+
+TEST_CASE("a shapes list longer than this client writes is cut: each shape is a probe and a request") {
+  HttpServer server;
+  Machine a;
+  auto ra = a.remote(server.url());
+  CacheRequest req = a.request();
+  pb::Shapes many;
+  many.set_weak_key(std::string(req.weak.raw()));
+  for (int i = 0; i < 200; ++i) {
+    pb::Shape* s = many.add_shapes();
+    pb::ShapeInput* in = s->add_inputs();
+    in->set_path(a.root + "/file" + std::to_string(i));  // distinct shapes
+    in->set_aspects(1);
+  }
+  std::string blob = seal_entry("", many.SerializeAsString());
+  server.set("/cas/" + hash_bytes(blob).hex(), blob);
+  server.set("/ac/" + remote_layout::index_key("unsigned", req.weak).hex(),
+             remote_layout::index_result(blob).SerializeAsString());
+  std::string why;
+  std::vector<std::string> warnings;
+  int before = server.gets;
+  CHECK_FALSE(a.look(ra, &why, &warnings));
+  CHECK(warnings.empty());
+  CHECK(server.gets - before <= 1 + static_cast<int>(remote_layout::kMaxShapes));
 }
 
 TEST_CASE("a remote URL names a server and holds no credentials") {
