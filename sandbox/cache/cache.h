@@ -135,6 +135,8 @@ class Cache {
   Result<pb::CacheEntry> entry(const Digest& weak, const Digest& strong);
   // The hashes of files the cache remembers (look.h).
   HashMemo memo() const { return HashMemo(hashes_.get(), key_); }
+  // Whether its entries are signed (a shared cache, --cache-key).
+  bool signed_entries() const { return !key_.empty(); }
 
 
   // Counters (hits, misses, ...) kept in the stats file.

@@ -7,6 +7,7 @@
 #include "sandbox/remote/remote_cache.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +37,16 @@ HttpRequest get(std::string path, size_t max) {
   r.path = std::move(path);
   r.max_bytes = max;
   return r;
+}
+
+// Why an entry from a server is not taken although it matches: it would
+// make a setuid or setgid file (run as root, a hit would create a root
+// setuid program that whoever wrote the entry chose), or "".
+std::string special_modes(const pb::CacheEntry& e) {
+  for (const auto& o : e.outputs())
+    if (o.mode() & (S_ISUID | S_ISGID))
+      return "its entry makes " + printable(o.path()) + " setuid or setgid, which is never taken from a server";
+  return "";
 }
 
 }  // namespace
@@ -68,6 +79,14 @@ RemoteCache::RemoteCache(RemoteOptions options, Cache& local)
 
 Result<RemoteCache> RemoteCache::open(RemoteOptions options, Cache& local) {
   if (std::string bad = check_remote_url(options.url); !bad.empty()) return fail(bad);
+  // What a shared local cache adopts, it signs for all its users: an
+  // unsigned server's entries (anyone who can write to it) must not become
+  // that.
+  if (local.signed_entries() && options.key.empty())
+    return fail("the local cache is shared (its entries are signed with --cache-key), and what it takes from " +
+                printable(options.url) +
+                " would be signed for all its users although anyone who can write to the server could have made "
+                "it: give the remote cache a key too (--cache-remote-key)");
   options.http.base_url = options.url;
   return RemoteCache(std::move(options), local);
 }
@@ -309,6 +328,10 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
     }
     if (std::string mismatch = entry_mismatch(e, req.root, memo); !mismatch.empty()) {
       out.why = mismatch;
+      continue;
+    }
+    if (std::string special = special_modes(e); !special.empty()) {
+      out.why = special;
       continue;
     }
     if (late() || !bring_objects(e, &out)) return finish(false);

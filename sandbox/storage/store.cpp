@@ -132,8 +132,16 @@ Result<UniqueFd> Store::open_object(const Digest& d) const {
   auto sub = object_dir(d, false, &err);
   if (!sub && err != ENOENT) return tl::unexpected(sub.error());
   UniqueFd in;
-  if (sub) in.reset(::openat(sub->get(), d.hex().substr(2).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (in.valid()) return in;
+  // Non-blocking, then checked: a FIFO someone planted in a shared store
+  // would hang the open (and the reader) otherwise.
+  if (sub) in.reset(::openat(sub->get(), d.hex().substr(2).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (in.valid()) {
+    struct stat st;
+    if (::fstat(in.get(), &st) != 0) return fail_errno(where(d), errno);
+    if (!S_ISREG(st.st_mode)) return fail(where(d) + ": not a regular file (not read)");
+    (void)::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) & ~O_NONBLOCK);
+    return in;
+  }
   int e = sub ? errno : ENOENT;
   if (e == ENOENT) return fail(where(d) + ": object missing from the store");
   return fail_errno(where(d), e);

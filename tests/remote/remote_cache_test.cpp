@@ -61,12 +61,13 @@ struct Machine {
   }
   // `sh -c NAME` as if it ran: read in.c, wrote NAME.o holding content;
   // stored locally only.
-  pb::CacheEntry store(const std::string& name, const std::string& content) {
+  pb::CacheEntry store(const std::string& name, const std::string& content, mode_t mode = 0644) {
     CacheRequest req = cache->prepare({"/bin/sh", "-c", name}, root, root, kEnv, false);
     std::string why;
     std::vector<std::string> w;
     REQUIRE(cache->fetch(req, &why, &w));
-    put_file(root + "/" + name + ".o", content);
+    put_file(root + "/" + name + ".o", content, mode);
+    REQUIRE(::chmod((root + "/" + name + ".o").c_str(), mode) == 0);
     Run r;
     r.file(root + "/in.c", kOpRead).file(root + "/" + name + ".o", kOpCreate | kOpWrite);
     UniqueFd out = memfile(""), err = memfile("");
@@ -388,6 +389,38 @@ TEST_CASE("a shapes list longer than this client writes is cut: each shape is a 
   CHECK_FALSE(a.look(ra, &why, &warnings));
   CHECK(warnings.empty());
   CHECK(server.gets - before <= 1 + static_cast<int>(remote_layout::kMaxShapes));
+}
+
+TEST_CASE("an entry that makes a setuid or setgid file is never taken from a server") {
+  HttpServer server;
+  Machine a, b;
+  auto ra = a.remote(server.url());
+  std::vector<std::string> warnings;
+  for (mode_t mode : {04755, 02755, 0755}) {
+    std::string name = "tool" + std::to_string(mode);
+    REQUIRE(ra.upload(a.store(name, "#!/bin/sh\n", mode), &warnings));
+    auto rb = b.remote(server.url());
+    CacheRequest req = b.cache->prepare({"/bin/sh", "-c", name}, b.root, b.root, kEnv, false);
+    std::string why;
+    bool hit = rb.fetch(req, &why, &warnings);
+    CHECK_MESSAGE(hit == (mode == 0755), why);
+    if (mode != 0755) CHECK_MESSAGE(why.find("setuid or setgid, which is never taken from a server") != std::string::npos, why);
+  }
+  CHECK(warnings.empty());
+}
+
+TEST_CASE("a shared local cache takes from a remote only if the remote is signed too") {
+  HttpServer server;
+  TempDir t("remote");
+  auto shared = Cache::open(t / "cache", "a shared secret of 16+ bytes");
+  REQUIRE(shared);
+  RemoteOptions o;
+  o.url = server.url();
+  auto unsigned_remote = RemoteCache::open(o, *shared);
+  REQUIRE_FALSE(unsigned_remote);
+  CHECK(unsigned_remote.error().message.find("--cache-remote-key") != std::string::npos);
+  o.key = "the remote's secret, 16+ bytes";
+  CHECK(RemoteCache::open(o, *shared));
 }
 
 TEST_CASE("a remote URL names a server and holds no credentials") {

@@ -107,3 +107,22 @@ TEST_CASE("objects/ab is never followed as a symlink") {
   CHECK_FALSE(store->remove(d));
   CHECK(::access((elsewhere / d.hex().substr(2)).c_str(), F_OK) == 0);
 }
+
+TEST_CASE("a FIFO planted where an object belongs is refused at once, not waited on") {
+  TempDir t("store");
+  auto store = Store::open(t.fd.get(), "objects", t / "objects");
+  REQUIRE(store);
+  put_file(t / "a", "content\n");
+  UniqueFd a(::open((t / "a").c_str(), O_RDONLY));
+  auto d = store->put(a.get(), "a");
+  REQUIRE(d);
+  std::string object = t / ("objects/" + d->hex().substr(0, 2) + "/" + d->hex().substr(2));
+  ::chmod(object.c_str(), 0644);
+  REQUIRE(::unlink(object.c_str()) == 0);
+  REQUIRE(::mkfifo(object.c_str(), 0644) == 0);  // nobody will ever write it
+  auto read = store->read(*d);
+  REQUIRE_FALSE(read);
+  CHECK(read.error().message.find("not a regular file") != std::string::npos);
+  CHECK_FALSE(store->verify(*d));
+  CHECK_FALSE(store->restore(*d, t.fd.get(), "out", 0644));
+}
