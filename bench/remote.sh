@@ -28,57 +28,23 @@ rounds=${1:-3}
 [ -f "$obj/Makefile" ] || { echo "run 'bench/binutils.sh prepare' first" >&2; exit 1; }
 
 srv=$work/remote-server
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port) p5port=$(free_port) p20port=$(free_port)
-rm -rf "$srv" && mkdir -p "$srv/data" "$srv/tmp"
-cat > "$srv/nginx.conf" <<CONF
-worker_processes 2;
-pid $srv/nginx.pid;
-error_log $srv/error.log;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $srv/tmp;
-  server {
-    listen 127.0.0.1:$port;
-    root $srv/data;
-    client_max_body_size 0;
-    location / { dav_methods PUT DELETE; create_full_put_path on; }
-  }
-}
-CONF
-nginx -c "$srv/nginx.conf" -g 'daemon on;'
-python3 "$here/delay_proxy.py" "$p5port" "$port" 5 >/dev/null 2>&1 &
-p5=$!
-python3 "$here/delay_proxy.py" "$p20port" "$port" 20 >/dev/null 2>&1 &
-p20=$!
-trap 'kill $p5 $p20 2>/dev/null; kill "$(cat "$srv/nginx.pid")" 2>/dev/null' EXIT
-sleep 0.5
+. "$here/remote_server.sh"
 
 build() {  # build MODE: one build of ld, its wall time on stdout
-  local mode=$1 cache remote="" TIMEFORMAT='%R' t
-  case $mode in
-    bare) t=$( { time make -C "$obj" -j2 all-ld >/dev/null 2>&1; } 2>&1 ); echo "$t"; return ;;
-    local-cold | local-warm) cache=$work/rcache-local ;;
-    upload) cache=$work/rcache-a; remote=http://127.0.0.1:$port ;;
-    upload-5ms) cache=$work/rcache-a; remote=http://127.0.0.1:$p5port ;;
-    remote-warm) cache=$work/rcache-b; remote=http://127.0.0.1:$port ;;
-    remote-warm-5ms) cache=$work/rcache-b; remote=http://127.0.0.1:$p5port ;;
-    remote-warm-20ms) cache=$work/rcache-b; remote=http://127.0.0.1:$p20port ;;
-  esac
-  case $mode in
-    local-cold | upload | upload-5ms) rm -rf "$cache" ;;
-    remote-warm*) rm -rf "$cache" ;;  # another machine: nothing local
-  esac
-  case $mode in upload | upload-5ms) rm -rf "${srv:?}/data"/* ;; esac
+  local mode=$1 TIMEFORMAT='%R' t
+  if [ "$mode" = bare ]; then
+    t=$( { time make -C "$obj" -j2 all-ld >/dev/null 2>&1; } 2>&1 )
+    echo "$t"
+    return
+  fi
+  remote_mode "$mode" "$work/rcache"
   t=$( { time BSANDBOX_CACHE="$cache" BSANDBOX_CACHE_ROOT="$obj" BSANDBOX_SHELL=/bin/bash \
     BSANDBOX_CACHE_REMOTE="$remote" "$bsandbox" exec -q --no-journal -- \
     make -C "$obj" -j2 all-ld SHELL="$wrap" >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
   echo "$t"
 }
 
-modes=(bare local-cold local-warm upload remote-warm remote-warm-5ms remote-warm-20ms upload-5ms)
+modes=("${remote_modes[@]}")
 declare -A times traffic
 want=""
 for ((r = 0; r < rounds; r++)); do
@@ -103,19 +69,4 @@ for ((r = 0; r < rounds; r++)); do
 done
 args=()
 for mode in "${modes[@]}"; do args+=("$mode" "${times[$mode]}" "${traffic[$mode]:-}"); done
-python3 - "$rounds" "${args[@]}" <<'PY'
-import statistics, sys
-rounds, rest = sys.argv[1], sys.argv[2:]
-rows = [(rest[i], list(map(float, rest[i + 1].split())), rest[i + 2]) for i in range(0, len(rest), 3)]
-m = {name: statistics.median(ts) for name, ts, _ in rows}
-print(f"| build of ld | median wall ({rounds} rounds) | vs bare | all runs (s) | cache stats after the last |")
-print("|---|---|---|---|---|")
-for name, ts, stats in rows:
-    print(f"| {name} | {m[name]:.2f} s | {m['bare'] / m[name]:.2f}x faster | {' '.join(f'{x:.2f}' for x in ts)} | {stats} |")
-print()
-print(f"- remote warm vs bare: {m['bare'] / m['remote-warm']:.1f}x on loopback, "
-      f"{m['bare'] / m['remote-warm-5ms']:.1f}x with 5 ms RTT (target: at least 5x), "
-      f"{m['bare'] / m['remote-warm-20ms']:.1f}x with 20 ms")
-print(f"- uploading (cold with the remote vs cold without): {100 * (m['upload'] / m['local-cold'] - 1):+.1f}% on loopback, "
-      f"{100 * (m['upload-5ms'] / m['local-cold'] - 1):+.1f}% with 5 ms RTT")
-PY
+remote_table "$rounds" "build of ld" "${args[@]}"

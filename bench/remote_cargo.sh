@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# remote_cargo.sh: the remote cache (issue 20) on a cargo workspace, against
+# a real server (Debian's nginx, WebDAV, on loopback), side by side in one
+# run: the same modes as bench/remote.sh (bare; local cache cold and warm;
+# upload; another machine warm from the server directly and through 5 ms
+# and 20 ms of added round-trip time; upload through 5 ms).
+#
+# The workspace (built offline from Debian's librust-*-dev crates, a cargo
+# directory source): `textstats`, a library using regex and serde_json, and
+# `demo`, a binary using clap (derive) and textstats. Every cached build is
+# `RUSTC_WRAPPER=bsandbox-wrap bsandbox exec -- cargo build`, from clean
+# (cargo clean); the two machines share the workspace's path, as CI runners
+# do. The demo binary's output is checked after every build.
+#
+#   bench/remote_cargo.sh [ROUNDS]      (default 3)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+work=${BSANDBOX_BENCH_WORK:-$here/work}/remote-cargo
+bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
+wrap="$(dirname "$bsandbox")/bsandbox-wrap"
+rounds=${1:-3}
+export PATH=/root/.cargo/bin:$PATH
+
+if ! compgen -G "/usr/share/cargo/registry/regex-1*" >/dev/null; then
+  apt-get install -y -qq --no-install-recommends librust-clap-dev librust-serde-json-dev \
+    librust-regex-dev librust-aho-corasick-dev >/dev/null
+fi
+mkdir -p "$work/home" "$work/ws/textstats/src" "$work/ws/demo/src"
+export CARGO_HOME=$work/home
+cat > "$CARGO_HOME/config.toml" <<'TOML'
+[source.crates-io]
+replace-with = "debian"
+[source.debian]
+directory = "/usr/share/cargo/registry"
+[net]
+offline = true
+TOML
+ws=$work/ws
+cat > "$ws/Cargo.toml" <<'TOML'
+[workspace]
+members = ["textstats", "demo"]
+resolver = "2"
+TOML
+cat > "$ws/textstats/Cargo.toml" <<'TOML'
+[package]
+name = "textstats"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+regex = "*"
+serde_json = "*"
+TOML
+cat > "$ws/textstats/src/lib.rs" <<'RS'
+//! Counts the words of a text that match a pattern, as JSON.
+pub fn matches(pattern: &str, words: &[String]) -> serde_json::Value {
+    let re = regex::Regex::new(pattern).expect("bad pattern");
+    let hits: Vec<&String> = words.iter().filter(|w| re.is_match(w)).collect();
+    serde_json::json!({"matches": hits, "count": hits.len()})
+}
+RS
+cat > "$ws/demo/Cargo.toml" <<'TOML'
+[package]
+name = "demo"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+clap = { version = "*", features = ["derive"] }
+textstats = { path = "../textstats" }
+TOML
+cat > "$ws/demo/src/main.rs" <<'RS'
+use clap::Parser;
+
+/// Prints which of its words match a pattern.
+#[derive(Parser)]
+struct Args {
+    pattern: String,
+    words: Vec<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    println!("{}", textstats::matches(&args.pattern, &args.words));
+}
+RS
+cd "$ws"
+cargo generate-lockfile -q 2>/dev/null || true
+
+srv=$work/server
+. "$here/remote_server.sh"
+
+build() {  # build MODE: one build from clean, its wall time on stdout
+  local mode=$1 TIMEFORMAT='%R' t
+  if [ "$mode" = bare ]; then
+    t=$( { time cargo build -q >/dev/null 2>&1; } 2>&1 )
+    echo "$t"
+    return
+  fi
+  remote_mode "$mode" "$work/cache"
+  t=$( { time BSANDBOX_CACHE="$cache" BSANDBOX_CACHE_ROOT="$ws" RUSTC_WRAPPER="$wrap" \
+    BSANDBOX_CACHE_UNKEYED_LISTINGS=target/debug/deps BSANDBOX_CACHE_REMOTE="$remote" \
+    "$bsandbox" exec -q --no-journal -- cargo build -q >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
+  echo "$t"
+}
+
+declare -A times traffic
+for ((r = 0; r < rounds; r++)); do
+  for mode in "${remote_modes[@]}"; do
+    cargo clean -q
+    sync
+    t=$(build "$mode")
+    got=$(target/debug/demo 'a.c' abc xyz)
+    if [ "$got" != '{"count":1,"matches":["abc"]}' ]; then
+      echo "round $((r + 1)) $mode: demo printed $got" >&2
+      exit 1
+    fi
+    times[$mode]+="$t "
+    case $mode in
+      upload* | remote-warm*)
+        c=$work/cache-a; [[ $mode == remote-warm* ]] && c=$work/cache-b
+        traffic[$mode]=$("$bsandbox" cache stats --cache="$c" | grep -E "^(hits|misses|remote)" | tr -s ' ' | tr '\n' ';') ;;
+    esac
+    echo "round $((r + 1)) $mode ${t}s $(grep -c 'remote cache' "$work/remote-$mode.err" 2>/dev/null || true) warnings" >&2
+  done
+done
+crates=$(ls target/debug/deps/*.rlib | wc -l)
+args=()
+for mode in "${remote_modes[@]}"; do args+=("$mode" "${times[$mode]}" "${traffic[$mode]:-}"); done
+remote_table "$rounds" "cargo workspace from clean ($crates rlibs)" "${args[@]}"
