@@ -3,6 +3,8 @@
 # real server (Debian's nginx, WebDAV, on loopback), side by side in one run.
 #
 #   bench/remote.sh [ROUNDS]     (run `bench/binutils.sh prepare` first)
+#   JOBS=8 bench/remote.sh 3     make -j8 in every mode (default -j2): a
+#                                remote lookup waits on the network, not a CPU
 #
 # Each round, after `make -C ld clean` every time, in this order (each step
 # needs the one before it): bare make; the local cache cold (empty, no
@@ -25,6 +27,7 @@ obj=$work/build
 bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
 wrap="$(dirname "$bsandbox")/bsandbox-wrap"
 rounds=${1:-3}
+jobs=${JOBS:-2}  # make -j, the same in every mode
 [ -f "$obj/Makefile" ] || { echo "run 'bench/binutils.sh prepare' first" >&2; exit 1; }
 
 srv=$work/remote-server
@@ -33,14 +36,14 @@ srv=$work/remote-server
 build() {  # build MODE: one build of ld, its wall time on stdout
   local mode=$1 TIMEFORMAT='%R' t
   if [ "$mode" = bare ]; then
-    t=$( { time make -C "$obj" -j2 all-ld >/dev/null 2>&1; } 2>&1 )
+    t=$( { time make -C "$obj" -j"$jobs" all-ld >/dev/null 2>&1; } 2>&1 )
     echo "$t"
     return
   fi
   remote_mode "$mode" "$work/rcache"
   t=$( { time BSANDBOX_CACHE="$cache" BSANDBOX_CACHE_ROOT="$obj" BSANDBOX_SHELL=/bin/bash \
     BSANDBOX_CACHE_REMOTE="$remote" "$bsandbox" exec -q --no-journal -- \
-    make -C "$obj" -j2 all-ld SHELL="$wrap" >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
+    make -C "$obj" -j"$jobs" all-ld SHELL="$wrap" >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
   echo "$t"
 }
 
@@ -69,4 +72,4 @@ for ((r = 0; r < rounds; r++)); do
 done
 args=()
 for mode in "${modes[@]}"; do args+=("$mode" "${times[$mode]}" "${traffic[$mode]:-}"); done
-remote_table "$rounds" "build of ld" "${args[@]}"
+remote_table "$rounds" "build of ld, make -j$jobs" "${args[@]}"

@@ -12,7 +12,7 @@
 # (cargo clean); the two machines share the workspace's path, as CI runners
 # do. The demo binary's output is checked after every build.
 #
-#   bench/remote_cargo.sh [ROUNDS]      (default 3)
+#   bench/remote_cargo.sh [ROUNDS]      (default 3; JOBS=N: cargo -jN in every mode)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -20,6 +20,7 @@ work=${BSANDBOX_BENCH_WORK:-$here/work}/remote-cargo
 bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
 wrap="$(dirname "$bsandbox")/bsandbox-wrap"
 rounds=${1:-3}
+jobs=${JOBS:-2}  # cargo -j, the same in every mode
 export PATH=/root/.cargo/bin:$PATH
 
 if ! compgen -G "/usr/share/cargo/registry/regex-1*" >/dev/null; then
@@ -94,14 +95,14 @@ srv=$work/server
 build() {  # build MODE: one build from clean, its wall time on stdout
   local mode=$1 TIMEFORMAT='%R' t
   if [ "$mode" = bare ]; then
-    t=$( { time cargo build -q >/dev/null 2>&1; } 2>&1 )
+    t=$( { time cargo build -q -j "$jobs" >/dev/null 2>&1; } 2>&1 )
     echo "$t"
     return
   fi
   remote_mode "$mode" "$work/cache"
   t=$( { time BSANDBOX_CACHE="$cache" BSANDBOX_CACHE_ROOT="$ws" RUSTC_WRAPPER="$wrap" \
     BSANDBOX_CACHE_UNKEYED_LISTINGS=target/debug/deps BSANDBOX_CACHE_REMOTE="$remote" \
-    "$bsandbox" exec -q --no-journal -- cargo build -q >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
+    "$bsandbox" exec -q --no-journal -- cargo build -q -j "$jobs" >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
   echo "$t"
 }
 
@@ -128,4 +129,4 @@ done
 crates=$(ls target/debug/deps/*.rlib | wc -l)
 args=()
 for mode in "${remote_modes[@]}"; do args+=("$mode" "${times[$mode]}" "${traffic[$mode]:-}"); done
-remote_table "$rounds" "cargo workspace from clean ($crates rlibs)" "${args[@]}"
+remote_table "$rounds" "cargo workspace from clean ($crates rlibs), -j$jobs" "${args[@]}"
