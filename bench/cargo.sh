@@ -25,22 +25,8 @@ work=${BSANDBOX_BENCH_WORK:-$here/work}/cargo
 bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
 wrap="$(dirname "$bsandbox")/bsandbox-wrap"
 rounds=${1:-2}
-export PATH=/root/.cargo/bin:$PATH
-
-if ! [ -d /usr/share/cargo/registry/regex-1* ] 2>/dev/null; then
-  apt-get install -y -qq --no-install-recommends librust-clap-dev librust-serde-json-dev \
-    librust-regex-dev librust-aho-corasick-dev >/dev/null
-fi
-mkdir -p "$work/home" "$work/demo/src"
-export CARGO_HOME=$work/home
-cat > "$CARGO_HOME/config.toml" <<'TOML'
-[source.crates-io]
-replace-with = "debian"
-[source.debian]
-directory = "/usr/share/cargo/registry"
-[net]
-offline = true
-TOML
+mkdir -p "$work/demo/src"
+. "$here/cargo_offline.sh" "$work/home"
 cd "$work/demo"
 cat > Cargo.toml <<'TOML'
 [package]

@@ -62,11 +62,7 @@ for ((r = 0; r < rounds; r++)); do
       exit 1
     fi
     times[$mode]+="$t "
-    case $mode in
-      upload* | remote-warm*)
-        c=$work/rcache-a; [[ $mode == remote-warm* ]] && c=$work/rcache-b
-        traffic[$mode]=$("$bsandbox" cache stats --cache="$c" | grep -E "^(hits|misses|remote)" | tr -s ' ' | tr '\n' ';') ;;
-    esac
+    traffic[$mode]=$(remote_traffic "$mode" "$work/rcache")
     echo "round $((r + 1)) $mode ${t}s $(grep -c 'remote cache' "$work/remote-$mode.err" 2>/dev/null || true) warnings" >&2
   done
 done

@@ -21,22 +21,8 @@ bsandbox=${BSANDBOX:-$top/build/cli/bsandbox}
 wrap="$(dirname "$bsandbox")/bsandbox-wrap"
 rounds=${1:-3}
 jobs=${JOBS:-2}  # cargo -j, the same in every mode
-export PATH=/root/.cargo/bin:$PATH
-
-if ! compgen -G "/usr/share/cargo/registry/regex-1*" >/dev/null; then
-  apt-get install -y -qq --no-install-recommends librust-clap-dev librust-serde-json-dev \
-    librust-regex-dev librust-aho-corasick-dev >/dev/null
-fi
-mkdir -p "$work/home" "$work/ws/textstats/src" "$work/ws/demo/src"
-export CARGO_HOME=$work/home
-cat > "$CARGO_HOME/config.toml" <<'TOML'
-[source.crates-io]
-replace-with = "debian"
-[source.debian]
-directory = "/usr/share/cargo/registry"
-[net]
-offline = true
-TOML
+mkdir -p "$work/ws/textstats/src" "$work/ws/demo/src"
+. "$here/cargo_offline.sh" "$work/home"
 ws=$work/ws
 cat > "$ws/Cargo.toml" <<'TOML'
 [workspace]
@@ -118,11 +104,7 @@ for ((r = 0; r < rounds; r++)); do
       exit 1
     fi
     times[$mode]+="$t "
-    case $mode in
-      upload* | remote-warm*)
-        c=$work/cache-a; [[ $mode == remote-warm* ]] && c=$work/cache-b
-        traffic[$mode]=$("$bsandbox" cache stats --cache="$c" | grep -E "^(hits|misses|remote)" | tr -s ' ' | tr '\n' ';') ;;
-    esac
+    traffic[$mode]=$(remote_traffic "$mode" "$work/cache")
     echo "round $((r + 1)) $mode ${t}s $(grep -c 'remote cache' "$work/remote-$mode.err" 2>/dev/null || true) warnings" >&2
   done
 done

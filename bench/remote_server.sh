@@ -51,6 +51,17 @@ remote_mode() {
   case $mode in upload | upload-5ms) rm -rf "${srv:?}/data"/* ;; esac
 }
 
+# What the cache of a mode that used the server counted ("" for others).
+remote_traffic() {
+  local c
+  case $1 in
+    upload*) c=$2-a ;;
+    remote-warm*) c=$2-b ;;
+    *) return 0 ;;
+  esac
+  "$bsandbox" cache stats --cache="$c" | grep -E "^(hits|misses|remote)" | tr -s ' ' | tr '\n' ';'
+}
+
 remote_modes=(bare local-cold local-warm upload remote-warm remote-warm-5ms remote-warm-20ms upload-5ms)
 
 # Prints the Markdown table of medians: $1 rounds, $2 what was built, then
