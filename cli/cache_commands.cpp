@@ -60,6 +60,8 @@ int run_cache_command(const std::string& action, const std::string& dir, std::op
     std::printf("remote hits       %llu (counted in hits)\n", n(s.remote_hits));
     std::printf("remote misses     %llu\n", n(s.remote_misses));
     std::printf("remote uploads    %llu\n", n(s.remote_uploads));
+    std::printf("remote prefetch   %llu (entries a build brought ahead; their hits count as local)\n",
+                n(s.remote_prefetched));
     std::printf("remote traffic    %s down, %s up\n", format_size(s.remote_bytes_down).c_str(),
                 format_size(s.remote_bytes_up).c_str());
     std::printf("remote errors     %llu\n", n(s.remote_errors));

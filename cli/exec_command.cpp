@@ -218,7 +218,11 @@ void store_result(Cache& cache, RemoteCache* remote, const CacheRequest& request
     // A build's uploader takes it from the spool; else it goes now.
     if (uploader_spools_for(cache, remote->options())) {
       auto spool = UploadSpool::open(cache, remote->options());
-      if (spool && spool->add(request.weak, strong_key_of(stored))) return;
+      Digest strong = strong_key_of(stored);
+      if (spool && spool->add(request.weak, strong)) {
+        (void)spool->add_used(request.weak, strong);
+        return;
+      }
     }
     upload(*remote, stored, o.wrapper);
   }
@@ -306,6 +310,7 @@ struct Exec {
   std::optional<Cache> cache;
   std::optional<RemoteCache> remote;  // behind cache, pointing at it
   std::optional<Uploader> uploader;   // a build's uploads, off its path
+  std::optional<Prefetcher> prefetcher;  // a build's fetching ahead
   std::string cache_key;              // the local cache's, if shared
   std::optional<Cache> wrappers_cache;  // not cached itself: the cache its wrappers use
   std::unique_ptr<JournaledRun> journal;
@@ -359,11 +364,17 @@ void export_remote_settings(const ExecOptions& o, const std::string& cwd) {
     ::setenv("BSANDBOX_CACHE_REMOTE_CREDENTIALS", path::resolve(cwd, o.cache_remote_credentials_file).c_str(), 1);
 }
 
-// A build with a remote cache uploads while it runs: the uploader starts
-// before the command, and the wrappers inside spool what they store.
-void start_uploader(Exec& x) {
+// A build with a remote cache fetches ahead and uploads while it runs: the
+// prefetcher (what the last build of the same command used) and the
+// uploader start before the command, and the wrappers inside note what
+// they use and spool what they store.
+void start_remote_helpers(Exec& x) {
   if (x.o.wrapper) return;
-  if (!x.remote) {
+  Cache* cache = x.cache ? &*x.cache : nullptr;
+  std::string key = x.cache_key;
+  std::optional<RemoteCache> wrappers_remote;
+  RemoteCache* remote = x.remote ? &*x.remote : nullptr;
+  if (!remote) {
     // Not cached itself, but a build whose wrappers use a remote cache
     // (BSANDBOX_CACHE_REMOTE): their uploads, and their one warning, are
     // this build's too.
@@ -372,7 +383,7 @@ void start_uploader(Exec& x) {
     if (!remote_defaults(wrappers) || wrappers.cache_remote.empty()) return;
     if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) wrappers.cache_key_file = k;
     auto options = remote_options(wrappers);
-    std::string key;
+    key.clear();
     if (!wrappers.cache_key_file.empty()) {
       auto k = load_cache_key(wrappers.cache_key_file);
       if (!k) return;  // each wrapper says so
@@ -382,24 +393,28 @@ void start_uploader(Exec& x) {
     auto c = Cache::open(*wrappers.cache_dir, key);
     if (!c) return;
     x.wrappers_cache.emplace(std::move(*c));
-    auto r = RemoteCache::open(std::move(**options), *x.wrappers_cache);
+    cache = &*x.wrappers_cache;
+    auto r = RemoteCache::open(std::move(**options), *cache);
     if (!r) return;
     r->health().new_build();
-    if (!r->options().upload) return;
-    auto u = Uploader::start(r->options(), *x.wrappers_cache, key, [](const std::string& line) { say(line); });
-    if (!u) return;
-    x.uploader.emplace(std::move(*u));
-    ::setenv(kSpoolEnv, UploadSpool::path_of(*x.wrappers_cache, r->options()).c_str(), 1);
-    return;
+    wrappers_remote.emplace(std::move(*r));
+    remote = &*wrappers_remote;
   }
-  if (!x.remote->options().upload) return;
-  auto u = Uploader::start(x.remote->options(), *x.cache, x.cache_key, [](const std::string& line) { say(line); });
+  // The build as its manifest is named: the command, where it runs, the
+  // root the wrappers key under.
+  const char* root_env = std::getenv("BSANDBOX_CACHE_ROOT");
+  std::string root = path::resolve(x.cwd, x.o.cache_root ? *x.o.cache_root : root_env && *root_env ? root_env : ".");
+  Digest build = remote_layout::build_key(x.o.argv, x.cwd, root);
+  auto print = [](const std::string& line) { say(line); };
+  if (auto p = Prefetcher::start(remote->options(), *cache, key, build, print)) x.prefetcher.emplace(std::move(*p));
+  if (!remote->options().upload) return;
+  auto u = Uploader::start(remote->options(), *cache, key, build, print);
   if (!u) {
     say("warning: cache: uploads wait for each command: " + u.error().message);
     return;
   }
   x.uploader.emplace(std::move(*u));
-  ::setenv(kSpoolEnv, UploadSpool::path_of(*x.cache, x.remote->options()).c_str(), 1);
+  ::setenv(kSpoolEnv, UploadSpool::path_of(*cache, remote->options()).c_str(), 1);
 }
 
 // The cache directory is opened before a journaled run enters its view,
@@ -438,7 +453,7 @@ Result<void> open_cache_and_journal(Exec& x) {
       }
     }
   }
-  start_uploader(x);  // before the journal takes locks and enters a view
+  start_remote_helpers(x);  // before the journal takes locks and enters a view
   if (x.project) {
     JournalOptions jo{o.no_rollback, o.force, o.contain, o.quiet};
     auto j = JournaledRun::begin(std::move(*x.project), o.argv, x.cwd, environ, jo);
@@ -551,6 +566,13 @@ Result<TracedRun> trace_here(Exec& x) {
 }
 
 // The cache hit's record, journaled and written as a run's would be.
+// A wrapper's hit goes into its build's manifest (the next build of the
+// same command, anywhere, fetches it ahead).
+void note_used(Exec& x, const Cache::Hit& hit) {
+  if (!x.o.wrapper || !x.remote || !uploader_spools_for(*x.cache, x.remote->options())) return;
+  if (auto spool = UploadSpool::open(*x.cache, x.remote->options())) (void)spool->add_used(hit.weak, hit.strong);
+}
+
 int finish_hit(Exec& x, const Cache::Hit& hit) {
   Record rec = hit_record(hit, x.o, x.cwd, x.request.root, x.start_wall);
   int code = rec.exit_code;
@@ -613,7 +635,10 @@ int run_exec(const ExecOptions& o) {
   if (auto r = open_cache_and_journal(x); !r) return error_exit(r.error().message);
   if (x.cache) {
     prepare_request(x);
-    if (auto hit = look_up(*x.cache, x.remote ? &*x.remote : nullptr, x.request, o)) return finish_hit(x, *hit);
+    if (auto hit = look_up(*x.cache, x.remote ? &*x.remote : nullptr, x.request, o)) {
+      note_used(x, *hit);
+      return finish_hit(x, *hit);
+    }
     // A wrapper has nothing to record for a command it cannot cache.
     if (o.wrapper && !x.request.uncacheable.empty()) {
       x.remote.reset();
@@ -638,6 +663,7 @@ int run_exec(const ExecOptions& o) {
   if (x.capture) x.capture->finish();
   if (!run) return error_exit(run.error().message);
   int code = finish_run(x, *run);
+  x.prefetcher.reset();  // the build is over: nothing more is worth fetching
   if (x.uploader) x.uploader->finish(kUploadWaitMs, [](const std::string& line) { say(line); });
   return code;
 }

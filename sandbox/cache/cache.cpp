@@ -37,7 +37,7 @@ constexpr std::string_view kFormat = "bsandbox-cache 1\n";
 
 // The stats file: fixed-size counters, updated under its own flock.
 struct Counters {
-  uint64_t magic = 0x3273746174736362;  // "bcstats2"
+  uint64_t magic = 0x3373746174736362;  // "bcstats3"
   CacheStats s;
 };
 
@@ -186,6 +186,8 @@ Result<std::optional<Cache::Hit>> Cache::use(int weak_dir, const StoredEntry& c,
                                              std::vector<std::string>* warnings) {
   Hit hit;
   hit.entry_name = weak.substr(0, 12) + "/" + c.name.substr(0, 12);
+  hit.weak = Digest::from_hex(weak).value_or(Digest{});
+  hit.strong = Digest::from_hex(c.name).value_or(Digest{});
   hit.exit_code = c.entry.exit_code();
   hit.run_ns = c.entry.run_ns();
   hit.root = c.entry.root();
@@ -368,6 +370,7 @@ CacheStats Cache::count(Event e, uint64_t n) {
     case Event::kRemoteBytesDown: c.s.remote_bytes_down += n; break;
     case Event::kRemoteBytesUp: c.s.remote_bytes_up += n; break;
     case Event::kRemoteError: ++c.s.remote_errors; break;
+    case Event::kRemotePrefetched: c.s.remote_prefetched += n; break;
   }
   (void)!::pwrite(fd.get(), &c, sizeof c, 0);
   return c.s;

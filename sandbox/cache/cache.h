@@ -73,6 +73,7 @@ struct CacheStats {
   // requests that failed (the server down, slow, or answering garbage).
   uint64_t remote_hits = 0, remote_misses = 0, remote_uploads = 0;
   uint64_t remote_bytes_down = 0, remote_bytes_up = 0, remote_errors = 0;
+  uint64_t remote_prefetched = 0;  // entries a build's manifest brought ahead
 };
 
 class Cache {
@@ -96,6 +97,7 @@ class Cache {
 
   struct Hit {
     std::string entry_name;
+    Digest weak, strong;  // the entry's
     int exit_code = 0;
     int64_t run_ns = 0;
     std::string out, err;  // to replay
@@ -144,7 +146,7 @@ class Cache {
   // after the update.
   enum class Event {
     kHit, kMiss, kStored, kUncacheable, kDamaged, kGc,
-    kRemoteHit, kRemoteMiss, kRemoteUpload, kRemoteBytesDown, kRemoteBytesUp, kRemoteError
+    kRemoteHit, kRemoteMiss, kRemoteUpload, kRemoteBytesDown, kRemoteBytesUp, kRemoteError, kRemotePrefetched
   };
   CacheStats count(Event e, uint64_t n = 0);
   CacheStats counters();

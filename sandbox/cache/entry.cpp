@@ -63,7 +63,7 @@ Result<std::string_view> open_sealed(std::string_view all, const std::string& sh
   if (!all.starts_with(kSignedMagic) || all.size() < kSignedMagic.size() + kMacSize ||
       !same_secret(all.substr(kSignedMagic.size(), kMacSize), hmac(key, all.substr(kSignedMagic.size() + kMacSize)))) {
     *foreign = true;
-    return fail(shown + ": not signed with this cache's key; ignored");
+    return fail(shown + ": a " + std::string(noun) + " not signed with this cache's key; ignored");
   }
   return all.substr(kSignedMagic.size() + kMacSize);
 }

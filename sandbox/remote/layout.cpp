@@ -115,6 +115,26 @@ Digest index_key(std::string_view key_id, const Digest& weak) {
   return h.finish();
 }
 
+Digest build_key(const std::vector<std::string>& argv, const std::string& cwd, const std::string& root) {
+  Hasher h;
+  hash_field(h, kVersion);
+  hash_field(h, "build");
+  hash_field(h, std::to_string(argv.size()));
+  for (const auto& a : argv) hash_field(h, a);
+  hash_field(h, cwd);
+  hash_field(h, root);
+  return h.finish();
+}
+
+Digest manifest_key(std::string_view key_id, const Digest& build) {
+  Hasher h;
+  hash_field(h, kVersion);
+  hash_field(h, "manifest");
+  hash_field(h, key_id);
+  hash_field(h, build.raw());
+  return h.finish();
+}
+
 pb::Shape shape_of(const pb::CacheEntry& e) {
   pb::Shape s;
   for (const auto& in : e.inputs()) {
@@ -212,9 +232,9 @@ std::optional<BlobRef> output_named(const reapi::ActionResult& ar, std::string_v
   return std::nullopt;
 }
 
-reapi::ActionResult index_result(const std::string& shapes_blob) {
+reapi::ActionResult own_blob_result(std::string_view path, const std::string& blob) {
   reapi::ActionResult ar;
-  add_blob(&ar, kShapesPath, hash_bytes(shapes_blob), shapes_blob.size())->set_contents(shapes_blob);
+  add_blob(&ar, path, hash_bytes(blob), blob.size())->set_contents(blob);
   return ar;
 }
 

@@ -24,6 +24,11 @@
 //     ".bsandbox/entry" (the entry blob), ".bsandbox/record" and each file
 //     the command left, under its path relative to the root, with its exit
 //     code, stdout and stderr digests and the symlinks it left.
+//   ac/MANIFEST, MANIFEST = SHA-256("bsandbox-remote 1\0manifest\0" K B),
+//     B a build's key (its command, working directory and root): an
+//     ActionResult with one output file, ".bsandbox/manifest": the entries
+//     the last such build used (a Manifest), which the next one, on any
+//     machine, fetches before its commands ask for them.
 // bsandbox's blobs are also inlined in the ActionResult (OutputFile.
 // contents), which saves a round trip and is still checked against the
 // digest. A probe is only a way to find an entry: the entry found is checked
@@ -58,6 +63,8 @@ inline constexpr size_t kMaxShapes = 8;
 inline constexpr std::string_view kShapesPath = ".bsandbox/shapes";
 inline constexpr std::string_view kEntryPath = ".bsandbox/entry";
 inline constexpr std::string_view kRecordPath = ".bsandbox/record";
+inline constexpr std::string_view kManifestPath = ".bsandbox/manifest";
+inline constexpr size_t kMaxManifest = 100000;  // entries
 
 // "unsigned", or a digest of key (hex, 16 bytes).
 std::string key_id(const std::string& key);
@@ -65,6 +72,11 @@ std::string ac_path(const Digest& d);
 std::string cas_path(const Digest& d);
 
 Digest index_key(std::string_view key_id, const Digest& weak);
+// A build (a top-level bsandbox exec) as its manifest is named: its
+// command, working directory and root; not its environment, which CI jobs
+// fill with their own ids (a manifest only says what to fetch ahead).
+Digest build_key(const std::vector<std::string>& argv, const std::string& cwd, const std::string& root);
+Digest manifest_key(std::string_view key_id, const Digest& build);
 
 pb::Shape shape_of(const pb::CacheEntry& e);
 Digest shape_digest(const pb::Shape& s);
@@ -89,8 +101,12 @@ std::optional<BlobRef> output_named(const reapi::ActionResult& ar, std::string_v
 // A digest as an ActionResult spells it, or nullopt.
 std::optional<BlobRef> blob_of(const reapi::Digest& d);
 
-// The index's ActionResult: the shapes blob, named and inlined.
-reapi::ActionResult index_result(const std::string& shapes_blob);
+// An ActionResult of one of bsandbox's own blobs (the index's shapes
+// list, a manifest), named path and inlined.
+reapi::ActionResult own_blob_result(std::string_view path, const std::string& blob);
+inline reapi::ActionResult index_result(const std::string& shapes_blob) {
+  return own_blob_result(kShapesPath, shapes_blob);
+}
 // An entry's ActionResult: the entry blob (named and inlined), its record,
 // its files (paths not valid as REAPI's, UTF-8 and relative, are listed as
 // ".bsandbox/file/HEX"), symlinks, exit code and streams.

@@ -20,6 +20,7 @@
 #include "sandbox/cache/cache.pb.h"
 #include "sandbox/cache/entry.h"
 #include "sandbox/cache/look.h"
+#include "sandbox/cache/save.h"
 
 namespace bsandbox {
 namespace {
@@ -74,6 +75,7 @@ RemoteCache::RemoteCache(RemoteOptions options, Cache& local)
   if (!options_.key.empty()) {
     entry_key_ = hmac(options_.key, "bsandbox-remote 1 entry signing key");
     shapes_key_ = hmac(options_.key, "bsandbox-remote 1 shapes signing key");
+    manifest_key_ = hmac(options_.key, "bsandbox-remote 1 manifest signing key");
   }
 }
 
@@ -119,6 +121,7 @@ void RemoteCache::server_failed(const std::string& what, std::vector<std::string
 bool RemoteCache::check(const HttpReply& r, const std::string& what, Outcome* out) {
   local_->count(Cache::Event::kRemoteBytesDown, r.bytes_down);
   local_->count(Cache::Event::kRemoteBytesUp, r.bytes_up);
+  received_ += r.bytes_down;
   if (r.ok()) return true;
   if (r.status == 401 || r.status == 403)
     out->failure = what + ": the server refused the credentials (HTTP " + std::to_string(r.status) + ")";
@@ -165,7 +168,7 @@ std::optional<std::string> RemoteCache::sealed_blob(const std::string& what,
   }
   bool foreign = false;
   std::string shown = "remote cache: " + layout::cas_path(ref->digest);
-  const std::string& key = noun == "shapes list" ? shapes_key_ : entry_key_;
+  const std::string& key = noun == "shapes list" ? shapes_key_ : noun == "manifest" ? manifest_key_ : entry_key_;
   auto payload = open_sealed(bytes, shown, key, noun, &foreign);
   if (!payload) {
     out->why = "a " + std::string(noun) + " that is not " + (options_.key.empty() ? "sealed" : "signed with the key");
@@ -312,36 +315,138 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
   for (size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].absent()) continue;
     if (late()) return finish(false);
-    if (!check(replies[i], reqs[i].path, &out)) return finish(false);
-    auto ar = action_result(replies[i], reqs[i].path, &out);
-    if (!ar) return finish(false);
-    auto payload = sealed_blob(reqs[i].path, layout::output_named(*ar, layout::kEntryPath), "cache entry", &out);
-    if (!payload) {
+    auto e = entry_from(replies[i], reqs[i].path, &out);
+    if (!e) {
       if (!out.failure.empty()) return finish(false);
       continue;
     }
-    pb::CacheEntry e;
-    if (!e.ParseFromString(*payload) || e.weak_key() != req.weak.raw()) {
-      out.why = "an entry that does not parse or is another command's";
+    if (e->weak_key() != req.weak.raw()) {
+      out.why = "an entry that is another command's";
       warnings->push_back("remote cache: " + reqs[i].path + ": " + out.why + "; ignored");
       continue;
     }
-    if (std::string mismatch = entry_mismatch(e, req.root, memo); !mismatch.empty()) {
+    if (std::string mismatch = entry_mismatch(*e, req.root, memo); !mismatch.empty()) {
       out.why = mismatch;
       continue;
     }
-    if (std::string special = special_modes(e); !special.empty()) {
-      out.why = special;
+    if (late()) return finish(false);
+    if (!take(*e, &out)) {
+      if (!out.failure.empty()) return finish(false);
       continue;
-    }
-    if (late() || !bring_objects(e, &out)) return finish(false);
-    if (auto adopted = local_->adopt(e); !adopted) {
-      out.why = adopted.error().message;
-      return finish(false);
     }
     return finish(true);
   }
   return finish(false);
+}
+
+std::optional<pb::CacheEntry> RemoteCache::entry_from(const HttpReply& r, const std::string& at, Outcome* out) {
+  if (!check(r, at, out)) return std::nullopt;
+  auto ar = action_result(r, at, out);
+  if (!ar) return std::nullopt;
+  auto payload = sealed_blob(at, layout::output_named(*ar, layout::kEntryPath), "cache entry", out);
+  if (!payload) return std::nullopt;
+  pb::CacheEntry e;
+  if (!e.ParseFromString(*payload) || !Digest::from_raw(e.weak_key())) {
+    out->why = "an entry that does not parse";
+    out->warnings->push_back("remote cache: " + at + ": " + out->why + "; ignored");
+    return std::nullopt;
+  }
+  return e;
+}
+
+bool RemoteCache::take(const pb::CacheEntry& e, Outcome* out) {
+  if (std::string special = special_modes(e); !special.empty()) {
+    out->why = special;
+    return false;
+  }
+  if (!bring_objects(e, out)) return false;
+  if (auto adopted = local_->adopt(e); !adopted) {
+    out->why = adopted.error().message;
+    out->warnings->push_back("remote cache: " + out->why);
+    return false;
+  }
+  return true;
+}
+
+size_t RemoteCache::prefetch(const Digest& build, const std::function<bool()>& stop,
+                             std::vector<std::string>* warnings) {
+  if (!health_.usable()) return 0;
+  Outcome out{"", "", warnings};
+  auto done = [&](size_t taken) {
+    if (!out.failure.empty()) server_failed(out.failure, warnings);
+    if (taken) local_->count(Cache::Event::kRemotePrefetched, taken);
+    return taken;
+  };
+  std::string at = layout::ac_path(layout::manifest_key(key_id_, build));
+  auto r = perform(get(at, kMaxActionResult));
+  if (r.absent() || !check(r, at, &out)) return done(0);
+  auto ar = action_result(r, at, &out);
+  if (!ar) return done(0);
+  auto payload = sealed_blob(at, layout::output_named(*ar, layout::kManifestPath), "manifest", &out);
+  if (!payload) return done(0);
+  pb::Manifest m;
+  if (!m.ParseFromString(*payload) || m.build() != build.raw()) {
+    warnings->push_back("remote cache: " + at + ": a manifest that does not parse or is another build's; ignored");
+    return done(0);
+  }
+  // In the order the last build used them, a batch at once; each checked
+  // as a lookup's is, short of matching the tree (which the build is
+  // still making): the lookup that uses it does that.
+  constexpr size_t kBatch = 32;
+  uint64_t start = received_;  // what the entries bring, their ActionResults included
+  size_t taken = 0, n = std::min<size_t>(m.entries_size(), layout::kMaxManifest);
+  for (size_t first = 0; first < n && !stop(); first += kBatch) {
+    std::vector<HttpRequest> reqs;
+    for (size_t i = first; i < std::min(n, first + kBatch); ++i)
+      if (auto d = Digest::from_raw(m.entries(static_cast<int>(i))))
+        reqs.push_back(get(layout::ac_path(*d), kMaxActionResult));
+    auto replies = perform(reqs);
+    for (size_t k = 0; k < replies.size() && !stop(); ++k) {
+      if (replies[k].absent()) continue;  // evicted, or not uploaded yet
+      if (received_ - start > options_.prefetch_budget_bytes) {
+        warnings->push_back("remote cache: " + at + ": the manifest lists more than the prefetch's " +
+                            std::to_string(options_.prefetch_budget_bytes >> 20) + " MiB; the rest is left to lookups");
+        return done(taken);
+      }
+      Outcome one{"", "", warnings};
+      auto e = entry_from(replies[k], reqs[k].path, &one);
+      if (e && local_->entry(*Digest::from_raw(e->weak_key()), strong_key_of(*e))) continue;  // here already
+      if (e && take(*e, &one)) ++taken;
+      if (!one.failure.empty()) {
+        out.failure = one.failure;
+        return done(taken);
+      }
+    }
+  }
+  health_.succeeded();
+  return done(taken);
+}
+
+bool RemoteCache::publish(const Digest& build, const std::vector<pb::CacheEntry>& used,
+                          std::vector<std::string>* warnings) {
+  if (!options_.upload || used.empty()) return true;
+  if (!health_.usable()) return false;
+  Outcome out{"", "", warnings};
+  pb::Manifest m;
+  m.set_build(std::string(build.raw()));
+  std::set<Digest> seen;
+  for (const auto& e : used) {
+    auto weak = Digest::from_raw(e.weak_key());
+    if (!weak) continue;
+    Digest key = layout::entry_key(key_id_, *weak, layout::shape_of(e), layout::probe_of(e), e.root());
+    if (seen.insert(key).second && seen.size() <= layout::kMaxManifest) m.add_entries(std::string(key.raw()));
+  }
+  std::string blob = seal_entry(manifest_key_, m.SerializeAsString());
+  std::string result = layout::own_blob_result(layout::kManifestPath, blob).SerializeAsString();
+  // The blob before the ActionResult naming it.
+  if (!check(perform(HttpRequest{Method::kPut, layout::cas_path(hash_bytes(blob)), blob, 0}), "uploading a manifest",
+             &out) ||
+      !check(perform(HttpRequest{Method::kPut, layout::ac_path(layout::manifest_key(key_id_, build)), result, 0}),
+             "uploading a manifest", &out)) {
+    server_failed(out.failure, warnings);
+    return false;
+  }
+  return true;
 }
 
 RemoteCache::Verdict RemoteCache::judge(const HttpReply& r, const std::string& what, Outcome* out) {

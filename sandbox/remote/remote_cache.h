@@ -14,6 +14,7 @@
 // cache.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ struct RemoteOptions {
   std::string key;      // a secret entries are signed with and checked against; "" for none
   HttpOptions http;     // credentials and timeouts (its base_url is url)
   long lookup_budget_ms = 20000;  // a lookup's requests, answered however quickly, before its blobs
+  // What a build's prefetch may download (it stops past it, after at most
+  // one entry more): whoever writes the server chooses what a manifest
+  // lists, and a lookup, unlike a prefetch, only takes an entry matching
+  // the tree.
+  uint64_t prefetch_budget_bytes = uint64_t{2} << 30;
   // A process nobody sees the output of (a wrapper's upload child): its
   // failures are counted but neither warned of nor leave the server alone,
   // so the build's next lookup finds the failure itself and says so.
@@ -73,6 +79,16 @@ class RemoteCache {
   std::vector<Sent> upload(const std::vector<pb::CacheEntry>& entries, std::vector<std::string>* warnings);
   // One entry; false when it should be tried again later.
   bool upload(const pb::CacheEntry& e, std::vector<std::string>* warnings);
+
+  // A build's start: every entry the last build of this command (on any
+  // machine) used, listed in its manifest, fetched into the local cache
+  // ahead of the commands that will ask (blobs checked, entries sealed or
+  // signed; whether one matches is for the lookup that uses it). Stops
+  // between requests once stop() says so. How many entries were taken.
+  size_t prefetch(const Digest& build, const std::function<bool()>& stop, std::vector<std::string>* warnings);
+  // A build's end: the manifest of build, listing the entries it used
+  // (uploaded already), replaces the last one. False if the server failed.
+  bool publish(const Digest& build, const std::vector<pb::CacheEntry>& used, std::vector<std::string>* warnings);
 
   RemoteHealth& health() { return health_; }
   const RemoteOptions& options() const { return options_; }
@@ -117,6 +133,12 @@ class RemoteCache {
   // A blob d from the server was not what its digest says (how): a
   // warning, and the blob deleted from the server when this client writes.
   void damaged(const Digest& d, const std::string& how, Outcome* out);
+  // An entry's ActionResult at `at`, its entry blob checked and parsed (a
+  // valid weak key, whichever); nullopt with out.
+  std::optional<pb::CacheEntry> entry_from(const HttpReply& r, const std::string& at, Outcome* out);
+  // An entry found on the server, into the local cache: its blobs, then the
+  // entry; false with out (never one making a setuid or setgid file).
+  bool take(const pb::CacheEntry& e, Outcome* out);
   // The blobs of e the local store lacks, brought in; false with out.
   bool bring_objects(const pb::CacheEntry& e, Outcome* out);
   // The blobs of the batch's entries the server lacks, sent (an entry whose
@@ -131,7 +153,8 @@ class RemoteCache {
   std::string http_error_;
   RemoteHealth health_;
   std::string key_id_;
-  std::string entry_key_, shapes_key_;  // derived from options_.key; "" unsigned
+  uint64_t received_ = 0;  // bytes downloaded, all requests
+  std::string entry_key_, shapes_key_, manifest_key_;  // derived from options_.key; "" unsigned
 };
 
 }  // namespace bsandbox

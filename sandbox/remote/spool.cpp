@@ -50,24 +50,28 @@ Result<UploadSpool> UploadSpool::open(Cache& local, const RemoteOptions& remote)
   return UploadSpool(std::move(*dir));
 }
 
-Result<void> UploadSpool::add(const Digest& weak, const Digest& strong) {
-  std::string name = weak.hex() + "." + strong.hex();
-  int fd = ::openat(dir_.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+namespace {
+
+constexpr std::string_view kUsed = ".used";
+
+Result<void> add_item(int dir, const std::string& name) {
+  int fd = ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 && errno != EEXIST) return fail_errno("the upload spool", errno);
   if (fd >= 0) ::close(fd);
   return {};
 }
 
-std::vector<SpoolItem> UploadSpool::pending() const {
+// The items named WEAK.STRONG + suffix, oldest first.
+std::vector<SpoolItem> items(int dir, std::string_view suffix) {
   std::vector<std::pair<int64_t, SpoolItem>> found;
-  auto names = list_dir(dir_.get(), "the upload spool");
+  auto names = list_dir(dir, "the upload spool");
   if (!names) return {};
   for (const auto& n : *names) {
-    if (n.size() != 129 || n[64] != '.') continue;
+    if (n.size() != 129 + suffix.size() || n[64] != '.' || !std::string_view(n).ends_with(suffix)) continue;
     auto weak = Digest::from_hex(n.substr(0, 64));
-    auto strong = Digest::from_hex(n.substr(65));
+    auto strong = Digest::from_hex(n.substr(65, 64));
     struct stat st;
-    if (!weak || !strong || ::fstatat(dir_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!weak || !strong || ::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     found.push_back({static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
                      SpoolItem{*weak, *strong, n}});
   }
@@ -76,6 +80,20 @@ std::vector<SpoolItem> UploadSpool::pending() const {
   for (auto& [_, item] : found) out.push_back(std::move(item));
   return out;
 }
+
+}  // namespace
+
+Result<void> UploadSpool::add(const Digest& weak, const Digest& strong) {
+  return add_item(dir_.get(), weak.hex() + "." + strong.hex());
+}
+
+std::vector<SpoolItem> UploadSpool::pending() const { return items(dir_.get(), ""); }
+
+Result<void> UploadSpool::add_used(const Digest& weak, const Digest& strong) {
+  return add_item(dir_.get(), weak.hex() + "." + strong.hex() + std::string(kUsed));
+}
+
+std::vector<SpoolItem> UploadSpool::used() const { return items(dir_.get(), kUsed); }
 
 bool UploadSpool::waits(const SpoolItem& item) const {
   struct stat st;

@@ -46,6 +46,11 @@ class UploadSpool {
   Result<void> add(const Digest& weak, const Digest& strong);
   // What waits, oldest first.
   std::vector<SpoolItem> pending() const;
+  // Notes an entry a build used (a hit, or stored), for the build's
+  // manifest (RemoteCache::publish); used() lists them, oldest first, until
+  // done().
+  Result<void> add_used(const Digest& weak, const Digest& strong);
+  std::vector<SpoolItem> used() const;
   // Whether item still waits.
   bool waits(const SpoolItem& item) const;
   void done(const SpoolItem& item);

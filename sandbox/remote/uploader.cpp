@@ -24,8 +24,22 @@
 namespace bsandbox {
 namespace {
 
+// The manifest of build: the entries the spool noted as used (this
+// build's, and any an earlier build could not publish), then forgotten.
+void publish(UploadSpool& spool, RemoteCache& remote, const Digest& build, const Uploader::Say& say) {
+  auto used = spool.used();
+  std::vector<pb::CacheEntry> entries;
+  for (const auto& u : used)
+    if (auto e = remote.local().entry(u.weak, u.strong)) entries.push_back(std::move(*e));
+  std::vector<std::string> warnings;
+  bool published = remote.publish(build, entries, &warnings);
+  for (const auto& w : warnings) say("warning: cache: " + w);
+  if (published)
+    for (const auto& u : used) spool.done(u);
+}
+
 [[noreturn]] void run_uploader(const RemoteOptions& options, const std::string& dir, const std::string& key,
-                               const Uploader::Say& say, int go) {
+                               const std::optional<Digest>& build, const Uploader::Say& say, int go) {
   auto local = Cache::open(dir, key);
   if (!local) ::_exit(0);
   auto remote = RemoteCache::open(options, *local);
@@ -46,13 +60,72 @@ namespace {
     }
     if (!held.valid())
       if (auto lock = spool->lock(/*wait=*/false)) held = std::move(*lock);
-    if (held.valid()) {
-      drain(*spool, *remote, say);
-      if (over) ::_exit(0);
-    } else if (over && std::none_of(ours.begin(), ours.end(), [&](const auto& i) { return spool->waits(i); })) {
-      ::_exit(0);  // another build's uploader, which holds the lock, sent them
+    if (held.valid()) drain(*spool, *remote, say);
+    // Once over: when its entries are sent (by this uploader, or another
+    // build's, which holds the lock), the build's manifest.
+    if (over && (held.valid() || std::none_of(ours.begin(), ours.end(), [&](const auto& i) { return spool->waits(i); }))) {
+      if (build) publish(*spool, *remote, *build, say);
+      ::_exit(0);
     }
   }
+}
+
+// Fetches what the manifest of build lists, until the build is over (go
+// closed) or everything is here.
+[[noreturn]] void run_prefetcher(const RemoteOptions& options, const std::string& dir, const std::string& key,
+                                 const Digest& build, const Uploader::Say& say, int go) {
+  auto local = Cache::open(dir, key);
+  if (!local) ::_exit(0);
+  auto remote = RemoteCache::open(options, *local);
+  if (!remote) ::_exit(0);
+  auto over = [go] {
+    pollfd p{go, POLLIN, 0};
+    return ::poll(&p, 1, 0) != 0;
+  };
+  std::vector<std::string> warnings;
+  remote->prefetch(build, over, &warnings);
+  for (const auto& w : warnings) say("warning: cache: " + w);
+  ::_exit(0);
+}
+
+// Starts body(go) in a process that is nobody's child here (forked twice)
+// and holds no descriptor of the parent's but stderr; go is a pipe's read
+// end the parent closes to say the build is over. The parent's ends: go's
+// write end and a pipe that reaches end of file once the process exits.
+Result<std::pair<UniqueFd, UniqueFd>> spawn_detached(const std::function<void(int go)>& body) {
+  int go[2], done[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
+  if (::pipe2(done, O_CLOEXEC) != 0) {
+    ::close(go[0]);
+    ::close(go[1]);
+    return fail_errno("pipe", errno);
+  }
+  UniqueFd go_read(go[0]), go_write(go[1]), done_read(done[0]), done_write(done[1]);
+  pid_t middle = ::fork();
+  if (middle < 0) return fail_errno("fork", errno);
+  if (middle == 0) {
+    if (::fork() != 0) ::_exit(0);
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+    }
+    // Nothing of the parent's but stderr: not its capture pipes, journal,
+    // agent connection or the build's pipes, whose readers would wait.
+    ::dup2(go_read.get(), 3);
+    ::dup2(done_write.get(), 4);  // held open until it exits
+    ::close_range(5, ~0U, 0);
+    (void)go_read.release();
+    (void)go_write.release();
+    (void)done_read.release();
+    (void)done_write.release();
+    body(3);
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+  return std::make_pair(std::move(go_write), std::move(done_read));
 }
 
 }  // namespace
@@ -92,39 +165,19 @@ size_t drain(UploadSpool& spool, RemoteCache& remote, const std::function<void(c
 }
 
 Result<Uploader> Uploader::start(const RemoteOptions& options, const Cache& local, const std::string& local_key,
-                                 Say say) {
-  int go[2], done[2];
-  if (::pipe2(go, O_CLOEXEC) != 0) return fail_errno("pipe", errno);
-  if (::pipe2(done, O_CLOEXEC) != 0) {
-    ::close(go[0]);
-    ::close(go[1]);
-    return fail_errno("pipe", errno);
-  }
-  UniqueFd go_read(go[0]), go_write(go[1]), done_read(done[0]), done_write(done[1]);
-  pid_t middle = ::fork();
-  if (middle < 0) return fail_errno("fork", errno);
-  if (middle == 0) {
-    if (::fork() != 0) ::_exit(0);
-    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-      ::dup2(null, 0);
-      ::dup2(null, 1);
-    }
-    // Nothing of the parent's but stderr: not its capture pipes, journal,
-    // agent connection or the build's pipes, whose readers would wait.
-    ::dup2(go_read.get(), 3);
-    ::dup2(done_write.get(), 4);  // held open until it exits
-    ::close_range(5, ~0U, 0);
-    (void)go_read.release();
-    (void)go_write.release();
-    (void)done_read.release();
-    (void)done_write.release();
-    run_uploader(options, local.dir(), local_key, say, 3);
-  }
-  int status = 0;
-  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
-  }
-  return Uploader(std::move(go_write), std::move(done_read));
+                                 std::optional<Digest> build, Say say) {
+  std::string dir = local.dir();
+  auto fds = spawn_detached([&](int go) { run_uploader(options, dir, local_key, build, say, go); });
+  if (!fds) return tl::unexpected(fds.error());
+  return Uploader(std::move(fds->first), std::move(fds->second));
+}
+
+Result<Prefetcher> Prefetcher::start(const RemoteOptions& options, const Cache& local, const std::string& local_key,
+                                     const Digest& build, Uploader::Say say) {
+  std::string dir = local.dir();
+  auto fds = spawn_detached([&](int go) { run_prefetcher(options, dir, local_key, build, say, go); });
+  if (!fds) return tl::unexpected(fds.error());
+  return Prefetcher(std::move(fds->first));
 }
 
 bool Uploader::finish(int timeout_ms, const Say& progress) {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,10 @@ class Uploader {
   // local (opened again in the uploader, with local_key, after every other
   // descriptor is closed); say prints a warning (it runs in the uploader,
   // on bsandbox's stderr).
+  // With build, the uploader publishes the build's manifest at its end
+  // (RemoteCache::publish: the entries its wrappers noted as used).
   static Result<Uploader> start(const RemoteOptions& options, const Cache& local, const std::string& local_key,
-                                Say say);
+                                std::optional<Digest> build, Say say);
   Uploader(Uploader&&) noexcept = default;
   Uploader& operator=(Uploader&&) noexcept = default;
 
@@ -48,6 +51,22 @@ class Uploader {
   Uploader(UniqueFd go, UniqueFd done) : go_(std::move(go)), done_(std::move(done)) {}
   UniqueFd go_;    // ours to close: the build is over
   UniqueFd done_;  // end of file once the uploader has exited
+};
+
+// The process that fetches, when a build starts, what the last build of
+// the same command used (RemoteCache::prefetch, the manifest), while the
+// build runs: started as the uploader is; told to stop (between requests)
+// when this object goes, at the build's end, not waited for.
+class Prefetcher {
+ public:
+  static Result<Prefetcher> start(const RemoteOptions& options, const Cache& local, const std::string& local_key,
+                                  const Digest& build, Uploader::Say say);
+  Prefetcher(Prefetcher&&) noexcept = default;
+  Prefetcher& operator=(Prefetcher&&) noexcept = default;
+
+ private:
+  explicit Prefetcher(UniqueFd go) : go_(std::move(go)) {}
+  UniqueFd go_;  // closed: the build is over
 };
 
 }  // namespace bsandbox

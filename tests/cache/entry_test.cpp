@@ -71,7 +71,7 @@ TEST_CASE("read_entry: sealed and signed entries read back; the other kind is fo
     refused = read_entry(t.fd.get(), other, other, "another key, 16+", &foreign);
     REQUIRE_FALSE(refused);
     CHECK(foreign);
-    CHECK(refused.error().message == std::string(other) + ": not signed with this cache's key; ignored");
+    CHECK(refused.error().message == std::string(other) + ": a cache entry not signed with this cache's key; ignored");
   }
   put_file(t / "short", "BSM1" + std::string(10, 'x'));  // too short to hold a signature
   CHECK_FALSE(read_entry(t.fd.get(), "short", "short", key, &foreign));

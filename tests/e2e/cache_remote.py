@@ -396,6 +396,100 @@ def under_exec():
     check(s["remote hits"] > 0 and s["remote misses"] == 0, f"B's hits came from the remote:\n{s['text']}")
 
 
+@remote_check
+def prefetch():
+    """make under bsandbox exec publishes the build's manifest at its end;
+    the same build on another machine (an empty local cache, a checkout at
+    the same path) fetches every entry it lists as it starts, so its
+    wrappers hit locally without asking the server; a manifest forged by
+    another writer is ignored with signing on, and a build of another
+    command finds none."""
+    need_nginx()
+    if os.geteuid() != 0:
+        skip("the tracer service needs the eBPF backend (root)")
+    n = Nginx()
+    secrets = scratch("prefetch-secrets")
+    key = secret_file(secrets, "key", "a-secret-of-more-than-16-bytes\n")
+    want = plain_build("prefetch-ref")
+
+    def at_same_path(tag, path):
+        m = Machine(tag, n.url, dir=path, BSANDBOX_CACHE_REMOTE_KEY=key)
+        os.mkdir(m.dir, 0o700)
+        write(os.path.join(m.dir, "Makefile"), cache.MAKEFILE)
+        for rel, text in cache.SOURCES.items():
+            write(os.path.join(m.dir, rel), text)
+        os.makedirs(os.path.join(m.dir, "override"))
+        return m
+
+    def build(m):
+        # The prefetch has 3 s before make asks anything. The pause is the
+        # same in every build: the environment is part of every weak key.
+        return subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--", "sh", "-c",
+                               f"sleep $PAUSE; make -s SHELL={WRAP}"], cwd=m.dir, env=m.env(PAUSE="3"),
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+
+    path = os.path.join(scratch("prefetch-path"), "checkout")
+    a = at_same_path("prefetch-A", path)
+    p = build(a)
+    check(p.returncode == 0, f"A: {p.stderr}")
+    n.settle()
+    check(n.files("ac"), "A uploaded")
+    os.rename(path, path + "-A")
+    b = at_same_path("prefetch-B", path)
+    p = build(b)
+    check(p.returncode == 0, f"B: {p.stderr}")
+    same_outputs(b, want, "B's build, fetched ahead", p.stderr)
+    s = b.stats()
+    check(s["remote prefetch"] >= 3, f"B fetched A's entries ahead:\n{s['text']}")
+    check(s["remote hits"] == 0 and s["remote misses"] == 0 and s["hits"] >= 3,
+          f"B's wrappers hit locally, asking the server nothing:\n{s['text']}\n{p.stderr}")
+    check(set(compiles(p.stderr).values()) == {"hit"}, f"B's compiles hit: {compiles(p.stderr)}")
+    n.settle()
+    # Another command (another build key): no manifest, nothing ahead.
+    os.rename(path, path + "-B")
+    c = at_same_path("prefetch-C", path)
+    p = subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--", "sh", "-c",
+                        f"sleep $PAUSE; make -s SHELL={WRAP} all"], cwd=c.dir, env=c.env(PAUSE="3"),
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    check(p.returncode == 0, f"C: {p.stderr}")
+    s = c.stats()
+    check(s["remote prefetch"] == 0 and s["remote hits"] >= 3, f"C: nothing ahead, hits from lookups:\n{s['text']}")
+    # A forged manifest: the same build unsigned, by a writer without the
+    # key, overwritten onto the signed one's name is ignored.
+    n.settle()
+    forged = 0
+    for rel, body in n.files("ac").items():
+        try:
+            ar, _ = parse_action_result(body)
+        except WireError:
+            continue
+        if any(f["path"] == ".bsandbox/manifest" for f in ar["output_files"]):
+            manifest = [f for f in ar["output_files"] if f["path"] == ".bsandbox/manifest"][0]
+            blob = manifest["contents"]
+            check(blob.startswith(b"BSM1"), "the manifest is signed")
+            unsigned = seal_bsc1(blob[36:])
+            ar_body = encode_fields([(2, 2, encode_fields([(1, 2, b".bsandbox/manifest"),
+                                                           (2, 2, digest_msg_of(unsigned)),
+                                                           (5, 2, unsigned)]))])
+            with open(os.path.join(n.data, rel), "wb") as f:
+                f.write(ar_body)
+            with open(os.path.join(n.data, "cas", hashlib.sha256(unsigned).hexdigest()), "wb") as f:
+                f.write(unsigned)
+            forged += 1
+    check(forged >= 1, "a manifest was on the server to forge")
+    os.rename(path, path + "-C")
+    d = at_same_path("prefetch-D", path)
+    p = build(d)
+    check(p.returncode == 0, f"D: {p.stderr}")
+    s = d.stats()
+    check(s["remote prefetch"] == 0, f"D took nothing from a forged manifest:\n{s['text']}")
+    check("manifest" in p.stderr and "signed" in p.stderr, f"D was warned of the forgery: {p.stderr}")
+
+
+def digest_msg_of(blob):
+    return encode_fields([(1, 2, hashlib.sha256(blob).hexdigest().encode()), (2, 0, len(blob))])
+
+
 CMAKE_FILES = {
     "CMakeLists.txt": "cmake_minimum_required(VERSION 3.13)\nproject(demo C)\n"
                       "add_library(util STATIC util.c)\nadd_executable(demo main.c)\n"
@@ -803,7 +897,7 @@ def secrets_not_inputs():
     m = Machine("secret-A", n.url)
     control = os.path.join(m.dir, "control.txt")
     write(control, "a plain input of the build " + os.urandom(8).hex() + "\n")
-    p = subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", f"--cache={m.cache}",
+    p = subprocess.run([BSANDBOX, "exec", "--no-journal", "--backend=ebpf", f"--cache={m.cache}",
                         f"--cache-remote={n.url}", f"--cache-remote-key={key}",
                         f"--cache-remote-credentials={cred}", "--",
                         "sh", "-c", f"cat control.txt >/dev/null && make -s SHELL={WRAP}"],
@@ -832,9 +926,10 @@ def secrets_not_inputs():
             return f.read()
 
     held = holders(content(control))
+    check(held or "uncacheable" not in p.stderr, f"the enclosing command was cached: {p.stderr}")
     check(any(not h.startswith(("ac", "cas")) for h in held) and any(h.startswith("ac") or h.startswith("cas")
                                                                         for h in held),
-          f"control: the plain input's hash is in the local cache and on the server ({held})")
+          f"control: the plain input's hash is in the local cache and on the server ({held}): {p.stderr}")
     for what, path in (("the remote key", key), ("the credentials", cred)):
         check(not holders(content(path)), f"{what}: its hash is stored nowhere ({holders(content(path))})")
 

@@ -145,6 +145,14 @@ TEST_CASE("keys separate signers, commands, shapes and, for entries naming it, r
   CHECK(layout::entry_key("unsigned", w1, keyed, p, "/a") != layout::entry_key("unsigned", w1, s, p, "/a"));
   CHECK(layout::ac_path(w1) == "ac/" + w1.hex());
   CHECK(layout::cas_path(w1) == "cas/" + w1.hex());
+  // A build's manifest: its command (argument boundaries kept), directory,
+  // root and the signer; never an entry's or an index's name.
+  Digest b = layout::build_key({"make", "-j2"}, "/src", "/src");
+  CHECK(b != layout::build_key({"make -j2"}, "/src", "/src"));
+  CHECK(b != layout::build_key({"make", "-j2"}, "/src/sub", "/src"));
+  CHECK(b != layout::build_key({"make", "-j2"}, "/src", "/"));
+  CHECK(layout::manifest_key("unsigned", b) != layout::manifest_key(layout::key_id("k0123456789abcdef"), b));
+  CHECK(layout::manifest_key("unsigned", b) != layout::index_key("unsigned", b));
 }
 
 TEST_CASE("an entry's ActionResult names every blob with a path a REAPI server accepts") {

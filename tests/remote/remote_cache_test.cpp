@@ -423,6 +423,91 @@ TEST_CASE("a shared local cache takes from a remote only if the remote is signed
   CHECK(RemoteCache::open(o, *shared));
 }
 
+TEST_CASE("a build's manifest: the next build of the same command fetches what it used, ahead") {
+  HttpServer server;
+  Machine a, b;
+  const std::string key = "a secret of sixteen bytes or more";
+  auto ra = a.remote(server.url(), key);
+  std::vector<std::string> warnings;
+  std::vector<pb::CacheEntry> used{a.build_and_upload(ra, &warnings), a.store("second", "two\n"),
+                                   a.store("third", "three\n")};
+  for (size_t i = 1; i < used.size(); ++i) REQUIRE(ra.upload(used[i], &warnings));
+  Digest build = remote_layout::build_key({"make"}, "/src", "/src");
+  REQUIRE(ra.publish(build, used, &warnings));
+  CHECK(warnings.empty());
+  auto never = [] { return false; };
+
+  SUBCASE("another machine takes every entry, then hits locally, asking the server nothing") {
+    auto rb = b.remote(server.url(), key);
+    CHECK(rb.prefetch(build, never, &warnings) == 3);
+    CHECK(warnings.empty());
+    CacheRequest req = b.request();
+    std::string why;
+    auto hit = b.cache->fetch(req, &why, &warnings);
+    REQUIRE(hit);
+    REQUIRE(*hit);
+    CHECK(get_file(b.root + "/out.o") == "object of int x;\n");
+    CacheStats s = b.cache->counters();
+    CHECK(s.remote_prefetched == 3);
+    CHECK(s.remote_hits == 0);
+    CHECK(rb.prefetch(build, never, &warnings) == 0);  // here already
+  }
+  SUBCASE("another build, or another key, has no manifest") {
+    auto rb = b.remote(server.url(), key);
+    CHECK(rb.prefetch(remote_layout::build_key({"make", "all"}, "/src", "/src"), never, &warnings) == 0);
+    CHECK(rb.prefetch(remote_layout::build_key({"make"}, "/elsewhere", "/elsewhere"), never, &warnings) == 0);
+    auto rc = b.remote(server.url());
+    CHECK(rc.prefetch(build, never, &warnings) == 0);
+    CHECK(warnings.empty());
+  }
+  SUBCASE("a manifest rewritten by a writer without the key is ignored with a warning") {
+    std::string at = "/" + remote_layout::ac_path(remote_layout::manifest_key(remote_layout::key_id(key), build));
+    reapi::ActionResult ar;
+    REQUIRE(ar.ParseFromString(server.objects()[at]));
+    std::string forged = seal_entry("", ar.output_files(0).contents().substr(4 + 32));
+    ar.mutable_output_files(0)->set_contents(forged);
+    ar.mutable_output_files(0)->mutable_digest()->set_hash(hash_bytes(forged).hex());
+    ar.mutable_output_files(0)->mutable_digest()->set_size_bytes(static_cast<int64_t>(forged.size()));
+    server.set(at, ar.SerializeAsString());
+    auto rb = b.remote(server.url(), key);
+    CHECK(rb.prefetch(build, never, &warnings) == 0);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("a manifest not signed with this cache's key") != std::string::npos);
+  }
+  SUBCASE("an entry gone from the server is skipped, the others are taken") {
+    CacheRequest req = a.request();
+    for (const auto& path : paths_under(server, "/ac/")) {
+      reapi::ActionResult ar;
+      REQUIRE(ar.ParseFromString(server.objects()[path]));
+      auto entry = remote_layout::output_named(ar, remote_layout::kEntryPath);
+      pb::CacheEntry e;
+      if (entry && entry->inlined && e.ParseFromString(entry->inlined->substr(4 + 32)) && e.argv(2) == "cc in.c")
+        server.erase(path);
+    }
+    auto rb = b.remote(server.url(), key);
+    CHECK(rb.prefetch(build, never, &warnings) == 2);
+    CHECK(warnings.empty());
+  }
+  SUBCASE("a prefetch stops past its byte budget, and when told to") {
+    RemoteOptions o = b.remote(server.url(), key).options();
+    o.prefetch_budget_bytes = 1;
+    auto rb = RemoteCache::open(o, *b.cache);
+    REQUIRE(rb);
+    CHECK(rb->prefetch(build, never, &warnings) == 1);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("the manifest lists more than the prefetch's") != std::string::npos);
+    auto rc = b.remote(server.url(), key);
+    CHECK(rc.prefetch(build, [] { return true; }, &warnings) == 0);
+  }
+  SUBCASE("a read-only client publishes nothing") {
+    Machine c;
+    auto rc = c.remote(server.url(), key, /*upload=*/false);
+    size_t before = server.puts;
+    CHECK(rc.publish(remote_layout::build_key({"other"}, "/src", "/src"), used, &warnings));
+    CHECK(server.puts == before);
+  }
+}
+
 TEST_CASE("a remote URL names a server and holds no credentials") {
   CHECK(check_remote_url("http://cache:8080/prefix") == "");
   CHECK(check_remote_url("https://cache.example") == "");

@@ -63,6 +63,27 @@ TEST_CASE("a spool holds entries for one server and key, once each, oldest first
   CHECK(a->pending().size() == 1);
 }
 
+TEST_CASE("what a build used is noted apart from what waits to go") {
+  TempDir t("spool");
+  auto cache = Cache::open(t / "cache");
+  REQUIRE(cache);
+  auto a = UploadSpool::open(*cache, server("http://a:8080"));
+  REQUIRE(a);
+  REQUIRE(a->add(d('1'), d('2')));
+  REQUIRE(a->add_used(d('1'), d('2')));
+  REQUIRE(a->add_used(d('5'), d('6')));
+  REQUIRE(a->add_used(d('5'), d('6')));  // twice is once
+  CHECK(a->pending().size() == 1);
+  auto used = a->used();
+  REQUIRE(used.size() == 2);
+  CHECK(used[0].weak != used[1].weak);
+  for (const auto& u : used) CHECK((u.weak == d('1') || u.weak == d('5')));
+  a->done(used[0]);
+  REQUIRE(a->used().size() == 1);
+  CHECK(a->used()[0].weak == used[1].weak);
+  CHECK(a->pending().size() == 1);  // the upload still waits
+}
+
 TEST_CASE("a spool others can write, or a symlink in its place, is refused") {
   TempDir t("spool");
   auto cache = Cache::open(t / "cache");
