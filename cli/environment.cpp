@@ -52,10 +52,14 @@ std::string default_agent_socket() {
 Result<void> remote_defaults(ExecOptions& o) {
   if (o.cache_remote.empty())
     if (const char* v = variable("BSANDBOX_CACHE_REMOTE")) o.cache_remote = v;
-  if (const char* v = variable("BSANDBOX_CACHE_REMOTE_UPLOAD")) {
+  // A yes|no variable: "no" turns the option off; anything else but yes is an error.
+  for (auto [name, on] : {std::pair{"BSANDBOX_CACHE_REMOTE_UPLOAD", &o.cache_remote_upload},
+                          std::pair{"BSANDBOX_CACHE_REMOTE_PREFETCH", &o.cache_remote_prefetch}}) {
+    const char* v = variable(name);
+    if (!v) continue;
     std::string_view u(v);
-    if (u != "yes" && u != "no") return fail("BSANDBOX_CACHE_REMOTE_UPLOAD is yes or no, not '" + printable(v) + "'");
-    if (u == "no") o.cache_remote_upload = false;
+    if (u != "yes" && u != "no") return fail(std::string(name) + " is yes or no, not '" + printable(v) + "'");
+    if (u == "no") *on = false;
   }
   if (o.cache_remote_key_file.empty())
     if (const char* v = variable("BSANDBOX_CACHE_REMOTE_KEY")) o.cache_remote_key_file = v;

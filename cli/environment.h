@@ -7,6 +7,7 @@
 //   BSANDBOX_CACHE_SIZE   the size a cache is kept to ("5G"; else 10 GiB)
 //   BSANDBOX_AGENT        bsandboxd's socket (else /run/bsandbox/agent.sock)
 //   BSANDBOX_CACHE_REMOTE, BSANDBOX_CACHE_REMOTE_UPLOAD (yes|no),
+//   BSANDBOX_CACHE_REMOTE_PREFETCH (yes|no),
 //   BSANDBOX_CACHE_REMOTE_KEY (a file), BSANDBOX_CACHE_REMOTE_CREDENTIALS
 //   (a file), BSANDBOX_CACHE_REMOTE_TOKEN (a bearer token itself): a remote
 //   cache, for the options of exec and wrap left unset
@@ -28,8 +29,8 @@ std::string default_agent_socket();
 
 struct ExecOptions;
 // Fills o's remote cache options that the command line left unset from
-// the environment; an error for a BSANDBOX_CACHE_REMOTE_UPLOAD that is
-// neither yes nor no.
+// the environment; an error for a BSANDBOX_CACHE_REMOTE_UPLOAD or _PREFETCH
+// that is neither yes nor no.
 Result<void> remote_defaults(ExecOptions& o);
 // The remote cache o asks for, with its key and credentials read, or
 // nullopt when none is. An error names the file or value at fault.

@@ -374,6 +374,7 @@ void start_remote_helpers(Exec& x) {
   std::string key = x.cache_key;
   std::optional<RemoteCache> wrappers_remote;
   RemoteCache* remote = x.remote ? &*x.remote : nullptr;
+  bool prefetch = x.o.cache_remote_prefetch;
   if (!remote) {
     // Not cached itself, but a build whose wrappers use a remote cache
     // (BSANDBOX_CACHE_REMOTE): their uploads, and their one warning, are
@@ -381,6 +382,7 @@ void start_remote_helpers(Exec& x) {
     ExecOptions wrappers = x.o;
     wrappers.cache_dir = default_cache_dir();
     if (!remote_defaults(wrappers) || wrappers.cache_remote.empty()) return;
+    prefetch = wrappers.cache_remote_prefetch;
     if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) wrappers.cache_key_file = k;
     auto options = remote_options(wrappers);
     key.clear();
@@ -406,7 +408,8 @@ void start_remote_helpers(Exec& x) {
   std::string root = path::resolve(x.cwd, x.o.cache_root ? *x.o.cache_root : root_env && *root_env ? root_env : ".");
   Digest build = remote_layout::build_key(x.o.argv, x.cwd, root);
   auto print = [](const std::string& line) { say(line); };
-  if (auto p = Prefetcher::start(remote->options(), *cache, key, build, print)) x.prefetcher.emplace(std::move(*p));
+  if (prefetch)
+    if (auto p = Prefetcher::start(remote->options(), *cache, key, build, print)) x.prefetcher.emplace(std::move(*p));
   if (!remote->options().upload) return;
   auto u = Uploader::start(remote->options(), *cache, key, build, print);
   if (!u) {

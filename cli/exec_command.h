@@ -46,6 +46,7 @@ struct ExecOptions {
   // URL, else $BSANDBOX_CACHE_REMOTE; the others likewise.
   std::string cache_remote;
   bool cache_remote_upload = true;           // --cache-remote-upload=no: read-only
+  bool cache_remote_prefetch = true;         // --cache-remote-prefetch=no: no fetching ahead
   std::string cache_remote_key_file;         // entries signed with, and checked against, this secret
   std::string cache_remote_credentials_file; // "Bearer TOKEN" or "USER:PASSWORD"
   // bsandbox-wrap: run the command untraced when it cannot be cached, and

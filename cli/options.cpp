@@ -55,6 +55,8 @@ const char kUsage[] =
     "                      protocol (nginx WebDAV, bazel-remote): a local miss asks\n"
     "                      it, a stored run is uploaded ($BSANDBOX_CACHE_REMOTE)\n"
     "  --cache-remote-upload yes|no  no: only download (untrusted jobs)\n"
+    "  --cache-remote-prefetch yes|no  no: do not fetch, as the build starts,\n"
+    "                      what the last build of the same command used\n"
     "  --cache-remote-key FILE  sign entries with this secret; ignore unsigned ones\n"
     "  --cache-remote-credentials FILE  \"Bearer TOKEN\" or \"USER:PASSWORD\"\n"
     "                      (or $BSANDBOX_CACHE_REMOTE_TOKEN)\n"
@@ -106,7 +108,8 @@ const std::pair<const char*, bool ExecOptions::*> kExecFlags[] = {
 // exec's options that take a value ("--name VALUE" or "--name=VALUE").
 const char* const kExecValued[] = {"--json", "--record", "--backend", "--buffer-size", "--cache-root",
                                    "--cache-unkeyed-listing", "--cache-key", "--cache-remote",
-                                   "--cache-remote-upload", "--cache-remote-key", "--cache-remote-credentials"};
+                                   "--cache-remote-upload", "--cache-remote-prefetch", "--cache-remote-key",
+                                   "--cache-remote-credentials"};
 
 Result<void> set_exec_value(ExecOptions& o, const std::string& name, const std::string& v) {
   if (name == "--json") {
@@ -132,9 +135,9 @@ Result<void> set_exec_value(ExecOptions& o, const std::string& name, const std::
   } else if (name == "--cache-remote") {
     if (v.empty()) return fail("--cache-remote needs a URL");
     o.cache_remote = v;
-  } else if (name == "--cache-remote-upload") {
-    if (v != "yes" && v != "no") return fail("--cache-remote-upload is yes or no, not '" + v + "'");
-    o.cache_remote_upload = v == "yes";
+  } else if (name == "--cache-remote-upload" || name == "--cache-remote-prefetch") {
+    if (v != "yes" && v != "no") return fail(name + " is yes or no, not '" + v + "'");
+    (name == "--cache-remote-upload" ? o.cache_remote_upload : o.cache_remote_prefetch) = v == "yes";
   } else if (name == "--cache-remote-key") {
     o.cache_remote_key_file = v;
   } else if (name == "--cache-remote-credentials") {
@@ -158,6 +161,7 @@ Result<void> check_exec(ExecOptions& o) {
                            : !o.unkeyed_listings.empty() ? "--cache-unkeyed-listing"
                            : !o.cache_remote.empty()     ? "--cache-remote"
                            : !o.cache_remote_upload      ? "--cache-remote-upload"
+                           : !o.cache_remote_prefetch    ? "--cache-remote-prefetch"
                            : !o.cache_remote_key_file.empty() ? "--cache-remote-key"
                            : !o.cache_remote_credentials_file.empty() ? "--cache-remote-credentials"
                                                          : nullptr;

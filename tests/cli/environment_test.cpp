@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "cli/exec_command.h"
 #include "sandbox/cache/cache.h"
 
 using namespace bsandbox;
@@ -36,4 +37,19 @@ TEST_CASE("the agent's socket: BSANDBOX_AGENT, else the system one") {
   CHECK(default_agent_socket() == "/run/bsandbox/agent.sock");
   ::setenv("BSANDBOX_AGENT", "/tmp/a.sock", 1);
   CHECK(default_agent_socket() == "/tmp/a.sock");
+}
+
+TEST_CASE("the remote cache's yes|no variables: no turns the option off, anything else is an error") {
+  ExecOptions o;
+  ::setenv("BSANDBOX_CACHE_REMOTE_PREFETCH", "no", 1);
+  ::setenv("BSANDBOX_CACHE_REMOTE_UPLOAD", "yes", 1);
+  REQUIRE(remote_defaults(o));
+  CHECK_FALSE(o.cache_remote_prefetch);
+  CHECK(o.cache_remote_upload);
+  ::setenv("BSANDBOX_CACHE_REMOTE_UPLOAD", "0", 1);
+  auto bad = remote_defaults(o);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message == "BSANDBOX_CACHE_REMOTE_UPLOAD is yes or no, not '0'");
+  ::unsetenv("BSANDBOX_CACHE_REMOTE_PREFETCH");
+  ::unsetenv("BSANDBOX_CACHE_REMOTE_UPLOAD");
 }

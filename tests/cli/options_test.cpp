@@ -77,3 +77,15 @@ TEST_CASE("--trust-owner is taken by exec and by every journal command") {
   CHECK(std::get<GcCommand>(*p({"gc", "--trust-owner"})).trust_owner);
   CHECK_FALSE(std::get<DiffCommand>(*p({"diff", "2"})).trust_owner);
 }
+
+TEST_CASE("the remote cache's yes|no options, and only with --cache") {
+  auto c = p({"exec", "--cache", "--cache-remote=http://127.0.0.1:1", "--cache-remote-prefetch=no",
+              "--cache-remote-upload", "no", "--", "make"});
+  REQUIRE(c);
+  CHECK_FALSE(exec_of(c).cache_remote_prefetch);
+  CHECK_FALSE(exec_of(c).cache_remote_upload);
+  CHECK(p({"exec", "--cache", "--cache-remote-prefetch=maybe", "x"}).error().message ==
+        "--cache-remote-prefetch is yes or no, not 'maybe'");
+  CHECK(p({"exec", "--cache-remote-prefetch=no", "x"}).error().message ==
+        "--cache-remote-prefetch applies to cached runs (add --cache)");
+}

@@ -421,11 +421,11 @@ def prefetch():
         os.makedirs(os.path.join(m.dir, "override"))
         return m
 
-    def build(m):
+    def build(m, **extra):
         # The prefetch has 3 s before make asks anything. The pause is the
         # same in every build: the environment is part of every weak key.
         return subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--", "sh", "-c",
-                               f"sleep $PAUSE; make -s SHELL={WRAP}"], cwd=m.dir, env=m.env(PAUSE="3"),
+                               f"sleep $PAUSE; make -s SHELL={WRAP}"], cwd=m.dir, env=m.env(PAUSE="3", **extra),
                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
 
     path = os.path.join(scratch("prefetch-path"), "checkout")
@@ -483,7 +483,15 @@ def prefetch():
     check(p.returncode == 0, f"D: {p.stderr}")
     s = d.stats()
     check(s["remote prefetch"] == 0, f"D took nothing from a forged manifest:\n{s['text']}")
-    check("manifest" in p.stderr and "signed" in p.stderr, f"D was warned of the forgery: {p.stderr}")
+    check("a manifest not signed" in p.stderr, f"D was warned of the forgery: {p.stderr}")
+    # D's build published a signed manifest again; E says no to fetching ahead.
+    n.settle()
+    os.rename(path, path + "-D")
+    e = at_same_path("prefetch-E", path)
+    p = build(e, BSANDBOX_CACHE_REMOTE_PREFETCH="no")
+    check(p.returncode == 0, f"E: {p.stderr}")
+    s = e.stats()
+    check(s["remote prefetch"] == 0 and s["remote hits"] >= 3, f"E fetched nothing ahead:\n{s['text']}")
 
 
 def digest_msg_of(blob):
