@@ -12,7 +12,10 @@
 # server emptied first: every stored recipe is uploaded); "remote warm":
 # another machine, i.e. an empty local cache, against the server the upload
 # filled, directly and through bench/delay_proxy.py adding 5 ms and 20 ms of
-# round-trip time (this kernel has no netem); "upload 5ms": the upload again
+# round-trip time (this kernel has no netem), and at 5 ms once more without
+# fetching ahead (each command's lookup on its own path; a build fetches
+# ahead what the last build of the same command used, which the upload's
+# build published); "upload 5ms": the upload again
 # through the 5 ms proxy to an emptied server. All cached modes are
 # `bsandbox exec -- make SHELL=bsandbox-wrap` (bench/binutils.sh cache); the
 # two machines share the build directory's path, as CI runners do (binutils
@@ -42,7 +45,7 @@ build() {  # build MODE: one build of ld, its wall time on stdout
   fi
   remote_mode "$mode" "$work/rcache"
   t=$( { time BSANDBOX_CACHE="$cache" BSANDBOX_CACHE_ROOT="$obj" BSANDBOX_SHELL=/bin/bash \
-    BSANDBOX_CACHE_REMOTE="$remote" "$bsandbox" exec -q --no-journal -- \
+    BSANDBOX_CACHE_REMOTE="$remote" BSANDBOX_CACHE_REMOTE_PREFETCH="$prefetch" "$bsandbox" exec -q --no-journal -- \
     make -C "$obj" -j"$jobs" all-ld SHELL="$wrap" >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
   echo "$t"
 }

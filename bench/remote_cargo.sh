@@ -3,7 +3,8 @@
 # a real server (Debian's nginx, WebDAV, on loopback), side by side in one
 # run: the same modes as bench/remote.sh (bare; local cache cold and warm;
 # upload; another machine warm from the server directly and through 5 ms
-# and 20 ms of added round-trip time; upload through 5 ms).
+# (with and without fetching ahead) and 20 ms of added round-trip time;
+# upload through 5 ms).
 #
 # The workspace (built offline from Debian's librust-*-dev crates, a cargo
 # directory source): `textstats`, a library using regex and serde_json, and
@@ -88,6 +89,7 @@ build() {  # build MODE: one build from clean, its wall time on stdout
   remote_mode "$mode" "$work/cache"
   t=$( { time BSANDBOX_CACHE="$cache" BSANDBOX_CACHE_ROOT="$ws" RUSTC_WRAPPER="$wrap" \
     BSANDBOX_CACHE_UNKEYED_LISTINGS=target/debug/deps BSANDBOX_CACHE_REMOTE="$remote" \
+    BSANDBOX_CACHE_REMOTE_PREFETCH="$prefetch" \
     "$bsandbox" exec -q --no-journal -- cargo build -q -j "$jobs" >/dev/null 2>"$work/remote-$mode.err" </dev/null; } 2>&1 )
   echo "$t"
 }

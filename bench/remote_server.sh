@@ -31,13 +31,15 @@ p20=$!
 trap 'kill $p5 $p20 2>/dev/null; kill "$(cat "$srv/nginx.pid")" 2>/dev/null' EXIT
 sleep 0.5
 
-# The cache directory and server URL of a cached mode, in $cache and
-# $remote; empties what the mode must start without (a machine's local
+# The cache directory, server URL and whether the build fetches ahead (the
+# last build's manifest) of a cached mode, in $cache, $remote and
+# $prefetch; empties what the mode must start without (a machine's local
 # cache, the server). $1: the mode; $2: a prefix for cache directories.
 remote_mode() {
   local mode=$1 prefix=$2
-  remote=""
-  case $mode in
+  remote="" prefetch=yes
+  case $mode in *-noprefetch) prefetch=no ;; esac
+  case ${mode%-noprefetch} in
     local-cold | local-warm) cache=$prefix-local ;;
     upload) cache=$prefix-a; remote=http://127.0.0.1:$port ;;
     upload-5ms) cache=$prefix-a; remote=http://127.0.0.1:$p5port ;;
@@ -62,7 +64,8 @@ remote_traffic() {
   "$bsandbox" cache stats --cache="$c" | grep -E "^(hits|misses|remote)" | tr -s ' ' | tr '\n' ';'
 }
 
-remote_modes=(bare local-cold local-warm upload remote-warm remote-warm-5ms remote-warm-20ms upload-5ms)
+remote_modes=(bare local-cold local-warm upload remote-warm remote-warm-5ms remote-warm-5ms-noprefetch
+              remote-warm-20ms upload-5ms)
 
 # Prints the Markdown table of medians: $1 rounds, $2 what was built, then
 # triples of mode, its times, its cache stats.
@@ -80,6 +83,9 @@ print()
 print(f"- remote warm vs bare: {m['bare'] / m['remote-warm']:.1f}x on loopback, "
       f"{m['bare'] / m['remote-warm-5ms']:.1f}x with 5 ms RTT (target: at least 5x), "
       f"{m['bare'] / m['remote-warm-20ms']:.1f}x with 20 ms; local warm (the floor): {m['bare'] / m['local-warm']:.1f}x")
+print(f"- fetching ahead (the last build's manifest) at 5 ms RTT: "
+      f"{m['remote-warm-5ms-noprefetch']:.2f} s without, {m['remote-warm-5ms']:.2f} s with "
+      f"({m['remote-warm-5ms-noprefetch'] / m['remote-warm-5ms']:.2f}x)")
 print(f"- uploading (cold with the remote vs cold without): {100 * (m['upload'] / m['local-cold'] - 1):+.1f}% on loopback, "
       f"{100 * (m['upload-5ms'] / m['local-cold'] - 1):+.1f}% with 5 ms RTT")
 PY
