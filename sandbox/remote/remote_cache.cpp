@@ -29,6 +29,7 @@ namespace layout = remote_layout;
 using Method = HttpRequest::Method;
 
 constexpr size_t kMaxActionResult = 16 << 20;
+constexpr size_t kMaxPrefetchedResult = 1 << 20;  // an entry's, fetched ahead: 32 at once
 constexpr size_t kMaxBundle = 256 << 20;       // blobs sent or fetched at once, in bytes
 // A stream or record an entry made before sizes were recorded names.
 constexpr uint64_t kMaxUnsized = 64 << 20;
@@ -221,11 +222,20 @@ void RemoteCache::damaged(const Digest& d, const std::string& how, Outcome* out)
   }
 }
 
-bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) {
+std::vector<std::pair<Digest, uint64_t>> RemoteCache::lacking(const std::vector<pb::CacheEntry>& entries) {
   Store& store = local_->store();
   std::vector<std::pair<Digest, uint64_t>> wanted;
-  for (const auto& [d, size] : layout::entry_objects(e))
-    if (!store.contains(d)) wanted.emplace_back(d, size);
+  std::set<Digest> seen;
+  for (const auto& e : entries)
+    for (const auto& [d, size] : layout::entry_objects(e))
+      if (seen.insert(d).second && !store.contains(d)) wanted.emplace_back(d, size);
+  return wanted;
+}
+
+bool RemoteCache::bring_objects(const pb::CacheEntry& e, Outcome* out) { return bring_blobs(lacking({e}), out); }
+
+bool RemoteCache::bring_blobs(const std::vector<std::pair<Digest, uint64_t>>& wanted, Outcome* out) {
+  Store& store = local_->store();
   size_t i = 0;
   while (i < wanted.size()) {
     // A bundle of requests at once, bounded in bytes.
@@ -395,23 +405,48 @@ size_t RemoteCache::prefetch(const Digest& build, const std::function<bool()>& s
   constexpr size_t kBatch = 32;
   uint64_t start = received_;  // what the entries bring, their ActionResults included
   size_t taken = 0, n = std::min<size_t>(m.entries_size(), layout::kMaxManifest);
-  for (size_t first = 0; first < n && !stop(); first += kBatch) {
+  auto over_budget = [&] {
+    if (received_ - start <= options_.prefetch_budget_bytes) return false;
+    warnings->push_back("remote cache: " + at + ": the manifest lists more than the prefetch's " +
+                        std::to_string(options_.prefetch_budget_bytes >> 20) + " MiB; the rest is left to lookups");
+    return true;
+  };
+  for (size_t first = 0; first < n && !stop() && !over_budget(); first += kBatch) {
     std::vector<HttpRequest> reqs;
     for (size_t i = first; i < std::min(n, first + kBatch); ++i)
       if (auto d = Digest::from_raw(m.entries(static_cast<int>(i))))
-        reqs.push_back(get(layout::ac_path(*d), kMaxActionResult));
+        reqs.push_back(get(layout::ac_path(*d), kMaxPrefetchedResult));
     auto replies = perform(reqs);
-    for (size_t k = 0; k < replies.size() && !stop(); ++k) {
-      if (replies[k].absent()) continue;  // evicted, or not uploaded yet
-      if (received_ - start > options_.prefetch_budget_bytes) {
-        warnings->push_back("remote cache: " + at + ": the manifest lists more than the prefetch's " +
-                            std::to_string(options_.prefetch_budget_bytes >> 20) + " MiB; the rest is left to lookups");
-        return done(taken);
-      }
+    std::vector<pb::CacheEntry> found;  // not here yet
+    for (size_t k = 0; k < replies.size(); ++k) {
+      // Evicted, not uploaded yet, or larger than a prefetch holds: left
+      // to the lookup.
+      if (replies[k].absent() || replies[k].too_large) continue;
       Outcome one{"", "", warnings};
       auto e = entry_from(replies[k], reqs[k].path, &one);
-      if (e && local_->entry(*Digest::from_raw(e->weak_key()), strong_key_of(*e))) continue;  // here already
-      if (e && take(*e, &one)) ++taken;
+      if (!one.failure.empty()) {
+        out.failure = one.failure;
+        return done(taken);
+      }
+      if (e && !local_->entry(*Digest::from_raw(e->weak_key()), strong_key_of(*e))) found.push_back(std::move(*e));
+    }
+    // The batch's blobs at once, if they fit the budget as declared (one
+    // missing or damaged stops this; each entry then fetches what it lacks).
+    auto wanted = lacking(found);
+    uint64_t declared = 0;
+    for (const auto& [_, size] : wanted) declared += size ? size : kMaxUnsized;
+    if (received_ - start + declared <= options_.prefetch_budget_bytes && !stop()) {
+      Outcome one{"", "", warnings};
+      if (!bring_blobs(wanted, &one) && !one.failure.empty()) {
+        out.failure = one.failure;
+        return done(taken);
+      }
+    }
+    for (const auto& e : found) {
+      if (stop()) break;
+      if (over_budget()) return done(taken);
+      Outcome one{"", "", warnings};
+      if (take(e, &one)) ++taken;
       if (!one.failure.empty()) {
         out.failure = one.failure;
         return done(taken);

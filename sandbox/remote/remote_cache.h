@@ -141,6 +141,12 @@ class RemoteCache {
   bool take(const pb::CacheEntry& e, Outcome* out);
   // The blobs of e the local store lacks, brought in; false with out.
   bool bring_objects(const pb::CacheEntry& e, Outcome* out);
+  // The blobs of entries the local store lacks, each once, with the sizes
+  // the entries declare (0: unsized).
+  std::vector<std::pair<Digest, uint64_t>> lacking(const std::vector<pb::CacheEntry>& entries);
+  // wanted brought in, a bundle of requests at a time; false with out at
+  // the first missing or damaged, or when the server fails.
+  bool bring_blobs(const std::vector<std::pair<Digest, uint64_t>>& wanted, Outcome* out);
   // The blobs of the batch's entries the server lacks, sent (an entry whose
   // blob is refused, or unreadable here, dropped); false with out.
   bool send_objects(Batch& b, Outcome* out);
