@@ -8,7 +8,8 @@
 // frames it passes on to the caller; a job ends when its runner's control
 // socket closes, and its slot is reused only once its cgroup is empty.
 // SIGTERM drains: queued jobs are refused, running ones get
-// --drain-timeout. /metrics (http.h, metrics.h) and the status reply
+// --drain-timeout. A cache_report adds to its caller's remote cache counts
+// (cache_traffic.h). /metrics (http.h, metrics.h) and the status reply
 // (status.h) read a snapshot. Startup checks the options, raises the
 // descriptor limit, locks the socket (socket.h), loads the tracer once and
 // sweeps what a crashed agent left, in that order, before it listens.
@@ -30,6 +31,7 @@
 #include <set>
 
 #include "sandbox/agent/accept.h"
+#include "sandbox/agent/cache_traffic.h"
 #include "sandbox/agent/cgroup.h"
 #include "sandbox/agent/connection.h"
 #include "sandbox/agent/http.h"
@@ -100,6 +102,7 @@ class Agent : public ConnectionHost {
   const AgentLimits& limits() const override { return limits_; }
   void on_submit(const std::shared_ptr<Connection>& c, agent::Submit submit) override;
   void on_status(const std::shared_ptr<Connection>& c) override;
+  void on_cache_report(const std::shared_ptr<Connection>& c, const agent::CacheTraffic& report) override;
   void on_refused(uid_t uid, const std::string& why) override {
     ++totals_.refused;
     log_refusal(uid, why);
@@ -496,6 +499,15 @@ void Agent::on_status(const std::shared_ptr<Connection>& c) {
   std::string limits =
       describe_limits(cgroups_.describe(), cgroups_.can_limit_pids(), options_.time_limit_s, options_.max_processes);
   c->answer(status_reply(snapshot(), jobs_, c->peer.uid, limits, wall_now() - started_ns_));
+}
+
+// A client's remote cache traffic, counted for the uid the socket names
+// (not logged: reports come as fast as a user can connect).
+void Agent::on_cache_report(const std::shared_ptr<Connection>& c, const agent::CacheTraffic& report) {
+  totals_.remote_cache.add(c->peer.uid, traffic_of(report));
+  agent::Reply r;
+  r.mutable_reported();
+  c->answer(r);
 }
 
 }  // namespace

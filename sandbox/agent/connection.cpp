@@ -119,6 +119,10 @@ void Connection::on_request(agent::Request r) {
     host.on_status(shared_from_this());
     return;
   }
+  if (r.has_cache_report()) {
+    host.on_cache_report(shared_from_this(), r.cache_report());
+    return;
+  }
   host.on_submit(shared_from_this(), std::move(*r.mutable_submit()));
 }
 

@@ -44,6 +44,9 @@ class ConnectionHost {
   // A whole request; its descriptors are in c->fds.
   virtual void on_submit(const std::shared_ptr<Connection>& c, agent::Submit submit) = 0;
   virtual void on_status(const std::shared_ptr<Connection>& c) = 0;
+  // A report of remote cache traffic, checked (protocol.h); it is the
+  // caller's own: c->peer says whose.
+  virtual void on_cache_report(const std::shared_ptr<Connection>& c, const agent::CacheTraffic& report) = 0;
   // A request refused, for the count and the log.
   virtual void on_refused(uid_t uid, const std::string& why) = 0;
   virtual void on_closed(const std::shared_ptr<Connection>& c) = 0;

@@ -65,6 +65,28 @@ std::string format_metrics(const AgentMetrics& m) {
           [](const Job& j) { return std::to_string(j.ring_fill); });
   per_job("bsandboxd_job_drops", "Events dropped so far, per running job.", false,
           [](const Job& j) { return std::to_string(j.drops); });
+  // Per uid that reported: what its clients said of their remote cache.
+  using Row = CacheTrafficTable::Row;
+  auto per_uid = [&](const char* name, const char* help, uint64_t CacheTraffic::*count) {
+    w.family(name, "counter", help);
+    for (const Row& r : m.remote_cache)
+      w.sample(name, prometheus::labels({{"uid", r.uid ? std::to_string(*r.uid) : "other"}}),
+               std::to_string(r.traffic.*count));
+  };
+  per_uid("bsandboxd_remote_cache_hits_total",
+          "Remote cache lookups the server answered with an entry, as each uid's clients reported them.",
+          &CacheTraffic::hits);
+  per_uid("bsandboxd_remote_cache_misses_total", "Remote cache lookups the server had nothing for, per uid.",
+          &CacheTraffic::misses);
+  per_uid("bsandboxd_remote_cache_uploads_total", "Entries uploaded to the remote cache, per uid.",
+          &CacheTraffic::uploads);
+  per_uid("bsandboxd_remote_cache_bytes_down_total", "Bytes fetched from the remote cache, per uid.",
+          &CacheTraffic::bytes_down);
+  per_uid("bsandboxd_remote_cache_bytes_up_total", "Bytes sent to the remote cache, per uid.",
+          &CacheTraffic::bytes_up);
+  per_uid("bsandboxd_remote_cache_errors_total",
+          "Remote cache requests that failed (server down, slow, refusing or answering garbage), per uid.",
+          &CacheTraffic::errors);
   return w.take();
 }
 

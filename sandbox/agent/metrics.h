@@ -2,12 +2,16 @@
 //
 // The agent fills a snapshot; format_metrics() writes it. Series are bounded:
 // per-job series exist only for jobs running or queued (at most
-// --max-jobs + --max-queued), labelled by job id and uid.
+// --max-jobs + --max-queued), labelled by job id and uid; the remote cache
+// traffic that clients report has a series per uid that reported, at most
+// CacheTrafficTable::kMaxUids of them and one uid="other".
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "sandbox/agent/cache_traffic.h"
 
 namespace bsandbox {
 
@@ -35,6 +39,7 @@ struct AgentMetrics {
     uint64_t drops = 0;
   };
   std::vector<Job> jobs;
+  std::vector<CacheTrafficTable::Row> remote_cache;  // reported by clients, per uid
 };
 
 std::string format_metrics(const AgentMetrics& m);

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace bsandbox {
 namespace {
@@ -31,6 +32,18 @@ Result<void> check_submit(const agent::Submit& s, size_t fds) {
   if (fds != want)
     return fail("the request names " + std::to_string(want) + " descriptors (the working directory last) but " +
                 std::to_string(fds) + " came with it");
+  return {};
+}
+
+// Every count of a report: not negative, not above what one run could move.
+Result<void> check_cache_report(const agent::CacheTraffic& t) {
+  for (auto [name, value] : {std::pair{"hits", t.hits()}, std::pair{"misses", t.misses()},
+                             std::pair{"uploads", t.uploads()}, std::pair{"bytes_down", t.bytes_down()},
+                             std::pair{"bytes_up", t.bytes_up()}, std::pair{"errors", t.errors()}}) {
+    if (value < 0) return fail(std::string("a negative count of ") + name);
+    if (value > kMaxReportedCount)
+      return fail(std::string(name) + " is above the " + std::to_string(kMaxReportedCount) + " one report may carry");
+  }
   return {};
 }
 
@@ -89,6 +102,11 @@ Result<agent::Request> parse_request(std::string_view payload, size_t fds) {
       break;
     case agent::Request::kStatus:
       if (fds) return fail("a status request came with descriptors");
+      break;
+    case agent::Request::kCacheReport:
+      if (fds) return fail("a cache report came with descriptors");
+      if (auto ok = check_cache_report(request.cache_report()); !ok)
+        return fail("bad cache report: " + ok.error().message);
       break;
     default:
       return fail("the request asks for nothing this agent knows");

@@ -27,6 +27,10 @@ inline constexpr const char* kDefaultAgentSocket = "/run/bsandbox/agent.sock";
 inline constexpr uint32_t kMaxRequestBytes = 4u << 20;
 inline constexpr uint32_t kMaxReplyBytes = 1u << 30;  // bsandboxd --max-record is at most this
 inline constexpr size_t kMaxRequestFds = 4;             // stdin, stdout, stderr, the working directory
+// The most any count of one cache_report may say (2^48: a quarter of a PiB
+// moved, or 281 trillion lookups, in one run); more is refused, so that
+// even a flood of reports takes a long time to saturate a counter.
+inline constexpr int64_t kMaxReportedCount = int64_t(1) << 48;
 
 // Submit.fds bits.
 enum : uint32_t { kFdStdin = 1, kFdStdout = 2, kFdStderr = 4 };

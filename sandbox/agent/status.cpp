@@ -43,6 +43,7 @@ AgentMetrics snapshot(const AgentTotals& totals, const JobQueue& jobs, const Tra
   m.recursion_misses = tracer.recursion_misses;
   m.program_stats = totals.program_stats;
   m.programs = tracer.programs;
+  m.remote_cache = totals.remote_cache.rows();
   for (const auto& j : listed(jobs)) {
     AgentMetrics::Job job;
     job.id = j->id;
@@ -80,6 +81,9 @@ agent::Reply status_reply(const AgentMetrics& m, const JobQueue& jobs, uid_t cal
   s->set_events_per_second(m.events_per_second);
   s->set_drops(m.drops_ring_full + m.drops_untracked);
   s->set_limits(limits);
+  CacheTraffic remote;
+  for (const auto& row : m.remote_cache) remote += row.traffic;
+  *s->mutable_remote_cache() = to_message(remote);
   auto all = listed(jobs);
   for (size_t i = 0; i < all.size() && i < m.jobs.size(); ++i) {
     const Job& j = *all[i];

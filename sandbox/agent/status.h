@@ -4,7 +4,7 @@
 //
 // A snapshot is taken when asked, from three things: what the agent counted
 // since it started (AgentTotals: jobs finished, requests refused, events and
-// drops of finished jobs), the jobs it holds now (JobQueue: running, then
+// drops of finished jobs, the remote cache traffic clients reported), the jobs it holds now (JobQueue: running, then
 // queued), and what the tracer tells (TracerReading: its ring size, program
 // run times and, per slot, drops and ring fill). The tracer is read through
 // functions so that tests make up what it says. The Status reply is the
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sandbox/agent/agent.pb.h"
+#include "sandbox/agent/cache_traffic.h"
 #include "sandbox/agent/metrics.h"
 #include "sandbox/agent/queue.h"
 #include "sandbox/backend/ebpf/ebpf_backend.h"
@@ -32,6 +33,7 @@ struct AgentTotals {
   uint64_t events_done = 0;  // delivered to finished jobs
   EbpfJobCounters dropped;   // of finished jobs, by cause
   bool program_stats = false;
+  CacheTrafficTable remote_cache;  // what clients reported, per uid
 };
 
 // What the tracer tells of one job's slot.
@@ -55,7 +57,8 @@ AgentMetrics snapshot(const AgentTotals& totals, const JobQueue& jobs, const Tra
                       double uptime_seconds);
 
 // The Status reply to caller, from a snapshot of jobs (m.jobs in the order
-// snapshot lists them: running, then queued).
+// snapshot lists them: running, then queued); its remote cache counts are
+// every uid's together.
 agent::Reply status_reply(const AgentMetrics& m, const JobQueue& jobs, uid_t caller, const std::string& limits,
                           int64_t uptime_ns);
 

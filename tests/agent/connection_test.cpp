@@ -2,7 +2,9 @@
 // socketpair, the agent played by a fake host: a status request answered
 // and closed, a job's frames passed on, a request with its descriptors, the
 // refusals (not a request, cut short, too slow) with their one Error reply,
-// the caller going away, and the ledger's counts given back at the end.
+// the caller going away, and the ledger's counts given back at the end; a
+// cache report counted for the socket's uid whatever it says, and one with
+// a negative count refused.
 #include "sandbox/agent/connection.h"
 
 #include <doctest/doctest.h>
@@ -25,6 +27,7 @@ struct FakeHost : ConnectionHost {
   std::vector<std::pair<uid_t, std::string>> refused;
   std::vector<std::string> notes;
   std::vector<agent::Submit> submits;
+  std::vector<std::pair<uid_t, agent::CacheTraffic>> reports;
   int statuses = 0, closed = 0;
   std::function<void(const std::shared_ptr<Connection>&)> on_submit_then;
   std::shared_ptr<Connection> last;
@@ -39,6 +42,12 @@ struct FakeHost : ConnectionHost {
     ++statuses;
     agent::Reply r;
     r.mutable_status()->set_running(3);
+    c->answer(r);
+  }
+  void on_cache_report(const std::shared_ptr<Connection>& c, const agent::CacheTraffic& report) override {
+    reports.emplace_back(c->peer.uid, report);
+    agent::Reply r;
+    r.mutable_reported();
     c->answer(r);
   }
   void on_refused(uid_t uid, const std::string& why) override { refused.emplace_back(uid, why); }
@@ -237,4 +246,44 @@ TEST_CASE("a client that does not take its replies is closed after the send time
   CHECK(p.run_until([&] { return p.host.closed == 1; }, std::chrono::seconds(5)));
   REQUIRE(p.host.notes.size() == 1);
   CHECK(p.host.notes[0] == "uid 1234 took no reply for 1 s: closing");
+}
+
+TEST_CASE("a cache report is the socket's uid's, whatever uid the message claims") {
+  Pair p;
+  agent::Request request;
+  request.mutable_cache_report()->set_hits(3);
+  request.mutable_cache_report()->set_bytes_down(4096);
+  // A field this agent does not know, where a uid might be claimed (field
+  // 15, varint 0: root): ignored, as every unknown field is.
+  std::string bytes = request.SerializeAsString();
+  std::string claim = bytes.substr(2) + std::string("\x78\x00", 2);  // the report, plus field 15 = 0
+  std::string payload = std::string("\x1a", 1) + static_cast<char>(claim.size()) + claim;
+  REQUIRE(bytes[0] == '\x1a');
+  p.send(frame_header(static_cast<uint32_t>(payload.size())) + payload);
+  auto r = p.reply();
+  REQUIRE(r);
+  CHECK(r->has_reported());
+  REQUIRE(p.host.reports.size() == 1);
+  CHECK(p.host.reports[0].first == 1234);
+  CHECK(p.host.reports[0].second.hits() == 3);
+  CHECK(p.host.reports[0].second.bytes_down() == 4096);
+  CHECK_FALSE(p.reply());
+  CHECK(p.host.closed == 1);
+}
+
+TEST_CASE("refused: a cache report with a negative count, or above the bound, counts nothing") {
+  for (int64_t bad : {int64_t{-1}, kMaxReportedCount + 1}) {
+    Pair p;
+    agent::Request request;
+    request.mutable_cache_report()->set_hits(1);
+    request.mutable_cache_report()->set_bytes_up(bad);
+    p.send(frame(request));
+    auto r = p.reply();
+    REQUIRE(r);
+    REQUIRE(r->has_error());
+    CHECK(r->error().message().find("bad cache report: ") == 0);
+    CHECK(r->error().message().find("bytes_up") != std::string::npos);
+    CHECK(p.host.reports.empty());
+    CHECK(p.host.refused.size() == 1);
+  }
 }

@@ -1,4 +1,5 @@
-// metrics_test.cpp: bsandboxd's /metrics text from a snapshot.
+// metrics_test.cpp: bsandboxd's /metrics text from a snapshot (the remote
+// cache traffic clients reported among it, per uid).
 #include "sandbox/agent/metrics.h"
 
 #include <doctest/doctest.h>
@@ -36,5 +37,24 @@ TEST_CASE("every family once, per-job series only for live jobs, drops by cause"
   CHECK(t.find("bsandboxd_job_ring_fill_bytes{job=\"12\"") == std::string::npos);  // queued: no ring yet
   size_t families = 0;
   for (size_t at = 0; (at = t.find("# TYPE ", at)) != std::string::npos; ++at) ++families;
-  CHECK(families == 17);
+  CHECK(families == 23);
+  // The remote cache families are there with no uid reported yet.
+  CHECK(has("# TYPE bsandboxd_remote_cache_hits_total counter"));
+  CHECK(t.find("bsandboxd_remote_cache_hits_total{") == std::string::npos);
+}
+
+TEST_CASE("remote cache traffic: six counters per uid that reported, and the other row") {
+  AgentMetrics m;
+  m.remote_cache = {{1000, CacheTraffic{3, 4, 5, 6000, 7000, 1}}, {std::nullopt, CacheTraffic{1, 0, 0, 0, 0, 0}}};
+  std::string t = format_metrics(m);
+  auto has = [&](const std::string& line) { return t.find(line + "\n") != std::string::npos; };
+  CHECK(has("# TYPE bsandboxd_remote_cache_bytes_down_total counter"));
+  CHECK(has("bsandboxd_remote_cache_hits_total{uid=\"1000\"} 3"));
+  CHECK(has("bsandboxd_remote_cache_misses_total{uid=\"1000\"} 4"));
+  CHECK(has("bsandboxd_remote_cache_uploads_total{uid=\"1000\"} 5"));
+  CHECK(has("bsandboxd_remote_cache_bytes_down_total{uid=\"1000\"} 6000"));
+  CHECK(has("bsandboxd_remote_cache_bytes_up_total{uid=\"1000\"} 7000"));
+  CHECK(has("bsandboxd_remote_cache_errors_total{uid=\"1000\"} 1"));
+  CHECK(has("bsandboxd_remote_cache_hits_total{uid=\"other\"} 1"));
+  CHECK(has("bsandboxd_remote_cache_errors_total{uid=\"other\"} 0"));
 }

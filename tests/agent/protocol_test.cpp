@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 using namespace bsandbox;
@@ -113,6 +114,28 @@ TEST_CASE("requests that make no sense are refused, saying why") {
   status.mutable_status();
   CHECK(why(status.SerializeAsString(), 0).empty());
   CHECK(why(status.SerializeAsString(), 1).find("descriptors") != std::string::npos);
+}
+
+TEST_CASE("a cache report: no descriptors, every count from 0 to kMaxReportedCount") {
+  auto why = [](const agent::CacheTraffic& t, size_t fds = 0) {
+    agent::Request r;
+    *r.mutable_cache_report() = t;
+    auto parsed = parse_request(r.SerializeAsString(), fds);
+    return parsed ? std::string() : parsed.error().message;
+  };
+  agent::CacheTraffic t;
+  CHECK(why(t).empty());  // nothing to report: harmless
+  t.set_hits(kMaxReportedCount);
+  t.set_bytes_down(kMaxReportedCount);
+  CHECK(why(t).empty());
+  CHECK(why(t, 1) == "a cache report came with descriptors");
+  t.set_errors(-1);
+  CHECK(why(t) == "bad cache report: a negative count of errors");
+  t.set_errors(0);
+  t.set_uploads(kMaxReportedCount + 1);
+  CHECK(why(t) == "bad cache report: uploads is above the 281474976710656 one report may carry");
+  t.set_uploads(std::numeric_limits<int64_t>::min());
+  CHECK(why(t) == "bad cache report: a negative count of uploads");
 }
 
 // The fuzz target itself (tests/fuzz/agent_decoder_fuzz.cpp): each corpus

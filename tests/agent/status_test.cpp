@@ -1,7 +1,8 @@
 // status_test.cpp: what bsandboxd says of itself: the snapshot's counts
 // (running before queued, events of running jobs added to the finished
 // ones', finished jobs' drops kept), and the Status reply listing a caller's
-// own jobs only (root sees all).
+// own jobs only (root sees all); the remote cache traffic clients reported,
+// per uid in the snapshot and summed in the reply.
 #include "sandbox/agent/status.h"
 
 #include <doctest/doctest.h>
@@ -81,4 +82,23 @@ TEST_CASE("describe_limits") {
   CHECK(describe_limits("cgroup v2 at /sys/fs/cgroup", true, 3600, 4096) ==
         "cgroup v2 at /sys/fs/cgroup; wall time 3600 s; 4096 processes");
   CHECK(describe_limits("none", false, 0, 4096) == "none; wall time unlimited; processes unlimited");
+}
+
+TEST_CASE("reported remote cache traffic: per uid in the snapshot, every uid's summed in the Status reply") {
+  Fixture f;
+  f.totals.remote_cache.add(1000, CacheTraffic{2, 1, 1, 500, 300, 0});
+  f.totals.remote_cache.add(1001, CacheTraffic{3, 0, 0, 700, 0, 1});
+  AgentMetrics m = snapshot(f.totals, f.jobs, TracerReading{}, 1);
+  REQUIRE(m.remote_cache.size() == 2);
+  CHECK(m.remote_cache[0].uid == 1000u);
+  CHECK(m.remote_cache[1].traffic.bytes_down == 700);
+  auto r = status_reply(m, f.jobs, 1000, "limits", 7);
+  REQUIRE(r.status().has_remote_cache());
+  const agent::CacheTraffic& all = r.status().remote_cache();
+  CHECK(all.hits() == 5);
+  CHECK(all.misses() == 1);
+  CHECK(all.uploads() == 1);
+  CHECK(all.bytes_down() == 1200);
+  CHECK(all.bytes_up() == 300);
+  CHECK(all.errors() == 1);
 }

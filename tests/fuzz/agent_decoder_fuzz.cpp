@@ -11,7 +11,7 @@
 // piece; a request is taken only with exactly the descriptors it names, all
 // of them sent with its first byte, and never when a message brought more
 // than fit; nothing is accepted after it; every descriptor is closed in the
-// end.
+// end; a cache report is taken only with every count from 0 to its bound.
 // Build and run: tests/fuzz/run.sh [SECONDS] (not part of CI; results in
 // BENCHMARKS.md). Crashes found go into tests/fuzz/corpus, which the unit
 // and end-to-end tests replay.
@@ -70,6 +70,11 @@ void run(const uint8_t* data, size_t size) {
     for (const auto& fd : taken)
       if (!fd.valid()) __builtin_trap();
     if (r.has_submit() && r.submit().argv_size() == 0) __builtin_trap();
+    if (r.has_cache_report()) {
+      const agent::CacheTraffic& t = r.cache_report();
+      for (int64_t v : {t.hits(), t.misses(), t.uploads(), t.bytes_down(), t.bytes_up(), t.errors()})
+        if (v < 0 || v > kMaxReportedCount) __builtin_trap();
+    }
   }
 }
 

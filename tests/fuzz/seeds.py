@@ -42,6 +42,11 @@ def pieces(stream, fds_at, size=32, big_limit=True):
 SUBMIT = framed(field(1, field(1, b"make") + field(1, b"-j2") + field(2, b"PATH=/bin") + field(3, b"/home/u/p") +
                       number_field(4, 7)))
 STATUS = framed(field(2, b""))
+# Request{cache_report: hits 3, bytes_down 4096}, one with a negative count
+# (int64 -1: ten bytes) and one with a field the agent does not know (15).
+CACHE_REPORT = framed(field(3, number_field(1, 3) + number_field(4, 4096)))
+CACHE_REPORT_NEGATIVE = framed(field(3, number_field(6, (1 << 64) - 1)))
+CACHE_REPORT_UNKNOWN = framed(field(3, number_field(1, 1) + number_field(15, 0)))
 SEEDS = {
     "seed-submit-fds-first": pieces(SUBMIT, {0: 4}),
     "seed-submit-fds-late": pieces(SUBMIT, {0: 2, 1: 2}, size=8),
@@ -50,6 +55,10 @@ SEEDS = {
     "seed-submit-partial": pieces(SUBMIT[:20], {0: 4}, size=5),
     "seed-status": pieces(STATUS, {}),
     "seed-status-with-fds": pieces(STATUS, {0: 1}),
+    "seed-cache-report": pieces(CACHE_REPORT, {}),
+    "seed-cache-report-with-fds": pieces(CACHE_REPORT, {0: 1}),
+    "seed-cache-report-negative": pieces(CACHE_REPORT_NEGATIVE, {}),
+    "seed-cache-report-unknown-field": pieces(CACHE_REPORT_UNKNOWN, {}, size=3),
     "seed-two-requests": pieces(STATUS + STATUS, {}, size=3),
     "seed-oversized-small-limit": pieces(struct.pack("<I", 300) + b"x" * 60, {}, big_limit=False),
     "seed-length-then-fd-flood": pieces(struct.pack("<I", 4 << 20) + b"x" * 12, {1: 4, 2: 4, 3: 4}, size=4),
