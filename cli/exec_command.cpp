@@ -319,6 +319,11 @@ struct Exec {
   std::optional<UniqueFd> agent;
   std::optional<OutputCapture> capture;
   ChildStdio stdio;
+  // The run's remote cache traffic, reported to bsandboxd: the cache whose
+  // counters it lands in, the agent to tell, and the counters before.
+  Cache* traffic_cache = nullptr;
+  std::optional<std::string> report_to;
+  CacheTraffic traffic_before;
 };
 
 // Inside a project the run is journaled. Whose project it is decides
@@ -362,6 +367,57 @@ void export_remote_settings(const ExecOptions& o, const std::string& cwd) {
     ::setenv("BSANDBOX_CACHE_REMOTE_KEY", path::resolve(cwd, o.cache_remote_key_file).c_str(), 1);
   if (!o.cache_remote_credentials_file.empty())
     ::setenv("BSANDBOX_CACHE_REMOTE_CREDENTIALS", path::resolve(cwd, o.cache_remote_credentials_file).c_str(), 1);
+}
+
+// Whether auto looks for bsandboxd: for a user who is not root, and not for
+// a journaled run (in a project), whose view is a mount namespace the agent
+// is not in, nor inside a traced run, whose tracer would not see the
+// agent's job.
+bool auto_tries_agent(const Exec& x) {
+  return x.o.backend == "auto" && ::geteuid() != 0 && !x.project && !std::getenv(kTracerEnv);
+}
+
+// ---- the run's remote cache traffic, for bsandboxd's /metrics
+//
+// The cache is the caller's, so the agent sees none of its traffic: a run
+// that bsandboxd serves (or would serve, for a hit, which ends before the
+// agent is asked) tells it what the remote counters of its cache directory
+// grew by, from before its prefetcher and lookup to after its last upload
+// and its manifest. That directory is exec's own when it has a remote, else
+// the one its wrappers use, so the wrappers inside the job are counted with
+// it; a wrapper reports nothing (the exec above it reports the whole
+// build). Another build sharing the directory at the same time is counted
+// by whichever of them reports. A report failing is said with -v only and
+// never fails or holds up the build (report_cache_traffic: at most a second
+// per step).
+
+CacheTraffic remote_traffic(Cache& cache) {
+  CacheStats s = cache.counters();
+  return {s.remote_hits, s.remote_misses, s.remote_uploads, s.remote_bytes_down, s.remote_bytes_up, s.remote_errors};
+}
+
+// Before anything of the build reaches the server (its prefetcher, its
+// lookup): which agent might serve the run, and the counters of cache now.
+void note_traffic_before(Exec& x, Cache& cache) {
+  const ExecOptions& o = x.o;
+  if (o.wrapper || x.project) return;  // a journaled run is never the agent's
+  x.traffic_cache = &cache;
+  if (o.agent) {
+    x.report_to = *o.agent;
+  } else if (auto_tries_agent(x)) {
+    std::string socket = default_agent_socket();
+    if (::access(socket.c_str(), F_OK) == 0) x.report_to = socket;
+  }
+  if (x.report_to) x.traffic_before = remote_traffic(*x.traffic_cache);
+}
+
+// After the hit, or after the run and its uploads.
+void report_traffic(Exec& x) {
+  if (!x.report_to || !x.traffic_cache) return;
+  CacheTraffic grown = growth(x.traffic_before, remote_traffic(*x.traffic_cache));
+  if (grown.empty()) return;
+  if (auto r = report_cache_traffic(*x.report_to, grown); !r && x.o.verbose)
+    say("remote cache traffic not reported to the agent: " + r.error().message);
 }
 
 // A build with a remote cache fetches ahead and uploads while it runs: the
@@ -408,6 +464,7 @@ void start_remote_helpers(Exec& x) {
   std::string root = path::resolve(x.cwd, x.o.cache_root ? *x.o.cache_root : root_env && *root_env ? root_env : ".");
   Digest build = remote_layout::build_key(x.o.argv, x.cwd, root);
   auto print = [](const std::string& line) { say(line); };
+  note_traffic_before(x, *cache);
   if (prefetch)
     if (auto p = Prefetcher::start(remote->options(), *cache, key, build, print)) x.prefetcher.emplace(std::move(*p));
   if (!remote->options().upload) return;
@@ -485,16 +542,14 @@ void prepare_request(Exec& x) {
   x.request.private_paths = private_paths(o, x.cwd);
 }
 
-// bsandboxd: asked for, or (auto, not root) found running. Not for a
-// journaled run, whose view is a mount namespace the agent is not in, nor
-// inside a traced run, whose tracer would not see the agent's job.
+// bsandboxd: asked for, or (auto_tries_agent) found running.
 Result<void> find_agent(Exec& x) {
   const ExecOptions& o = x.o;
   x.agent_socket = o.agent;
   if (x.agent_socket && x.journal)
     return fail("--agent cannot run a journaled command (inside a project, " + x.journal->project().root +
                 "): use --no-journal, or run without --agent");
-  if (!x.agent_socket && o.backend == "auto" && ::geteuid() != 0 && !x.journal && !std::getenv(kTracerEnv)) {
+  if (!x.agent_socket && auto_tries_agent(x)) {
     std::string socket = default_agent_socket();
     if (::access(socket.c_str(), F_OK) == 0) {
       if (auto fd = connect_agent(socket)) {
@@ -628,7 +683,8 @@ int exec_directly(const std::vector<std::string>& argv, int stdin_fd) {
 // The steps, in order: the project, the outputs, the cache and journal,
 // the cache lookup (a hit ends here; a wrapper may hand its command to the
 // tracer it runs under, or run it untraced), the agent, the run (by the
-// agent or here), and what follows it.
+// agent or here), and what follows it; then, for a run bsandboxd served,
+// its remote cache traffic is reported to it.
 int run_exec(const ExecOptions& o) {
   if (o.argv.empty()) return error_exit("no command given (usage: bsandbox exec [options] -- COMMAND...)");
   Exec x(o);
@@ -640,7 +696,9 @@ int run_exec(const ExecOptions& o) {
     prepare_request(x);
     if (auto hit = look_up(*x.cache, x.remote ? &*x.remote : nullptr, x.request, o)) {
       note_used(x, *hit);
-      return finish_hit(x, *hit);
+      int code = finish_hit(x, *hit);
+      report_traffic(x);
+      return code;
     }
     // A wrapper has nothing to record for a command it cannot cache.
     if (o.wrapper && !x.request.uncacheable.empty()) {
@@ -656,6 +714,7 @@ int run_exec(const ExecOptions& o) {
   }
   if (o.wrapper && !x.cache) return exec_directly(o.argv, x.request.stdin_replacement.get());
   if (auto r = find_agent(x); !r) return error_exit(r.error().message);
+  if (!x.agent) x.report_to.reset();  // traced here: not the agent's to count
   if (auto r = capture_output(x); !r) return error_exit(r.error().message);
 
   auto run = x.agent ? run_via_agent(x.agent->get(), *x.agent_socket, o.argv, x.cwd, x.stdio, x.cache.has_value(),
@@ -668,6 +727,7 @@ int run_exec(const ExecOptions& o) {
   int code = finish_run(x, *run);
   x.prefetcher.reset();  // the build is over: nothing more is worth fetching
   if (x.uploader) x.uploader->finish(kUploadWaitMs, [](const std::string& line) { say(line); });
+  report_traffic(x);
   return code;
 }
 

@@ -39,13 +39,21 @@ Result<void> send_request(int fd, const agent::Request& request, const std::vect
 
 }  // namespace
 
-Result<UniqueFd> connect_agent(const std::string& socket) {
+Result<UniqueFd> connect_agent(const std::string& socket, int timeout_ms) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket.size() >= sizeof addr.sun_path) return fail("the agent socket path " + socket + " is too long");
   std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return fail_errno("socket", errno);
+  if (timeout_ms > 0) {
+    // A Unix socket's connect waits (for room in the backlog) as long as its
+    // send timeout allows.
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+      return fail_errno("setting the agent socket's timeouts", errno);
+  }
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
   int e = errno;
   if (e == ENOENT || e == ECONNREFUSED)
@@ -102,6 +110,22 @@ Result<TracedRun> run_via_agent(int fd, const std::string& socket, const std::ve
   }
 }
 
+Result<void> report_cache_traffic(const std::string& socket, const CacheTraffic& traffic, int timeout_ms) {
+  auto fd = connect_agent(socket, timeout_ms);
+  if (!fd) return tl::unexpected(fd.error());
+  agent::Request request;
+  *request.mutable_cache_report() = to_message(traffic);
+  if (auto sent = send_request(fd->get(), request); !sent) return sent;
+  auto payload = read_frame(fd->get(), kMaxRequestBytes);
+  if (!payload) return fail("the agent: " + payload.error().message);
+  if (!*payload) return fail("the agent closed the connection without answering");
+  agent::Reply reply;
+  if (!reply.ParseFromString(**payload)) return fail("the agent's answer does not parse");
+  if (reply.has_error()) return fail("the agent: " + reply.error().message());
+  if (!reply.has_reported()) return fail("the agent answered something else than Reported");
+  return {};
+}
+
 Result<agent::Status> ask_status(int fd) {
   agent::Request request;
   request.mutable_status();
@@ -135,6 +159,13 @@ std::string format_agent_status(const std::string& socket, const agent::Status& 
   line("events: %.0f/s; ring buffer %s per job; drops: %llu\n", st.events_per_second(),
        format_size(st.ring_bytes()).c_str(), static_cast<unsigned long long>(st.drops()));
   out += "limits: " + st.limits() + "\n";
+  if (st.has_remote_cache()) {
+    const agent::CacheTraffic& r = st.remote_cache();
+    line("remote cache (as clients reported): %lld hits, %lld misses, %lld uploads, %s down, %s up, %lld errors\n",
+         static_cast<long long>(r.hits()), static_cast<long long>(r.misses()), static_cast<long long>(r.uploads()),
+         format_size(static_cast<uint64_t>(r.bytes_down())).c_str(),
+         format_size(static_cast<uint64_t>(r.bytes_up())).c_str(), static_cast<long long>(r.errors()));
+  }
   for (const auto& j : st.jobs()) {
     std::vector<std::string> argv(j.argv().begin(), j.argv().end());
     std::string command = command_line(argv);

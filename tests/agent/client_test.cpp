@@ -1,20 +1,25 @@
 // client_test.cpp: the caller's side against a fake agent on a socketpair
 // (or a listening socket of the test's): a job's replies read to its
 // Finished run, the agent's notes, its errors and early close; the status
-// asked and shown; what connecting says when no agent listens.
+// asked and shown; what connecting says when no agent listens; a cache
+// traffic report as sent, and its time bounded when the agent never answers.
 #include "sandbox/agent/client.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "sandbox/agent/protocol.h"
 #include "sandbox/base/framing.h"
+#include "tests/temp_dir.h"
 
 using namespace bsandbox;
 
@@ -216,6 +221,71 @@ TEST_CASE("format_agent_status: the facts, then one line per job with its comman
         "limits: no cgroups; wall time 3600 s; processes unlimited\n"
         "  job 5 uid 1000 running: 99 events (10/s), buffer 25.0% full, 1 drops: sh -c " +
             std::string(51, 'x') + "...\n");
+}
+
+TEST_CASE("format_agent_status: the remote cache traffic clients reported, when the agent counts it") {
+  agent::Status st;
+  st.set_limits("none");
+  agent::CacheTraffic* r = st.mutable_remote_cache();
+  r->set_hits(3);
+  r->set_misses(4);
+  r->set_uploads(5);
+  r->set_bytes_down(3 << 20);
+  r->set_bytes_up(2048);
+  r->set_errors(1);
+  std::string text = format_agent_status("/run/a.sock", st);
+  CHECK(text.find("limits: none\nremote cache (as clients reported): 3 hits, 4 misses, 5 uploads, 3.0 MiB down, "
+                  "2.0 KiB up, 1 errors\n") != std::string::npos);
+}
+
+namespace {
+
+// A listening socket of the test's, at a path (report_cache_traffic connects
+// by name).
+struct Listener {
+  testing::TempDir dir{"client"};
+  std::string path = dir / "agent.sock";
+  UniqueFd fd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  Listener() {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd.get(), 4) == 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("report_cache_traffic: the counts as sent, and the agent's answer") {
+  Listener l;
+  agent::Request got;
+  std::thread agent_side([&] {
+    UniqueFd c(::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    auto payload = read_frame(c.get(), kMaxRequestBytes);
+    if (payload && *payload) got.ParseFromString(**payload);
+    agent::Reply r;
+    r.mutable_reported();
+    (void)send_frame(c.get(), r);
+  });
+  auto sent = report_cache_traffic(l.path, CacheTraffic{1, 2, 3, 4, 5, 6});
+  agent_side.join();
+  CHECK(sent);
+  REQUIRE(got.has_cache_report());
+  CHECK(traffic_of(got.cache_report()) == CacheTraffic{1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("report_cache_traffic: an agent that never answers costs the timeout, not more") {
+  Listener l;  // listens, never accepts: the connect succeeds, no answer comes
+  auto start = std::chrono::steady_clock::now();
+  auto sent = report_cache_traffic(l.path, CacheTraffic{1, 0, 0, 0, 0, 0}, 200);
+  auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(sent);
+  CHECK(took >= std::chrono::milliseconds(150));
+  CHECK(took < std::chrono::seconds(2));
+  auto none = report_cache_traffic(l.dir / "none.sock", CacheTraffic{1, 0, 0, 0, 0, 0}, 200);
+  REQUIRE_FALSE(none);
+  CHECK(none.error().message.find("no bsandboxd is listening") != std::string::npos);
 }
 
 TEST_CASE("connect_agent: no agent listening says how to start one") {
