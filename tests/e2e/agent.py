@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """agent.py: bsandboxd with real users and real failures: two users apart,
 clients and the agent killed with SIGKILL mid-job, 20 jobs at once, the
-queue, limits, malformed messages, SIGTERM draining, the systemd unit, and a
-cache wrapper borrowing a job's tracer. Each check starts its own agent.
+queue, limits, malformed messages, SIGTERM draining, the systemd unit, a
+cache wrapper borrowing a job's tracer, /metrics, and the remote cache
+traffic of a user's jobs (Debian's nginx as the server, nginx.py) counted
+under that user's uid. Each check starts its own agent.
 
   agent.py NAME    run one check;  agent.py --list    the names (for meson)
 Exit 0 pass, 1 fail, 77 skip.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -492,7 +495,6 @@ def metrics_prometheus_and_grafana():
         dashboard = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cli", "bsandboxd.grafana.json")
         with open(dashboard) as f:
             board = json.load(f)
-        import re
         exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
         check(len(exprs) >= 10, "the dashboard has its panels")
         exported = metric_names(text)
@@ -529,6 +531,116 @@ def metrics_prometheus_and_grafana():
     p = subprocess.run([BSANDBOXD, "--foreground", "--metrics", "0.0.0.0:9", "--socket", "/tmp/none.sock"],
                        capture_output=True, timeout=60)
     check(p.returncode == 1 and b"loopback address only" in p.stderr, f"not on the network: {p.stderr!r}")
+
+
+def remote_cache_series(text):
+    """{uid: {count: value}} of /metrics' bsandboxd_remote_cache_COUNT_total samples."""
+    out = {}
+    for m in re.finditer(r'^bsandboxd_remote_cache_([a-z_]+)_total\{uid="([0-9a-z]+)"\} (\d+)$', text, re.M):
+        out.setdefault(m.group(2), {})[m.group(1)] = int(m.group(3))
+    return out
+
+
+def format_size(n):
+    """base/text.h's format_size, as `bsandbox cache stats` shows bytes."""
+    v, u = float(n), 0
+    while v >= 1024 and u < 4:
+        v /= 1024
+        u += 1
+    return f"{v:.0f} B" if u == 0 else f"{v:.1f} {['B', 'KiB', 'MiB', 'GiB', 'TiB'][u]}"
+
+
+def user_cache_stats(owner, cache_dir):
+    """`bsandbox cache stats` of owner's cache as {count: number}, bytes as
+    the text it shows ("2.3 KiB")."""
+    p = subprocess.run([BSANDBOX, "cache", "stats", f"--cache={cache_dir}"], capture_output=True, text=True,
+                       timeout=60, user=owner[0], group=owner[1], extra_groups=[])
+    check(p.returncode == 0, f"cache stats: {p.stderr}")
+    out = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"remote (hits|misses|uploads|errors)\s+(\d+)", line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+        m = re.match(r"remote traffic\s+(.+) down, (.+) up$", line)
+        if m:
+            out["bytes_down"], out["bytes_up"] = m.group(1), m.group(2)
+    check(len(out) == 6, f"cache stats shows the remote counts: {p.stdout}")
+    return out
+
+
+@agent_check
+def remote_cache_counted_per_user():
+    """A's jobs use a remote cache (loopback nginx) through their
+    environment, the wrapper's way and exec --cache's: a cold run (a miss,
+    an upload) then a warm one from another empty local cache (a hit, bytes
+    down). /metrics counts each run's traffic under A's uid exactly as A's
+    cache stats count it; B, whose job used no remote, has no series."""
+    need_root()
+    if not shutil.which("nginx"):
+        skip("nginx is not installed")
+    from nginx import Nginx
+    a, b = test_user(), test_user(SECOND_USER)
+    n = Nginx()
+    port = free_port()
+    wrap = os.path.join(os.path.dirname(BSANDBOX), "bsandbox-wrap")
+    # Without bsandbox's variables (the test's own) or pyenv's (which the cache keys).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BSANDBOX_", "PYENV_"))}
+    env["BSANDBOX_CACHE_REMOTE"] = n.url
+    d = user_dir(a, "agent-rc")
+    write(f"{d}/in", "remote\n")
+    give(d, a)
+    with Agent("--metrics", f"127.0.0.1:{port}") as agent:
+        def series():
+            status, text = http_get(f"http://127.0.0.1:{port}/metrics")
+            check(status == 200, f"GET /metrics: {status}")
+            return remote_cache_series(text)
+
+        check(series() == {}, "no series before anyone reports")
+        expected = {k: 0 for k in ("hits", "misses", "uploads", "bytes_down", "bytes_up", "errors")}
+
+        def run(what, cache, output, argv, *extra):
+            """One job of A's with a fresh local cache; /metrics must then
+            say what that cache's stats say, added to A's earlier runs'."""
+            if os.path.exists(f"{d}/{output}"):
+                os.unlink(f"{d}/{output}")  # its absence is an input
+            before = series().get(str(a[0]), dict(expected))
+            code, _, err = finish(start(agent, a, argv, d, *extra, env=dict(env, BSANDBOX_CACHE=f"{d}/{cache}")))
+            check(code == 0 and open(f"{d}/{output}").read() == "remote\n", f"{what}: exit {code}: {err}")
+            n.settle()
+            got = series()
+            mine = got.get(str(a[0]))
+            check(mine is not None, f"{what}: A's uid has series: {got}")
+            grown = {k: mine[k] - before[k] for k in mine}
+            stats = user_cache_stats(a, f"{d}/{cache}")
+            for k in ("hits", "misses", "uploads", "errors"):
+                check(grown[k] == stats[k], f"{what}: /metrics counted {grown[k]} {k}, A's cache {stats[k]}: {grown}")
+            for k in ("bytes_down", "bytes_up"):
+                check(format_size(grown[k]) == stats[k], f"{what}: {k} {grown[k]} is A's cache's {stats[k]}")
+            check(set(got) == {str(a[0])}, f"{what}: only A's uid has series: {got}")
+            print(f"{what}: {grown}")
+            return grown
+
+        cold = run("cold wrapper run", "cache1", "out", [wrap, "sh", "-c", "cat in > out"])
+        check(cold["misses"] >= 1 and cold["uploads"] >= 1 and cold["bytes_up"] > 0 and cold["hits"] == 0,
+              f"the cold run missed and uploaded: {cold}")
+        warm = run("warm wrapper run", "cache2", "out", [wrap, "sh", "-c", "cat in > out"])
+        check(warm["hits"] >= 1 and warm["bytes_down"] > 0 and warm["misses"] == 0 and warm["uploads"] == 0,
+              f"the warm run hit from the remote: {warm}")
+        # exec --cache itself (a hit ends before the agent is asked: reported all the same).
+        cold = run("cold exec --cache", "cache3", "out3", ["sh", "-c", "cat in > out3"], f"--cache={d}/cache3")
+        check(cold["misses"] >= 1 and cold["uploads"] >= 1, f"exec --cache's cold run: {cold}")
+        warm = run("warm exec --cache", "cache4", "out3", ["sh", "-c", "cat in > out3"], f"--cache={d}/cache4")
+        check(warm["hits"] >= 1 and warm["bytes_down"] > 0, f"exec --cache's warm run hit: {warm}")
+        # B's job, with no remote: A's counts stay A's, B gets none.
+        db = user_dir(b, "agent-rc-b")
+        before = series()
+        code, _, err = finish(start(agent, b, ["true"], db))
+        check(code == 0, f"B's job: {err}")
+        check(series() == before, f"B's job changed no remote cache series: {series()}")
+        total = before[str(a[0])]
+        text = status(agent, a)
+        check(f"remote cache (as clients reported): {total['hits']} hits, {total['misses']} misses, "
+              f"{total['uploads']} uploads" in text, f"agent status shows the totals:\n{text}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ second while A floods the agent with descriptors, half-sent requests, idle
 connections or /metrics connections, or fills the job slots and the queue.
 Also: the agent out of descriptors (no spinning), the request timeout, a
 record over --max-record, descriptors sent after a request's first byte, the
-socket's lock and mode handled by descriptor, and the unit's limits. Each
+socket's lock and mode handled by descriptor, the unit's limits, and cache
+reports that lie (huge or negative counts, a claimed uid) changing no one
+else's remote cache counts. Each
 flood check prints what it measured ("measured: ..."). Each check starts its
 own agent.
 
@@ -182,6 +184,56 @@ def error_message(reply):
     return body[at:at + length].decode(errors="replace")
 
 
+def varint(n):
+    b = b""
+    while n > 0x7F:
+        b += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return b + bytes([n])
+
+
+def length_field(number, data):
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def number_field(number, value):
+    """A varint field; a negative value as protobuf writes an int64 (ten bytes)."""
+    return varint(number << 3) + varint(value & (1 << 64) - 1)
+
+
+# Request{cache_report: CacheTraffic} (agent.proto): Request.cache_report = 3;
+# CacheTraffic hits 1, misses 2, uploads 3, bytes_down 4, bytes_up 5, errors 6.
+MAX_REPORTED = 1 << 48
+
+
+def cache_report(**counts):
+    numbers = {"hits": 1, "misses": 2, "uploads": 3, "bytes_down": 4, "bytes_up": 5, "errors": 6}
+    body = b"".join(number_field(numbers[k], v) for k, v in counts.items())
+    return length_field(3, body)
+
+
+def report_payload(case, victim_uid):
+    """(request bytes, descriptors to send with it) of a report case."""
+    if case == "legit":
+        return cache_report(hits=5, bytes_down=1000), False
+    if case == "huge":
+        return cache_report(bytes_down=(1 << 63) - 1), False
+    if case == "negative":
+        return cache_report(hits=-1), False
+    if case == "over_the_bound":
+        return cache_report(uploads=MAX_REPORTED + 1, misses=3), False
+    if case == "claims_a_uid":
+        # The uid claimed in fields this agent does not know, in the report
+        # and around it (agent.proto has no uid field: nothing to spoof).
+        report = cache_report(hits=7) + number_field(15, victim_uid)
+        return length_field(3, report[2:]) + number_field(15, victim_uid), False
+    if case == "at_the_bound":
+        return cache_report(bytes_up=MAX_REPORTED), False
+    if case == "with_a_descriptor":
+        return cache_report(hits=1), True
+    raise SystemExit(f"unknown report case {case}")
+
+
 # ------------------------------------------------------------ the attacker
 
 def attack(kind, args):
@@ -286,6 +338,35 @@ def attack(kind, args):
                 why = "reset"
             ends[why] = ends.get(why, 0) + 1
         out.write(f"ends: {ends}\n")
+        return
+    if kind == "reports":
+        # Cache reports, each on its own connection: prints "ready" and
+        # {case: "reported" or the agent's error}, its last count per case.
+        path, victim_uid, cases = args[0], int(args[1]), args[2:]
+        import json
+        answers = {}
+        for case in cases:
+            payload, with_fd = report_payload(case, victim_uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(path)
+            frame = struct.pack("<I", len(payload)) + payload
+            if with_fd:
+                socket.send_fds(s, [frame[:1]], [os.open("/dev/null", os.O_RDONLY)])
+                s.sendall(frame[1:])
+            else:
+                s.sendall(frame)
+            reply = b""
+            while True:
+                c = s.recv(4096)
+                if not c:
+                    break
+                reply += c
+            s.close()
+            # Reply.reported = 7: an empty message, "\x3a\x00".
+            answers[case] = "reported" if reply[4:] == b"\x3a\x00" else error_message(reply) or repr(reply)
+        out.write(f"ready {json.dumps(answers)}\n")
+        out.flush()
         return
     raise SystemExit(f"unknown attack {kind}")
 
@@ -510,6 +591,61 @@ def descriptors_only_with_the_first_byte():
         print(f"measured: descriptors after the first byte: {text!r}")
         check("after the request's first byte" in text, f"refused, saying why: {text!r} {p.stderr!r}")
         check(not os.path.exists(f"{d}/ran"), "and the job did not run")
+
+
+@security_check
+def cache_reports_that_lie():
+    """B reports its remote cache traffic; A then sends reports with huge
+    or negative counts, one above the bound, one with a descriptor, ones
+    claiming B's uid (or root's) in fields the agent does not know, and 50
+    at the bound. The lies are refused whole, A's uid gets what A's valid
+    reports said, and B's counts, and everyone else's, stay as they were."""
+    need_root()
+    a, b = test_user(), test_user(VICTIM)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    import json
+    import urllib.request
+
+    def series():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for m in re.finditer(r'^bsandboxd_remote_cache_([a-z_]+)_total\{uid="([0-9a-z]+)"\} (\d+)$', text, re.M):
+            out.setdefault(m.group(2), {})[m.group(1)] = int(m.group(3))
+        return out
+
+    def reports(owner, claimed_uid, *cases):
+        p, said = attacker(owner, "reports", agent.socket, claimed_uid, *cases)
+        stop(p)
+        return json.loads(said)
+
+    zero = {k: 0 for k in ("hits", "misses", "uploads", "bytes_down", "bytes_up", "errors")}
+    with Agent("--metrics", f"127.0.0.1:{port}") as agent:
+        check(reports(b, b[0], "legit") == {"legit": "reported"}, "B's report is taken")
+        want_b = dict(zero, hits=5, bytes_down=1000)
+        check(series() == {str(b[0]): want_b}, f"B's counts: {series()}")
+        lies = reports(a, b[0], "huge", "negative", "over_the_bound", "with_a_descriptor")
+        print(f"measured: lying reports: {lies}")
+        check("above the 281474976710656 one report may carry" in lies["huge"], f"huge: {lies}")
+        check("a negative count of hits" in lies["negative"], f"negative: {lies}")
+        check("uploads is above" in lies["over_the_bound"], f"over the bound: {lies}")
+        check("came with descriptors" in lies["with_a_descriptor"], f"with a descriptor: {lies}")
+        check(series() == {str(b[0]): want_b}, f"refused reports count nothing, for anyone: {series()}")
+        for claimed in (b[0], 0):
+            said = reports(a, claimed, "claims_a_uid")
+            check(said == {"claims_a_uid": "reported"}, f"a report claiming uid {claimed} is A's: {said}")
+        said = reports(a, b[0], *["at_the_bound"] * 50)
+        check(said == {"at_the_bound": "reported"}, f"reports at the bound are taken: {said}")
+        got = series()
+        print(f"measured: after A's reports: {got}")
+        check(got.get(str(b[0])) == want_b, f"B's counts are unchanged: {got}")
+        check(got.get(str(a[0])) == dict(zero, hits=14, bytes_up=50 * MAX_REPORTED),
+              f"A's uid has what A's valid reports said, and only that: {got}")
+        check(set(got) == {str(a[0]), str(b[0])}, f"no other uid got counts (no root, no other): {got}")
+        check(agent.proc.poll() is None, "the agent is unharmed")
 
 
 @security_check
