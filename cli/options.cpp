@@ -88,7 +88,7 @@ const char kUsage[] =
     "BSANDBOX_VERBOSE=1.\n"
     "\n"
     "agent status shows bsandboxd's jobs (yours; root sees all), events per second,\n"
-    "ring buffer fill and drops.\n"
+    "ring buffer fill, drops and the remote cache traffic its clients reported.\n"
     "\n"
     "export turns records made with --record into a Perfetto / chrome://tracing\n"
     "timeline (chrome-trace) or Prometheus text metrics (prometheus).\n";
