@@ -393,7 +393,8 @@ bool auto_tries_agent(const Exec& x) {
 
 CacheTraffic remote_traffic(Cache& cache) {
   CacheStats s = cache.counters();
-  return {s.remote_hits, s.remote_misses, s.remote_uploads, s.remote_bytes_down, s.remote_bytes_up, s.remote_errors};
+  return {s.remote_hits,     s.remote_misses,   s.remote_uploads,   s.remote_bytes_down,
+          s.remote_bytes_up, s.remote_errors,   s.remote_prefetched};
 }
 
 // Before anything of the build reaches the server (its prefetcher, its

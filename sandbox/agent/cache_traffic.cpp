@@ -27,12 +27,13 @@ CacheTraffic& CacheTraffic::operator+=(const CacheTraffic& more) {
   bytes_down = saturating_add(bytes_down, more.bytes_down);
   bytes_up = saturating_add(bytes_up, more.bytes_up);
   errors = saturating_add(errors, more.errors);
+  prefetched = saturating_add(prefetched, more.prefetched);
   return *this;
 }
 
 CacheTraffic traffic_of(const agent::CacheTraffic& r) {
-  return {count_of(r.hits()),       count_of(r.misses()),   count_of(r.uploads()),
-          count_of(r.bytes_down()), count_of(r.bytes_up()), count_of(r.errors())};
+  return {count_of(r.hits()),       count_of(r.misses()),   count_of(r.uploads()),   count_of(r.bytes_down()),
+          count_of(r.bytes_up()),   count_of(r.errors()),   count_of(r.prefetched())};
 }
 
 agent::CacheTraffic to_message(const CacheTraffic& t) {
@@ -43,14 +44,16 @@ agent::CacheTraffic to_message(const CacheTraffic& t) {
   m.set_bytes_down(message_count(t.bytes_down));
   m.set_bytes_up(message_count(t.bytes_up));
   m.set_errors(message_count(t.errors));
+  m.set_prefetched(message_count(t.prefetched));
   return m;
 }
 
 CacheTraffic growth(const CacheTraffic& before, const CacheTraffic& after) {
   auto grew = [](uint64_t b, uint64_t a) { return a > b ? a - b : 0; };
-  return {grew(before.hits, after.hits),           grew(before.misses, after.misses),
-          grew(before.uploads, after.uploads),     grew(before.bytes_down, after.bytes_down),
-          grew(before.bytes_up, after.bytes_up),   grew(before.errors, after.errors)};
+  return {grew(before.hits, after.hits),         grew(before.misses, after.misses),
+          grew(before.uploads, after.uploads),   grew(before.bytes_down, after.bytes_down),
+          grew(before.bytes_up, after.bytes_up), grew(before.errors, after.errors),
+          grew(before.prefetched, after.prefetched)};
 }
 
 void CacheTrafficTable::add(uid_t uid, const CacheTraffic& traffic) {

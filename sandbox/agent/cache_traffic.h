@@ -29,6 +29,7 @@ namespace bsandbox {
 // A remote cache's counts (the cache part's CacheStats remote_* fields).
 struct CacheTraffic {
   uint64_t hits = 0, misses = 0, uploads = 0, bytes_down = 0, bytes_up = 0, errors = 0;
+  uint64_t prefetched = 0;  // entries fetched ahead (a hit on one is local)
 
   // Saturating: a count at its largest stays there.
   CacheTraffic& operator+=(const CacheTraffic& more);

@@ -161,9 +161,10 @@ std::string format_agent_status(const std::string& socket, const agent::Status& 
   out += "limits: " + st.limits() + "\n";
   if (st.has_remote_cache()) {
     const agent::CacheTraffic& r = st.remote_cache();
-    line("remote cache (as clients reported): %lld hits, %lld misses, %lld uploads, %s down, %s up, %lld errors\n",
-         static_cast<long long>(r.hits()), static_cast<long long>(r.misses()), static_cast<long long>(r.uploads()),
-         format_size(static_cast<uint64_t>(r.bytes_down())).c_str(),
+    line("remote cache (as clients reported): %lld hits, %lld misses, %lld fetched ahead, %lld uploads, %s down, "
+         "%s up, %lld errors\n",
+         static_cast<long long>(r.hits()), static_cast<long long>(r.misses()), static_cast<long long>(r.prefetched()),
+         static_cast<long long>(r.uploads()), format_size(static_cast<uint64_t>(r.bytes_down())).c_str(),
          format_size(static_cast<uint64_t>(r.bytes_up())).c_str(), static_cast<long long>(r.errors()));
   }
   for (const auto& j : st.jobs()) {

@@ -87,6 +87,9 @@ std::string format_metrics(const AgentMetrics& m) {
   per_uid("bsandboxd_remote_cache_errors_total",
           "Remote cache requests that failed (server down, slow, refusing or answering garbage), per uid.",
           &CacheTraffic::errors);
+  per_uid("bsandboxd_remote_cache_prefetched_total",
+          "Entries a build's manifest brought ahead into the local cache (hits on them count as local), per uid.",
+          &CacheTraffic::prefetched);
   return w.take();
 }
 

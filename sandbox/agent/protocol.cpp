@@ -39,7 +39,8 @@ Result<void> check_submit(const agent::Submit& s, size_t fds) {
 Result<void> check_cache_report(const agent::CacheTraffic& t) {
   for (auto [name, value] : {std::pair{"hits", t.hits()}, std::pair{"misses", t.misses()},
                              std::pair{"uploads", t.uploads()}, std::pair{"bytes_down", t.bytes_down()},
-                             std::pair{"bytes_up", t.bytes_up()}, std::pair{"errors", t.errors()}}) {
+                             std::pair{"bytes_up", t.bytes_up()}, std::pair{"errors", t.errors()},
+                             std::pair{"prefetched", t.prefetched()}}) {
     if (value < 0) return fail(std::string("a negative count of ") + name);
     if (value > kMaxReportedCount)
       return fail(std::string(name) + " is above the " + std::to_string(kMaxReportedCount) + " one report may carry");

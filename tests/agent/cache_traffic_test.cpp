@@ -26,16 +26,16 @@ CacheTraffic traffic(uint64_t hits, uint64_t bytes_down = 0) {
 
 TEST_CASE("counts add up per uid, each apart") {
   CacheTrafficTable table;
-  table.add(1000, CacheTraffic{1, 2, 3, 4, 5, 6});
+  table.add(1000, CacheTraffic{1, 2, 3, 4, 5, 6, 7});
   table.add(1001, traffic(10));
-  table.add(1000, CacheTraffic{1, 1, 1, 1, 1, 1});
+  table.add(1000, CacheTraffic{1, 1, 1, 1, 1, 1, 1});
   auto rows = table.rows();
   REQUIRE(rows.size() == 2);
   CHECK(rows[0].uid == 1000u);
-  CHECK(rows[0].traffic == CacheTraffic{2, 3, 4, 5, 6, 7});
+  CHECK(rows[0].traffic == CacheTraffic{2, 3, 4, 5, 6, 7, 8});
   CHECK(rows[1].uid == 1001u);
   CHECK(rows[1].traffic == traffic(10));
-  CHECK(table.total() == CacheTraffic{12, 3, 4, 5, 6, 7});
+  CHECK(table.total() == CacheTraffic{12, 3, 4, 5, 6, 7, 8});
 }
 
 TEST_CASE("sums saturate: a count at its largest stays there, the others still count") {
@@ -84,7 +84,7 @@ TEST_CASE("a report of nothing takes no row") {
 }
 
 TEST_CASE("a report's counts to its message and back; a negative one reads as 0") {
-  CacheTraffic t{1, 2, 3, 4, 5, 6};
+  CacheTraffic t{1, 2, 3, 4, 5, 6, 7};
   CHECK(traffic_of(to_message(t)) == t);
   agent::CacheTraffic m = to_message(t);
   m.set_misses(-5);
@@ -95,7 +95,7 @@ TEST_CASE("a report's counts to its message and back; a negative one reads as 0"
 }
 
 TEST_CASE("growth: what each count grew by; one that went down grew by 0") {
-  CacheTraffic before{10, 10, 10, 100, 100, 0}, after{12, 10, 11, 4000, 50, 1};
-  CHECK(growth(before, after) == CacheTraffic{2, 0, 1, 3900, 0, 1});
+  CacheTraffic before{10, 10, 10, 100, 100, 0, 4}, after{12, 10, 11, 4000, 50, 1, 9};
+  CHECK(growth(before, after) == CacheTraffic{2, 0, 1, 3900, 0, 1, 5});
   CHECK(growth(after, after).empty());
 }

@@ -233,9 +233,10 @@ TEST_CASE("format_agent_status: the remote cache traffic clients reported, when 
   r->set_bytes_down(3 << 20);
   r->set_bytes_up(2048);
   r->set_errors(1);
+  r->set_prefetched(2);
   std::string text = format_agent_status("/run/a.sock", st);
-  CHECK(text.find("limits: none\nremote cache (as clients reported): 3 hits, 4 misses, 5 uploads, 3.0 MiB down, "
-                  "2.0 KiB up, 1 errors\n") != std::string::npos);
+  CHECK(text.find("limits: none\nremote cache (as clients reported): 3 hits, 4 misses, 2 fetched ahead, 5 uploads, "
+                  "3.0 MiB down, 2.0 KiB up, 1 errors\n") != std::string::npos);
 }
 
 namespace {
@@ -268,11 +269,11 @@ TEST_CASE("report_cache_traffic: the counts as sent, and the agent's answer") {
     r.mutable_reported();
     (void)send_frame(c.get(), r);
   });
-  auto sent = report_cache_traffic(l.path, CacheTraffic{1, 2, 3, 4, 5, 6});
+  auto sent = report_cache_traffic(l.path, CacheTraffic{1, 2, 3, 4, 5, 6, 7});
   agent_side.join();
   CHECK(sent);
   REQUIRE(got.has_cache_report());
-  CHECK(traffic_of(got.cache_report()) == CacheTraffic{1, 2, 3, 4, 5, 6});
+  CHECK(traffic_of(got.cache_report()) == CacheTraffic{1, 2, 3, 4, 5, 6, 7});
 }
 
 TEST_CASE("report_cache_traffic: an agent that never answers costs the timeout, not more") {

@@ -37,15 +37,15 @@ TEST_CASE("every family once, per-job series only for live jobs, drops by cause"
   CHECK(t.find("bsandboxd_job_ring_fill_bytes{job=\"12\"") == std::string::npos);  // queued: no ring yet
   size_t families = 0;
   for (size_t at = 0; (at = t.find("# TYPE ", at)) != std::string::npos; ++at) ++families;
-  CHECK(families == 23);
+  CHECK(families == 24);
   // The remote cache families are there with no uid reported yet.
   CHECK(has("# TYPE bsandboxd_remote_cache_hits_total counter"));
   CHECK(t.find("bsandboxd_remote_cache_hits_total{") == std::string::npos);
 }
 
-TEST_CASE("remote cache traffic: six counters per uid that reported, and the other row") {
+TEST_CASE("remote cache traffic: seven counters per uid that reported, and the other row") {
   AgentMetrics m;
-  m.remote_cache = {{1000, CacheTraffic{3, 4, 5, 6000, 7000, 1}}, {std::nullopt, CacheTraffic{1, 0, 0, 0, 0, 0}}};
+  m.remote_cache = {{1000, CacheTraffic{3, 4, 5, 6000, 7000, 1, 8}}, {std::nullopt, CacheTraffic{1, 0, 0, 0, 0, 0, 0}}};
   std::string t = format_metrics(m);
   auto has = [&](const std::string& line) { return t.find(line + "\n") != std::string::npos; };
   CHECK(has("# TYPE bsandboxd_remote_cache_bytes_down_total counter"));
@@ -55,6 +55,7 @@ TEST_CASE("remote cache traffic: six counters per uid that reported, and the oth
   CHECK(has("bsandboxd_remote_cache_bytes_down_total{uid=\"1000\"} 6000"));
   CHECK(has("bsandboxd_remote_cache_bytes_up_total{uid=\"1000\"} 7000"));
   CHECK(has("bsandboxd_remote_cache_errors_total{uid=\"1000\"} 1"));
+  CHECK(has("bsandboxd_remote_cache_prefetched_total{uid=\"1000\"} 8"));
   CHECK(has("bsandboxd_remote_cache_hits_total{uid=\"other\"} 1"));
   CHECK(has("bsandboxd_remote_cache_errors_total{uid=\"other\"} 0"));
 }

@@ -136,6 +136,9 @@ TEST_CASE("a cache report: no descriptors, every count from 0 to kMaxReportedCou
   CHECK(why(t) == "bad cache report: uploads is above the 281474976710656 one report may carry");
   t.set_uploads(std::numeric_limits<int64_t>::min());
   CHECK(why(t) == "bad cache report: a negative count of uploads");
+  t.set_uploads(0);
+  t.set_prefetched(kMaxReportedCount + 1);
+  CHECK(why(t) == "bad cache report: prefetched is above the 281474976710656 one report may carry");
 }
 
 // The fuzz target itself (tests/fuzz/agent_decoder_fuzz.cpp): each corpus

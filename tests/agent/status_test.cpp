@@ -87,7 +87,7 @@ TEST_CASE("describe_limits") {
 TEST_CASE("reported remote cache traffic: per uid in the snapshot, every uid's summed in the Status reply") {
   Fixture f;
   f.totals.remote_cache.add(1000, CacheTraffic{2, 1, 1, 500, 300, 0});
-  f.totals.remote_cache.add(1001, CacheTraffic{3, 0, 0, 700, 0, 1});
+  f.totals.remote_cache.add(1001, CacheTraffic{3, 0, 0, 700, 0, 1, 2});
   AgentMetrics m = snapshot(f.totals, f.jobs, TracerReading{}, 1);
   REQUIRE(m.remote_cache.size() == 2);
   CHECK(m.remote_cache[0].uid == 1000u);
@@ -101,4 +101,5 @@ TEST_CASE("reported remote cache traffic: per uid in the snapshot, every uid's s
   CHECK(all.bytes_down() == 1200);
   CHECK(all.bytes_up() == 300);
   CHECK(all.errors() == 1);
+  CHECK(all.prefetched() == 2);
 }

@@ -558,13 +558,13 @@ def user_cache_stats(owner, cache_dir):
     check(p.returncode == 0, f"cache stats: {p.stderr}")
     out = {}
     for line in p.stdout.splitlines():
-        m = re.match(r"remote (hits|misses|uploads|errors)\s+(\d+)", line)
+        m = re.match(r"remote (hits|misses|uploads|errors|prefetch)\s+(\d+)", line)
         if m:
-            out[m.group(1)] = int(m.group(2))
+            out[m.group(1).replace("prefetch", "prefetched")] = int(m.group(2))
         m = re.match(r"remote traffic\s+(.+) down, (.+) up$", line)
         if m:
             out["bytes_down"], out["bytes_up"] = m.group(1), m.group(2)
-    check(len(out) == 6, f"cache stats shows the remote counts: {p.stdout}")
+    check(len(out) == 7, f"cache stats shows the remote counts: {p.stdout}")
     return out
 
 
@@ -572,9 +572,11 @@ def user_cache_stats(owner, cache_dir):
 def remote_cache_counted_per_user():
     """A's jobs use a remote cache (loopback nginx) through their
     environment, the wrapper's way and exec --cache's: a cold run (a miss,
-    an upload) then a warm one from another empty local cache (a hit, bytes
-    down). /metrics counts each run's traffic under A's uid exactly as A's
-    cache stats count it; B, whose job used no remote, has no series."""
+    an upload) then warm ones from other empty local caches (fetched ahead
+    from the cold build's manifest; with fetching ahead off, remote hits),
+    each with bytes down. /metrics counts each run's traffic under A's uid
+    exactly as A's cache stats count it; B, whose job used no remote, has
+    no series."""
     need_root()
     if not shutil.which("nginx"):
         skip("nginx is not installed")
@@ -596,15 +598,16 @@ def remote_cache_counted_per_user():
             return remote_cache_series(text)
 
         check(series() == {}, "no series before anyone reports")
-        expected = {k: 0 for k in ("hits", "misses", "uploads", "bytes_down", "bytes_up", "errors")}
+        expected = {k: 0 for k in ("hits", "misses", "uploads", "bytes_down", "bytes_up", "errors", "prefetched")}
 
-        def run(what, cache, output, argv, *extra):
+        def run(what, cache, output, argv, *extra, prefetch="yes"):
             """One job of A's with a fresh local cache; /metrics must then
             say what that cache's stats say, added to A's earlier runs'."""
             if os.path.exists(f"{d}/{output}"):
                 os.unlink(f"{d}/{output}")  # its absence is an input
             before = series().get(str(a[0]), dict(expected))
-            code, _, err = finish(start(agent, a, argv, d, *extra, env=dict(env, BSANDBOX_CACHE=f"{d}/{cache}")))
+            job_env = dict(env, BSANDBOX_CACHE=f"{d}/{cache}", BSANDBOX_CACHE_REMOTE_PREFETCH=prefetch)
+            code, _, err = finish(start(agent, a, argv, d, *extra, env=job_env))
             check(code == 0 and open(f"{d}/{output}").read() == "remote\n", f"{what}: exit {code}: {err}")
             n.settle()
             got = series()
@@ -612,7 +615,7 @@ def remote_cache_counted_per_user():
             check(mine is not None, f"{what}: A's uid has series: {got}")
             grown = {k: mine[k] - before[k] for k in mine}
             stats = user_cache_stats(a, f"{d}/{cache}")
-            for k in ("hits", "misses", "uploads", "errors"):
+            for k in ("hits", "misses", "uploads", "errors", "prefetched"):
                 check(grown[k] == stats[k], f"{what}: /metrics counted {grown[k]} {k}, A's cache {stats[k]}: {grown}")
             for k in ("bytes_down", "bytes_up"):
                 check(format_size(grown[k]) == stats[k], f"{what}: {k} {grown[k]} is A's cache's {stats[k]}")
@@ -620,16 +623,24 @@ def remote_cache_counted_per_user():
             print(f"{what}: {grown}")
             return grown
 
-        cold = run("cold wrapper run", "cache1", "out", [wrap, "sh", "-c", "cat in > out"])
+        # The build waits a second before its wrapper, so that fetching
+        # ahead (a warm build's prefetcher, not waited for at its end) is
+        # done before the build reports.
+        build = ["sh", "-c", f"sleep 1; {wrap} sh -c 'cat in > out'"]
+        cold = run("cold wrapper run", "cache1", "out", build)
         check(cold["misses"] >= 1 and cold["uploads"] >= 1 and cold["bytes_up"] > 0 and cold["hits"] == 0,
               f"the cold run missed and uploaded: {cold}")
-        warm = run("warm wrapper run", "cache2", "out", [wrap, "sh", "-c", "cat in > out"])
-        check(warm["hits"] >= 1 and warm["bytes_down"] > 0 and warm["misses"] == 0 and warm["uploads"] == 0,
-              f"the warm run hit from the remote: {warm}")
+        warm = run("warm wrapper run", "cache2", "out", build)
+        check(warm["prefetched"] >= 1 and warm["bytes_down"] > 0 and warm["misses"] == 0 and warm["uploads"] == 0,
+              f"the warm run fetched the cold one's entry ahead: {warm}")
+        warm = run("warm wrapper run, no fetching ahead", "cache2b", "out", build, prefetch="no")
+        check(warm["hits"] >= 1 and warm["bytes_down"] > 0 and warm["misses"] == 0 and warm["prefetched"] == 0,
+              f"the warm run hit on the remote: {warm}")
         # exec --cache itself (a hit ends before the agent is asked: reported all the same).
         cold = run("cold exec --cache", "cache3", "out3", ["sh", "-c", "cat in > out3"], f"--cache={d}/cache3")
         check(cold["misses"] >= 1 and cold["uploads"] >= 1, f"exec --cache's cold run: {cold}")
-        warm = run("warm exec --cache", "cache4", "out3", ["sh", "-c", "cat in > out3"], f"--cache={d}/cache4")
+        warm = run("warm exec --cache", "cache4", "out3", ["sh", "-c", "cat in > out3"], f"--cache={d}/cache4",
+                   prefetch="no")
         check(warm["hits"] >= 1 and warm["bytes_down"] > 0, f"exec --cache's warm run hit: {warm}")
         # B's job, with no remote: A's counts stay A's, B gets none.
         db = user_dir(b, "agent-rc-b")
@@ -640,7 +651,8 @@ def remote_cache_counted_per_user():
         total = before[str(a[0])]
         text = status(agent, a)
         check(f"remote cache (as clients reported): {total['hits']} hits, {total['misses']} misses, "
-              f"{total['uploads']} uploads" in text, f"agent status shows the totals:\n{text}")
+              f"{total['prefetched']} fetched ahead, {total['uploads']} uploads" in text,
+              f"agent status shows the totals:\n{text}")
 
 
 if __name__ == "__main__":

@@ -622,7 +622,7 @@ def cache_reports_that_lie():
         stop(p)
         return json.loads(said)
 
-    zero = {k: 0 for k in ("hits", "misses", "uploads", "bytes_down", "bytes_up", "errors")}
+    zero = {k: 0 for k in ("hits", "misses", "uploads", "bytes_down", "bytes_up", "errors", "prefetched")}
     with Agent("--metrics", f"127.0.0.1:{port}") as agent:
         check(reports(b, b[0], "legit") == {"legit": "reported"}, "B's report is taken")
         want_b = dict(zero, hits=5, bytes_down=1000)

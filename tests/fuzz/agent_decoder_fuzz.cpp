@@ -72,7 +72,7 @@ void run(const uint8_t* data, size_t size) {
     if (r.has_submit() && r.submit().argv_size() == 0) __builtin_trap();
     if (r.has_cache_report()) {
       const agent::CacheTraffic& t = r.cache_report();
-      for (int64_t v : {t.hits(), t.misses(), t.uploads(), t.bytes_down(), t.bytes_up(), t.errors()})
+      for (int64_t v : {t.hits(), t.misses(), t.uploads(), t.bytes_down(), t.bytes_up(), t.errors(), t.prefetched()})
         if (v < 0 || v > kMaxReportedCount) __builtin_trap();
     }
   }
