@@ -399,9 +399,12 @@ CacheTraffic remote_traffic(Cache& cache) {
 
 // Before anything of the build reaches the server (its prefetcher, its
 // lookup): which agent might serve the run, and the counters of cache now.
-void note_traffic_before(Exec& x, Cache& cache) {
+void note_traffic_before(Exec& x, Cache& cache, bool shared) {
   const ExecOptions& o = x.o;
   if (o.wrapper || x.project) return;  // a journaled run is never the agent's
+  // A shared cache's counters are written by all who share it: what they
+  // grew by is not this user's to report.
+  if (shared) return;
   x.traffic_cache = &cache;
   if (o.agent) {
     x.report_to = *o.agent;
@@ -465,7 +468,7 @@ void start_remote_helpers(Exec& x) {
   std::string root = path::resolve(x.cwd, x.o.cache_root ? *x.o.cache_root : root_env && *root_env ? root_env : ".");
   Digest build = remote_layout::build_key(x.o.argv, x.cwd, root);
   auto print = [](const std::string& line) { say(line); };
-  note_traffic_before(x, *cache);
+  note_traffic_before(x, *cache, !key.empty());
   if (prefetch)
     if (auto p = Prefetcher::start(remote->options(), *cache, key, build, print)) x.prefetcher.emplace(std::move(*p));
   if (!remote->options().upload) return;

@@ -119,10 +119,14 @@ void RemoteCache::server_failed(const std::string& what, std::vector<std::string
                         std::to_string(RemoteHealth::kBackoffNs / 1000000000) + " s)");
 }
 
-bool RemoteCache::check(const HttpReply& r, const std::string& what, Outcome* out) {
+void RemoteCache::count_traffic(const HttpReply& r) {
   local_->count(Cache::Event::kRemoteBytesDown, r.bytes_down);
   local_->count(Cache::Event::kRemoteBytesUp, r.bytes_up);
   received_ += r.bytes_down;
+}
+
+bool RemoteCache::check(const HttpReply& r, const std::string& what, Outcome* out) {
+  count_traffic(r);
   if (r.ok()) return true;
   if (r.status == 401 || r.status == 403)
     out->failure = what + ": the server refused the credentials (HTTP " + std::to_string(r.status) + ")";
@@ -251,6 +255,7 @@ bool RemoteCache::bring_blobs(const std::vector<std::pair<Digest, uint64_t>>& wa
     auto replies = perform(reqs);
     for (size_t k = 0; k < replies.size(); ++k) {
       const Digest& d = wanted[first + k].first;
+      if (replies[k].absent() || replies[k].too_large) count_traffic(replies[k]);
       if (replies[k].absent()) {
         out->why = "a blob its entry names is missing on the server (" + layout::cas_path(d) + ")";
         return false;
@@ -260,6 +265,12 @@ bool RemoteCache::bring_blobs(const std::vector<std::pair<Digest, uint64_t>>& wa
         return false;
       }
       if (!check(replies[k], layout::cas_path(d), out)) return false;
+      // Checked before it is stored: a blob the store holds already (X,
+      // put where D belongs) must not be taken for damage and removed.
+      if (hash_bytes(replies[k].body) != d) {
+        damaged(d, "its content is not its digest", out);
+        return false;
+      }
       UniqueFd fd(::memfd_create("bsandbox-blob", MFD_CLOEXEC));
       if (!fd.valid() || !write_all(fd.get(), replies[k].body, "blob")) {
         out->why = "cannot hold a downloaded blob";
@@ -270,9 +281,8 @@ bool RemoteCache::bring_blobs(const std::vector<std::pair<Digest, uint64_t>>& wa
         out->why = put.error().message;
         return false;
       }
-      if (*put != d) {
-        (void)store.remove(*put);
-        damaged(d, "its content is not its digest", out);
+      if (*put != d) {  // changed under us: not ours to remove
+        out->why = "a blob changed while it was stored";
         return false;
       }
     }
@@ -349,11 +359,14 @@ bool RemoteCache::fetch(const CacheRequest& req, std::string* why, std::vector<s
   return finish(false);
 }
 
-std::optional<pb::CacheEntry> RemoteCache::entry_from(const HttpReply& r, const std::string& at, Outcome* out) {
+std::optional<pb::CacheEntry> RemoteCache::entry_from(const HttpReply& r, const std::string& at, Outcome* out,
+                                                     bool inlined_only) {
   if (!check(r, at, out)) return std::nullopt;
   auto ar = action_result(r, at, out);
   if (!ar) return std::nullopt;
-  auto payload = sealed_blob(at, layout::output_named(*ar, layout::kEntryPath), "cache entry", out);
+  auto ref = layout::output_named(*ar, layout::kEntryPath);
+  if (inlined_only && ref && !ref->inlined) return std::nullopt;
+  auto payload = sealed_blob(at, ref, "cache entry", out);
   if (!payload) return std::nullopt;
   pb::CacheEntry e;
   if (!e.ParseFromString(*payload) || !Digest::from_raw(e.weak_key())) {
@@ -387,55 +400,101 @@ size_t RemoteCache::prefetch(const Digest& build, const std::function<bool()>& s
     if (taken) local_->count(Cache::Event::kRemotePrefetched, taken);
     return taken;
   };
+  // What a server writer put where an ActionResult or a blob of ours
+  // belongs (a reply that came, but is garbage) only skips that one: the
+  // server is not failing, and lookups go on.
+  auto skip_garbage = [&](const HttpReply& r, Outcome* one) {
+    if (one->failure.empty() || !r.ok()) return false;
+    warnings->push_back("remote cache: " + one->failure + "; ignored");
+    one->failure.clear();
+    return true;
+  };
   std::string at = layout::ac_path(layout::manifest_key(key_id_, build));
   auto r = perform(get(at, kMaxActionResult));
   if (r.absent() || !check(r, at, &out)) return done(0);
   auto ar = action_result(r, at, &out);
-  if (!ar) return done(0);
+  if (!ar) {
+    skip_garbage(r, &out);
+    return done(0);
+  }
   auto payload = sealed_blob(at, layout::output_named(*ar, layout::kManifestPath), "manifest", &out);
-  if (!payload) return done(0);
+  if (!payload) {
+    skip_garbage(r, &out);
+    return done(0);
+  }
   pb::Manifest m;
   if (!m.ParseFromString(*payload) || m.build() != build.raw()) {
     warnings->push_back("remote cache: " + at + ": a manifest that does not parse or is another build's; ignored");
     return done(0);
   }
-  // In the order the last build used them, a batch at once; each checked
-  // as a lookup's is, short of matching the tree (which the build is
-  // still making): the lookup that uses it does that.
+  // The entries, each once, in the order the last build used them.
+  std::vector<Digest> listed;
+  std::set<Digest> seen;
+  for (int i = 0; i < m.entries_size() && listed.size() < layout::kMaxManifest; ++i)
+    if (auto d = Digest::from_raw(m.entries(i)); d && seen.insert(*d).second) listed.push_back(*d);
+  m.Clear();
+  // A batch at once; each entry checked as a lookup's is, short of
+  // matching the tree (which the build is still making): the lookup that
+  // uses it does that. Whoever writes the server chooses what a manifest
+  // lists, so everything is bounded: what it downloads (the budget, every
+  // reply counted, an entry's blobs by the sizes it declares), an entry
+  // (inlined in its ActionResult of at most 1 MiB, at most kMaxItems
+  // inputs and outputs), the entries kept for one command (kMaxShapes).
   constexpr size_t kBatch = 32;
-  uint64_t start = received_;  // what the entries bring, their ActionResults included
-  size_t taken = 0, n = std::min<size_t>(m.entries_size(), layout::kMaxManifest);
-  auto over_budget = [&] {
-    if (received_ - start <= options_.prefetch_budget_bytes) return false;
-    warnings->push_back("remote cache: " + at + ": the manifest lists more than the prefetch's " +
-                        std::to_string(options_.prefetch_budget_bytes >> 20) + " MiB; the rest is left to lookups");
+  constexpr int kMaxItems = 16384;
+  uint64_t start = received_;
+  auto left = [&] {
+    uint64_t spent = received_ - start;
+    return spent >= options_.prefetch_budget_bytes ? 0 : options_.prefetch_budget_bytes - spent;
+  };
+  bool warned = false;
+  auto over = [&](uint64_t more) {
+    if (more <= left()) return false;
+    if (!warned)
+      warnings->push_back("remote cache: " + at + ": the manifest lists more than the prefetch's " +
+                          std::to_string(options_.prefetch_budget_bytes >> 20) + " MiB; the rest is left to lookups");
+    warned = true;
     return true;
   };
-  for (size_t first = 0; first < n && !stop() && !over_budget(); first += kBatch) {
+  auto declared = [](const std::vector<std::pair<Digest, uint64_t>>& blobs) {
+    uint64_t n = 0;
+    for (const auto& [_, size] : blobs) n += size ? size : kMaxUnsized;
+    return n;
+  };
+  std::map<Digest, size_t> per_command;
+  size_t taken = 0;
+  for (size_t first = 0; first < listed.size() && !stop() && !over(1); first += kBatch) {
     std::vector<HttpRequest> reqs;
-    for (size_t i = first; i < std::min(n, first + kBatch); ++i)
-      if (auto d = Digest::from_raw(m.entries(static_cast<int>(i))))
-        reqs.push_back(get(layout::ac_path(*d), kMaxPrefetchedResult));
+    for (size_t i = first; i < std::min(listed.size(), first + kBatch); ++i)
+      reqs.push_back(get(layout::ac_path(listed[i]), kMaxPrefetchedResult));
     auto replies = perform(reqs);
     std::vector<pb::CacheEntry> found;  // not here yet
-    for (size_t k = 0; k < replies.size(); ++k) {
+    for (size_t k = 0; k < replies.size() && !stop(); ++k) {
       // Evicted, not uploaded yet, or larger than a prefetch holds: left
-      // to the lookup.
-      if (replies[k].absent() || replies[k].too_large) continue;
+      // to the lookup (counted all the same).
+      if (replies[k].absent() || replies[k].too_large) {
+        count_traffic(replies[k]);
+        continue;
+      }
       Outcome one{"", "", warnings};
-      auto e = entry_from(replies[k], reqs[k].path, &one);
-      if (!one.failure.empty()) {
+      auto e = entry_from(replies[k], reqs[k].path, &one, /*inlined_only=*/true);
+      if (!one.failure.empty() && !skip_garbage(replies[k], &one)) {
         out.failure = one.failure;
         return done(taken);
       }
-      if (e && !local_->entry(*Digest::from_raw(e->weak_key()), strong_key_of(*e))) found.push_back(std::move(*e));
+      if (!e || e->inputs_size() + e->outputs_size() > kMaxItems) continue;
+      Digest weak = *Digest::from_raw(e->weak_key());
+      // The entry its name says: not another (an old one of the same
+      // command, replayed under many names).
+      if (layout::entry_key(key_id_, weak, layout::shape_of(*e), layout::probe_of(*e), e->root()) != listed[first + k])
+        continue;
+      if (local_->entry(weak, strong_key_of(*e))) continue;  // here already
+      if (!special_modes(*e).empty() || ++per_command[weak] > layout::kMaxShapes) continue;
+      found.push_back(std::move(*e));
     }
     // The batch's blobs at once, if they fit the budget as declared (one
     // missing or damaged stops this; each entry then fetches what it lacks).
-    auto wanted = lacking(found);
-    uint64_t declared = 0;
-    for (const auto& [_, size] : wanted) declared += size ? size : kMaxUnsized;
-    if (received_ - start + declared <= options_.prefetch_budget_bytes && !stop()) {
+    if (auto wanted = lacking(found); !stop() && !over(declared(wanted))) {
       Outcome one{"", "", warnings};
       if (!bring_blobs(wanted, &one) && !one.failure.empty()) {
         out.failure = one.failure;
@@ -443,8 +502,7 @@ size_t RemoteCache::prefetch(const Digest& build, const std::function<bool()>& s
       }
     }
     for (const auto& e : found) {
-      if (stop()) break;
-      if (over_budget()) return done(taken);
+      if (stop() || over(declared(lacking({e})))) break;
       Outcome one{"", "", warnings};
       if (take(e, &one)) ++taken;
       if (!one.failure.empty()) {

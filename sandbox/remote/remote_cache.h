@@ -130,12 +130,16 @@ class RemoteCache {
                 const std::string& what, Outcome* out);
   // An ActionResult body, or nullopt with out->failure.
   std::optional<reapi::ActionResult> action_result(const HttpReply& r, const std::string& what, Outcome* out);
+  // r's bytes each way, in the stats and received_.
+  void count_traffic(const HttpReply& r);
   // A blob d from the server was not what its digest says (how): a
   // warning, and the blob deleted from the server when this client writes.
   void damaged(const Digest& d, const std::string& how, Outcome* out);
   // An entry's ActionResult at `at`, its entry blob checked and parsed (a
-  // valid weak key, whichever); nullopt with out.
-  std::optional<pb::CacheEntry> entry_from(const HttpReply& r, const std::string& at, Outcome* out);
+  // valid weak key, whichever); nullopt with out. inlined_only: nullopt,
+  // without a request, for an entry blob not inlined in the ActionResult.
+  std::optional<pb::CacheEntry> entry_from(const HttpReply& r, const std::string& at, Outcome* out,
+                                           bool inlined_only = false);
   // An entry found on the server, into the local cache: its blobs, then the
   // entry; false with out (never one making a setuid or setgid file).
   bool take(const pb::CacheEntry& e, Outcome* out);

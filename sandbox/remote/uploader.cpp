@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 
 #include "sandbox/base/clocks.h"
 #include "sandbox/cache/cache.pb.h"
@@ -71,9 +72,19 @@ void publish(UploadSpool& spool, RemoteCache& remote, const Digest& build, const
 }
 
 // Fetches what the manifest of build lists, until the build is over (go
-// closed) or everything is here.
+// closed) or everything is here. The moment the build is over it exits,
+// whatever request it is in: it holds the build's stderr, which whoever
+// reads it waits on, and a server can make one request last long. (An
+// exit is as safe as a kill: what it writes into the cache is put in
+// place by a rename or a link, whole or not at all.)
 [[noreturn]] void run_prefetcher(const RemoteOptions& options, const std::string& dir, const std::string& key,
                                  const Digest& build, const Uploader::Say& say, int go) {
+  std::thread([go] {
+    pollfd p{go, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    ::_exit(0);
+  }).detach();
   auto local = Cache::open(dir, key);
   if (!local) ::_exit(0);
   auto remote = RemoteCache::open(options, *local);

@@ -633,6 +633,29 @@ def server_slow():
 
 
 @remote_check
+def prefetch_never_holds_the_build():
+    """A build's prefetcher in a request the server does not answer (30 s)
+    ends with the build: whoever reads the build's stderr (a pipe here, as
+    in CI logs and $(...)) sees it close at once, not after the request's
+    10 s timeout."""
+    if os.geteuid() != 0:
+        skip("the tracer service needs the eBPF backend (root)")
+    server = FaultyServer("slow")
+    try:
+        cache_dir = os.path.join(scratch("prefetch-holds"), "cache")
+        env = dict(base_env(), BSANDBOX_CACHE=cache_dir, BSANDBOX_CACHE_REMOTE=server.url)
+        start = time.monotonic()
+        p = subprocess.run([BSANDBOX, "exec", "-q", "--no-journal", "--backend=ebpf", "--", "sh", "-c", "sleep 1"],
+                           env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        took = time.monotonic() - start
+        check(p.returncode == 0, f"the build: {p.stderr}")
+        check(any(r[1].startswith("/ac/") for r in server.requests), f"the prefetcher asked: {server.requests}")
+        check(took < 5, f"the build's stderr closed {took:.1f} s after it started (its command takes 1 s)")
+    finally:
+        server.close()
+
+
+@remote_check
 def server_trickle():
     faulty("trickle", cause="time")
 

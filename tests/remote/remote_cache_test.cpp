@@ -488,6 +488,35 @@ TEST_CASE("a build's manifest: the next build of the same command fetches what i
     CHECK(rb.prefetch(build, never, &warnings) == 2);
     CHECK(warnings.empty());
   }
+  auto ac_of = [&](const pb::CacheEntry& e) {
+    return "/" + remote_layout::ac_path(remote_layout::entry_key(remote_layout::key_id(key),
+                                                                 *Digest::from_raw(e.weak_key()),
+                                                                 remote_layout::shape_of(e), remote_layout::probe_of(e),
+                                                                 e.root()));
+  };
+  SUBCASE("an entry replayed under another's name is not taken; garbage in its place only skips it") {
+    server.set(ac_of(used[1]), server.objects()[ac_of(used[0])]);
+    server.set(ac_of(used[2]), "not an ActionResult");
+    auto rb = b.remote(server.url(), key);
+    CHECK(rb.prefetch(build, never, &warnings) == 1);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("not an ActionResult") != std::string::npos);
+    CHECK(b.cache->counters().remote_errors == 0);
+    CHECK(rb.health().usable());
+  }
+  SUBCASE("a blob the store holds, put where another belongs, is refused and kept") {
+    Digest held = hash_bytes("two\n");
+    pb::CacheEntry mine = b.store("second", "two\n");
+    REQUIRE(b.cache->store().contains(held));
+    Digest wanted = hash_bytes("object of int x;\n");
+    server.set("/" + remote_layout::cas_path(wanted), "two\n");
+    auto rb = b.remote(server.url(), key);
+    CHECK(rb.prefetch(build, never, &warnings) == 1);  // the third (B made the second itself)
+    CHECK(b.cache->store().contains(held));
+    CHECK_FALSE(b.cache->store().contains(wanted));
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("does not match its digest") != std::string::npos);
+  }
   SUBCASE("a prefetch stops past its byte budget, and when told to") {
     RemoteOptions o = b.remote(server.url(), key).options();
     o.prefetch_budget_bytes = 1;
