@@ -364,6 +364,7 @@ CacheStats Cache::count(Event e, uint64_t n) {
     case Event::kUncacheable: ++c.s.uncacheable; break;
     case Event::kDamaged: ++c.s.damaged; break;
     case Event::kGc: c.s.bytes_since_gc = 0; break;
+    case Event::kObjectsAdded: c.s.bytes_since_gc += n; break;
     case Event::kRemoteHit: ++c.s.remote_hits; break;
     case Event::kRemoteMiss: ++c.s.remote_misses; break;
     case Event::kRemoteUpload: ++c.s.remote_uploads; break;

@@ -146,7 +146,8 @@ class Cache {
   // after the update.
   enum class Event {
     kHit, kMiss, kStored, kUncacheable, kDamaged, kGc,
-    kRemoteHit, kRemoteMiss, kRemoteUpload, kRemoteBytesDown, kRemoteBytesUp, kRemoteError, kRemotePrefetched
+    kRemoteHit, kRemoteMiss, kRemoteUpload, kRemoteBytesDown, kRemoteBytesUp, kRemoteError, kRemotePrefetched,
+    kObjectsAdded  // n bytes of objects stored apart from an entry (a remote's blobs): toward the next gc
   };
   CacheStats count(Event e, uint64_t n = 0);
   CacheStats counters();

@@ -285,6 +285,7 @@ bool RemoteCache::bring_blobs(const std::vector<std::pair<Digest, uint64_t>>& wa
         out->why = "a blob changed while it was stored";
         return false;
       }
+      local_->count(Cache::Event::kObjectsAdded, replies[k].body.size());
     }
   }
   return true;
