@@ -8,7 +8,8 @@
 #
 # Each round, after `make -C ld clean` every time, in this order (each step
 # needs the one before it): bare make; the local cache cold (empty, no
-# remote) and warm; "upload": the local cache cold with the remote on (the
+# remote) and warm, and warm again with no file hashes known (a fresh
+# machine's floor: its entries all here, its files hashed once); "upload": the local cache cold with the remote on (the
 # server emptied first: every stored recipe is uploaded); "remote warm":
 # another machine, i.e. an empty local cache, against the server the upload
 # filled, directly and through bench/delay_proxy.py adding 5 ms and 20 ms of

@@ -40,7 +40,7 @@ remote_mode() {
   remote="" prefetch=yes
   case $mode in *-noprefetch) prefetch=no ;; esac
   case ${mode%-noprefetch} in
-    local-cold | local-warm) cache=$prefix-local ;;
+    local-cold | local-warm | local-warm-nohashes) cache=$prefix-local ;;
     upload) cache=$prefix-a; remote=http://127.0.0.1:$port ;;
     upload-5ms) cache=$prefix-a; remote=http://127.0.0.1:$p5port ;;
     remote-warm) cache=$prefix-b; remote=http://127.0.0.1:$port ;;
@@ -51,6 +51,9 @@ remote_mode() {
     local-cold | upload | upload-5ms | remote-warm*) rm -rf "$cache" ;;  # remote-warm: another machine
   esac
   case $mode in upload | upload-5ms) rm -rf "${srv:?}/data"/* ;; esac
+  # A fresh machine's floor: every entry here, but no file's hash known yet
+  # (another machine hashes the compiler, headers and sources once).
+  case $mode in local-warm-nohashes) rm -rf "$cache/hashes" ;; esac
 }
 
 # What the cache of a mode that used the server counted ("" for others).
@@ -64,7 +67,7 @@ remote_traffic() {
   "$bsandbox" cache stats --cache="$c" | grep -E "^(hits|misses|remote)" | tr -s ' ' | tr '\n' ';'
 }
 
-remote_modes=(bare local-cold local-warm upload remote-warm remote-warm-5ms remote-warm-5ms-noprefetch
+remote_modes=(bare local-cold local-warm local-warm-nohashes upload remote-warm remote-warm-5ms remote-warm-5ms-noprefetch
               remote-warm-20ms upload-5ms)
 
 # Prints the Markdown table of medians: $1 rounds, $2 what was built, then
@@ -83,6 +86,7 @@ print()
 print(f"- remote warm vs bare: {m['bare'] / m['remote-warm']:.1f}x on loopback, "
       f"{m['bare'] / m['remote-warm-5ms']:.1f}x with 5 ms RTT (target: at least 5x), "
       f"{m['bare'] / m['remote-warm-20ms']:.1f}x with 20 ms; local warm (the floor): {m['bare'] / m['local-warm']:.1f}x")
+print(f"- a fresh machine's floor (local warm, no file hashes known): {m['bare'] / m['local-warm-nohashes']:.1f}x")
 print(f"- fetching ahead (the last build's manifest) at 5 ms RTT: "
       f"{m['remote-warm-5ms-noprefetch']:.2f} s without, {m['remote-warm-5ms']:.2f} s with "
       f"({m['remote-warm-5ms-noprefetch'] / m['remote-warm-5ms']:.2f}x)")
