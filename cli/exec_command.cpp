@@ -159,8 +159,6 @@ std::string shown_command(const std::vector<std::string>& argv) {
 // The variable by which bsandbox exec tells the tree that a build's
 // uploader (uploader.h) drains the spool of its cache.
 constexpr const char* kSpoolEnv = "BSANDBOX_UPLOAD_SPOOL";
-// How long bsandbox exec waits for a build's last uploads.
-constexpr int kUploadWaitMs = 120000;
 
 // Whether a build's uploader drains the spool of this cache and server.
 bool uploader_spools_for(const Cache& cache, const RemoteOptions& remote) {

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <thread>
 
 #include "sandbox/base/clocks.h"
@@ -24,6 +25,8 @@
 
 namespace bsandbox {
 namespace {
+
+constexpr int kPrefetchConnections = 32;
 
 // The manifest of build: the entries the spool noted as used (this
 // build's, and any an earlier build could not publish), then forgotten.
@@ -46,6 +49,16 @@ void publish(UploadSpool& spool, RemoteCache& remote, const Digest& build, const
   auto remote = RemoteCache::open(options, *local);
   auto spool = UploadSpool::open(*local, options);
   if (!remote || !spool) ::_exit(0);
+  // Once the build is over and has waited what it waits, the build's
+  // stderr is let go of: warnings after that are lost, not waited for.
+  std::thread([go] {
+    pollfd p{go, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kUploadWaitMs));
+    int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, 2);
+  }).detach();
   UniqueFd held;
   std::vector<SpoolItem> ours;  // what waited when the build ended
   for (bool over = false;;) {
@@ -87,7 +100,11 @@ void publish(UploadSpool& spool, RemoteCache& remote, const Digest& build, const
   }).detach();
   auto local = Cache::open(dir, key);
   if (!local) ::_exit(0);
-  auto remote = RemoteCache::open(options, *local);
+  // More requests in flight than a lookup's: a prefetch races the
+  // build's first commands, and each request waits a round trip.
+  RemoteOptions wide = options;
+  wide.http.max_connections = kPrefetchConnections;
+  auto remote = RemoteCache::open(wide, *local);
   if (!remote) ::_exit(0);
   auto over = [go] {
     pollfd p{go, POLLIN, 0};

@@ -27,6 +27,11 @@ namespace bsandbox {
 // warnings go to say. Returns how many entries are left.
 size_t drain(UploadSpool& spool, RemoteCache& remote, const std::function<void(const std::string&)>& say);
 
+// How long a build waits for its last uploads (Uploader::finish); an
+// uploader still at work then goes on in the background, having let go of
+// the build's stderr (whoever reads it, a CI log or $(...), would wait).
+inline constexpr int kUploadWaitMs = 120000;
+
 class Uploader {
  public:
   using Say = std::function<void(const std::string&)>;
