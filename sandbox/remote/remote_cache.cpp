@@ -398,7 +398,6 @@ size_t RemoteCache::prefetch(const Digest& build, const std::function<bool()>& s
   Outcome out{"", "", warnings};
   auto done = [&](size_t taken) {
     if (!out.failure.empty()) server_failed(out.failure, warnings);
-    if (taken) local_->count(Cache::Event::kRemotePrefetched, taken);
     return taken;
   };
   // What a server writer put where an ActionResult or a blob of ours
@@ -505,7 +504,12 @@ size_t RemoteCache::prefetch(const Digest& build, const std::function<bool()>& s
     for (const auto& e : found) {
       if (stop() || over(declared(lacking({e})))) break;
       Outcome one{"", "", warnings};
-      if (take(e, &one)) ++taken;
+      // Counted as it is taken: a prefetch ends when its build does, in
+      // whatever it is doing.
+      if (take(e, &one)) {
+        ++taken;
+        local_->count(Cache::Event::kRemotePrefetched, 1);
+      }
       if (!one.failure.empty()) {
         out.failure = one.failure;
         return done(taken);
