@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (BSANDBOX, BSANDBOXD, Agent, check, fresh_dir, give, need_root,  # noqa: E402
                      run_checks, test_user)
+from reapi import WireError, encode_varint, read_varint  # noqa: E402  (protobuf's wire format)
 
 CHECKS = {}
 VICTIM = "bsandbox-e2e2"
@@ -165,40 +166,26 @@ class Sampler:
 def error_message(reply):
     """The message of an Error reply frame (agent.proto: Reply.error = 6,
     Error.message = 1), or "" if reply is not one."""
-    def varint(b, i):
-        n = shift = 0
-        while i < len(b):
-            n |= (b[i] & 0x7F) << shift
-            i += 1
-            if b[i - 1] < 0x80:
-                break
-            shift += 7
-        return n, i
     if len(reply) < 6 or reply[4] != 0x32:
         return ""
     body = reply[4:4 + struct.unpack("<I", reply[:4])[0]]
-    _, at = varint(body, 1)
-    if body[at:at + 1] != b"\x0a":
+    try:
+        _, at = read_varint(body, 1)
+        if body[at:at + 1] != b"\x0a":
+            return ""
+        length, at = read_varint(body, at + 1)
+    except WireError:
         return ""
-    length, at = varint(body, at + 1)
     return body[at:at + length].decode(errors="replace")
 
 
-def varint(n):
-    b = b""
-    while n > 0x7F:
-        b += bytes([n & 0x7F | 0x80])
-        n >>= 7
-    return b + bytes([n])
-
-
 def length_field(number, data):
-    return varint(number << 3 | 2) + varint(len(data)) + data
+    return encode_varint(number << 3 | 2) + encode_varint(len(data)) + data
 
 
 def number_field(number, value):
     """A varint field; a negative value as protobuf writes an int64 (ten bytes)."""
-    return varint(number << 3) + varint(value & (1 << 64) - 1)
+    return encode_varint(number << 3) + encode_varint(value & (1 << 64) - 1)
 
 
 # Request{cache_report: CacheTraffic} (agent.proto): Request.cache_report = 3;
