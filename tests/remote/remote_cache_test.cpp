@@ -120,6 +120,11 @@ TEST_CASE("a run stored on one machine hits on another, through the server") {
   CacheStats s = b.cache->counters();
   CHECK(s.remote_hits == 1);
   CHECK(s.remote_bytes_down > 0);
+  // What B brought counts toward its next gc as what A stored does: the
+  // objects (out.o, stdout, the record), not the entry alone.
+  uint64_t stored_at_a = a.cache->counters().bytes_since_gc;
+  MESSAGE("bytes since gc: A ", stored_at_a, ", B ", s.bytes_since_gc);
+  CHECK(s.bytes_since_gc + 64 >= stored_at_a);
 
   SUBCASE("an edited input misses on the other machine") {
     ::unlink((b.root + "/out.o").c_str());
