@@ -37,6 +37,19 @@ Result<void> send_request(int fd, const agent::Request& request, const std::vect
   return sent;
 }
 
+// One request and its one reply (read up to max_bytes), an Error reply
+// made a failure.
+Result<agent::Reply> exchange(int fd, const agent::Request& request, size_t max_bytes) {
+  if (auto sent = send_request(fd, request); !sent) return tl::unexpected(sent.error());
+  auto payload = read_frame(fd, max_bytes);
+  if (!payload) return fail("the agent: " + payload.error().message);
+  if (!*payload) return fail("the agent closed the connection without answering");
+  agent::Reply reply;
+  if (!reply.ParseFromString(**payload)) return fail("the agent's answer does not parse");
+  if (reply.has_error()) return fail("the agent: " + reply.error().message());
+  return reply;
+}
+
 }  // namespace
 
 Result<UniqueFd> connect_agent(const std::string& socket, int timeout_ms) {
@@ -115,29 +128,19 @@ Result<void> report_cache_traffic(const std::string& socket, const CacheTraffic&
   if (!fd) return tl::unexpected(fd.error());
   agent::Request request;
   *request.mutable_cache_report() = to_message(traffic);
-  if (auto sent = send_request(fd->get(), request); !sent) return sent;
-  auto payload = read_frame(fd->get(), kMaxRequestBytes);
-  if (!payload) return fail("the agent: " + payload.error().message);
-  if (!*payload) return fail("the agent closed the connection without answering");
-  agent::Reply reply;
-  if (!reply.ParseFromString(**payload)) return fail("the agent's answer does not parse");
-  if (reply.has_error()) return fail("the agent: " + reply.error().message());
-  if (!reply.has_reported()) return fail("the agent answered something else than Reported");
+  auto reply = exchange(fd->get(), request, kMaxRequestBytes);
+  if (!reply) return tl::unexpected(reply.error());
+  if (!reply->has_reported()) return fail("the agent answered something else than Reported");
   return {};
 }
 
 Result<agent::Status> ask_status(int fd) {
   agent::Request request;
   request.mutable_status();
-  if (auto sent = send_request(fd, request); !sent) return tl::unexpected(sent.error());
-  auto payload = read_frame(fd, kMaxReplyBytes);
-  if (!payload) return fail("the agent: " + payload.error().message);
-  if (!*payload) return fail("the agent closed the connection without answering");
-  agent::Reply reply;
-  if (!reply.ParseFromString(**payload)) return fail("the agent's answer does not parse");
-  if (reply.has_error()) return fail("the agent: " + reply.error().message());
-  if (!reply.has_status()) return fail("the agent answered something else than its status");
-  return reply.status();
+  auto reply = exchange(fd, request, kMaxReplyBytes);
+  if (!reply) return tl::unexpected(reply.error());
+  if (!reply->has_status()) return fail("the agent answered something else than its status");
+  return reply->status();
 }
 
 Result<agent::Status> agent_status(const std::string& socket) {

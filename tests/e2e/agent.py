@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (BSANDBOX, BSANDBOXD, Agent, check, fresh_dir, give, need_root,  # noqa: E402
                      run_checks, skip, test_user, write)
+from nginx import free_port  # noqa: E402
 
 CHECKS = {}
 SECOND_USER = "bsandbox-e2e2"
@@ -444,14 +445,6 @@ def cache_wrapper_borrows_the_jobs_tracer():
         code, _, err = finish(start(agent, a, ["sh", "-c", "cat in > out2"], d, "--cache=" + f"{d}/cache"))
         code, _, err = finish(start(agent, a, ["sh", "-c", "cat in > out2"], d, "--cache=" + f"{d}/cache", "-v"))
         check(code == 0 and "cache hit" in err, f"exec --agent --cache hits too: {err!r}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_get(url):

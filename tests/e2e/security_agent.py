@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (BSANDBOX, BSANDBOXD, Agent, check, fresh_dir, give, need_root,  # noqa: E402
                      run_checks, test_user)
+from nginx import free_port  # noqa: E402
 from reapi import WireError, encode_varint, read_varint  # noqa: E402  (protobuf's wire format)
 
 CHECKS = {}
@@ -443,10 +444,7 @@ def flood_metrics_connections():
     after the request timeout (10 s); the rest get a 503 at once."""
     need_root()
     a, b = test_user(), test_user(VICTIM)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     with Agent("--metrics", f"127.0.0.1:{port}") as agent:
         pid = agent.proc.pid
         idle_fds = fd_count(pid)
@@ -589,10 +587,7 @@ def cache_reports_that_lie():
     reports said, and B's counts, and everyone else's, stay as they were."""
     need_root()
     a, b = test_user(), test_user(VICTIM)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     import json
     import urllib.request
 
