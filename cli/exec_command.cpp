@@ -50,12 +50,28 @@ std::string current_dir() {
   }
 }
 
+// The in-process runtime library: $BSANDBOX_INPROC_RUNTIME, else the one
+// built beside this bsandbox (a build tree), else where meson installs it.
+std::string inproc_runtime() {
+  if (const char* env = std::getenv("BSANDBOX_INPROC_RUNTIME"); env && *env) return env;
+  if (auto self = read_link("/proc/self/exe")) {
+    std::string dir = self->substr(0, self->rfind('/'));
+    std::string built = dir + "/../sandbox/backend/inproc/runtime/libbsandbox-inproc.so";
+    if (::access(built.c_str(), R_OK) == 0) {
+      char real[PATH_MAX];
+      if (::realpath(built.c_str(), real)) return real;
+    }
+  }
+  return BSANDBOX_LIBDIR "/bsandbox/libbsandbox-inproc.so";
+}
+
 // auto: eBPF when it loads, else ptrace (which needs no privileges). The
 // reason eBPF was passed over is shown with -v.
 Result<std::unique_ptr<EventSource>> open_backend(const ExecOptions& o) {
-  if (o.backend != "auto" && o.backend != "ebpf" && o.backend != "ptrace")
-    return fail("unknown backend '" + o.backend + "' (expected auto, ebpf or ptrace)");
+  if (o.backend != "auto" && o.backend != "ebpf" && o.backend != "ptrace" && o.backend != "inproc")
+    return fail("unknown backend '" + o.backend + "' (expected auto, ebpf, inproc or ptrace)");
   if (o.backend == "ptrace") return open_ptrace_backend();
+  if (o.backend == "inproc") return open_inproc_backend(inproc_runtime());
   EbpfOptions eo;
   eo.ring_bytes = o.buffer_bytes;
   eo.verbose = o.verbose && o.backend == "ebpf";

@@ -28,8 +28,10 @@ const char kUsage[] =
     "exec runs COMMAND and records which of its processes touched which file.\n"
     "  --json PATH         write the provenance record as JSON (bsandbox.provenance/v1)\n"
     "  --record PATH       write it in binary form (protobuf), for `bsandbox show`\n"
-    "  --backend NAME      auto, ebpf or ptrace (auto: ebpf if it loads; not root: a\n"
-    "                      running bsandboxd if reachable; else ptrace)\n"
+    "  --backend NAME      auto, ebpf, inproc or ptrace (auto: ebpf if it loads; not\n"
+    "                      root: a running bsandboxd if reachable; else ptrace);\n"
+    "                      inproc: ptrace with file syscalls recorded inside the\n"
+    "                      programs by a preloaded runtime (x86_64)\n"
     "  --agent[=SOCKET]    run through bsandboxd (default $BSANDBOX_AGENT, else\n"
     "                      /run/bsandbox/agent.sock): eBPF for users who are not root\n"
     "  --strict            exit 125 if the record is incomplete (events lost)\n"
@@ -117,8 +119,8 @@ Result<void> set_exec_value(ExecOptions& o, const std::string& name, const std::
   } else if (name == "--record") {
     o.record_path = v;
   } else if (name == "--backend") {
-    if (v != "auto" && v != "ebpf" && v != "ptrace")
-      return fail("unknown backend '" + v + "' (expected auto, ebpf or ptrace)");
+    if (v != "auto" && v != "ebpf" && v != "ptrace" && v != "inproc")
+      return fail("unknown backend '" + v + "' (expected auto, ebpf, inproc or ptrace)");
     o.backend = v;
   } else if (name == "--buffer-size") {
     auto size = parse_size(v);
@@ -151,7 +153,8 @@ Result<void> check_exec(ExecOptions& o) {
   if (o.argv.empty()) return fail("exec needs a command (usage: bsandbox exec [options] -- COMMAND...)");
   if (o.cache_key_file.empty() && o.cache_dir)
     if (const char* k = std::getenv("BSANDBOX_CACHE_KEY"); k && *k) o.cache_key_file = k;
-  if (o.agent && o.backend == "ptrace") return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=ptrace");
+  if (o.agent && (o.backend == "ptrace" || o.backend == "inproc"))
+    return fail("--agent runs the eBPF backend in bsandboxd; it cannot be --backend=" + o.backend);
   if (o.cache_dir) return remote_defaults(o);
   const char* cache_only = o.cache_root                ? "--cache-root"
                            : o.cache_failures          ? "--cache-failures"

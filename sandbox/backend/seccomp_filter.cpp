@@ -4,6 +4,7 @@
 #include "sandbox/backend/seccomp_filter.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -91,6 +92,38 @@ Result<std::vector<sock_filter>> file_syscall_trace_filter(std::span<const long>
     if (rc != 0) return fail_errno("seccomp: rule for syscall " + std::to_string(nr), -rc);
   }
   return export_filter(*ctx);
+}
+
+std::vector<sock_filter> allow_from_gate(const std::vector<sock_filter>& filter, uint64_t gate, uint64_t size) {
+#if defined(__x86_64__)
+  // seccomp_data: nr at 0, arch at 4, instruction_pointer at 8 (low word
+  // first). The instruction pointer is the one after the syscall
+  // instruction, so a call from the last bytes of the page counts too.
+  constexpr uint32_t kNr = 0, kArch = 4, kIpLow = 8, kIpHigh = 12;
+  const uint32_t low = static_cast<uint32_t>(gate), high = static_cast<uint32_t>(gate >> 32);
+  const uint32_t end = low + static_cast<uint32_t>(size);
+  // Every "on to the filter" jump lands just past the ALLOW (index 13).
+  std::vector<sock_filter> out = {
+      /*  0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArch),
+      /*  1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 11),
+      /*  2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kNr),
+      /*  3 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 9, 0),  // x32
+      /*  4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 8, 0),
+      /*  5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_enter, 7, 0),
+      /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_register, 6, 0),
+      /*  7 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIpHigh),
+      /*  8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, high, 0, 4),
+      /*  9 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIpLow),
+      /* 10 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, low, 0, 2),
+      /* 11 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, end, 1, 0),
+      /* 12 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  out.insert(out.end(), filter.begin(), filter.end());
+  return out;
+#else
+  (void)gate, (void)size;
+  return filter;
+#endif
 }
 
 int install_seccomp_filter(const std::vector<sock_filter>& filter) {

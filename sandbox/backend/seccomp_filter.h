@@ -12,6 +12,7 @@
 
 #include <linux/filter.h>
 
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -27,6 +28,12 @@ Result<std::vector<sock_filter>> io_uring_refusal_filter();
 // fstat(). So do the native syscalls in also (numbers). Every other syscall
 // runs untouched.
 Result<std::vector<sock_filter>> file_syscall_trace_filter(std::span<const long> also = {});
+
+// filter, preceded by a rule that lets every native syscall made from the
+// page [gate, gate + size) run untraced, io_uring's and other ABIs' excepted
+// (they go on to filter's own rules). The in-process runtime makes its calls
+// from there. Only x86_64 so far: elsewhere filter is returned unchanged.
+std::vector<sock_filter> allow_from_gate(const std::vector<sock_filter>& filter, uint64_t gate, uint64_t size);
 
 // In the child after fork: installs filter. Async-signal-safe. Without
 // CAP_SYS_ADMIN the kernel requires no_new_privs first, which is then set.

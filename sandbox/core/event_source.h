@@ -54,6 +54,10 @@ class EventSource {
   // The seccomp filter the command starts under (installed just before it
   // execs). Every backend refuses io_uring there.
   virtual Result<std::vector<sock_filter>> child_filter() = 0;
+  // Variables the command's environment must carry for this source
+  // ("NAME=value"; LD_PRELOAD is merged with the command's own, ours
+  // first). None by default.
+  virtual std::vector<std::string> child_environment() const { return {}; }
   // The supervisor reaps with waitpid(-1, __WALL) and hands each report
   // here first. A tracer consumes its stops (and resumes the tracee) and
   // returns true; exits are returned false so the supervisor sees them too.

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <iterator>
 #include <memory>
@@ -232,6 +233,31 @@ Result<std::unique_ptr<Waiter>> open_waiter(const EventSource& source, const sig
   return std::unique_ptr<Waiter>(new WaitpidWaiter(options.stop_fd));
 }
 
+// The environment base (the caller's, or this process's when null) with
+// extra's variables set; an LD_PRELOAD among them goes before the one the
+// environment has.
+std::vector<std::string> with_variables(const std::vector<std::string>* base, const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  if (base) {
+    env = *base;
+  } else {
+    for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  }
+  for (const std::string& var : extra) {
+    std::string_view name(var.data(), var.find('='));
+    auto same = [&](const std::string& e) { return e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '='; };
+    auto it = std::find_if(env.begin(), env.end(), same);
+    if (it == env.end()) {
+      env.push_back(var);
+    } else if (name == "LD_PRELOAD" && it->size() > name.size() + 1) {
+      *it = var + ":" + it->substr(name.size() + 1);
+    } else {
+      *it = var;
+    }
+  }
+  return env;
+}
+
 // One supervision, from spawn to the last reap; supervise() runs its steps.
 class Supervisor {
  public:
@@ -250,7 +276,12 @@ class Supervisor {
     auto filter = source_.child_filter();
     if (!filter) return tl::unexpected(filter.error());
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return fail_errno("becoming a child subreaper", errno);
-    auto child = spawn_paused(argv_, signals_.previous(), *filter, options_.spawn);
+    SpawnOptions spawn = options_.spawn;
+    if (auto extra = source_.child_environment(); !extra.empty()) {
+      env_ = with_variables(options_.spawn.env, extra);
+      spawn.env = &env_;
+    }
+    auto child = spawn_paused(argv_, signals_.previous(), *filter, spawn);
     if (!child) return tl::unexpected(child.error());
     child_.emplace(std::move(*child));
     root_ = child_->pid();
@@ -346,6 +377,7 @@ class Supervisor {
   pid_t root_ = -1;
   bool finished_ = false, root_alive_ = true;
   std::unique_ptr<Waiter> waiter_;
+  std::vector<std::string> env_;
   uint64_t deadline_ = 0;
   Supervision out_;
 };

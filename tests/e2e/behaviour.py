@@ -40,7 +40,7 @@ def run_one(args):
     argv = [prog("behave"), mode]
     cwd = fresh_dir("behaviour")
     bare = subprocess.run(argv, capture_output=True, timeout=60, cwd=cwd)
-    backends = ["ptrace"] + (["ebpf"] if os.geteuid() == 0 else [])
+    backends = ["ptrace", "inproc"] + (["ebpf"] if os.geteuid() == 0 else [])
     out = fresh_dir("behaviour")
     for backend in backends:
         traced = subprocess.run([BSANDBOX, "exec", f"--backend={backend}", "--json",

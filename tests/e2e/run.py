@@ -10,10 +10,16 @@
                        agreeing op, and bsandbox must also see what strace is
                        blind to (the ELF interpreter the kernel loads).
   run.py ptrace NAME   as expect, under --backend=ptrace.
+  run.py inproc NAME   as expect, under --backend=inproc (the in-process
+                       runtime and ptrace for the rest).
   run.py differential NAME
                        under both backends (fresh state each time): per
                        process, the (path, ops) sets must be equal. No
                        scenario needs an exception.
+  run.py differential-inproc NAME
+                       the same, eBPF against --backend=inproc.
+  run.py user-inproc NAME
+                       as user, with --backend=inproc.
   run.py user NAME     as expect, run by an unprivileged user the test
                        creates, with no options (--backend=auto): the record
                        must say ptrace.
@@ -175,18 +181,18 @@ NEEDS_ROOT = {
     "new_pid_namespace": "unshare(CLONE_NEWPID) needs CAP_SYS_ADMIN: the program fails unprivileged",
     "new_mount_namespace": "clone(CLONE_NEWNS) needs CAP_SYS_ADMIN: the program fails unprivileged",
 }
-def run_user(name, agent=None):
+def run_user(name, agent=None, backend=None):
     """As an unprivileged user with no options: ptrace, or (agent) the eBPF
     backend through a bsandboxd of the test's own, found by $BSANDBOX_AGENT."""
     need_root()
     harness.RUN_AS = harness.test_user()
-    harness.OPTIONS = []
+    harness.OPTIONS = [f"--backend={backend}"] if backend else []
     w = fresh_dir(name)
     case = SCENARIOS[name](w)
     harness.give(w, harness.RUN_AS)
     env = dict(os.environ, BSANDBOX_AGENT=agent.socket) if agent else None
     run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra, env=env)
-    check_case(case, run, "ebpf" if agent else "ptrace")
+    check_case(case, run, "ebpf" if agent else backend or "ptrace")
     if agent and run.record.get("agent") != agent.socket:
         raise AssertionError(f"the record does not name the agent: {run.record.get('agent')!r}")
 
@@ -208,10 +214,10 @@ def process_files(run):
     return {k: sorted(v, key=sorted) for k, v in out.items()}
 
 
-def run_differential(name):
+def run_differential(name, other="ptrace"):
     need_root()
     runs = {}
-    for backend in ("ebpf", "ptrace"):
+    for backend in ("ebpf", other):
         harness.OPTIONS = [f"--backend={backend}"]
         w = f"/tmp/bsandbox-differential-{name}"
         shutil.rmtree(w, ignore_errors=True)
@@ -222,18 +228,18 @@ def run_differential(name):
             raise AssertionError(f"asked for {backend}, the record says {run.record['backend']}")
         runs[backend] = (run, process_files(run))
         shutil.rmtree(w, ignore_errors=True)
-    (a_run, a), (b_run, b) = runs["ebpf"], runs["ptrace"]
+    (a_run, a), (b_run, b) = runs["ebpf"], runs[other]
     problems = []
     if a_run.returncode != b_run.returncode:
-        problems.append(f"exit code: ebpf {a_run.returncode}, ptrace {b_run.returncode}")
+        problems.append(f"exit code: ebpf {a_run.returncode}, {other} {b_run.returncode}")
     for key in sorted(set(a) | set(b), key=repr):
         xs, ys = a.get(key, []), b.get(key, [])
         if len(xs) != len(ys):
-            problems.append(f"{len(xs)} processes {key} under ebpf, {len(ys)} under ptrace")
+            problems.append(f"{len(xs)} processes {key} under ebpf, {len(ys)} under {other}")
             continue
         for x, y in zip(xs, ys):
             for path, ops in sorted((x ^ y)):
-                side = "ebpf only" if (path, ops) in x else "ptrace only"
+                side = "ebpf only" if (path, ops) in x else f"{other} only"
                 shown = path if len(path) < 160 else path[:70] + b"..." + path[-70:]
                 problems.append(f"{key[0][:3]}: {shown!r} {list(ops)} ({side})")
     if problems:
@@ -298,11 +304,14 @@ def run_one(args):
         sys.exit(0)
     modes = {"expect": run_expect, "oracle": run_oracle, "user": run_user,
              "differential": run_differential, "ptrace": lambda n: run_expect(n, "ptrace"),
-             "agent": run_agent}
+             "agent": run_agent, "inproc": lambda n: run_expect(n, "inproc"),
+             "differential-inproc": lambda n: run_differential(n, "inproc"),
+             "user-inproc": lambda n: run_user(n, backend="inproc")}
     if len(args) != 2 or args[0] not in modes:
         raise LookupError(args)
     mode, name = args
-    excluded = NOT_FOR_ORACLE if mode == "oracle" else set(NEEDS_ROOT) if mode in ("user", "agent") else set()
+    excluded = (NOT_FOR_ORACLE if mode == "oracle"
+                else set(NEEDS_ROOT) if mode in ("user", "agent", "user-inproc") else set())
     if name not in set(SCENARIOS) - excluded:
         raise LookupError(args)
     modes[mode](name)

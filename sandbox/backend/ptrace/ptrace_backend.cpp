@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sandbox/backend/inproc/shared_area.h"
 #include "sandbox/backend/ptrace/exec_image.h"
 #include "sandbox/backend/ptrace/file_call.h"
 #include "sandbox/backend/ptrace/lookup_answer.h"
@@ -101,11 +102,13 @@ struct Proc {
   pid_t cwd_tid = 0;
   uint64_t cwd_gen = 0;
   bool cwd_plain = false;  // on_plain_fs(cwd)
+  bool runtime_mapped = false;  // inproc: ld.so opened the runtime since the last exec
 };
 
 class PtraceSource final : public EventSource {
  public:
-  PtraceSource() {
+  PtraceSource(std::optional<SharedArea> area = std::nullopt, std::string runtime = {})
+      : area_(std::move(area)), runtime_(std::move(runtime)) {
     for (const SyscallSpec& s : file_syscalls()) {
       if (s.nr >= 0 && s.nr < static_cast<long>(table_.size())) table_[s.nr] = &s;
     }
@@ -116,13 +119,26 @@ class PtraceSource final : public EventSource {
     }
   }
 
-  std::string_view name() const override { return "ptrace"; }
+  std::string_view name() const override { return area_ ? "inproc" : "ptrace"; }
   int wait_fd() const override { return -1; }
-  size_t drain(EventSink&) override { return 0; }
+  // The runtime's records, on every turn of the supervisor's loop: it
+  // drains before it hands over a wait report, so a thread's records come
+  // before whatever stopped it.
+  size_t drain(EventSink& sink) override {
+    if (!area_) return 0;
+    sink_ = &sink;
+    return area_->drain([this](const bs_ip_file& r) { on_record(r); });
+  }
   Result<std::vector<sock_filter>> child_filter() override {
     std::vector<long> watched(std::begin(kCredCalls), std::end(kCredCalls));
     watched.insert(watched.end(), std::begin(kNamespaceCalls), std::end(kNamespaceCalls));
-    return file_syscall_trace_filter(watched);
+    auto filter = file_syscall_trace_filter(watched);
+    if (!area_ || !filter) return filter;
+    return allow_from_gate(*filter, BS_IP_GATE_ADDR, BS_IP_GATE_SIZE);
+  }
+  std::vector<std::string> child_environment() const override {
+    if (!area_) return {};
+    return {"LD_PRELOAD=" + runtime_, std::string(BS_IP_ENV) + "=" + area_->path()};
   }
 
   SourceHealth health() override {
@@ -133,6 +149,21 @@ class PtraceSource final : public EventSource {
     h.detail = std::to_string(answered_) + " of " + std::to_string(file_calls_) +
                " file syscalls answered at the seccomp stop" +
                (answer_ ? "" : " (answering is off)");
+    if (area_) {
+      const bs_ip_area& a = area_->header();
+      auto count = [](const uint64_t& v) { return std::to_string(__atomic_load_n(&v, __ATOMIC_RELAXED)); };
+      h.detail += "; " + std::to_string(inproc_calls_) + " recorded in process by the runtime (" + count(a.images) +
+                  " programs ran it, " + count(a.refused) + " could not, " + count(a.fallbacks) +
+                  " calls it left to the tracer)";
+      if (area_->corrupt())
+        h.problems.push_back(std::to_string(area_->corrupt()) + " records of the in-process runtime were malformed");
+      h.corrupt += area_->corrupt();
+      if (area_->abandoned())
+        h.problems.push_back(std::to_string(area_->abandoned()) +
+                             " threads ended with an in-process record half written (killed in a file syscall)");
+      if (stray_)
+        h.problems.push_back(std::to_string(stray_) + " in-process records named a thread or syscall not traced");
+    }
     return h;
   }
 
@@ -195,6 +226,10 @@ class PtraceSource final : public EventSource {
   int cwd_fd(pid_t tid, Thread& t);
   std::optional<int64_t> try_answer(pid_t tid, Thread& t);
   bool file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e);
+  bool finish_result(const FileCall& p, Thread& t, bool described, FileEvent& e);
+  bool loads_runtime(Thread& t, int64_t ret);
+  void on_record(const bs_ip_file& r);
+  void release_ring(pid_t tid);
 
   bool describe(pid_t tid, const char* what, long n, Named& out, bool info) {
     return proc_.describe(tid, what, n, out, info);
@@ -220,6 +255,10 @@ class PtraceSource final : public EventSource {
   // Scratch for one event at a time (events are views).
   Named dir1_, dir2_, result_;
   ExecImage image_;
+  // The in-process runtime's area and the runtime's path (inproc only).
+  std::optional<SharedArea> area_;
+  std::string runtime_;
+  uint64_t inproc_calls_ = 0, stray_ = 0;
 };
 
 // The thread for tid, registering it (and its process) at first sight.
@@ -319,6 +358,7 @@ void PtraceSource::on_death(pid_t tid, int status) {
   auto it = threads_.find(tid);
   if (it == threads_.end()) return;
   pid_t tgid = it->second.tgid;
+  release_ring(tid);
   end_fs_change(it->second);
   threads_.erase(it);
   if (tid != tgid) return;
@@ -406,7 +446,7 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
   bs_sys sys = static_cast<bs_sys>(t.pending.spec->desc.sys);
   bool exec_ok = (sys == BS_SYS_EXECVE || sys == BS_SYS_EXECVEAT) && ret == 0;
   FileEvent e;
-  bool send = !is_restart(ret) && !exec_ok && file_event(tid, t, ret, e);
+  bool send = !is_restart(ret) && !exec_ok && !loads_runtime(t, ret) && file_event(tid, t, ret, e);
   end_fs_change(t);
   resume(tid);  // the event is handled while the tracee runs on
   if (send) emit(e);
@@ -428,25 +468,119 @@ bool PtraceSource::file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e) {
   bool described = false;
   if (d.resolve == BS_RESOLVE_RETFD && ret >= 0) {
     described = describe(tid, "fd/", static_cast<long>(ret), result_, true);
-    if (described && p.created_file()) e.result_flags |= BS_RF_CREATED;
   } else if (d.resolve == BS_RESOLVE_FDARG && fd >= 0) {
     described = describe(tid, "fd/", fd, result_, true);
-    if (described && (d.desc_flags & BS_DESC_ONCE_PER_FILE)) {
-      if (result_.ino == t.last_dir_ino && result_.mnt == t.last_dir_mnt) return false;
-      t.last_dir_ino = result_.ino;
-      t.last_dir_mnt = result_.mnt;
-    }
   } else if ((d.resolve == BS_RESOLVE_PWD || d.resolve == BS_RESOLVE_ROOT) && ret == 0) {
     described = describe(tid, d.resolve == BS_RESOLVE_PWD ? "cwd" : "root", -1, result_, false);
     result_.rflags = BS_RF_DIR;
+  }
+  return finish_result(p, t, described, e);
+}
+
+// What the event says of the object the call reached (result_, when
+// described), however it was named; false: a repeat not to report.
+bool PtraceSource::finish_result(const FileCall& p, Thread& t, bool described, FileEvent& e) {
+  const bs_sc_desc& d = p.spec->desc;
+  if (described && d.resolve == BS_RESOLVE_RETFD && p.created_file()) e.result_flags |= BS_RF_CREATED;
+  if (described && d.resolve == BS_RESOLVE_FDARG && (d.desc_flags & BS_DESC_ONCE_PER_FILE)) {
+    if (result_.ino == t.last_dir_ino && result_.mnt == t.last_dir_mnt) return false;
+    t.last_dir_ino = result_.ino;
+    t.last_dir_mnt = result_.mnt;
   }
   if (described) {
     e.result = result_.view();
     e.result_flags |= BS_RF_RESOLVED | result_.rflags;
     e.result_magic = result_.magic;
   }
-  if ((d.desc_flags & BS_DESC_BUMP_GEN) && ret == 0) ++gen_;
+  if ((d.desc_flags & BS_DESC_BUMP_GEN) && e.ret == 0) ++gen_;
   return true;
+}
+
+// Whether the pending call is ld.so opening the preloaded runtime, which
+// the program never asked for: the first open of its path in each image.
+bool PtraceSource::loads_runtime(Thread& t, int64_t ret) {
+  const FileCall& p = t.pending;
+  if (!area_ || ret < 0 || p.spec->desc.resolve != BS_RESOLVE_RETFD || !p.path1.present ||
+      p.path1.text != runtime_)
+    return false;
+  Proc& proc = procs_[t.tgid];
+  return !std::exchange(proc.runtime_mapped, true);
+}
+
+// One record of the runtime: a call it made in process, with what it read
+// of the names (inproc_abi.h), turned into the event the tracer would have
+// sent; an execve about to be made is kept for the exec stop to come.
+void PtraceSource::on_record(const bs_ip_file& r) {
+  pid_t tid = static_cast<pid_t>(r.tid);
+  auto it = threads_.find(tid);
+  const SyscallSpec* spec = r.nr >= 0 && static_cast<size_t>(r.nr) < table_.size() ? table_[r.nr] : nullptr;
+  if (it == threads_.end() || !spec) {
+    ++stray_;
+    return;
+  }
+  Thread& t = it->second;
+  std::string_view str[BS_IP_NSTR];
+  const char* at = reinterpret_cast<const char*>(&r) + sizeof r;
+  for (int i = 0; i < BS_IP_NSTR; ++i) {
+    str[i] = std::string_view(at, r.len[i]);
+    at += r.len[i] + 1;
+  }
+  auto present = [&](int i) { return (r.present >> i) & 1; };
+  auto user_string = [&](int i) {
+    UserString u;
+    u.present = present(i);
+    if (u.present) u.text.assign(str[i]);
+    u.flags = r.sflags[i];
+    return u;
+  };
+  FileCall p;
+  p.spec = spec;
+  std::copy(std::begin(r.args), std::end(r.args), p.args.begin());
+  p.flags = r.flags;
+  p.path1 = user_string(BS_IP_PATH1);
+  p.path2 = user_string(BS_IP_PATH2);
+  p.created = r.created;
+  ++inproc_calls_;
+  if (r.rec.type == BS_IP_REC_EXEC) {
+    t.pending = std::move(p);
+    return;
+  }
+  FileEvent e;
+  e.proc = procs_[t.tgid].key;
+  e.tid = static_cast<uint32_t>(tid);
+  NamesNeeded need = fill_file_event(p, r.ret, e);
+  auto named = [&](int i, Named& out) {
+    out.path.assign(str[i]);
+    out.flags = r.sflags[i];
+    out.rflags = 0;
+    out.magic = 0;
+    out.ino = out.mnt = 0;
+  };
+  if (need.dir1 && present(BS_IP_DIR1)) {
+    named(BS_IP_DIR1, dir1_);
+    e.dir1 = dir1_.view();
+  }
+  if (need.dir2 && present(BS_IP_DIR2)) {
+    named(BS_IP_DIR2, dir2_);
+    e.dir2 = dir2_.view();
+  }
+  if (need.cwd || need.root) attach_fs(tid, t, e, need.cwd, need.root);
+  bool described = present(BS_IP_RESULT);
+  if (described) {
+    named(BS_IP_RESULT, result_);
+    result_.rflags = r.result_rflags;
+    result_.magic = r.result_magic;
+    result_.ino = r.result_ino;
+    result_.mnt = r.result_mnt;
+  }
+  if (finish_result(p, t, described, e)) emit(e);
+}
+
+// A thread is gone: what its ring still holds is read, and the ring freed.
+void PtraceSource::release_ring(pid_t tid) {
+  if (!area_) return;
+  area_->drain_thread(tid, [this](const bs_ip_file& r) { on_record(r); });
+  area_->release_thread(tid);
 }
 
 void PtraceSource::on_exec(pid_t tid) {
@@ -467,6 +601,7 @@ void PtraceSource::on_exec(pid_t tid) {
   Thread& t = known(tid);
   t.identity_epoch = 0;  // a set-user-ID program, file capabilities
   Proc& proc = procs_[t.tgid];
+  proc.runtime_mapped = false;
   __ptrace_syscall_info info{};
   ::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info);
 
@@ -500,6 +635,7 @@ void PtraceSource::erase_threads(pid_t tgid) {
       ++it;
       continue;
     }
+    release_ring(it->first);
     end_fs_change(it->second);
     it = threads_.erase(it);
   }
@@ -584,6 +720,38 @@ void PtraceSource::attach_fs(pid_t tid, Thread& t, EventBase& e, bool need_cwd, 
 
 Result<std::unique_ptr<EventSource>> open_ptrace_backend() {
   return std::unique_ptr<EventSource>(std::make_unique<PtraceSource>());
+}
+
+bool inproc_handled(const SyscallSpec& spec) {
+  const bs_sc_desc& d = spec.desc;
+  constexpr uint8_t kNotHere = BS_DESC_BUMP_GEN | BS_DESC_FLAGS_IN_OPEN_HOW | BS_DESC_SOCKADDR | BS_DESC_MSGHDR;
+  if (d.desc_flags & kNotHere) return false;
+  switch (d.sys) {
+    case BS_SYS_EXECVE:
+      return true;  // its exec stop still comes to the tracer
+    case BS_SYS_EXECVEAT:
+    case BS_SYS_OPEN_BY_HANDLE_AT:
+      return false;
+    default:
+      return d.resolve == BS_RESOLVE_NONE || d.resolve == BS_RESOLVE_RETFD || d.resolve == BS_RESOLVE_FDARG;
+  }
+}
+
+Result<std::unique_ptr<EventSource>> open_inproc_backend(const std::string& runtime) {
+#if !defined(__x86_64__)
+  (void)runtime;
+  return fail("the in-process backend knows x86_64 only so far (use --backend=ptrace)");
+#else
+  if (runtime.empty() || runtime.find_first_of(": \t") != std::string::npos)
+    return fail("in-process runtime: its path '" + runtime + "' cannot be put in LD_PRELOAD (':' or a space)");
+  if (::access(runtime.c_str(), R_OK) != 0)
+    return fail_errno("in-process runtime " + runtime, errno);
+  auto area = SharedArea::create();
+  if (!area) return tl::unexpected(area.error());
+  for (const SyscallSpec& s : file_syscalls())
+    if (inproc_handled(s)) area->handle(s.nr, s.desc);
+  return std::unique_ptr<EventSource>(std::make_unique<PtraceSource>(std::move(*area), runtime));
+#endif
 }
 
 }  // namespace bsandbox

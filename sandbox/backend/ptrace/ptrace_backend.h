@@ -16,10 +16,24 @@
 
 #include <memory>
 
+#include "sandbox/backend/syscall_table.h"
 #include "sandbox/core/event_source.h"
 
 namespace bsandbox {
 
 Result<std::unique_ptr<EventSource>> open_ptrace_backend();
+
+// The same tracer with the in-process runtime (backend/inproc) preloaded
+// into the tree's dynamically linked programs: the file syscalls it handles
+// (inproc_handled()) are made from its gate page, untraced, and reported
+// through the shared area's rings, which the tracer reads on every turn
+// and before it handles any stop; everything else (what ld.so does before
+// the runtime is loaded, static programs, a call the runtime could not
+// record) stops here as with the ptrace backend. runtime: the library's
+// path (no ':' or spaces: LD_PRELOAD separates with those).
+Result<std::unique_ptr<EventSource>> open_inproc_backend(const std::string& runtime);
+
+// Whether the runtime handles the file syscall spec in process.
+bool inproc_handled(const SyscallSpec& spec);
 
 }  // namespace bsandbox
