@@ -16,7 +16,8 @@
 # Modes: bare; bsandbox (eBPF, --json record written, not journaled);
 # journal (the same in a project, journaled: overlay, commit, pre-images;
 # --no-rollback, since `make clean` ran outside it); ptrace (bsandbox's
-# ptrace backend, record written); ptrace-noanswer (the same with lookups
+# ptrace backend, record written); inproc (the in-process runtime, with
+# ptrace for what it leaves, record written); ptrace-noanswer (the same with lookups
 # not answered in the tracer: BSANDBOX_PTRACE_ANSWER=0); floor1 and floor2
 # (bench/stopfloor: a tracer that does nothing but stop once, or twice, per
 # traced syscall, under bsandbox's own seccomp filter); strace -f and
@@ -68,6 +69,7 @@ build_in() {
     bsandbox) "$bsandbox" exec -q --no-journal --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     journal) (cd "$obj" && "$bsandbox" exec -q --no-rollback --backend=ebpf --json "$work/ld.json" -- make -j2 all-ld >/dev/null 2>&1) ;;
     ptrace) "$bsandbox" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
+    inproc) "$bsandbox" exec -q --no-journal --backend=inproc --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     before) "$BEFORE" exec -q --no-journal --backend=ebpf --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     before-ptrace) "$BEFORE" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- make -C "$obj" -j2 all-ld >/dev/null 2>&1 ;;
     ptrace-noanswer) BSANDBOX_PTRACE_ANSWER=0 "$bsandbox" exec -q --no-journal --backend=ptrace --json "$work/ld.json" -- \
@@ -228,7 +230,7 @@ run() {
       times[$mode]+="$t "
       cpus[$mode]+="$c "
       echo "round $((r + 1)) $mode ${t}s wall, ${c}s cpu" >&2
-      if [ "$mode" = bsandbox ] || [ "$mode" = journal ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ] ||
+      if [ "$mode" = bsandbox ] || [ "$mode" = journal ] || [ "$mode" = ptrace ] || [ "$mode" = ptrace-noanswer ] || [ "$mode" = inproc ] ||
         [ "$mode" = before ] || [ "$mode" = before-ptrace ]; then
         python3 - "$work/ld.json" <<'EOF' >&2
 import json, sys
