@@ -168,7 +168,10 @@ class PtraceSource final : public EventSource {
   }
 
   Result<void> trace_root(pid_t pid) override {
-    if (::ptrace(PTRACE_SEIZE, pid, nullptr, kOptions) != 0) {
+    // inproc: each thread stops once more as it exits, so that the last
+    // records of its ring are read while its cwd and root can still be.
+    long options = area_ ? kOptions | PTRACE_O_TRACEEXIT : kOptions;
+    if (::ptrace(PTRACE_SEIZE, pid, nullptr, options) != 0) {
       int e = errno;
       if (e == EPERM)
         return fail("ptrace backend: not permitted to trace the command (a security module or "
@@ -328,6 +331,9 @@ void PtraceSource::on_stop(pid_t tid, int status) {
     }
     case PTRACE_EVENT_EXEC:
       on_exec(tid);
+      return;
+    case PTRACE_EVENT_EXIT:  // the supervisor drained the rings before this report
+      resume(tid);
       return;
     case PTRACE_EVENT_STOP:
       if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
