@@ -198,6 +198,13 @@ static int reserve(struct bs_ip_ring *r, uint64_t max, struct reservation *v)
 		uint64_t end = head + pad + max;
 		if (end - tail > rb)
 			return 0;
+		/* Not committed, before head covers it: the consumer may see the
+		 * record of the ring's last lap there otherwise. Only this thread
+		 * (and its signal handlers, which run to completion in between)
+		 * writes past head. */
+		__atomic_store_n((uint64_t *)(ring_data(r) + off), 0, __ATOMIC_RELAXED);
+		if (pad)
+			__atomic_store_n((uint64_t *)ring_data(r), 0, __ATOMIC_RELAXED);
 		if (__atomic_compare_exchange_n(&r->head, &head, end, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 			if (pad) {
 				struct bs_ip_rec *p = (struct bs_ip_rec *)(ring_data(r) + off);
@@ -227,6 +234,12 @@ static void commit(struct reservation *v, uint16_t type)
 	struct bs_ip_file *f = v->f;
 	uint64_t size = ((uint64_t)(v->cur - (char *)f) + 7) & ~7UL;
 	uint64_t want = v->at + size, expect = v->end;
+	/* What follows the record once head is moved back to its end is
+	 * inside the reservation (which never crosses the end of the ring):
+	 * not committed, for a consumer that read the larger head. */
+	if (want < v->end)
+		__atomic_store_n((uint64_t *)((char *)f + size), 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
 	if (!__atomic_compare_exchange_n(&v->r->head, &expect, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		size = v->end - v->at; /* a nested record came after: keep the whole reservation */
 	f->rec.size = (uint32_t)size;
@@ -723,8 +736,6 @@ static int collect(struct dl_phdr_info *info, size_t size, void *data)
 	(void)size;
 	uintptr_t interp = (uintptr_t)data;
 	const char *name = info->dlpi_name ? info->dlpi_name : "";
-	if (info->dlpi_addr && info->dlpi_addr < lowest_lib)
-		lowest_lib = info->dlpi_addr;
 	for (int i = 0; i < info->dlpi_phnum; ++i) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
@@ -746,6 +757,8 @@ static int collect(struct dl_phdr_info *info, size_t size, void *data)
 		o->phdr = info->dlpi_phdr;
 		o->phnum = info->dlpi_phnum;
 		o->is_libc = is_libc;
+		if (o->base < lowest_lib)
+			lowest_lib = o->base; /* the stubs go below the lowest we patch */
 	}
 	return 0;
 }
