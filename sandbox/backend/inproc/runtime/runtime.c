@@ -13,8 +13,12 @@
  * bs_raw_syscall, outside the gate, where the tracer sees it.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
 #include <link.h>
 #include <linux/stat.h>
 #include <stddef.h>
@@ -180,83 +184,58 @@ static int room_for(struct bs_ip_ring *r, uint64_t max, int records)
 
 struct reservation {
 	struct bs_ip_ring *r;
-	uint64_t start, at, end; /* start: where head was; at: the record; end: head now */
+	uint64_t start, at; /* start: head when staged; at: the record */
 	struct bs_ip_file *f;
 	char *cur; /* where the next string goes */
 };
 
-/* Reserves max bytes for one record (a PAD before it up to the end of the
- * ring if it would not fit there). 0: no room. */
-static int reserve(struct bs_ip_ring *r, uint64_t max, struct reservation *v)
+/* Stages a record of at most max bytes at head (after a PAD up to the end
+ * of the ring if it would not fit there): the record is written past
+ * head, where only this thread writes (its signal handlers make their
+ * calls outside the gate), and commit() then moves head over it with a
+ * compare-and-swap. 0: no room. */
+static int stage(struct bs_ip_ring *r, uint64_t max, struct reservation *v)
 {
 	const uint64_t rb = area->ring_bytes;
 	uint64_t head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
-	for (;;) {
-		uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-		uint64_t off = head % rb;
-		uint64_t pad = rb - off < max ? rb - off : 0;
-		uint64_t end = head + pad + max;
-		if (end - tail > rb)
-			return 0;
-		/* Not committed, before head covers it: the consumer may see the
-		 * record of the ring's last lap there otherwise. Only this thread
-		 * (and its signal handlers, which run to completion in between)
-		 * writes past head. */
-		__atomic_store_n((uint64_t *)(ring_data(r) + off), 0, __ATOMIC_RELAXED);
-		if (pad)
-			__atomic_store_n((uint64_t *)ring_data(r), 0, __ATOMIC_RELAXED);
-		if (__atomic_compare_exchange_n(&r->head, &head, end, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-			if (pad) {
-				struct bs_ip_rec *p = (struct bs_ip_rec *)(ring_data(r) + off);
-				p->size = (uint32_t)pad;
-				p->type = BS_IP_REC_PAD;
-				__atomic_store_n(&p->state, BS_IP_COMMITTED, __ATOMIC_RELEASE);
-			}
-			v->r = r;
-			v->start = head;
-			v->at = head + pad;
-			v->end = end;
-			v->f = (struct bs_ip_file *)(ring_data(r) + v->at % rb);
-			v->cur = (char *)(v->f + 1);
-			struct bs_ip_file *f = v->f;
-			uint64_t *w = (uint64_t *)f;
-			for (size_t i = 0; i < sizeof *f / 8; ++i)
-				w[i] = 0; /* state WRITING */
-			return 1;
-		}
+	uint64_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	uint64_t off = head % rb;
+	uint64_t pad = rb - off < max ? rb - off : 0;
+	if (head + pad + max - tail > rb)
+		return 0;
+	if (pad) {
+		struct bs_ip_rec *p = (struct bs_ip_rec *)(ring_data(r) + off);
+		p->size = (uint32_t)pad;
+		p->type = BS_IP_REC_PAD;
+		p->state = BS_IP_COMMITTED; /* published by the move of head */
 	}
+	v->r = r;
+	v->start = head;
+	v->at = head + pad;
+	v->f = (struct bs_ip_file *)(ring_data(r) + v->at % rb);
+	v->cur = (char *)(v->f + 1);
+	uint64_t *w = (uint64_t *)v->f;
+	for (size_t i = 0; i < sizeof *v->f / 8; ++i)
+		w[i] = 0; /* state WRITING */
+	return 1;
 }
 
-/* Gives the unused end of the reservation back when nothing was reserved
- * after it, and commits the record. */
-static void commit(struct reservation *v, uint16_t type)
+/* Reserves the record's exact size (moving head past it and any PAD
+ * before it), then commits it. 0: head moved under it (a nested producer:
+ * cannot happen, they fall back), the record is dropped. */
+static int commit(struct reservation *v, uint16_t type)
 {
 	struct bs_ip_file *f = v->f;
 	uint64_t size = ((uint64_t)(v->cur - (char *)f) + 7) & ~7UL;
-	uint64_t want = v->at + size, expect = v->end;
-	/* What follows the record once head is moved back to its end is
-	 * inside the reservation (which never crosses the end of the ring):
-	 * not committed, for a consumer that read the larger head. */
-	if (want < v->end)
-		__atomic_store_n((uint64_t *)((char *)f + size), 0, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	if (!__atomic_compare_exchange_n(&v->r->head, &expect, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-		size = v->end - v->at; /* a nested record came after: keep the whole reservation */
 	f->rec.size = (uint32_t)size;
 	f->rec.type = type;
+	uint64_t expect = v->start;
+	if (!__atomic_compare_exchange_n(&v->r->head, &expect, v->at + size, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		count(&area->fallbacks);
+		return 0;
+	}
 	__atomic_store_n(&f->rec.state, BS_IP_COMMITTED, __ATOMIC_RELEASE);
-}
-
-/* Drops a reservation: head back if nothing came after it, else a PAD. */
-static void cancel(struct reservation *v)
-{
-	uint64_t expect = v->end;
-	if (__atomic_compare_exchange_n(&v->r->head, &expect, v->start, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-		return;
-	struct bs_ip_rec *p = &v->f->rec;
-	p->size = (uint32_t)(v->end - v->at);
-	p->type = BS_IP_REC_PAD;
-	__atomic_store_n(&p->state, BS_IP_COMMITTED, __ATOMIC_RELEASE);
+	return 1;
 }
 
 /* ---------------------------------------------------------------- strings */
@@ -526,7 +505,7 @@ long bs_handle(long nr, long *a)
 	long ret = gate(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 
 	struct reservation v;
-	if (!reserve(r, max, &v)) {
+	if (!stage(r, max, &v)) {
 		/* Only a nested producer could have taken the room checked
 		 * above, and those fall back: cannot happen. */
 		count(&area->fallbacks);
@@ -537,8 +516,7 @@ long bs_handle(long nr, long *a)
 	fill_fixed(f, tid, nr, a, ret, flags);
 	int f1 = put_paths(&v, tid, d, a, path_copied(ret));
 	if (f1 == 0xff) {
-		cancel(&v);
-		busy_tid = 0;
+		busy_tid = 0; /* nothing reserved */
 		return ret;
 	}
 	f->created = f1 ? -1 : created;
@@ -556,8 +534,8 @@ long bs_handle(long nr, long *a)
 	} else if (fd < 0) {
 		end_string(&v, BS_IP_RESULT, v.cur, 0, 0);
 	}
-	commit(&v, BS_IP_REC_FILE);
-	count(&area->handled_calls);
+	if (commit(&v, BS_IP_REC_FILE))
+		count(&area->handled_calls);
 	busy_tid = 0;
 	return ret;
 }
@@ -687,7 +665,7 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r)
 	} else {
 		struct reservation v;
 		busy_tid = tid;
-		if (reserve(r, max, &v)) {
+		if (stage(r, max, &v)) {
 			fill_fixed(v.f, tid, nr, a, 0, 0);
 			put_paths(&v, tid, d, a, 0);
 			end_string(&v, BS_IP_RESULT, v.cur, 0, 0);
@@ -696,12 +674,12 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r)
 		busy_tid = 0; /* a vfork child's exec must not leave it set for its parent */
 		ret = gate(nr, a[0], a[1], (long)envp, 0, 0, 0);
 		busy_tid = tid;
-		if (reserve(r, max, &v)) {
+		if (stage(r, max, &v)) {
 			fill_fixed(v.f, tid, nr, a, ret, 0);
 			put_paths(&v, tid, d, a, path_copied(ret));
 			end_string(&v, BS_IP_RESULT, v.cur, 0, 0);
-			commit(&v, BS_IP_REC_FILE);
-			count(&area->handled_calls);
+			if (commit(&v, BS_IP_REC_FILE))
+				count(&area->handled_calls);
 		}
 		busy_tid = 0;
 	}
@@ -710,6 +688,113 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r)
 	else
 		__atomic_store_n(&scratch_owner, 0, __ATOMIC_RELEASE);
 	return ret;
+}
+
+/* ---------------------------------------------------------------- exec family
+ *
+ * The patched execve site puts our variables back into a new program's
+ * environment. Where libc's execve site could not be patched (the branch
+ * scan is conservative: on Debian 12's glibc a byte of the function before
+ * it "targets" it), the exec family is also interposed here: calls through
+ * the PLT (sh, bash, env, make) put them back all the same. These are plain
+ * functions called by the program: they may use libc. Calls made inside
+ * libc itself (system, popen, execl) are not caught: those children run
+ * without the runtime, traced, still exact.
+ */
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef int (*exec_fn)(const char *, char *const *, char *const *);
+
+static uintptr_t next(const char *name)
+{
+	return (uintptr_t)dlsym(RTLD_NEXT, name);
+}
+
+/* The program's env with ours put back, in a fresh mapping of *bytes. */
+static char **env_with_ours(char *const *envp, size_t *bytes)
+{
+	*bytes = 1UL << 20;
+	long p = G(SYS_mmap, 0, (long)*bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p < 0 && p > -4096)
+		return NULL;
+	char **out = build_envp((uint32_t)G0(SYS_gettid), envp, (char *)p, *bytes);
+	if (!out)
+		G2(SYS_munmap, p, *bytes);
+	return out;
+}
+
+static void env_done(char **env, size_t bytes)
+{
+	if (env)
+		G2(SYS_munmap, env, bytes);
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	if (!area) {
+		exec_fn f = (exec_fn)next("execve");
+		return f ? f(path, argv, envp) : -1;
+	}
+	long a[6] = {(long)path, (long)argv, (long)envp, 0, 0, 0};
+	long ret = bs_handle(SYS_execve, a);
+	if (ret < 0) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return (int)ret;
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	exec_fn f = (exec_fn)next("execvpe");
+	if (!f)
+		return -1;
+	size_t bytes = 0;
+	char **env = area ? env_with_ours(envp, &bytes) : NULL;
+	int r = f(file, argv, env ? env : envp);
+	int e = errno;
+	env_done(env, bytes);
+	errno = e;
+	return r;
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+			char *const *, char *const *);
+
+static int spawn(const char *name, pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	spawn_fn f = (spawn_fn)next(name);
+	if (!f)
+		return ENOSYS;
+	size_t bytes = 0;
+	char **env = area ? env_with_ours(envp, &bytes) : NULL;
+	int r = f(pid, path, fa, attr, argv, env ? env : envp);
+	env_done(env, bytes);
+	return r;
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	return spawn("posix_spawn", pid, path, fa, attr, argv, envp);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	return spawn("posix_spawnp", pid, file, fa, attr, argv, envp);
 }
 
 /* ---------------------------------------------------------------- init */
@@ -994,8 +1079,6 @@ static char *concat(const char *a, const char *b)
 	memcpy(s + la, b, lb + 1);
 	return s;
 }
-
-extern char **environ;
 
 /* Takes BS_IP_ENV out of environ, and our library out of LD_PRELOAD. */
 static void hide(void)
