@@ -352,6 +352,8 @@ TEST_CASE("differential: the same output and status with and without the runtime
       {"/bin/ls", "-la", "--time-style=+", dir.path},
       {"/bin/ls", "-R", "/usr/include/linux"},
       {"/usr/bin/env"},
+      {"/bin/ls", "/proc/self/fd/"},  // no fd of ours left open
+      {"/bin/sh", "-c", "grep -E '^Sig(Cgt|Ign)' /proc/self/status"},  // no handler of ours
       {"/usr/bin/stat", "-c", "%n %s %i %F", dir / "a", dir / "l", dir / "d", "/nonexistent"},
       {"/bin/sh", "-c", "cd " + dir.path + " && ls && test -e a && echo yes; readlink l; rmdir nope; echo $?"},
       {"/usr/bin/find", dir.path},

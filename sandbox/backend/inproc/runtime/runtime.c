@@ -480,7 +480,9 @@ long bs_handle(long nr, long *a)
 	uint32_t tid = (uint32_t)G0(SYS_gettid);
 	if (busy_tid == tid)
 		return nr == SYS_execve ? do_exec(nr, a, tid, NULL) : fallback(nr, a);
+	busy_tid = tid; /* before the ring is claimed: a nested call falls back */
 	struct bs_ip_ring *r = ring_of(tid);
+	busy_tid = 0;
 	if (nr == SYS_execve)
 		return do_exec(nr, a, tid, r);
 	uint64_t max = max_record(d);
@@ -1195,6 +1197,7 @@ __attribute__((constructor(101))) static void bs_init(void)
 		return;
 	if (a->disabled) {
 		count(&a->refused);
+		G2(SYS_munmap, a, a->size);
 		return;
 	}
 
