@@ -986,17 +986,15 @@ static uint32_t patch(const struct object *o, uint32_t *sites, uint32_t n)
 		return 0;
 	size_t bytes = ((size_t)n * STUB_LEN + PAGE - 1) & ~(PAGE - 1);
 	/* Stubs within reach of every site: just below the lowest library. */
-	long stubs = -1;
+	/* Where the hint is taken (the area, mapped since, is often there),
+	 * the kernel's own choice: the highest free range below the hint,
+	 * close to the libraries too. Checked below either way. */
 	uintptr_t hint = (lowest_lib - bytes - (1UL << 20)) & ~(PAGE - 1);
-	for (int tries = 0; tries < 64; ++tries, hint -= 1UL << 20) {
-		long p = G(SYS_mmap, (long)hint, (long)bytes, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (p < 0 && p > -4096)
-			continue;
-		stubs = p;
-		break;
-	}
-	if (stubs == -1)
+	long stubs = G(SYS_mmap, (long)hint, (long)bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (stubs < 0 && stubs > -4096)
+		stubs = G(SYS_mmap, (long)hint, (long)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stubs < 0 && stubs > -4096)
 		return 0;
 	for (uint32_t k = 0; k < n; ++k) {
 		if (!near((uintptr_t)stubs, o->base + sites[k]) ||
