@@ -333,7 +333,15 @@ struct named {
 	uint64_t ino, mnt;
 };
 
-static uint32_t magic_of(uint64_t mnt, int fd)
+/* 256 bytes the handler lends its callees for what the kernel fills
+ * (struct stat, statx, statfs): one buffer keeps the stack small. */
+union scratch {
+	char bytes[256];
+	struct statx sx;
+	struct { long f_type; long rest[15]; } fs;
+};
+
+static uint32_t magic_of(uint64_t mnt, int fd, union scratch *buf)
 {
 	if (mnt && mnt < (1ULL << 32)) {
 		for (int i = 0; i < BS_IP_MAGIC_CACHE; ++i) {
@@ -342,10 +350,9 @@ static uint32_t magic_of(uint64_t mnt, int fd)
 				return (uint32_t)e;
 		}
 	}
-	struct { long f_type; long rest[15]; } fs;
-	if (G2(SYS_fstatfs, fd, &fs) != 0)
+	if (G2(SYS_fstatfs, fd, &buf->fs) != 0)
 		return 0;
-	uint32_t magic = (uint32_t)fs.f_type;
+	uint32_t magic = (uint32_t)buf->fs.f_type;
 	if (mnt && mnt < (1ULL << 32) && magic) {
 		uint64_t e = mnt << 32 | magic;
 		for (int i = 0; i < BS_IP_MAGIC_CACHE; ++i) {
@@ -362,7 +369,8 @@ static uint32_t magic_of(uint64_t mnt, int fd)
 /* String i: what /proc/thread-self/fd/<fd> names, as ProcReader::describe
  * says it (info: the object's type, inode, mount and file system too).
  * Returns 0 when it is absent (describe() false). */
-static int put_fd_name(struct reservation *v, int i, long fd, int info, struct named *out)
+static __attribute__((noinline)) int put_fd_name(struct reservation *v, int i, long fd, int info, struct named *out,
+						union scratch *buf)
 {
 	char link[48] = "/proc/thread-self/fd/";
 	put_dec(link + 21, (unsigned long)fd);
@@ -389,19 +397,25 @@ static int put_fd_name(struct reservation *v, int i, long fd, int info, struct n
 			maybe_deleted = 0;
 	uint8_t flags = 0;
 	if (info || maybe_deleted) {
-		struct statx sx;
-		if (G5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_NLINK | STATX_INO | STATX_MNT_ID, &sx) == 0) {
-			if ((sx.stx_mode & 0170000) == 0040000 && out)
+		const struct statx *sxp = &buf->sx;
+		if (G5(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_NLINK | STATX_INO | STATX_MNT_ID, &buf->sx) == 0) {
+			struct {
+				uint32_t mask, nlink, dev_major, dev_minor;
+				uint16_t mode;
+				uint64_t ino, mnt_id;
+			} sx = {sxp->stx_mask, sxp->stx_nlink, sxp->stx_dev_major, sxp->stx_dev_minor,
+				sxp->stx_mode, sxp->stx_ino, sxp->stx_mnt_id};
+			if ((sx.mode & 0170000) == 0040000 && out)
 				out->rflags |= BS_RF_DIR;
-			if (maybe_deleted && sx.stx_nlink == 0) {
+			if (maybe_deleted && sx.nlink == 0) {
 				v->cur -= dl;
 				flags |= BS_SF_DELETED;
 			}
 			if (out) {
-				int has_mnt = (sx.stx_mask & STATX_MNT_ID) != 0;
-				out->ino = sx.stx_ino;
-				out->mnt = has_mnt ? sx.stx_mnt_id : ((uint64_t)sx.stx_dev_major << 32 | sx.stx_dev_minor);
-				out->magic = magic_of(has_mnt ? sx.stx_mnt_id : 0, (int)fd);
+				int has_mnt = (sx.mask & STATX_MNT_ID) != 0;
+				out->ino = sx.ino;
+				out->mnt = has_mnt ? sx.mnt_id : ((uint64_t)sx.dev_major << 32 | sx.dev_minor);
+				out->magic = magic_of(has_mnt ? sx.mnt_id : 0, (int)fd, buf);
 			}
 		}
 	}
@@ -431,7 +445,8 @@ static void fill_fixed(struct bs_ip_file *f, uint32_t tid, long nr, const long *
 
 /* path1 and path2 of the call, then its dirs. Returns path1's flags, or
  * 0xff when path1 is present and empty (for BS_DESC_SKIP_EMPTY_PATH). */
-static int put_paths(struct reservation *v, uint32_t tid, const struct bs_sc_desc *d, const long *a, int direct)
+static int put_paths(struct reservation *v, uint32_t tid, const struct bs_sc_desc *d, const long *a, int direct,
+		     union scratch *buf)
 {
 	const char *p1 = d->path1 ? (const char *)a[d->path1 - 1] : NULL;
 	const char *p2 = d->path2 ? (const char *)a[d->path2 - 1] : NULL;
@@ -449,17 +464,17 @@ static int put_paths(struct reservation *v, uint32_t tid, const struct bs_sc_des
 	long dfd1 = d->dirfd1 ? (int)a[d->dirfd1 - 1] : AT_FDCWD;
 	long dfd2 = d->dirfd2 ? (int)a[d->dirfd2 - 1] : AT_FDCWD;
 	if (rel1 && dfd1 != AT_FDCWD)
-		put_fd_name(v, BS_IP_DIR1, dfd1, 0, NULL);
+		put_fd_name(v, BS_IP_DIR1, dfd1, 0, NULL, buf);
 	else
 		end_string(v, BS_IP_DIR1, v->cur, 0, 0);
 	if (rel2 && dfd2 != AT_FDCWD)
-		put_fd_name(v, BS_IP_DIR2, dfd2, 0, NULL);
+		put_fd_name(v, BS_IP_DIR2, dfd2, 0, NULL, buf);
 	else
 		end_string(v, BS_IP_DIR2, v->cur, 0, 0);
 	return f1;
 }
 
-static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r);
+static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, union scratch *buf);
 
 long bs_handle(long nr, long *a)
 {
@@ -477,14 +492,15 @@ long bs_handle(long nr, long *a)
 			return ret;
 	}
 
+	union scratch buf;
 	uint32_t tid = (uint32_t)G0(SYS_gettid);
 	if (busy_tid == tid)
-		return nr == SYS_execve ? do_exec(nr, a, tid, NULL) : fallback(nr, a);
+		return nr == SYS_execve ? do_exec(nr, a, tid, NULL, &buf) : fallback(nr, a);
 	busy_tid = tid; /* before the ring is claimed: a nested call falls back */
 	struct bs_ip_ring *r = ring_of(tid);
 	busy_tid = 0;
 	if (nr == SYS_execve)
-		return do_exec(nr, a, tid, r);
+		return do_exec(nr, a, tid, r, &buf);
 	uint64_t max = max_record(d);
 	if (!r || !room_for(r, max, 1))
 		return fallback(nr, a);
@@ -497,8 +513,7 @@ long bs_handle(long nr, long *a)
 		const char *p1 = d->path1 ? (const char *)a[d->path1 - 1] : NULL;
 		if ((of & O_CREAT) && !(of & O_EXCL) && (of & O_TMPFILE) != O_TMPFILE && p1) {
 			long dfd = d->dirfd1 ? (int)a[d->dirfd1 - 1] : AT_FDCWD;
-			char st[256]; /* struct stat is 144 bytes */
-			long e = G4(SYS_newfstatat, dfd, p1, st,
+			long e = G4(SYS_newfstatat, dfd, p1, buf.bytes,
 				    AT_EMPTY_PATH | ((of & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0));
 			created = e == 0 ? 0 : e == E(xENOENT) ? 1 : -1;
 		}
@@ -516,7 +531,7 @@ long bs_handle(long nr, long *a)
 	}
 	struct bs_ip_file *f = v.f;
 	fill_fixed(f, tid, nr, a, ret, flags);
-	int f1 = put_paths(&v, tid, d, a, path_copied(ret));
+	int f1 = put_paths(&v, tid, d, a, path_copied(ret), &buf);
 	if (f1 == 0xff) {
 		busy_tid = 0; /* nothing reserved */
 		return ret;
@@ -528,7 +543,7 @@ long bs_handle(long nr, long *a)
 		fd = (int)ret;
 	else if (d->resolve == BS_RESOLVE_FDARG && d->fd && (int)a[d->fd - 1] >= 0)
 		fd = (int)a[d->fd - 1];
-	if (fd >= 0 && put_fd_name(&v, BS_IP_RESULT, fd, 1, &res)) {
+	if (fd >= 0 && put_fd_name(&v, BS_IP_RESULT, fd, 1, &res, &buf)) {
 		f->result_rflags = res.rflags;
 		f->result_ino = res.ino;
 		f->result_mnt = res.mnt;
@@ -628,7 +643,7 @@ static char **build_envp(uint32_t tid, char *const *envp, char *buf, size_t byte
 	return out;
 }
 
-static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r)
+static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, union scratch *sbuf)
 {
 	/* The environment buffer: the one set aside at init, unless another
 	 * live thread of this process has it (a vfork child that exec'd left
@@ -669,7 +684,7 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r)
 		busy_tid = tid;
 		if (stage(r, max, &v)) {
 			fill_fixed(v.f, tid, nr, a, 0, 0);
-			put_paths(&v, tid, d, a, 0);
+			put_paths(&v, tid, d, a, 0, sbuf);
 			end_string(&v, BS_IP_RESULT, v.cur, 0, 0);
 			commit(&v, BS_IP_REC_EXEC);
 		}
@@ -678,7 +693,7 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r)
 		busy_tid = tid;
 		if (stage(r, max, &v)) {
 			fill_fixed(v.f, tid, nr, a, ret, 0);
-			put_paths(&v, tid, d, a, path_copied(ret));
+			put_paths(&v, tid, d, a, path_copied(ret), sbuf);
 			end_string(&v, BS_IP_RESULT, v.cur, 0, 0);
 			if (commit(&v, BS_IP_REC_FILE))
 				count(&area->handled_calls);
