@@ -330,6 +330,17 @@ TEST_CASE("errno and a bad pointer") {
   const Rec* st = find(recs, SYS_newfstatat, "/nonexistent/x");
   REQUIRE(st);
   CHECK(st->f.ret == -ENOENT);
+  // A name longer than PATH_MAX: the kernel read 4096 bytes of it, so do we.
+  std::string longname = "/" + std::string(5000, 'x');
+  Ran l = run({"/bin/sh", "-c", "test -e " + longname + " || echo no"}, &area);
+  CHECK(l.out == "no\n");
+  recs = drain(area);
+  bool truncated = false;
+  for (const auto& rec : recs)
+    if (rec.f.ret == -ENAMETOOLONG && rec.f.len[BS_IP_PATH1] == BS_USER_PATH_MAX &&
+        (rec.f.sflags[BS_IP_PATH1] & BS_SF_TRUNCATED) && rec.s[BS_IP_PATH1] == longname.substr(0, BS_USER_PATH_MAX))
+      truncated = true;
+  CHECK(truncated);
   Ran f = run({exe}, &area, {"BS_RT_CHILD=fault"});
   CHECK(f.out == "-1 14\n");
   recs = drain(area);

@@ -481,6 +481,12 @@ long bs_handle(long nr, long *a)
 	if (nr < 0 || nr >= BS_IP_MAX_NR || !area->handled[nr])
 		return fallback(nr, a);
 	const struct bs_sc_desc *d = &area->desc[nr];
+	/* What a record cannot say as the tracer would: a socket address, an
+	 * open_how, the new cwd or root, an exec that needs the environment
+	 * put back (execveat). Traced instead, whatever handled[] says. */
+	if ((d->desc_flags & (BS_DESC_SOCKADDR | BS_DESC_MSGHDR | BS_DESC_FLAGS_IN_OPEN_HOW)) ||
+	    d->resolve == BS_RESOLVE_PWD || d->resolve == BS_RESOLVE_ROOT || nr == SYS_execveat)
+		return fallback(nr, a);
 
 	/* fstat() in disguise (newfstatat/statx, AT_EMPTY_PATH, ""): the call
 	 * through the gate and nothing else. If the name was not empty after
