@@ -502,15 +502,19 @@ long bs_handle(long nr, long *a)
 	uint32_t tid = (uint32_t)G0(SYS_gettid);
 	if (busy_tid == tid)
 		return nr == SYS_execve ? do_exec(nr, a, tid, NULL, &buf) : fallback(nr, a);
-	busy_tid = tid; /* before the ring is claimed: a nested call falls back */
-	struct bs_ip_ring *r = ring_of(tid);
-	busy_tid = 0;
-	if (nr == SYS_execve)
-		return do_exec(nr, a, tid, r, &buf);
-	uint64_t max = max_record(d);
-	if (!r || !room_for(r, max, 1))
-		return fallback(nr, a);
+	/* From before the ring is claimed to the commit: a call from a signal
+	 * handler in between falls back (it would take the room checked). */
 	busy_tid = tid;
+	struct bs_ip_ring *r = ring_of(tid);
+	if (nr == SYS_execve) {
+		busy_tid = 0;
+		return do_exec(nr, a, tid, r, &buf);
+	}
+	uint64_t max = max_record(d);
+	if (!r || !room_for(r, max, 1)) {
+		busy_tid = 0;
+		return fallback(nr, a);
+	}
 
 	uint64_t flags = d->flags ? (uint64_t)a[d->flags - 1] : 0;
 	int8_t created = -1;
@@ -679,7 +683,13 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, 
 	long ret;
 	const struct bs_sc_desc *d = &area->desc[nr];
 	uint64_t max = max_record(d);
-	int in = envp && r && busy_tid != tid && room_for(r, max, 2);
+	int in = envp && r && busy_tid != tid;
+	if (in) {
+		busy_tid = tid; /* to the end: the room for both records is ours */
+		in = room_for(r, max, 2);
+		if (!in)
+			busy_tid = 0;
+	}
 	if (!envp) {
 		ret = fallback(nr, a);
 	} else if (!in) {
@@ -687,16 +697,15 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, 
 		ret = bs_raw_syscall(nr, a[0], a[1], (long)envp, 0, 0, 0);
 	} else {
 		struct reservation v;
-		busy_tid = tid;
 		if (stage(r, max, &v)) {
 			fill_fixed(v.f, tid, nr, a, 0, 0);
 			put_paths(&v, tid, d, a, 0, sbuf);
 			end_string(&v, BS_IP_RESULT, v.cur, 0, 0);
 			commit(&v, BS_IP_REC_EXEC);
 		}
-		busy_tid = 0; /* a vfork child's exec must not leave it set for its parent */
+		/* Left set: a vfork child that execs leaves its own tid there,
+		 * which no thread of the parent has. */
 		ret = gate(nr, a[0], a[1], (long)envp, 0, 0, 0);
-		busy_tid = tid;
 		if (stage(r, max, &v)) {
 			fill_fixed(v.f, tid, nr, a, ret, 0);
 			put_paths(&v, tid, d, a, path_copied(ret), sbuf);
