@@ -48,6 +48,12 @@
 /* The gate: one page at a fixed address, mapped by the runtime (MAP_FIXED_NOREPLACE). */
 #define BS_IP_GATE_ADDR 0x00000b5a00000000ULL
 #define BS_IP_GATE_SIZE 0x1000ULL
+/* A page the runtime maps read-write just after the gate. While its first
+ * __u32 is nonzero the runtime leaves every call to the tracer: the
+ * supervisor writes it (process_vm_writev) into a process whose names the
+ * runtime could no longer give as the tracer does, after chroot, unshare,
+ * setns or pivot_root, or in another pid namespace. Forks inherit it. */
+#define BS_IP_FLAGS_ADDR (BS_IP_GATE_ADDR + BS_IP_GATE_SIZE)
 #define BS_IP_MAX_NR 512    /* syscall numbers the tables cover */
 #define BS_IP_MAX_PLANS 8
 #define BS_IP_MAX_SITES 512
@@ -88,7 +94,10 @@ struct bs_ip_area {
 	__u64 handled_calls; /* calls recorded in process */
 	__u64 fallbacks;   /* calls made outside the gate (ring full, nested) */
 	__u64 refused;     /* images where the runtime could not start */
-	__u64 pad0[3];
+	/* The supervisor's root directory (stat "/"): an image whose root is
+	 * another (chroot) leaves every call to the tracer. */
+	__u64 root_dev, root_ino;
+	__u64 pad0;
 	/* (mount id << 32 | fs magic), filled by the runtime as it learns them */
 	__u64 magic_cache[BS_IP_MAGIC_CACHE];
 	struct bs_ip_plan plans[BS_IP_MAX_PLANS];

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,6 +75,10 @@ Result<SharedArea> SharedArea::create(uint32_t nrings, uint32_t ring_bytes) {
   h.tids_offset = tids;
   h.max_tid = max_tid;
   h.supervisor = static_cast<uint32_t>(::getpid());
+  struct stat root {};
+  if (::stat("/", &root) != 0) return fail_errno("in-process area: stat /", errno);
+  h.root_dev = root.st_dev;
+  h.root_ino = root.st_ino;
   a.path_ = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(a.fd_.get());
   return a;
 }

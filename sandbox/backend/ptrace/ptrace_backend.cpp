@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +72,20 @@ constexpr long kCredCalls[] = {SYS_setuid,   SYS_setgid,    SYS_setreuid, SYS_se
 // ...and these may change the root or cwd of other threads too.
 constexpr long kNamespaceCalls[] = {SYS_unshare, SYS_setns, SYS_pivot_root};
 
+// How many pid namespaces deep a task is: the fields of its NSpid line.
+size_t pid_depth(std::string_view status) {
+  auto v = proc_field(status, "NSpid");
+  if (!v) return 1;
+  size_t n = 0;
+  bool in_word = false;
+  for (char c : *v) {
+    bool space = c == ' ' || c == '\t';
+    if (!space && !in_word) ++n;
+    in_word = !space;
+  }
+  return n;
+}
+
 bool one_of(std::span<const long> list, uint64_t nr) {
   return std::find(list.begin(), list.end(), static_cast<long>(nr)) != list.end();
 }
@@ -117,6 +132,7 @@ class PtraceSource final : public EventSource {
     if (answer_) {
       self_identity_ = identity("/proc/self", "/");
     }
+    if (auto status = read_file("/proc/self/status")) own_pid_depth_ = pid_depth(*status);
   }
 
   std::string_view name() const override { return area_ ? "inproc" : "ptrace"; }
@@ -231,6 +247,7 @@ class PtraceSource final : public EventSource {
   bool file_event(pid_t tid, Thread& t, int64_t ret, FileEvent& e);
   bool finish_result(const FileCall& p, Thread& t, bool described, FileEvent& e);
   bool loads_runtime(Thread& t, int64_t ret);
+  void make_inert(pid_t tid);
   void on_record(const bs_ip_file& r);
   void release_ring(pid_t tid);
 
@@ -262,6 +279,7 @@ class PtraceSource final : public EventSource {
   std::optional<SharedArea> area_;
   std::string runtime_;
   uint64_t inproc_calls_ = 0, stray_ = 0;
+  size_t own_pid_depth_ = 0;
 };
 
 // The thread for tid, registering it (and its process) at first sight.
@@ -275,6 +293,8 @@ Thread& PtraceSource::known(pid_t tid) {
     TaskIds ids = task_ids(*status);
     if (ids.tgid) t.tgid = ids.tgid;
     ppid = ids.ppid;
+    // In a pid namespace of its own the runtime's tids are not these.
+    if (area_ && pid_depth(*status) != own_pid_depth_) make_inert(tid);
   }
   if (!procs_.count(t.tgid)) {
     Proc& p = procs_[t.tgid];
@@ -443,6 +463,10 @@ void PtraceSource::on_syscall_exit(pid_t tid, Thread& t) {
   }
   t.in_syscall = false;
   __ptrace_syscall_info info{};
+  // After chroot, unshare, setns or pivot_root the runtime's names would
+  // no longer be the tracer's: the process leaves everything to the tracer.
+  if (area_ && t.fs_changing && (!t.pending.spec || t.pending.spec->desc.resolve == BS_RESOLVE_ROOT))
+    make_inert(tid);
   if (!t.pending.spec || !syscall_info(tid, PTRACE_SYSCALL_INFO_EXIT, info)) {
     end_fs_change(t);
     resume(tid);
@@ -500,6 +524,15 @@ bool PtraceSource::finish_result(const FileCall& p, Thread& t, bool described, F
   }
   if ((d.desc_flags & BS_DESC_BUMP_GEN) && e.ret == 0) ++gen_;
   return true;
+}
+
+// Sets the runtime's flag (inproc_abi.h) in tid's process; where the
+// runtime is not mapped there is nothing to set.
+void PtraceSource::make_inert(pid_t tid) {
+  uint32_t one = 1;
+  iovec local{&one, sizeof one};
+  iovec remote{reinterpret_cast<void*>(BS_IP_FLAGS_ADDR), sizeof one};
+  ::process_vm_writev(tid, &local, 1, &remote, 1, 0);
 }
 
 // Whether the pending call is ld.so opening the preloaded runtime, which

@@ -261,8 +261,7 @@ TEST_CASE("sh -c: the exec is recorded and its child runs the runtime again") {
   CHECK(r.out.find("bsandbox-inproc") == std::string::npos);
   auto recs = drain(area);
   CHECK(area.corrupt() == 0);
-  // sh's execve (through the PLT); env's execvp is libc's own, made
-  // outside the gate, but with our variables put back.
+  // sh's and env's execve: libc's patched site, our variables put back.
   bool exec = false;
   for (const auto& rec : recs)
     if (rec.f.rec.type == BS_IP_REC_EXEC && rec.s[BS_IP_PATH1] == "/usr/bin/env")

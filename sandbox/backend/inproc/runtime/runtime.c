@@ -13,11 +13,9 @@
  * bs_raw_syscall, outside the gate, where the tracer sees it.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <unistd.h>
 #include <link.h>
 #include <linux/stat.h>
@@ -478,7 +476,7 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, 
 
 long bs_handle(long nr, long *a)
 {
-	if (nr < 0 || nr >= BS_IP_MAX_NR || !area->handled[nr])
+	if (*(volatile const uint32_t *)BS_IP_FLAGS_ADDR || nr < 0 || nr >= BS_IP_MAX_NR || !area->handled[nr])
 		return fallback(nr, a);
 	const struct bs_sc_desc *d = &area->desc[nr];
 	/* What a record cannot say as the tracer would: a socket address, an
@@ -722,113 +720,6 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, 
 	return ret;
 }
 
-/* ---------------------------------------------------------------- exec family
- *
- * The patched execve site puts our variables back into a new program's
- * environment. Where libc's execve site could not be patched (the branch
- * scan is conservative: on Debian 12's glibc a byte of the function before
- * it "targets" it), the exec family is also interposed here: calls through
- * the PLT (sh, bash, env, make) put them back all the same. These are plain
- * functions called by the program: they may use libc. Calls made inside
- * libc itself (system, popen, execl) are not caught: those children run
- * without the runtime, traced, still exact.
- */
-
-#define EXPORT __attribute__((visibility("default")))
-
-typedef int (*exec_fn)(const char *, char *const *, char *const *);
-
-static uintptr_t next(const char *name)
-{
-	return (uintptr_t)dlsym(RTLD_NEXT, name);
-}
-
-/* The program's env with ours put back, in a fresh mapping of *bytes. */
-static char **env_with_ours(char *const *envp, size_t *bytes)
-{
-	*bytes = 1UL << 20;
-	long p = G(SYS_mmap, 0, (long)*bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p < 0 && p > -4096)
-		return NULL;
-	char **out = build_envp((uint32_t)G0(SYS_gettid), envp, (char *)p, *bytes);
-	if (!out)
-		G2(SYS_munmap, p, *bytes);
-	return out;
-}
-
-static void env_done(char **env, size_t bytes)
-{
-	if (env)
-		G2(SYS_munmap, env, bytes);
-}
-
-EXPORT int execve(const char *path, char *const argv[], char *const envp[])
-{
-	if (!area) {
-		exec_fn f = (exec_fn)next("execve");
-		return f ? f(path, argv, envp) : -1;
-	}
-	long a[6] = {(long)path, (long)argv, (long)envp, 0, 0, 0};
-	long ret = bs_handle(SYS_execve, a);
-	if (ret < 0) {
-		errno = (int)-ret;
-		return -1;
-	}
-	return (int)ret;
-}
-
-EXPORT int execv(const char *path, char *const argv[])
-{
-	return execve(path, argv, environ);
-}
-
-EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
-{
-	exec_fn f = (exec_fn)next("execvpe");
-	if (!f)
-		return -1;
-	size_t bytes = 0;
-	char **env = area ? env_with_ours(envp, &bytes) : NULL;
-	int r = f(file, argv, env ? env : envp);
-	int e = errno;
-	env_done(env, bytes);
-	errno = e;
-	return r;
-}
-
-EXPORT int execvp(const char *file, char *const argv[])
-{
-	return execvpe(file, argv, environ);
-}
-
-typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
-			char *const *, char *const *);
-
-static int spawn(const char *name, pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
-		 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
-{
-	spawn_fn f = (spawn_fn)next(name);
-	if (!f)
-		return ENOSYS;
-	size_t bytes = 0;
-	char **env = area ? env_with_ours(envp, &bytes) : NULL;
-	int r = f(pid, path, fa, attr, argv, env ? env : envp);
-	env_done(env, bytes);
-	return r;
-}
-
-EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
-		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
-{
-	return spawn("posix_spawn", pid, path, fa, attr, argv, envp);
-}
-
-EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
-			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
-{
-	return spawn("posix_spawnp", pid, file, fa, attr, argv, envp);
-}
-
 /* ---------------------------------------------------------------- init */
 
 #define SITE_LEN 7
@@ -899,7 +790,13 @@ static uint32_t build_plan(const struct object *o, uint32_t *sites)
 			continue;
 		const unsigned char *text = (const unsigned char *)(o->base + ph->p_vaddr);
 		size_t len = ph->p_filesz;
-		/* A bitmap of the bytes inside sites (1..6 of each). */
+		/* A bitmap of the syscall instruction of each site (byte 5).
+		 * A jump that lands there would run the syscall with %eax set
+		 * elsewhere, which the patch would skip; one landing on bytes
+		 * 1-4 or 6 would run half an instruction in the original too,
+		 * which compiled code never does (and the scan of every byte
+		 * offset finds such "targets" in the middle of other
+		 * instructions: on Debian 12's libc one excluded execve). */
 		size_t bm_bytes = (len + 7) / 8;
 		unsigned char *inside = calloc(bm_bytes, 1);
 		if (!inside)
@@ -909,8 +806,7 @@ static uint32_t build_plan(const struct object *o, uint32_t *sites)
 			if (site_at(text + i) < 0)
 				continue;
 			sites[n++] = (uint32_t)(ph->p_vaddr + i);
-			for (size_t k = i + 1; k < i + SITE_LEN; ++k)
-				inside[k / 8] |= (unsigned char)(1u << (k % 8));
+			inside[(i + 5) / 8] |= (unsigned char)(1u << ((i + 5) % 8));
 		}
 		/* Every byte as the start of a direct jump or call: a target
 		 * inside a site excludes it. */
@@ -942,10 +838,7 @@ static uint32_t build_plan(const struct object *o, uint32_t *sites)
 		uint32_t w = first;
 		for (uint32_t k = first; k < n; ++k) {
 			size_t i = sites[k] - ph->p_vaddr;
-			int bad = 0;
-			for (size_t j = i + 1; j < i + SITE_LEN; ++j)
-				if (hit[j / 8] >> (j % 8) & 1)
-					bad = 1;
+			int bad = hit[(i + 5) / 8] >> ((i + 5) % 8) & 1;
 			if (!bad)
 				sites[w++] = sites[k];
 		}
@@ -1185,22 +1078,45 @@ static void find_our_name(const char *preload)
 	our_lib_len = strlen(self_name);
 }
 
+/* Whether this image sees names as the supervisor does: the same root
+ * directory, and the same pid namespace as the /proc it reads (its tids are
+ * the ones the tracer knows). */
+static int same_world(const struct bs_ip_area *a)
+{
+	struct stat st;
+	if (G4(SYS_newfstatat, AT_FDCWD, (long)"/", (long)&st, 0) != 0 || (uint64_t)st.st_dev != a->root_dev ||
+	    (uint64_t)st.st_ino != a->root_ino)
+		return 0;
+	char buf[32];
+	long n = G3(SYS_readlink, (long)"/proc/self", (long)buf, sizeof buf - 1);
+	if (n <= 0)
+		return 0;
+	long pid = 0;
+	for (long i = 0; i < n; ++i) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return 0;
+		pid = pid * 10 + (buf[i] - '0');
+	}
+	return pid == G0(SYS_getpid);
+}
+
 __attribute__((constructor(101))) static void bs_init(void)
 {
 	const char *path = getenv(BS_IP_ENV);
 	if (!path)
 		return;
 	/* The gate: while it is not there, nothing else happens. */
-	void *g = mmap((void *)BS_IP_GATE_ADDR, BS_IP_GATE_SIZE, PROT_READ | PROT_WRITE,
+	/* The gate and, after it, the page of flags (inproc_abi.h). */
+	void *g = mmap((void *)BS_IP_GATE_ADDR, 2 * BS_IP_GATE_SIZE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (g != (void *)BS_IP_GATE_ADDR) {
 		if (g != MAP_FAILED)
-			munmap(g, BS_IP_GATE_SIZE);
+			munmap(g, 2 * BS_IP_GATE_SIZE);
 		return;
 	}
 	memcpy(g, bs_gate_template, (size_t)(bs_gate_template_end - bs_gate_template));
 	if (mprotect(g, BS_IP_GATE_SIZE, PROT_READ | PROT_EXEC) != 0) {
-		munmap(g, BS_IP_GATE_SIZE);
+		munmap(g, 2 * BS_IP_GATE_SIZE);
 		return;
 	}
 	gate = (gate_fn)(uintptr_t)g;
@@ -1223,7 +1139,7 @@ __attribute__((constructor(101))) static void bs_init(void)
 	G1(SYS_close, fd);
 	if (!a)
 		return;
-	if (a->disabled) {
+	if (a->disabled || !same_world(a)) {
 		count(&a->refused);
 		G2(SYS_munmap, a, a->size);
 		return;
