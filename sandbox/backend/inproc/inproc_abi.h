@@ -59,10 +59,12 @@
 #define BS_IP_MAX_SITES 512
 #define BS_IP_MAGIC_CACHE 16
 
-/* A patch plan for one shared object (libc.so.6, ld.so): the offsets from
- * its load base (dl_phdr_info.dlpi_addr) of every 7-byte
- * "mov $nr,%eax; syscall" (b8 nr nr 00 00 0f 05) whose nr is handled[] and
- * into whose middle no direct jump or call in the object lands. Built by the
+/* A patch plan for one shared object (libc.so.6, ld.so): its sites, each
+ * "mov $nr,%eax", up to three register set-up instructions, "syscall",
+ * with handled[nr], onto whose set-up instructions and syscall no direct
+ * jump or call in the object lands. An entry is the site's offset from
+ * the object's load base (dl_phdr_info.dlpi_addr), below 2^24, with the
+ * set-up instructions' length in bytes in its top 8 bits. Built by the
  * first process that maps the object, used by every later one. */
 struct bs_ip_plan {
 	__u32 state; /* 0 empty, 1 being built (by one process), 2 ready, 3 failed */

@@ -170,7 +170,14 @@ class PtraceSource final : public EventSource {
       auto count = [](const uint64_t& v) { return std::to_string(__atomic_load_n(&v, __ATOMIC_RELAXED)); };
       h.detail += "; " + std::to_string(inproc_calls_) + " recorded in process by the runtime (" + count(a.images) +
                   " programs ran it, " + count(a.refused) + " could not, " + count(a.fallbacks) +
-                  " calls it left to the tracer)";
+                  " calls it left to the tracer); stopped here:";
+      std::vector<std::pair<uint64_t, size_t>> top;
+      for (size_t nr = 0; nr < traced_by_nr_.size(); ++nr)
+        if (traced_by_nr_[nr]) top.emplace_back(traced_by_nr_[nr], nr);
+      std::sort(top.rbegin(), top.rend());
+      for (size_t i = 0; i < top.size() && i < 6; ++i)
+        h.detail += std::string(i ? ", " : " ") + std::string(table_[top[i].second]->name) + " " +
+                    std::to_string(top[i].first);
       if (area_->corrupt())
         h.problems.push_back(std::to_string(area_->corrupt()) + " records of the in-process runtime were malformed");
       h.corrupt += area_->corrupt();
@@ -280,6 +287,7 @@ class PtraceSource final : public EventSource {
   std::string runtime_;
   uint64_t inproc_calls_ = 0, stray_ = 0;
   size_t own_pid_depth_ = 0;
+  std::array<uint64_t, BS_SC_TABLE_SIZE> traced_by_nr_{};  // file syscalls stopped here, by number
 };
 
 // The thread for tid, registering it (and its process) at first sight.
@@ -437,6 +445,7 @@ void PtraceSource::on_seccomp(pid_t tid, Thread& t) {
     return;
   }
   ++file_calls_;
+  ++traced_by_nr_[nr];
   if (!read_file_call(tid, *spec, info.seccomp.args, t.pending)) {
     resume(tid);
     return;

@@ -723,7 +723,7 @@ static long do_exec(long nr, const long *a, uint32_t tid, struct bs_ip_ring *r, 
 /* ---------------------------------------------------------------- init */
 
 #define SITE_LEN 7
-#define STUB_LEN 40
+#define STUB_LEN 64
 
 struct object {
 	const char *name;
@@ -771,13 +771,62 @@ static int collect(struct dl_phdr_info *info, size_t size, void *data)
 	return 0;
 }
 
-static int site_at(const unsigned char *p)
+/* The length of a register set-up instruction the compiler put between
+ * the mov to %eax and the syscall (glibc's __open_nocancel: "mov %rdi,%rsi;
+ * mov $AT_FDCWD,%edi"), or 0 if p is not one: a register-to-register mov
+ * or xor, or a mov of a 32-bit immediate, writing neither %eax (the stub
+ * sets it first) nor touching %rsp (the stub moves it). They are copied
+ * into the stub as they are: none depends on where it runs. */
+static int setup_len(const unsigned char *p)
 {
-	if (p[0] != 0xb8 || p[3] != 0 || p[4] != 0 || p[5] != 0x0f || p[6] != 0x05)
+	int rex = (p[0] & 0xf0) == 0x40;
+	const unsigned char *q = p + rex;
+	int r = rex && (p[0] & 4) ? 8 : 0, b = rex && (p[0] & 1) ? 8 : 0;
+	if ((q[0] == 0x89 || q[0] == 0x8b || q[0] == 0x31) && q[1] >= 0xc0) {
+		int reg = ((q[1] >> 3) & 7) | r, rm = (q[1] & 7) | b;
+		int dest = q[0] == 0x8b ? reg : rm;
+		return dest == 0 || reg == 4 || rm == 4 ? 0 : rex + 2;
+	}
+	if (q[0] >= 0xb8 && q[0] <= 0xbf && !(rex && (p[0] & 8))) {
+		int dest = (q[0] - 0xb8) | b;
+		return dest == 0 || dest == 4 ? 0 : rex + 5;
+	}
+	return 0;
+}
+
+#define SETUP_MAX 16 /* bytes of set-up instructions a site may have */
+
+/* A site at p: "mov $nr,%eax" (b8 nr nr 00 00), up to three set-up
+ * instructions, "syscall" (0f 05), with handled[nr]. Returns nr and the
+ * set-up bytes in *extra, or -1. */
+static int site_at(const unsigned char *p, const unsigned char *end, int *extra)
+{
+	if (end - p < 7 || p[0] != 0xb8 || p[3] != 0 || p[4] != 0)
 		return -1;
 	int nr = p[1] | p[2] << 8;
-	return nr < BS_IP_MAX_NR && area->handled[nr] ? nr : -1;
+	if (nr >= BS_IP_MAX_NR || !area->handled[nr])
+		return -1;
+	int x = 0;
+	for (int k = 0; k <= 3; ++k) {
+		if (end - (p + 5 + x) < 2)
+			return -1;
+		if (p[5 + x] == 0x0f && p[6 + x] == 0x05) {
+			*extra = x;
+			return nr;
+		}
+		if (k == 3 || end - (p + 5 + x) < 7)
+			return -1;
+		int n = setup_len(p + 5 + x);
+		if (n == 0 || x + n > SETUP_MAX)
+			return -1;
+		x += n;
+	}
+	return -1;
 }
+
+/* A plan's entry: the site's offset, and its set-up bytes in the top 8 bits. */
+#define SITE_OFF(e) ((e) & 0xffffffu)
+#define SITE_EXTRA(e) ((e) >> 24)
 
 /* The plan for o: its sites (offsets from o->base) into sites[], their
  * count returned. */
@@ -803,10 +852,13 @@ static uint32_t build_plan(const struct object *o, uint32_t *sites)
 			return 0;
 		uint32_t first = n;
 		for (size_t i = 0; i + SITE_LEN <= len && n < BS_IP_MAX_SITES; ++i) {
-			if (site_at(text + i) < 0)
+			int extra = 0;
+			if (site_at(text + i, text + len, &extra) < 0 || ph->p_vaddr + i > 0xffffff)
 				continue;
-			sites[n++] = (uint32_t)(ph->p_vaddr + i);
-			inside[(i + 5) / 8] |= (unsigned char)(1u << ((i + 5) % 8));
+			sites[n++] = (uint32_t)(ph->p_vaddr + i) | (uint32_t)extra << 24;
+			/* The set-up instructions and the syscall: no jump may land on them. */
+			for (size_t k = i + 5; k < i + 5 + (size_t)extra + 2; ++k)
+				inside[k / 8] |= (unsigned char)(1u << (k % 8));
 		}
 		/* Every byte as the start of a direct jump or call: a target
 		 * inside a site excludes it. */
@@ -837,8 +889,10 @@ static uint32_t build_plan(const struct object *o, uint32_t *sites)
 		}
 		uint32_t w = first;
 		for (uint32_t k = first; k < n; ++k) {
-			size_t i = sites[k] - ph->p_vaddr;
-			int bad = hit[(i + 5) / 8] >> ((i + 5) % 8) & 1;
+			size_t i = SITE_OFF(sites[k]) - ph->p_vaddr;
+			int bad = 0;
+			for (size_t j = i + 5; j < i + 5 + SITE_EXTRA(sites[k]) + 2; ++j)
+				bad |= hit[j / 8] >> (j % 8) & 1;
 			if (!bad)
 				sites[w++] = sites[k];
 		}
@@ -920,8 +974,8 @@ static uint32_t patch(const struct object *o, uint32_t *sites, uint32_t n)
 	if (stubs < 0 && stubs > -4096)
 		return 0;
 	for (uint32_t k = 0; k < n; ++k) {
-		if (!near((uintptr_t)stubs, o->base + sites[k]) ||
-		    !near((uintptr_t)stubs + bytes, o->base + sites[k])) {
+		if (!near((uintptr_t)stubs, o->base + SITE_OFF(sites[k])) ||
+		    !near((uintptr_t)stubs + bytes, o->base + SITE_OFF(sites[k]))) {
 			G2(SYS_munmap, stubs, bytes);
 			return 0;
 		}
@@ -929,9 +983,10 @@ static uint32_t patch(const struct object *o, uint32_t *sites, uint32_t n)
 	/* The stubs. */
 	uint32_t w = 0;
 	for (uint32_t k = 0; k < n; ++k) {
-		const unsigned char *site = (const unsigned char *)(o->base + sites[k]);
-		int nr = site_at(site);
-		if (nr < 0)
+		const unsigned char *site = (const unsigned char *)(o->base + SITE_OFF(sites[k]));
+		int extra = 0;
+		int nr = site_at(site, site + SITE_LEN + SETUP_MAX, &extra);
+		if (nr < 0 || (uint32_t)extra != SITE_EXTRA(sites[k]))
 			continue; /* not what the plan said: left alone */
 		unsigned char *s = (unsigned char *)stubs + (size_t)w * STUB_LEN;
 		unsigned char *c = s;
@@ -941,13 +996,15 @@ static uint32_t patch(const struct object *o, uint32_t *sites, uint32_t n)
 		*c++ = 0xb8;
 		uint32_t nr32 = (uint32_t)nr;
 		memcpy(c, &nr32, 4), c += 4;
+		memcpy(c, site + 5, (size_t)extra), c += extra;
 		*c++ = 0x49, *c++ = 0xbb;
 		uint64_t entry = (uint64_t)(uintptr_t)&bs_entry;
 		memcpy(c, &entry, 8), c += 8;
 		*c++ = 0x41, *c++ = 0xff, *c++ = 0xd3;
 		memcpy(c, lea_up, sizeof lea_up), c += sizeof lea_up;
 		*c++ = 0xe9;
-		int32_t back = (int32_t)distance(o->base + sites[k] + SITE_LEN, (uintptr_t)(c + 4));
+		int32_t back = (int32_t)distance(o->base + SITE_OFF(sites[k]) + SITE_LEN + (uintptr_t)extra,
+						 (uintptr_t)(c + 4));
 		memcpy(c, &back, 4), c += 4;
 		while (c < s + STUB_LEN)
 			*c++ = 0xcc;
@@ -968,16 +1025,18 @@ static uint32_t patch(const struct object *o, uint32_t *sites, uint32_t n)
 		uintptr_t hi = (o->base + ph->p_vaddr + ph->p_memsz + PAGE - 1) & ~(PAGE - 1);
 		int any = 0;
 		for (uint32_t k = 0; k < w; ++k)
-			if (sites[k] >= ph->p_vaddr && sites[k] + SITE_LEN <= ph->p_vaddr + ph->p_filesz)
+			if (SITE_OFF(sites[k]) >= ph->p_vaddr &&
+			    SITE_OFF(sites[k]) + SITE_LEN + SITE_EXTRA(sites[k]) <= ph->p_vaddr + ph->p_filesz)
 				any = 1;
 		if (!any)
 			continue;
 		if (G3(SYS_mprotect, lo, hi - lo, prot_of(ph->p_flags) | PROT_WRITE) != 0)
 			continue;
 		for (uint32_t k = 0; k < w; ++k) {
-			if (!(sites[k] >= ph->p_vaddr && sites[k] + SITE_LEN <= ph->p_vaddr + ph->p_filesz))
+			if (!(SITE_OFF(sites[k]) >= ph->p_vaddr &&
+			      SITE_OFF(sites[k]) + SITE_LEN + SITE_EXTRA(sites[k]) <= ph->p_vaddr + ph->p_filesz))
 				continue;
-			unsigned char *site = (unsigned char *)(o->base + sites[k]);
+			unsigned char *site = (unsigned char *)(o->base + SITE_OFF(sites[k]));
 			uintptr_t stub = (uintptr_t)stubs + (size_t)k * STUB_LEN;
 			int32_t rel = (int32_t)distance(stub, (uintptr_t)site + 5);
 			unsigned char jmp[5] = {0xe9};
