@@ -99,7 +99,7 @@ struct bs_ip_area {
 	/* The supervisor's root directory (stat "/"): an image whose root is
 	 * another (chroot) leaves every call to the tracer. */
 	__u64 root_dev, root_ino;
-	__u64 pad0;
+	__u64 init_ns;     /* time the runtime spent starting, summed over images (CLOCK_MONOTONIC) */
 	/* (mount id << 32 | fs magic), filled by the runtime as it learns them */
 	__u64 magic_cache[BS_IP_MAGIC_CACHE];
 	struct bs_ip_plan plans[BS_IP_MAX_PLANS];

@@ -169,7 +169,8 @@ class PtraceSource final : public EventSource {
       const bs_ip_area& a = area_->header();
       auto count = [](const uint64_t& v) { return std::to_string(__atomic_load_n(&v, __ATOMIC_RELAXED)); };
       h.detail += "; " + std::to_string(inproc_calls_) + " recorded in process by the runtime (" + count(a.images) +
-                  " programs ran it, " + count(a.refused) + " could not, " + count(a.fallbacks) +
+                  " programs ran it, starting in " + std::to_string(__atomic_load_n(&a.init_ns, __ATOMIC_RELAXED) / 1000000) +
+                  " ms in all, " + count(a.refused) + " could not, " + count(a.fallbacks) +
                   " calls it left to the tracer); stopped here:";
       std::vector<std::pair<uint64_t, size_t>> top;
       for (size_t nr = 0; nr < traced_by_nr_.size(); ++nr)
@@ -770,18 +771,33 @@ Result<std::unique_ptr<EventSource>> open_ptrace_backend() {
   return std::unique_ptr<EventSource>(std::make_unique<PtraceSource>());
 }
 
+// The calls builds make by the thousand. Every handled call's libc site is
+// patched in every image, which copies its page of libc (~10 us each
+// here): the rare ones are left to the tracer.
 bool inproc_handled(const SyscallSpec& spec) {
-  const bs_sc_desc& d = spec.desc;
-  constexpr uint8_t kNotHere = BS_DESC_BUMP_GEN | BS_DESC_FLAGS_IN_OPEN_HOW | BS_DESC_SOCKADDR | BS_DESC_MSGHDR;
-  if (d.desc_flags & kNotHere) return false;
-  switch (d.sys) {
-    case BS_SYS_EXECVE:
-      return true;  // its exec stop still comes to the tracer
-    case BS_SYS_EXECVEAT:
-    case BS_SYS_OPEN_BY_HANDLE_AT:
-      return false;
+  switch (spec.desc.sys) {
+    case BS_SYS_OPEN:
+    case BS_SYS_OPENAT:
+    case BS_SYS_CREAT:
+    case BS_SYS_STAT:
+    case BS_SYS_LSTAT:
+    case BS_SYS_NEWFSTATAT:
+    case BS_SYS_STATX:
+    case BS_SYS_ACCESS:
+    case BS_SYS_FACCESSAT:
+    case BS_SYS_FACCESSAT2:
+    case BS_SYS_READLINK:
+    case BS_SYS_READLINKAT:
+    case BS_SYS_GETDENTS64:
+    case BS_SYS_UNLINK:
+    case BS_SYS_UNLINKAT:
+    case BS_SYS_MKDIR:
+    case BS_SYS_MKDIRAT:
+    case BS_SYS_RMDIR:
+    case BS_SYS_EXECVE:  // its exec stop still comes to the tracer
+      return true;
     default:
-      return d.resolve == BS_RESOLVE_NONE || d.resolve == BS_RESOLVE_RETFD || d.resolve == BS_RESOLVE_FDARG;
+      return false;
   }
 }
 
