@@ -4,7 +4,8 @@
 Each check runs `behave MODE` (tests/progs/behave.c) bare and under
 `bsandbox exec` with each backend, and compares exit status (a death by
 signal N is 128+N from bsandbox, as from a shell), stdout and stderr byte
-for byte.
+for byte. As root, the in-process backend also runs as an unprivileged
+user (compared with that user's bare run).
 
   behaviour.py MODE    one mode, both backends;  behaviour.py --list
 Exit 0 pass, 1 fail, 77 skip.
@@ -15,6 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness  # noqa: E402
 from harness import BSANDBOX, check, dispatch, fresh_dir, prog  # noqa: E402
 
 MODES = ["exit", "signal", "segv", "stop", "tstp", "sigchld", "thread-exec", "vfork", "alarm",
@@ -40,13 +42,22 @@ def run_one(args):
     argv = [prog("behave"), mode]
     cwd = fresh_dir("behaviour")
     bare = subprocess.run(argv, capture_output=True, timeout=60, cwd=cwd)
-    backends = ["ptrace", "inproc"] + (["ebpf"] if os.geteuid() == 0 else [])
+    runs = [("ptrace", bare, {}), ("inproc", bare, {})]
     out = fresh_dir("behaviour")
-    for backend in backends:
+    if os.geteuid() == 0:
+        runs.append(("ebpf", bare, {}))
+        uid, gid = harness.test_user()
+        as_user = dict(user=uid, group=gid, extra_groups=[])
+        os.chown(cwd, uid, gid)
+        os.chown(out, uid, gid)
+        bare_user = subprocess.run(argv, capture_output=True, timeout=60, cwd=cwd, **as_user)
+        runs.append(("inproc as an unprivileged user", bare_user, as_user))
+    for name, bare, as_user in runs:
+        backend = name.split()[0]
         traced = subprocess.run([BSANDBOX, "exec", f"--backend={backend}", "--json",
                                  os.path.join(out, "r.json"), "--", *argv],
-                                capture_output=True, timeout=60, cwd=cwd)
-        what = f"behave {mode} under {backend}"
+                                capture_output=True, timeout=60, cwd=cwd, **as_user)
+        what = f"behave {mode} under {name}"
         check(traced.returncode == shell_code(bare.returncode),
               f"{what}: exit {traced.returncode}, bare {bare.returncode}; "
               f"stderr {traced.stderr[-300:]!r}")
@@ -54,7 +65,7 @@ def run_one(args):
         check(traced.stderr == bare.stderr,
               f"{what}: stderr differs:\n  traced {traced.stderr[:300]!r}\n  bare   {bare.stderr[:300]!r}")
     return f"{mode}: same exit ({bare.returncode}), stdout ({len(bare.stdout)} bytes) and stderr " \
-           f"under {', '.join(backends)}"
+           f"under {', '.join(name for name, _, _ in runs)}"
 
 
 if __name__ == "__main__":
