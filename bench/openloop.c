@@ -1,6 +1,7 @@
 /* openloop MODE N [PATH]: times N iterations of one operation and prints
  * nanoseconds per iteration.
  *   open    open(PATH) + close
+ *   stat    stat(PATH) of a name that is not there (a lookup)
  *   getppid getppid(), a syscall bsandbox does not trace (every syscall passes
  *           its sys_exit program)
  */
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,12 +25,16 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: openloop open|getppid N [PATH]\n");
+		fprintf(stderr, "usage: openloop open|stat|getppid N [PATH]\n");
 		return 2;
 	}
 	long n = atol(argv[2]);
 	const char *path = argc > 3 ? argv[3] : "/etc/hostname";
 	int open_mode = strcmp(argv[1], "open") == 0;
+	int stat_mode = strcmp(argv[1], "stat") == 0;
+	if (stat_mode && argc <= 3)
+		path = "/nonexistent/openloop";
+	struct stat st;
 	double t0 = now();
 	for (long i = 0; i < n; i++) {
 		if (open_mode) {
@@ -38,6 +44,11 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			close(fd);
+		} else if (stat_mode) {
+			if (stat(path, &st) == 0) {
+				fprintf(stderr, "%s exists\n", path);
+				return 1;
+			}
 		} else {
 			syscall(SYS_getppid);
 		}

@@ -219,7 +219,9 @@ def run_differential(name, other="ptrace"):
     runs = {}
     for backend in ("ebpf", other):
         harness.OPTIONS = [f"--backend={backend}"]
-        w = f"/tmp/bsandbox-differential-{name}"
+        # The same path under both backends (records are compared by path);
+        # another per comparison, which may run at the same time.
+        w = f"/tmp/bsandbox-differential-{other}-{name}"
         shutil.rmtree(w, ignore_errors=True)
         os.mkdir(w)
         case = SCENARIOS[name](w)

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""torture.py: stress-ng, a suite nobody here wrote, under both backends.
+"""torture.py: stress-ng, a suite nobody here wrote, under every backend.
 
 stress-ng drives kernel interfaces hard, deliberately invalid calls
 included. Each check is one stressor run for a fixed number of operations
-(so every run does the same work): bare, under the eBPF backend and under
-the ptrace backend as root, and bare and under ptrace as an unprivileged
-user. Each must exit as it does bare, within a time bound (no hang), with
+(so every run does the same work): bare, under the eBPF, ptrace and
+in-process backends as root, and bare and under ptrace and the in-process
+backend as an unprivileged user. Each must exit as it does bare, within a time bound (no hang), with
 a complete record. For the file system stressors, strace -f is run on the
 same command, and the set of paths it saw reached or missing inside the
 stressor's temporary directory must equal the set in each record, with
@@ -125,7 +125,7 @@ def torture(name):
     problems = []
     records = {}
     if name in REFUSED:
-        for backend in ("ebpf", "ptrace"):
+        for backend in ("ebpf", "ptrace", "inproc"):
             err = []
             w = fresh_dir(f"torture-{name}")
             code, _ = traced(argv(name, ops, w)[:-1], w, backend, stderr=err)  # not --quiet: it says it skips
@@ -133,16 +133,17 @@ def torture(name):
                   f"under {backend}: io_uring refused, stress-ng skips it (exit {code}): {err[0][-300:]!r}")
         print(f"stress-ng --{name}: refused inside the tree under both backends, skipped; records complete")
         return
-    for backend in ("ebpf", "ptrace"):
+    for backend in ("ebpf", "ptrace", "inproc"):
         (code, record), w = run_in(traced, backend)
         if code != want:
             problems.append(f"under {backend} as root: exit {code}, bare {want}")
         records[backend] = (record, w)
     user = test_user()
     want_user, _ = run_in(bare, user=user)
-    (code, _), _ = run_in(traced, "ptrace", user=user)
-    if code != want_user:
-        problems.append(f"under ptrace as a user: exit {code}, bare {want_user}")
+    for backend in ("ptrace", "inproc"):
+        (code, _), _ = run_in(traced, backend, user=user)
+        if code != want_user:
+            problems.append(f"under {backend} as a user: exit {code}, bare {want_user}")
     if compare and shutil.which("strace"):
         w = fresh_dir(f"torture-{name}-strace")
         oracle = strace_shapes(argv(name, ops, w), w, w)
