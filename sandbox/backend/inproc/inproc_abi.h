@@ -54,6 +54,12 @@
  * runtime could no longer give as the tracer does, after chroot, unshare,
  * setns or pivot_root, or in another pid namespace. Forks inherit it. */
 #define BS_IP_FLAGS_ADDR (BS_IP_GATE_ADDR + BS_IP_GATE_SIZE)
+/* In tids[tid]: the supervisor traces this thread (set before the thread
+ * runs). The runtime handles calls only in threads so marked: one the
+ * tracer does not know (cloned with CLONE_UNTRACED) leaves every call to
+ * the filter, as under the ptrace backend. The ring index + 1 is in the
+ * low bits. */
+#define BS_IP_TID_TRACED 0x80000000u
 #define BS_IP_MAX_NR 512    /* syscall numbers the tables cover */
 #define BS_IP_MAX_PLANS 8
 #define BS_IP_MAX_SITES 512
@@ -86,6 +92,9 @@ struct bs_ip_area {
 	__u32 high_water;  /* rings [0, high_water) may have been claimed */
 	__u32 supervisor;  /* tgid of the supervisor */
 	__u32 disabled;    /* nonzero: new images do not start the runtime */
+	__u32 all_traced;  /* nonzero: every thread counts as marked BS_IP_TID_TRACED (the
+			      runtime alone, without a tracer: its tests, measurements) */
+	__u32 pad1;
 	/* handled[nr]: the runtime may handle syscall nr in process; desc[nr]
 	 * says how to read it (bpf/events.h). Written before the tree starts. */
 	__u8 handled[BS_IP_MAX_NR];

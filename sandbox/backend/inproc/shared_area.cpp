@@ -170,16 +170,22 @@ size_t SharedArea::drain(const std::function<void(const bs_ip_file&)>& f) {
 size_t SharedArea::drain_thread(pid_t tid, const std::function<void(const bs_ip_file&)>& f) {
   if (tid <= 0 || static_cast<uint32_t>(tid) >= area_->max_tid) return 0;
   auto* tids = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(area_) + area_->tids_offset);
-  uint32_t slot = load_acquire(tids[tid]);
+  uint32_t slot = load_acquire(tids[tid]) & ~BS_IP_TID_TRACED;
   if (slot == 0 || slot > area_->nrings) return 0;
   if (load_acquire(ring(slot - 1)->owner) != static_cast<uint32_t>(tid)) return 0;
   return drain_ring(slot - 1, f);
 }
 
+void SharedArea::mark_traced(pid_t tid) {
+  if (tid <= 0 || static_cast<uint32_t>(tid) >= area_->max_tid) return;
+  auto* tids = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(area_) + area_->tids_offset);
+  __atomic_fetch_or(&tids[tid], BS_IP_TID_TRACED, __ATOMIC_RELEASE);
+}
+
 void SharedArea::release_thread(pid_t tid) {
   if (tid <= 0 || static_cast<uint32_t>(tid) >= area_->max_tid) return;
   auto* tids = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(area_) + area_->tids_offset);
-  uint32_t slot = load_acquire(tids[tid]);
+  uint32_t slot = load_acquire(tids[tid]) & ~BS_IP_TID_TRACED;
   store_release(tids[tid], 0);
   if (slot == 0 || slot > area_->nrings) return;
   bs_ip_ring* r = ring(slot - 1);

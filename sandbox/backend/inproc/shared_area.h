@@ -37,7 +37,10 @@ class SharedArea {
   size_t drain(const std::function<void(const bs_ip_file&)>& f);
   // The same for the ring of one thread.
   size_t drain_thread(pid_t tid, const std::function<void(const bs_ip_file&)>& f);
-  // After tid is dead and drained: its ring is free for another thread.
+  // tid is traced (before it runs): the runtime may handle its calls.
+  void mark_traced(pid_t tid);
+  // After tid is dead and drained: its ring is free for another thread,
+  // and the tid is no longer marked.
   // Records it left half-written are counted in abandoned().
   void release_thread(pid_t tid);
   uint64_t abandoned() const { return abandoned_; }

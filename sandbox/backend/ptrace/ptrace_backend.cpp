@@ -207,6 +207,7 @@ class PtraceSource final : public EventSource {
     Thread& t = threads_[pid];
     t.tgid = pid;
     t.announced = true;
+    if (area_) area_->mark_traced(pid);
     return {};
   }
 
@@ -320,6 +321,7 @@ void PtraceSource::announce(pid_t child, pid_t creator_tgid) {
   Thread& t = known(child);
   if (t.announced) return;
   t.announced = true;
+  if (area_) area_->mark_traced(child);
   auto p = procs_.find(child);
   if (t.tgid == child && p != procs_.end()) {
     auto parent = procs_.find(creator_tgid);
@@ -645,6 +647,7 @@ void PtraceSource::on_exec(pid_t tid) {
       moved->second.fs_changing = false;
       erase_threads(keep.tgid);
       threads_[tid] = std::move(keep);
+      if (area_) area_->mark_traced(tid);  // erased with the old leader
     }
   }
   Thread& t = known(tid);

@@ -115,6 +115,7 @@ SharedArea make_area(uint32_t nrings = 64, uint32_t ring_bytes = 256 * 1024) {
   for (const char* name : names)
     for (const auto& s : file_syscalls())
       if (s.name == name) a->handle(s.nr, s.desc);
+  a->header().all_traced = 1;  // no tracer here to mark the threads
   return std::move(*a);
 }
 
@@ -194,6 +195,19 @@ const Rec* find(const std::vector<Rec>& recs, long nr, const std::string& path1)
 }
 
 }  // namespace
+
+TEST_CASE("a thread the tracer has not marked is left to the tracer: nothing recorded") {
+  TempDir dir("inproc");
+  std::string file = dir / "data.txt";
+  testing::put_file(file, "hello\n");
+  SharedArea area = make_area();
+  area.header().all_traced = 0;  // as under a tracer that never heard of these threads
+  Ran r = run({"/bin/cat", file}, &area);
+  CHECK(r.status == 0);
+  CHECK(r.out == "hello\n");
+  CHECK(area.header().images >= 1);  // the runtime started and patched...
+  CHECK(drain(area).empty());        // ...but made every call outside the gate
+}
 
 TEST_CASE("cat: its open recorded with the file it opened, no fstat, patched sites") {
   TempDir dir("inproc");

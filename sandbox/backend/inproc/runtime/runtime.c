@@ -133,7 +133,10 @@ static struct bs_ip_ring *ring_of(uint32_t tid)
 	if (tid == 0 || tid >= area->max_tid)
 		return NULL;
 	uint32_t *t = tids();
-	uint32_t slot = __atomic_load_n(&t[tid], __ATOMIC_ACQUIRE);
+	uint32_t entry = __atomic_load_n(&t[tid], __ATOMIC_ACQUIRE);
+	if (!(entry & BS_IP_TID_TRACED) && !area->all_traced)
+		return NULL; /* not a thread the tracer knows: left to it */
+	uint32_t slot = entry & ~BS_IP_TID_TRACED;
 	if (slot && slot <= area->nrings) {
 		struct bs_ip_ring *r = ring_at(slot - 1);
 		if (__atomic_load_n(&r->owner, __ATOMIC_ACQUIRE) == tid)
@@ -150,7 +153,7 @@ static struct bs_ip_ring *ring_of(uint32_t tid)
 		while (hw < i + 1 &&
 		       !__atomic_compare_exchange_n(&area->high_water, &hw, i + 1, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 			;
-		__atomic_store_n(&t[tid], i + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&t[tid], BS_IP_TID_TRACED | (i + 1), __ATOMIC_RELEASE);
 		return r;
 	}
 	return NULL;
