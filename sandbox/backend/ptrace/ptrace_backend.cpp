@@ -47,6 +47,7 @@
 #include "sandbox/base/clocks.h"
 #include "sandbox/base/io.h"
 #include "sandbox/base/unique_fd.h"
+#include "sandbox/core/file_access.h"
 
 namespace bsandbox {
 namespace {
@@ -778,19 +779,12 @@ Result<std::unique_ptr<EventSource>> open_ptrace_backend() {
 // patched in every image, which copies its page of libc (~10 us each
 // here): the rare ones are left to the tracer.
 bool inproc_handled(const SyscallSpec& spec) {
-  switch (spec.desc.sys) {
+  auto sys = static_cast<bs_sys>(spec.desc.sys);
+  if (is_name_lookup(sys)) return true;  // stat, access, readlink and their kin
+  switch (sys) {
     case BS_SYS_OPEN:
     case BS_SYS_OPENAT:
     case BS_SYS_CREAT:
-    case BS_SYS_STAT:
-    case BS_SYS_LSTAT:
-    case BS_SYS_NEWFSTATAT:
-    case BS_SYS_STATX:
-    case BS_SYS_ACCESS:
-    case BS_SYS_FACCESSAT:
-    case BS_SYS_FACCESSAT2:
-    case BS_SYS_READLINK:
-    case BS_SYS_READLINKAT:
     case BS_SYS_GETDENTS64:
     case BS_SYS_UNLINK:
     case BS_SYS_UNLINKAT:
