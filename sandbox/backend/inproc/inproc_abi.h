@@ -45,8 +45,10 @@
 #define BS_IP_MAGIC 0x31504942u /* "BIP1" */
 #define BS_IP_VERSION 1
 #define BS_IP_ENV "BSANDBOX_INPROC"
-/* The gate: one page at a fixed address, mapped by the runtime (MAP_FIXED_NOREPLACE). */
-#define BS_IP_GATE_ADDR 0x00000b5a00000000ULL
+/* The gate: one page at a fixed address, mapped by the runtime
+ * (MAP_FIXED_NOREPLACE); above AddressSanitizer's shadow (which ends at
+ * 0x10007fff7fff), below where libraries and stacks go (0x7f..). */
+#define BS_IP_GATE_ADDR 0x00006a5a00000000ULL
 #define BS_IP_GATE_SIZE 0x1000ULL
 /* A page the runtime maps read-write just after the gate. While its first
  * __u32 is nonzero the runtime leaves every call to the tracer: the

@@ -158,6 +158,11 @@ Ran run(const std::vector<std::string>& argv, SharedArea* area, std::vector<std:
   }
   env.push_back("PATH=/usr/bin:/bin");
   env.push_back("LC_ALL=C");
+#if defined(__SANITIZE_ADDRESS__)
+  // This test re-runs itself as a child, built with ASan like itself: its
+  // runtime must let another library be preloaded before it.
+  env.push_back("ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0");
+#endif
   int p[2];
   REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
   std::vector<char*> av, ev;
@@ -333,6 +338,12 @@ TEST_CASE("creating and removing: created, dir1 of a dirfd-relative call") {
 }
 
 TEST_CASE("errno and a bad pointer") {
+#if defined(__SANITIZE_ADDRESS__)
+  // This case re-runs this test program, built with ASan in that build; its
+  // calls there do not come through libc's patched sites (issue 21's note).
+  MESSAGE("not checked in an ASan build");
+  return;
+#endif
   SharedArea area = make_area();
   std::string exe = self_exe();
   Ran r = run({exe}, &area, {"BS_RT_CHILD=errno /nonexistent/x"});
@@ -396,6 +407,12 @@ TEST_CASE("differential: the same output and status with and without the runtime
 }
 
 TEST_CASE("many calls, drained while they are made: none lost, none corrupt") {
+#if defined(__SANITIZE_ADDRESS__)
+  // This case re-runs this test program, built with ASan in that build; its
+  // calls there do not come through libc's patched sites (issue 21's note).
+  MESSAGE("not checked in an ASan build");
+  return;
+#endif
   SharedArea area = make_area(64, 64 * 1024);  // small rings: they fill
   std::string exe = self_exe();
   const long n = 50000;
