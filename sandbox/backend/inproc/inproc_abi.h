@@ -16,11 +16,14 @@
  *
  * Rings: one per thread, single producer (the thread, and signal handlers
  * that interrupt it), single consumer (the supervisor). A thread finds its
- * ring through tids[tid] (ring index + 1, 0: none yet); it claims a free
- * ring (owner 0 -> its tid, compare-and-swap, lowest index first), raises
- * high_water to index + 1 if lower, and stores index + 1 in tids[tid]. The
- * supervisor, after the thread is dead and its ring drained, clears
- * tids[tid], resets the ring and stores owner 0 (release) last.
+ * ring through tids[tid] (ring index + 1, 0: none yet). The supervisor
+ * gives one to each thread as it marks it traced; a thread that has none
+ * claims a free ring itself. Either claims the same way: owner 0 -> tid
+ * (compare-and-swap), high_water raised to index + 1 if lower, index + 1
+ * stored in tids[tid]. The supervisor, after the thread is dead and its
+ * ring drained, clears tids[tid], resets the ring and stores owner 0
+ * (release) last. A ring's data may hold an earlier owner's bytes: only
+ * what lies between tail and head is ever read.
  *
  * Records in a ring: 8-byte aligned, never split by the end of the ring
  * (a record that would not fit before the end is preceded by a PAD record

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "sandbox/backend/inproc/inproc_abi.h"
 #include "sandbox/base/result.h"
@@ -37,13 +38,17 @@ class SharedArea {
   size_t drain(const std::function<void(const bs_ip_file&)>& f);
   // The same for the ring of one thread.
   size_t drain_thread(pid_t tid, const std::function<void(const bs_ip_file&)>& f);
-  // tid is traced (before it runs): the runtime may handle its calls.
+  // tid is traced (before it runs): the runtime may handle its calls, in
+  // the ring given to it here (the free ring used last), so that a new
+  // thread neither searches for one nor touches other threads' pages.
   void mark_traced(pid_t tid);
   // After tid is dead and drained: its ring is free for another thread,
-  // and the tid is no longer marked.
+  // and the tid is no longer marked. The first kResidentRings rings keep
+  // their pages for the next thread; the others give them back.
   // Records it left half-written are counted in abandoned().
   void release_thread(pid_t tid);
   uint64_t abandoned() const { return abandoned_; }
+  static constexpr uint32_t kResidentRings = 64;
   uint64_t corrupt() const { return corrupt_; }
 
  private:
@@ -56,6 +61,10 @@ class SharedArea {
   size_t size_ = 0;
   std::string path_;
   uint64_t abandoned_ = 0, corrupt_ = 0;
+  // Rings no thread holds, the lowest last (used first); in_free_[i]: i is
+  // in free_ (a runtime may have claimed it since: checked when taken).
+  std::vector<uint32_t> free_;
+  std::vector<bool> in_free_;
 };
 
 }  // namespace bsandbox

@@ -1,8 +1,9 @@
 // shared_area_test.cpp: the supervisor's reading of the rings, against a
 // producer written here by the rules of inproc_abi.h: records in order, a
 // PAD at the end of the ring, a record not yet committed stops the reading,
-// a malformed one is counted and never read past, and a ring released
-// after its thread died is free and zeroed for the next.
+// a malformed one is counted and never read past, a ring released after
+// its thread died is free for the next, which never reads the old bytes,
+// and marking a thread gives it a ring.
 #include "sandbox/backend/inproc/shared_area.h"
 
 #include <doctest/doctest.h>
@@ -126,14 +127,63 @@ TEST_CASE("a released ring is free and empty; a record left half-written is coun
   CHECK(p.ring()->owner == 0);
   CHECK(p.ring()->head == 0);
   CHECK(p.ring()->tail == 0);
+  // A resident ring keeps its pages: the old records are still there,
+  // committed, but past head, and never read.
   auto* first = reinterpret_cast<const bs_ip_rec*>(p.data());
-  CHECK(first->size == 0);  // the pages were given back: zeros
+  CHECK(first->state == BS_IP_COMMITTED);
+  CHECK(area->drain([](const bs_ip_file&) {}) == 0);
   Producer q{*area, 901};
   q.claim(1);
+  CHECK(area->drain([](const bs_ip_file&) {}) == 0);
   q.append("/next", 0);
   std::vector<std::string> got;
   area->drain([&](const bs_ip_file& f) { got.push_back(path1(f)); });
   CHECK(got == std::vector<std::string>{"/next"});
+}
+
+TEST_CASE("marking a thread gives it a ring: the one freed last first, never one a thread claimed itself") {
+  auto area = SharedArea::create(SharedArea::kResidentRings + 2, 65536);
+  REQUIRE(area);
+  bs_ip_area& h = area->header();
+  auto* tids = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(&h) + h.tids_offset);
+  auto owner = [&](uint32_t i) {
+    return reinterpret_cast<bs_ip_ring*>(reinterpret_cast<char*>(&h) + h.rings_offset + uint64_t{i} * h.ring_stride)
+        ->owner;
+  };
+  area->mark_traced(700);
+  CHECK(tids[700] == (BS_IP_TID_TRACED | 1));
+  CHECK(owner(0) == 700);
+  area->mark_traced(700);  // again (announced, then exec'd): the same ring
+  CHECK(tids[700] == (BS_IP_TID_TRACED | 1));
+  // A thread that got none claims ring 1 itself, as the runtime does.
+  Producer self{*area, 702};
+  self.claim(1);
+  area->mark_traced(701);  // ring 1 is taken: the next free one
+  CHECK(tids[701] == (BS_IP_TID_TRACED | 3));
+  CHECK(owner(2) == 701);
+  CHECK(h.high_water == 3);
+  area->release_thread(700);
+  area->mark_traced(703);  // the ring freed last
+  CHECK(tids[703] == (BS_IP_TID_TRACED | 1));
+  area->release_thread(702);
+  area->release_thread(702);  // twice: still once in the free list
+  area->mark_traced(704);
+  area->mark_traced(705);
+  CHECK(tids[704] == (BS_IP_TID_TRACED | 2));
+  CHECK(tids[705] == (BS_IP_TID_TRACED | 4));
+  // Every ring taken: marked, without a ring (the runtime leaves its calls
+  // to the tracer or claims one freed since).
+  for (uint32_t t = 800; t < 800 + SharedArea::kResidentRings; ++t) area->mark_traced(static_cast<pid_t>(t));
+  area->mark_traced(900);
+  CHECK(tids[900] == BS_IP_TID_TRACED);
+  // A ring past the resident ones gives its pages back when freed.
+  uint32_t last = SharedArea::kResidentRings + 1;
+  uint32_t holder = owner(last);
+  REQUIRE(holder != 0);
+  auto* data = reinterpret_cast<char*>(&h) + h.rings_offset + uint64_t{last} * h.ring_stride + BS_IP_RING_DATA;
+  std::memset(data, 0x5a, 64);
+  area->release_thread(static_cast<pid_t>(holder));
+  CHECK(data[0] == 0);
 }
 
 TEST_CASE("bad sizes are refused") {
