@@ -109,10 +109,18 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 	if (a_fd)
 		fd_file = bs_fd_file(v.fdt, (int)bs_sc_arg(regs, a_fd));
 	if (dflags & BS_DESC_ONCE_PER_FILE) {
-		/* getdents is called until it returns 0; one listing is one record. */
-		if (!fd_file || bt->last_dir_file == fd_file)
+		/* getdents is called until it returns 0; one listing is one
+		 * record. Keyed on the directory, not the struct file: a closed
+		 * directory's struct file is often reused at once for the next
+		 * one opened (make lists "." then ".."), and a listing of another
+		 * directory is never a repeat. */
+		struct path dir = {};
+		if (!fd_file || bpf_probe_read_kernel(&dir, sizeof(dir), (void *)(fd_file + bs_off(struct file, f_path))))
 			return 0;
-		bt->last_dir_file = fd_file;
+		if (bt->last_dir_dentry == (__u64)dir.dentry && bt->last_dir_mnt == (__u64)dir.mnt)
+			return 0;
+		bt->last_dir_dentry = (__u64)dir.dentry;
+		bt->last_dir_mnt = (__u64)dir.mnt;
 	}
 
 	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, (__u64)v.ns_root, bt->job);

@@ -257,6 +257,20 @@ def list_directory(w):
 
 
 @scenario
+def list_directories_one_after_another(w):
+    # ls opens, lists and closes each in turn: the kernel hands the next
+    # directory the struct file the last one freed, which once made a
+    # listing look like the previous one's continuation.
+    for d in ("d1", "d2", "d3"):
+        write(f"{w}/{d}/f")
+
+    def verify(r):
+        check(r.stdout.decode().count("f\n") == 3, f"ls listed three directories: {r.stdout!r}")
+        expect_files(r, w, {d: {"stat", "readdir"} for d in ("d1", "d2", "d3")}, process=one_process_with(r, "/usr/bin/ls"))
+    return Case(["/usr/bin/ls", f"{w}/d1", f"{w}/d2", f"{w}/d3"], read_only=True, check=verify)
+
+
+@scenario
 def five_hundred_processes(w):
     def verify(r):
         check(len(r.processes) == 501, f"501 processes, got {len(r.processes)}")
