@@ -280,7 +280,9 @@ WeakKey weak_key(const std::vector<std::string>& argv, const std::string& cwd, c
   Hasher h;
   // 2: entries key modification times, what changes depended on, the root
   // embedded in outputs (entries of 1 cannot say whether they would hit).
-  hash_field(h, "bsandbox-cache-key 2");
+  // 3: under eBPF, entries of 2 may lack the listing of every directory a
+  // process listed after another (ls d1 d2, make -C): not used.
+  hash_field(h, "bsandbox-cache-key 3");
   hash_field(h, std::to_string(argv.size()));
   for (const auto& a : argv) hash_field(h, a);
   hash_field(h, path::is_within(cwd, root) ? "R" + root_relative(cwd, root) : "A" + cwd);
