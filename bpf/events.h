@@ -248,7 +248,8 @@ struct bs_task {
 	__u64 pwd_mnt;
 	__u64 root_dentry; /* root last sent, or the namespace root user space assumes */
 	__u64 root_mnt;
-	__u64 last_dir_dentry; /* directory last reported for getdents (its dentry and mount) */
+	__u64 last_dir_file; /* getdents: the listing being read (open file, directory, mount); 0: none */
+	__u64 last_dir_dentry;
 	__u64 last_dir_mnt;
 	__u32 gen;           /* bs_gen when the above was sent */
 	__u32 job;           /* the job (slot of bs_rings) the thread belongs to, inherited */

@@ -110,17 +110,24 @@ int BPF_PROG(bs_sys_exit, struct pt_regs *regs, long ret)
 		fd_file = bs_fd_file(v.fdt, (int)bs_sc_arg(regs, a_fd));
 	if (dflags & BS_DESC_ONCE_PER_FILE) {
 		/* getdents is called until it returns 0; one listing is one
-		 * record. Keyed on the directory, not the struct file: a closed
-		 * directory's struct file is often reused at once for the next
-		 * one opened (make lists "." then ".."), and a listing of another
-		 * directory is never a repeat. */
+		 * record. A call continues the listing being read only on the
+		 * same open file of the same directory: a closed directory's
+		 * struct file is often reused at once for the next one opened
+		 * (make lists "." then ".."). A listing that has ended (0 or an
+		 * error) is forgotten, so the next is recorded even if the
+		 * kernel reused both the file and a freed dentry for it. */
 		struct path dir = {};
 		if (!fd_file || bpf_probe_read_kernel(&dir, sizeof(dir), (void *)(fd_file + bs_off(struct file, f_path))))
 			return 0;
-		if (bt->last_dir_dentry == (__u64)dir.dentry && bt->last_dir_mnt == (__u64)dir.mnt)
+		int same = bt->last_dir_file == fd_file && bt->last_dir_dentry == (__u64)dir.dentry &&
+			   bt->last_dir_mnt == (__u64)dir.mnt;
+		if (same && ret <= 0)
+			bt->last_dir_file = bt->last_dir_dentry = bt->last_dir_mnt = 0;
+		if (same)
 			return 0;
-		bt->last_dir_dentry = (__u64)dir.dentry;
-		bt->last_dir_mnt = (__u64)dir.mnt;
+		bt->last_dir_file = ret > 0 ? fd_file : 0;
+		bt->last_dir_dentry = ret > 0 ? (__u64)dir.dentry : 0;
+		bt->last_dir_mnt = ret > 0 ? (__u64)dir.mnt : 0;
 	}
 
 	struct bs_scratch *s = bs_get_scratch(BS_SLOT_FILES, (__u64)v.ns_root, bt->job);

@@ -132,7 +132,7 @@ class EbpfSource final : public EventSource {
     int fd = pidfd.get();
     bs_task task{};
     task.job = slot_;
-    static_assert(sizeof task == 56);
+    static_assert(sizeof task == 64);
     if (bpf_map__value_size(skel->maps.bs_tasks) != sizeof task)
       return fail("eBPF backend: the programs' thread state does not match bsandbox's");
     if (bpf_map__update_elem(skel->maps.bs_tasks, &fd, sizeof fd, &task, sizeof task, BPF_NOEXIST) != 0)

@@ -526,9 +526,15 @@ bool PtraceSource::finish_result(const FileCall& p, Thread& t, bool described, F
   const bs_sc_desc& d = p.spec->desc;
   if (described && d.resolve == BS_RESOLVE_RETFD && p.created_file()) e.result_flags |= BS_RF_CREATED;
   if (described && d.resolve == BS_RESOLVE_FDARG && (d.desc_flags & BS_DESC_ONCE_PER_FILE)) {
-    if (result_.ino == t.last_dir_ino && result_.mnt == t.last_dir_mnt) return false;
-    t.last_dir_ino = result_.ino;
-    t.last_dir_mnt = result_.mnt;
+    // getdents is called until it returns 0: one listing, one record. A
+    // listing that has ended (0 or an error) is forgotten, so that the next
+    // one is recorded even where a deleted directory's inode number has
+    // been given to the next directory listed.
+    bool same = result_.ino == t.last_dir_ino && result_.mnt == t.last_dir_mnt;
+    if (same && e.ret <= 0) t.last_dir_ino = t.last_dir_mnt = 0;
+    if (same) return false;
+    t.last_dir_ino = e.ret > 0 ? result_.ino : 0;
+    t.last_dir_mnt = e.ret > 0 ? result_.mnt : 0;
   }
   if (described) {
     e.result = result_.view();

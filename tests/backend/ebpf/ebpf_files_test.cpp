@@ -158,6 +158,27 @@ TEST_SUITE("sys_exit") {
     CHECK(g[0].ret > 0);
   }
 
+  TEST_CASE("getdents64: each listing of one directory after another is its own event") {
+    // The kernel often gives the next directory opened the struct file the
+    // last one freed: a new listing is not the last one's continuation.
+    TempDir a, b;
+    a.file("x");
+    b.file("y");
+    auto ev = traced([&] {
+      for (const std::string* dir : {&a.path, &b.path, &a.path}) {
+        DIR* d = opendir(dir->c_str());
+        while (readdir(d)) {
+        }
+        closedir(d);
+      }
+    });
+    auto g = of_sys(ev, BS_SYS_GETDENTS64);
+    REQUIRE(g.size() == 3);
+    CHECK(g[0].str.at("result") == a.path);
+    CHECK(g[1].str.at("result") == b.path);
+    CHECK(g[2].str.at("result") == a.path);
+  }
+
   TEST_CASE("O_TMPFILE is flagged deleted; a pipe is unreachable on pipefs") {
     TempDir t;
     auto ev = traced([&] {

@@ -7,6 +7,7 @@
 // (a security module, a seccomp policy) the binary says why and exits 77.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -177,6 +179,41 @@ TEST_CASE("a failed stat: -ENOENT and the name; absolute names need no cwd") {
   CHECK(stats[0].dirfd1 == AT_FDCWD);
   CHECK_FALSE(stats[0].has("cwd"));
   CHECK_FALSE(stats[0].has("result"));
+}
+
+TEST_CASE("getdents64: one event per listing; a directory made where a listed one was removed is listed anew") {
+  char tmpl[] = "/tmp/bsandbox-ptrace-dirs-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::string top = tmpl, a = top + "/a", b = top + "/b";
+  for (int i = 0; i < 300; ++i) {  // more than one getdents call
+    std::string name = top + "/entry-with-a-long-name-" + std::to_string(i);
+    ::close(::open(name.c_str(), O_CREAT | O_WRONLY, 0600));
+  }
+  Run run = traced([&] {
+    auto list = [](const std::string& dir) {
+      DIR* d = ::opendir(dir.c_str());
+      if (!d) _exit(2);
+      while (::readdir(d)) {
+      }
+      ::closedir(d);
+    };
+    list(top);
+    // ext4 and tmpfs often give a removed directory's inode number to the
+    // next one made: the listing of b is not a repeat of a's.
+    if (::mkdir(a.c_str(), 0700) != 0) _exit(3);
+    list(a);
+    ::rmdir(a.c_str());
+    if (::mkdir(b.c_str(), 0700) != 0) _exit(4);
+    list(b);
+    list(b);
+  });
+  auto g = run.of_sys(BS_SYS_GETDENTS64);
+  REQUIRE(g.size() == 4);
+  CHECK(g[0].str.at("result") == top);
+  CHECK(g[1].str.at("result") == a);
+  CHECK(g[2].str.at("result") == b);
+  CHECK(g[3].str.at("result") == b);
+  std::system(("rm -rf '" + top + "'").c_str());
 }
 
 TEST_CASE("open O_CREAT: created only when the open made the file") {
