@@ -109,6 +109,33 @@ def bsandbox(argv, cwd=None, extra=(), env=None, timeout=120):
     return Run(record, completed)
 
 
+def process_files(record, rename=lambda name: name):
+    """{(argv, exe): sorted list of frozen (path, ops) sets}, one per process
+    of a record; rename maps each path and argument (names made at random)."""
+    out = {}
+    for p in record["processes"]:
+        files = frozenset((os.fsencode(rename(f["path"])), tuple(sorted(f["ops"]))) for f in p["files"])
+        argv = tuple(rename(a) for a in p["argv"])
+        out.setdefault((argv, p["exe"]), []).append(files)
+    return {k: sorted(v, key=sorted) for k, v in out.items()}
+
+
+def differences(a, b, name_a, name_b):
+    """What differs between two process_files() results, a line each."""
+    problems = []
+    for key in sorted(set(a) | set(b), key=repr):
+        xs, ys = a.get(key, []), b.get(key, [])
+        if len(xs) != len(ys):
+            problems.append(f"{len(xs)} processes {key} under {name_a}, {len(ys)} under {name_b}")
+            continue
+        for x, y in zip(xs, ys):
+            for path, ops in sorted(x ^ y):
+                side = f"{name_a} only" if (path, ops) in x else f"{name_b} only"
+                shown = path if len(path) < 160 else path[:70] + b"..." + path[-70:]
+                problems.append(f"{key[0][:3]}: {shown!r} {list(ops)} ({side})")
+    return problems
+
+
 def under(files, root):
     """The entries of files below root (bytes), keyed by path relative to root."""
     root = os.fsencode(root)

@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness  # noqa: E402
 from harness import BSANDBOX, check, need_root, run_checks, skip, test_user  # noqa: E402
 
 FILES = {
@@ -121,28 +122,7 @@ GCC_TEMP = re.compile(r"/tmp/cc[A-Za-z0-9]{6}")
 
 
 def process_files(record):
-    """{(argv, exe): sorted list of frozen (path, ops) sets}, one per process."""
-    out = {}
-    for p in record["processes"]:
-        files = frozenset((os.fsencode(GCC_TEMP.sub("/tmp/ccTEMP", f["path"])), tuple(sorted(f["ops"])))
-                          for f in p["files"])
-        argv = tuple(GCC_TEMP.sub("/tmp/ccTEMP", a) for a in p["argv"])
-        out.setdefault((argv, p["exe"]), []).append(files)
-    return {k: sorted(v, key=sorted) for k, v in out.items()}
-
-
-def differences(a, b, name_a, name_b):
-    problems = []
-    for key in sorted(set(a) | set(b), key=repr):
-        xs, ys = a.get(key, []), b.get(key, [])
-        if len(xs) != len(ys):
-            problems.append(f"{len(xs)} processes {key[0][:4]} under {name_a}, {len(ys)} under {name_b}")
-            continue
-        for x, y in zip(xs, ys):
-            for path, ops in sorted(x ^ y):
-                side = f"{name_a} only" if (path, ops) in x else f"{name_b} only"
-                problems.append(f"{key[0][:3]}: {path!r} {list(ops)} ({side})")
-    return problems
+    return harness.process_files(record, lambda name: GCC_TEMP.sub("/tmp/ccTEMP", name))
 
 
 def day(mode, steps, root, user):
@@ -211,7 +191,7 @@ def compare(check_name, backends, reference, user):
         ref = process_files(days[reference][n][3])
         for mode in backends:
             if mode != reference:
-                for p in differences(ref, process_files(days[mode][n][3]), reference, mode)[:10]:
+                for p in harness.differences(ref, process_files(days[mode][n][3]), reference, mode)[:10]:
                     problems.append(f"step {n} {step}: {p}")
     check(builds >= 6, f"the bare day compiled {builds} times: the steps did not exercise make's decisions")
     check(not problems, f"seed {seed} (BSANDBOX_INCREMENTAL_SEED={seed} replays it):\n  " + "\n  ".join(problems[:30]))

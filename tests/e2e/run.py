@@ -205,15 +205,6 @@ def run_agent(name):
             raise AssertionError(f"bsandboxd exited {agent.proc.returncode} on SIGTERM: {agent.text()}")
 
 
-def process_files(run):
-    """{(argv, exe): sorted list of frozen (path, ops) sets}, one per process."""
-    out = {}
-    for p in run.processes:
-        files = frozenset((os.fsencode(f["path"]), tuple(sorted(f["ops"]))) for f in p["files"])
-        out.setdefault((tuple(p["argv"]), p["exe"]), []).append(files)
-    return {k: sorted(v, key=sorted) for k, v in out.items()}
-
-
 def run_differential(name, other="ptrace"):
     need_root()
     runs = {}
@@ -228,22 +219,13 @@ def run_differential(name, other="ptrace"):
         run = bsandbox(case.argv, cwd=case.cwd or w, extra=case.extra)
         if run.record["backend"] != backend:
             raise AssertionError(f"asked for {backend}, the record says {run.record['backend']}")
-        runs[backend] = (run, process_files(run))
+        runs[backend] = (run, harness.process_files(run.record))
         shutil.rmtree(w, ignore_errors=True)
     (a_run, a), (b_run, b) = runs["ebpf"], runs[other]
     problems = []
     if a_run.returncode != b_run.returncode:
         problems.append(f"exit code: ebpf {a_run.returncode}, {other} {b_run.returncode}")
-    for key in sorted(set(a) | set(b), key=repr):
-        xs, ys = a.get(key, []), b.get(key, [])
-        if len(xs) != len(ys):
-            problems.append(f"{len(xs)} processes {key} under ebpf, {len(ys)} under {other}")
-            continue
-        for x, y in zip(xs, ys):
-            for path, ops in sorted((x ^ y)):
-                side = "ebpf only" if (path, ops) in x else f"{other} only"
-                shown = path if len(path) < 160 else path[:70] + b"..." + path[-70:]
-                problems.append(f"{key[0][:3]}: {shown!r} {list(ops)} ({side})")
+    problems += harness.differences(a, b, "ebpf", other)
     if problems:
         raise AssertionError("the backends disagree:\n  " + "\n  ".join(problems[:40]))
     print(f"{name}: {sum(len(v) for v in a.values())} processes, same files and ops under both backends")
